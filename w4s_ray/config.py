@@ -1,0 +1,319 @@
+"""The one typed experiment config.
+
+Loaded once from YAML (files under `experiments/`), overridden from the CLI with
+`--set key.path=value`, validated on load, then passed down to every stage as an object. No
+stage re-reads YAML. An unknown key or a wrong type is a `ConfigError` naming the key path.
+
+Each section belongs to one part of the system; defaults are the paper code's where it has one
+(m = 5 candidates, meta-agent temperature 0.5, history window 2, up to 3 repairs, RWR T = 0.4)
+and otherwise what runs offline on a laptop: local Ray, the simulated executor, the tiny local
+meta-agent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from w4s_ray.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+
+
+class _Section(BaseModel):
+    # forbid: a typo in a key must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    # None: take W4S_DATA_DIR, else ./data under the current directory.
+    dir: str | None = None
+
+
+class CacheConfig(_Section):
+    enabled: bool = True
+    # None: ~/.cache/w4s/completions.sqlite (node-local, shared by every worker of the node).
+    path: str | None = None
+
+
+class ExecutorConfig(_Section):
+    """The strong model every workflow calls (through litellm)."""
+
+    model: str = "openai/sim-gpt-4o-mini"
+    api_base: str | None = "http://127.0.0.1:8765/v1"
+    # Name of the env var holding the key, or a file holding it; never the key itself.
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key_file: str | None = None
+    # Price-map entry used for dollars when `model` is not in litellm's map (e.g. the simulator).
+    pricing_model: str | None = "gpt-4o-mini"
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    max_concurrency: int = 64
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_retries: int = 6
+    retry_base_delay_s: float = 0.5
+    retry_max_delay_s: float = 30.0
+    timeout_s: float = 60.0
+    budget_usd: float | None = None
+    seed: int = 0
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+
+
+class SimConfig(_Section):
+    """The simulated OpenAI-compatible executor (`w4s sim serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    profile: str = "sim-gpt-4o-mini"
+    latency: Literal["profile", "fixed", "lognormal", "none"] = "profile"
+    latency_ms: float | None = None
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_hang: float = 0.0
+    rate_malformed: float = 0.0
+    hang_s: float = 120.0
+    seed: int = 0
+
+
+class SandboxConfig(_Section):
+    """Limits for the OS process that runs untrusted workflow code."""
+
+    item_timeout_s: float = 120.0
+    workflow_timeout_s: float = 1800.0
+    cpu_seconds: int = 600
+    memory_mb: int = 2048
+    max_processes: int = 64
+    max_open_files: int = 256
+    max_output_bytes: int = 65536
+    code_exec_timeout_s: float = 10.0
+
+
+class EvalConfig(_Section):
+    """Parallel evaluation of workflows on a benchmark split."""
+
+    num_evaluators: int = 2
+    # Calls in flight across one evaluator (threads in its sandbox).
+    max_inflight_per_evaluator: int = 64
+    limit: int | None = None
+    failure_samples: int = 5
+    self_check_items: int = 1
+
+
+class RacingConfig(_Section):
+    enabled: bool = False
+    slices: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
+    confidence: float = 0.95
+
+
+class RLAOConfig(_Section):
+    """The W4S decision process and RLAO collection."""
+
+    turns: int = 10
+    candidates: int = 5
+    history_window: int = 2
+    max_repairs: int = 3
+    reward: Literal["w4s", "continuous"] = "w4s"
+    low_accuracy_threshold: float = 0.3
+    low_accuracy_penalty: float = 0.1
+    episodes_per_benchmark: int = 1
+    racing: RacingConfig = Field(default_factory=RacingConfig)
+
+
+class MetaAgentConfig(_Section):
+    """The weak model that writes workflows."""
+
+    backend: Literal["litellm", "local", "scripted"] = "local"
+    # litellm: a model name (e.g. openai/<served-name>); local: an HF directory or hub name.
+    model: str = "runs/tiny-meta-agent/model"
+    api_base: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.5
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    num_gpus: float = 0.0
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    seed: int = 0
+
+
+class TinyModelConfig(_Section):
+    """The offline meta-agent built by `w4s meta-agent init-tiny`."""
+
+    out_dir: str = "runs/tiny-meta-agent"
+    arch: Literal["llama", "qwen2"] = "llama"
+    vocab_size: int = 4096
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_position_embeddings: int = 2048
+    warmstart_steps: int = 300
+    warmstart_lr: float = 3e-3
+    seed: int = 0
+
+
+class TrainConfig(_Section):
+    """RWR training of the meta-agent (Ray Train)."""
+
+    data: str = "runs/collect/trajectories"
+    base_model: str = "runs/tiny-meta-agent/model"
+    out_dir: str = "runs/train"
+    temperature: float = 0.4
+    normalize_weights: bool = False
+    filter: Literal["all", "success", "selected"] = "all"
+    max_seq_len: int = 2048
+    epochs: int = 1
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    num_workers: int = 2
+    cpus_per_worker: float = 0.5
+    strategy: Literal["deepspeed", "ddp"] = "deepspeed"
+    zero_stage: Literal[1, 2, 3] = 2
+    offload_optimizer: bool = False
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    merge_lora: bool = True
+    bf16: bool | None = None
+    use_gpu: bool = False
+    checkpoint_every: int = 10
+    seed: int = 0
+
+
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = "runs/train/model"
+    model_name: str = "w4s-meta-agent"
+    lora_base: str | None = None
+    num_replicas: int = 1
+    autoscale_min: int | None = None
+    autoscale_max: int | None = None
+    num_gpus: float = 0.0
+    num_cpus: float = 0.5
+    backend: Literal["transformers", "vllm"] = "transformers"
+
+
+class RayConfig(_Section):
+    # None: start a local Ray; "auto" or ray://...: connect to a cluster.
+    address: str | None = None
+    num_cpus: int | None = 4
+    temp_dir: str | None = None
+
+
+class ExperimentConfig(_Section):
+    name: str = "w4s"
+    seed: int = 0
+    benchmark: str = "gsm8k"
+    benchmarks: list[str] = Field(
+        default_factory=lambda: [
+            "mgsm", "gsm8k", "gsm_hard", "gsm_plus", "svamp", "math",
+            "drop", "mmlu_pro", "gpqa", "humaneval", "mbpp",
+        ]
+    )
+    run_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    sim: SimConfig = Field(default_factory=SimConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    rlao: RLAOConfig = Field(default_factory=RLAOConfig)
+    meta_agent: MetaAgentConfig = Field(default_factory=MetaAgentConfig)
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    def data_dir(self) -> Path:
+        """The benchmark data directory: config, else $W4S_DATA_DIR, else ./data."""
+        raw = self.data.dir or os.environ.get("W4S_DATA_DIR") or "data"
+        return Path(raw).expanduser().resolve()
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "<root>"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{path}'"
+    got = first.get("input")
+    got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {path}: {first['msg']}{got_txt}"
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.path=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def _apply_override(tree: dict, path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: '{part}' is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def resolve_config_path(path: str | os.PathLike) -> Path:
+    """A config path as given, or a bare name looked up under experiments/."""
+    p = Path(path)
+    if p.exists():
+        return p
+    for cand in (EXPERIMENTS_DIR / p, EXPERIMENTS_DIR / f"{p}.yaml"):
+        if cand.exists():
+            return cand
+    raise ConfigError(f"config file not found: {path}")
+
+
+def load_config(
+    path: str | os.PathLike | None = None, overrides: list[str] | None = None
+) -> ExperimentConfig:
+    """Load YAML (or the embedded defaults when `path` is None), apply overrides, validate."""
+    tree: dict = {}
+    source = "defaults"
+    if path is not None:
+        cfg_path = resolve_config_path(path)
+        source = str(cfg_path)
+        try:
+            loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{source}: malformed YAML{where}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: top level must be a mapping of sections")
+        tree = loaded
+    for item in overrides or []:
+        key_path, value = _parse_override(item)
+        _apply_override(tree, key_path, value)
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def dump_config(cfg: ExperimentConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config next to a run's outputs, so a run records what it used."""
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
