@@ -78,6 +78,8 @@ class SimConfig(_Section):
     rate_hang: float = 0.0
     rate_malformed: float = 0.0
     hang_s: float = 120.0
+    # Seconds sent in Retry-After with an injected 429.
+    retry_after_s: float = 1.0
     seed: int = 0
 
 
@@ -92,6 +94,15 @@ class SandboxConfig(_Section):
     max_open_files: int = 256
     max_output_bytes: int = 65536
     code_exec_timeout_s: float = 10.0
+    # An answer longer than this is cut (a code answer is a whole function; 100k is generous).
+    max_answer_chars: int = 100_000
+    max_file_mb: int = 64
+    # Stack per item thread; the address-space limit must hold threads x stack.
+    thread_stack_kb: int = 4096
+    # Interpreter start-up allowance before the workflow's own load time counts.
+    startup_timeout_s: float = 20.0
+    # Nested processes (execute_code, public tests) running at once per evaluation.
+    max_code_procs: int = 4
 
 
 class EvalConfig(_Section):
@@ -103,12 +114,17 @@ class EvalConfig(_Section):
     limit: int | None = None
     failure_samples: int = 5
     self_check_items: int = 1
+    # Logical CPUs per evaluator actor (fractional: they mostly wait on the executor).
+    actor_num_cpus: float = 0.25
+    # An evaluation whose actor died is re-run on a fresh one up to this many times.
+    max_request_retries: int = 2
 
 
 class RacingConfig(_Section):
     enabled: bool = False
     slices: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
     confidence: float = 0.95
+    bound: Literal["wilson", "hoeffding"] = "wilson"
 
 
 class RLAOConfig(_Section):
@@ -123,6 +139,12 @@ class RLAOConfig(_Section):
     low_accuracy_penalty: float = 0.1
     episodes_per_benchmark: int = 1
     racing: RacingConfig = Field(default_factory=RacingConfig)
+    # Trajectory rows carry this run id; None: the experiment name.
+    run_id: str | None = None
+    # optimize: also evaluate the seed workflows on test at the end, for the report only.
+    report_seed_test: bool = True
+    # optimize: test items for the final evaluation (None: the whole test split).
+    test_limit: int | None = None
 
 
 class MetaAgentConfig(_Section):
@@ -139,6 +161,10 @@ class MetaAgentConfig(_Section):
     num_gpus: float = 0.0
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     seed: int = 0
+    # litellm backend: retries/timeout per call; local backend: CPUs of its Ray actor.
+    max_retries: int = 3
+    timeout_s: float = 600.0
+    num_cpus: float = 0.5
 
 
 class TinyModelConfig(_Section):
@@ -184,20 +210,41 @@ class TrainConfig(_Section):
     use_gpu: bool = False
     checkpoint_every: int = 10
     seed: int = 0
+    # Stop after this many optimizer steps in total (None: all epochs); resume may raise it.
+    max_steps: int | None = None
+    # Worker-group restarts Ray Train attempts from the latest checkpoint before giving up.
+    max_failures: int = 2
+    grad_clip: float = 1.0
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
 
 
 class ServeConfig(_Section):
+    """`w4s serve`: a Ray Serve app with an OpenAI-compatible API over a meta-agent checkpoint."""
+
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     model: str = "runs/train/model"
     model_name: str = "w4s-meta-agent"
     lora_base: str | None = None
-    num_replicas: int = 1
-    autoscale_min: int | None = None
-    autoscale_max: int | None = None
-    num_gpus: float = 0.0
-    num_cpus: float = 0.5
+    num_replicas: int = Field(default=1, ge=1)
+    # Either bound set: autoscaling between them instead of a fixed num_replicas.
+    autoscale_min: int | None = Field(default=None, ge=0)
+    autoscale_max: int | None = Field(default=None, ge=1)
+    # Autoscaling target: requests in flight per replica (each replica generates one at a time).
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+    max_ongoing_requests: int = Field(default=8, ge=1)
+    num_gpus: float = Field(default=0.0, ge=0)
+    num_cpus: float = Field(default=0.5, ge=0)
     backend: Literal["transformers", "vllm"] = "transformers"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_n: int = Field(default=16, ge=1)
+    # Used when a request gives neither max_tokens nor max_completion_tokens.
+    default_max_tokens: int = Field(default=512, ge=1)
+    startup_timeout_s: float = Field(default=300.0, gt=0)
+    # Where `w4s serve` records what it started (for --status/--shutdown); None: ~/.cache/w4s/serve.
+    registry_dir: str | None = None
 
 
 class RayConfig(_Section):
@@ -311,6 +358,12 @@ def load_config(
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as err:
+        loc = [str(p) for p in err.errors()[0]["loc"]]
+        for item in overrides or []:
+            key_path, _ = _parse_override(item)
+            if loc[: len(key_path)] == key_path or key_path[: len(loc)] == loc:
+                source = f"--set {item.split('=', 1)[0]}"
+                break
         raise ConfigError(_format_validation_error(err, source)) from None
 
 

@@ -1,0 +1,79 @@
+"""clusters/: the files users hand to `ray up`, KubeRay and `ray job submit` carry what matters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((CLUSTERS / name).read_text())
+
+
+def test_launcher_has_gpu_meta_agent_group_and_cpu_evaluators():
+    cfg = _load("aws-gpu.yaml")
+    nodes = cfg["available_node_types"]
+    gpu = nodes["gpu_meta_agent"]
+    assert gpu["resources"]["GPU"] >= 1 and gpu["resources"]["meta_agent"] == 1
+    assert gpu["node_config"]["InstanceType"].startswith(("g", "p"))
+    cpu = nodes["cpu_evaluators"]
+    assert "GPU" not in cpu["resources"] and cpu["resources"]["evaluator"] > 0
+    assert cpu["max_workers"] >= cpu["min_workers"] >= 1
+    assert cfg["head_node_type"] in nodes
+    assert cfg["provider"]["type"] == "aws"
+    head_cmds = " ".join(cfg["head_start_ray_commands"])
+    assert "ray start --head" in head_cmds and "RAY_AUTH_MODE=disabled" in head_cmds
+    setup = " ".join(cfg["setup_commands"])
+    assert "ray[default,serve,data,train]==2.60.0" in setup
+
+
+def _containers(template: dict) -> list[dict]:
+    return template["template"]["spec"]["containers"]
+
+
+def test_raycluster_groups_and_resources():
+    rc = _load("kuberay/raycluster.yaml")
+    assert rc["kind"] == "RayCluster" and rc["apiVersion"] == "ray.io/v1"
+    spec = rc["spec"]
+    assert spec["rayVersion"] == "2.60.0"
+    head = _containers(spec["headGroupSpec"])[0]
+    ports = {p["containerPort"] for p in head["ports"]}
+    assert {6379, 8265, 8000} <= ports
+    groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
+    gpu = _containers(groups["gpu-meta-agent"])[0]
+    assert gpu["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gpu["image"].endswith("-gpu")
+    cpu = _containers(groups["cpu-evaluators"])[0]
+    assert "nvidia.com/gpu" not in cpu["resources"]["limits"]
+    for c in (head, gpu, cpu):
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["RAY_AUTH_MODE"] == "disabled"
+
+
+def test_rayjob_runs_the_sweep_and_keys_come_from_a_secret():
+    job = _load("kuberay/rayjob.yaml")
+    assert job["kind"] == "RayJob"
+    entry = job["spec"]["entrypoint"]
+    assert entry.startswith("python -m w4s_ray sweep experiments/")
+    sweep_cfg = entry.split()[4]
+    assert (CLUSTERS.parent / sweep_cfg).is_file()
+    assert job["spec"]["shutdownAfterJobFinishes"] is True
+    runtime_env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
+    assert "working_dir" in runtime_env
+    head = _containers(job["spec"]["rayClusterSpec"]["headGroupSpec"])[0]
+    key_env = [e for e in head["env"] if e["name"] == "OPENAI_API_KEY"]
+    assert key_env and "secretKeyRef" in key_env[0]["valueFrom"]
+    assert "sk-" not in (CLUSTERS / "kuberay/rayjob.yaml").read_text()
+
+
+def test_runtime_env_is_valid_for_ray_job_submit():
+    env = _load("runtime_env.yaml")
+    assert set(env) <= {"env_vars", "excludes", "pip", "working_dir", "py_modules"}
+    assert env["env_vars"]["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert ".venv/" in env["excludes"] and "runs/" in env["excludes"]
+    from ray.runtime_env import RuntimeEnv
+
+    RuntimeEnv(**env)  # ray's own validation of the keys and types

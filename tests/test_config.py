@@ -1,0 +1,98 @@
+"""The typed experiment config: YAML + --set overrides, validated once, errors name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from w4s_ray.config import ExperimentConfig, dump_config, load_config
+from w4s_ray.errors import ConfigError
+
+
+def test_defaults_are_the_paper_codes():
+    cfg = load_config()
+    assert cfg.rlao.candidates == 5
+    assert cfg.meta_agent.temperature == 0.5
+    assert cfg.rlao.history_window == 2
+    assert cfg.rlao.max_repairs == 3
+    assert cfg.train.temperature == 0.4
+    assert len(cfg.benchmarks) == 11
+
+
+def test_yaml_then_overrides_with_types(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: x\nexecutor:\n  model: openai/a\n  max_concurrency: 8\n")
+    cfg = load_config(path, ["executor.max_concurrency=16", "rlao.racing.enabled=true",
+                             "benchmarks=[gsm8k, drop]", "executor.budget_usd=1.5"])
+    assert cfg.name == "x"
+    assert cfg.executor.model == "openai/a"
+    assert cfg.executor.max_concurrency == 16
+    assert cfg.rlao.racing.enabled is True
+    assert cfg.benchmarks == ["gsm8k", "drop"]
+    assert cfg.executor.budget_usd == 1.5
+
+
+def test_override_keeps_strings_that_look_like_other_types():
+    cfg = load_config(None, ["executor.model=gpt-4o-mini", "meta_agent.model=openai/w4s"])
+    assert cfg.executor.model == "gpt-4o-mini"
+    assert cfg.meta_agent.model == "openai/w4s"
+
+
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        (["executor.modle=x"], "unknown key 'executor.modle'"),
+        (["nosuch=1"], "unknown key 'nosuch'"),
+        (["executor.max_concurrency=lots"], "executor.max_concurrency"),
+        (["rlao.reward=best"], "rlao.reward"),
+        (["executor=3"], "executor"),
+        (["novalue"], "expected key.path=value"),
+        (["executor.model.deep=1"], "executor.model"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_yaml_is_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("executor:\n  model: [unclosed\n")
+    with pytest.raises(ConfigError, match="malformed YAML at line"):
+        load_config(path)
+
+
+def test_unknown_key_in_yaml_names_the_file(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("rlao:\n  turnz: 3\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown key 'rlao.turnz'"):
+        load_config(path)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("/nonexistent/exp.yaml")
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("W4S_DATA_DIR", str(tmp_path))
+    assert load_config().data_dir() == tmp_path.resolve()
+    other = tmp_path / "other"
+    assert load_config(None, [f"data.dir={other}"]).data_dir() == other.resolve()
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = load_config(None, ["rlao.turns=3", "executor.budget_usd=2"])
+    dump_config(cfg, tmp_path / "cfg.yaml")
+    again = load_config(tmp_path / "cfg.yaml")
+    assert again == cfg
+    assert isinstance(again, ExperimentConfig)
+
+
+def test_every_experiment_yaml_validates():
+    from w4s_ray.config import EXPERIMENTS_DIR
+
+    files = sorted(EXPERIMENTS_DIR.glob("*.yaml"))
+    for path in files:
+        load_config(path)
