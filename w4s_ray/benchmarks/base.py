@@ -1,0 +1,272 @@
+"""`Item` and the `Benchmark` base class every benchmark module subclasses.
+
+A benchmark knows its files (manifest paths), how to build its fixed valid/test splits from
+them, how to score one prediction, what the meta-agent is told about it (`task_description`,
+`answer_format`) and its seed workflows. Splits are built once per process and data dir
+(`functools.lru_cache`) from files whose sha256 is checked against the manifest first, so a
+corrupt or different-version file is a `DataError`, never silently different items.
+
+`score` never raises and always returns a float in [0, 1]: junk predictions (None, dicts,
+objects with lying `__str__`/`__eq__`, megabytes of text) score 0 or are coerced to text first.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from w4s_ray.benchmarks import data as data_mod
+from w4s_ray.errors import DataError
+
+SPLITS = ("valid", "test")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One benchmark question. `question` is exactly what a workflow receives as `task`.
+
+    `meta` holds what scoring and the simulated executor need (gold spans, choices,
+    entry_point, reference_solution, hidden tests); workflows never see it. Treat as read-only:
+    items are cached and shared within a process.
+    """
+
+    id: str
+    question: str
+    answer: str
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+class Benchmark(ABC):
+    name: ClassVar[str]
+    kind: ClassVar[str]                    # "math" | "multiple_choice" | "reading" | "code"
+    files: ClassVar[tuple[str, ...]]       # manifest paths read by `build`
+    split_sizes: ClassVar[dict[str, int]]  # expected sizes, checked after building
+    source: ClassVar[str]                  # the split convention, one line (docs/listing)
+    scorer_name: ClassVar[str]
+    task_description: ClassVar[str]
+    answer_format: ClassVar[str]
+    seed_names: ClassVar[tuple[str, ...]] = ("cot", "cot_sc")
+    optional: ClassVar[bool] = False
+
+    def __init__(self, data_dir: str | Path | None = None) -> None:
+        self.data_dir = data_mod.resolve_data_dir(data_dir)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(data_dir={str(self.data_dir)!r})"
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def load(self, split: str) -> list[Item]:
+        """The fixed items of `split` ("valid" | "test"), in a deterministic order."""
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r} for benchmark {self.name}; "
+                            f"expected one of {', '.join(SPLITS)}")
+        return list(_build_cached(type(self), str(self.data_dir))[split])
+
+    def check_files(self) -> None:
+        """Raise DataError unless every file of this benchmark is present and matches."""
+        data_mod.require_dir(self.data_dir)
+        for rel in self.files:
+            status = data_mod.file_status(self.data_dir, data_mod.entry(rel))
+            if status == "missing":
+                raise DataError(f"missing data file {self.data_dir / rel}; {data_mod.FETCH_HINT}")
+            if status == "mismatch":
+                raise DataError(f"data file {self.data_dir / rel} does not match its manifest "
+                                f"sha256 (corrupt or another version); `w4s data fetch --force`")
+
+    @abstractmethod
+    def build(self, data_dir: Path) -> dict[str, list[Item]]:
+        """Parse the files and return {"valid": [...], "test": [...]}."""
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def score(self, item: Item, prediction: Any) -> float:
+        """Score of `prediction` (the workflow's answer) on `item`, a float in [0, 1]."""
+        try:
+            value = float(self._score(item, prediction))
+        except Exception:  # noqa: BLE001 - a scorer must never take the evaluator down
+            return 0.0
+        if not math.isfinite(value):
+            return 0.0
+        return min(1.0, max(0.0, value))
+
+    @abstractmethod
+    def _score(self, item: Item, prediction: Any) -> float: ...
+
+    def gold_prediction(self, item: Item) -> str:
+        """The gold answer written the way a model answering correctly would (tests, simulator)."""
+        return item.answer
+
+    # -- for workflows and the meta-agent -------------------------------------------------------
+
+    def public_tests(self, item: Item) -> str | None:
+        """Public tests a workflow may run (code benchmarks only); never the scoring tests."""
+        return None
+
+    def seed_workflows(self) -> dict[str, str]:
+        """name -> Python source defining `solver(agent, task)` (W4S initial workflows)."""
+        from w4s_ray.benchmarks.seeds import render_seeds
+
+        return render_seeds(self)
+
+    def seed_instructions(self) -> dict[str, str]:
+        """Values substituted into the seed templates (see seeds/__init__.py)."""
+        return {
+            "ROLE": "expert problem solver",
+            "ANSWER_INSTRUCTIONS": self.answer_format,
+        }
+
+
+@lru_cache(maxsize=64)
+def _build_cached(cls: type[Benchmark], data_dir: str) -> dict[str, tuple[Item, ...]]:
+    bench = cls(data_dir)
+    bench.check_files()
+    splits = bench.build(Path(data_dir))
+    out: dict[str, tuple[Item, ...]] = {}
+    for split in SPLITS:
+        items = tuple(splits[split])
+        want = cls.split_sizes.get(split)
+        if want is not None and len(items) != want:
+            raise DataError(f"{cls.name}: built {len(items)} {split} items, expected {want} "
+                            f"(a data file of {data_dir} is not the expected version)")
+        out[split] = items
+    ids = [it.id for split in SPLITS for it in out[split]]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"{cls.name}: duplicate item ids (data file not the expected version)")
+    return out
+
+
+def shuffled(rows: list, seed: int = 0) -> list:
+    """`random.seed(seed); random.shuffle(rows)` as ADAS/W4S do it, without global state.
+
+    `random.Random(seed).shuffle` draws the identical permutation as seeding the global RNG.
+    """
+    import random
+
+    out = list(rows)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+class NumericBenchmark(Benchmark):
+    """Math word problems scored by the last number of the prediction (GSM family, MGSM, SVAMP).
+
+    Subclasses store the gold value in `item.meta["gold_value"]` (a float); `abs_tol` None means
+    exact equality up to float round-off, as ADAS's string match after stripping `,` and `.0`.
+    """
+
+    kind = "math"
+    seed_names = ("cot", "cot_sc", "code_generation")
+    abs_tol: ClassVar[float | None] = None
+    scorer_name = "numeric: last number, commas/trailing .0 ignored, exact"
+    answer_format = ("A single number only (digits, optional minus sign and decimal point; "
+                     "no units, no thousands separators, no words), e.g. 42 or 3.5.")
+
+    def _score(self, item: Item, prediction: Any) -> float:
+        from w4s_ray.benchmarks.scoring import score_numeric
+
+        return score_numeric(prediction, item.meta["gold_value"], self.abs_tol)
+
+    def gold_prediction(self, item: Item) -> str:
+        return f"The answer is {item.answer}."
+
+    def seed_instructions(self) -> dict[str, str]:
+        return {"ROLE": "math expert",
+                "ANSWER_INSTRUCTIONS": "Please explain step by step. " + self.answer_format}
+
+
+def number_text(value: float) -> str:
+    """A float as an answer string: 36.0 -> "36", 4.33 -> "4.33", 2.392e-06 kept as repr."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+class MultipleChoiceBenchmark(Benchmark):
+    """Questions with lettered options; scored by the letter the prediction chose.
+
+    Items carry `meta["choices"]` (option texts, in the displayed order) and `item.answer` is the
+    gold letter.
+    """
+
+    kind = "multiple_choice"
+    scorer_name = "option letter (robust parsing)"
+
+    def _score(self, item: Item, prediction: Any) -> float:
+        from w4s_ray.benchmarks.scoring import score_choice
+
+        choices = item.meta["choices"]
+        return score_choice(prediction, item.answer, len(choices), choices)
+
+    def gold_prediction(self, item: Item) -> str:
+        return f"Answer: ({item.answer})"
+
+    def seed_instructions(self) -> dict[str, str]:
+        return {"ROLE": "knowledge and reasoning expert",
+                "ANSWER_INSTRUCTIONS": "Think step by step. " + self.answer_format}
+
+
+def format_choices(choices: list[str]) -> str:
+    return "\n".join(f"({chr(65 + i)}) {c}" for i, c in enumerate(choices))
+
+
+class CodeBenchmark(Benchmark):
+    """Function synthesis scored pass@1 by running the hidden tests in a separate process.
+
+    Items carry `meta["entry_point"]`, `meta["reference_solution"]` (full source) and
+    `meta["test"]` (hidden test code). The prediction is the full function source, or text
+    containing a ```python block (the block defining the entry point is taken).
+    """
+
+    kind = "code"
+    seed_names = ("cot", "cot_sc", "test_repair")
+    scorer_name = "pass@1 on hidden tests (python -I subprocess, timeout, rlimits)"
+    answer_format = ("The complete Python function (signature and body, with any imports and "
+                     "helper functions it needs) as plain source code, e.g. "
+                     "\"def add(a, b):\\n    return a + b\". No explanation, no tests.")
+    # CPU time bounds the candidate; the wall clock is looser so a loaded machine (evaluators
+    # share 2 cores) does not fail slow-but-correct code (MBPP 123's reference needs ~5 s CPU).
+    exec_cpu_s: float = 15.0
+    exec_timeout_s: float = 45.0
+    exec_memory_mb: int = 1024
+
+    def _score(self, item: Item, prediction: Any) -> float:
+        from w4s_ray.benchmarks.code_exec import run_tests
+
+        code = self.candidate_source(item, prediction)
+        if not code.strip():
+            return 0.0
+        res = run_tests(code, self.hidden_tests(item), entry_point=item.meta["entry_point"],
+                        timeout_s=self.exec_timeout_s,
+                        cpu_s=min(self.exec_cpu_s, self.exec_timeout_s),
+                        memory_mb=self.exec_memory_mb)
+        return 1.0 if res.passed else 0.0
+
+    def candidate_source(self, item: Item, prediction: Any) -> str:
+        from w4s_ray.benchmarks.scoring import as_text, extract_code
+
+        return extract_code(as_text(prediction), item.meta["entry_point"])
+
+    def hidden_tests(self, item: Item) -> str:
+        return item.meta["test"]
+
+    def gold_prediction(self, item: Item) -> str:
+        return item.meta["reference_solution"]
+
+    def public_test_list(self, item: Item) -> list[str]:
+        """The public asserts (calling `candidate(...)`) of one item; may be empty."""
+        return []
+
+    def public_tests(self, item: Item) -> str | None:
+        asserts = self.public_test_list(item)
+        if not asserts:
+            return None
+        body = "\n".join("    " + a for a in asserts)
+        return f"def check(candidate):\n{body}\n"
+
+    def seed_instructions(self) -> dict[str, str]:
+        return {"ROLE": "Python programmer", "ANSWER_INSTRUCTIONS": self.answer_format}
