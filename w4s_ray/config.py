@@ -177,9 +177,15 @@ class TinyModelConfig(_Section):
     num_layers: int = 2
     num_heads: int = 4
     num_kv_heads: int = 2
-    max_position_embeddings: int = 2048
+    # RoPE has no position parameters: a longer limit costs nothing and W4S prompts run long.
+    max_position_embeddings: int = 8192
     warmstart_steps: int = 300
     warmstart_lr: float = 3e-3
+    # Warm-start sequences keep the prompt's tail only (left truncation): ~4x faster steps.
+    warmstart_max_seq_len: int = 1024
+    warmstart_batch_size: int = 4
+    # Samples per benchmark (T=0.5) for the reported parseable-solver rate.
+    parse_samples: int = 4
     seed: int = 0
 
 
@@ -239,12 +245,25 @@ class ServeConfig(_Section):
     num_cpus: float = Field(default=0.5, ge=0)
     backend: Literal["transformers", "vllm"] = "transformers"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # torch threads per replica; None: the replica's whole CPUs (at least 1).
+    torch_threads: int | None = Field(default=None, ge=1)
     max_n: int = Field(default=16, ge=1)
     # Used when a request gives neither max_tokens nor max_completion_tokens.
     default_max_tokens: int = Field(default=512, ge=1)
     startup_timeout_s: float = Field(default=300.0, gt=0)
     # Where `w4s serve` records what it started (for --status/--shutdown); None: ~/.cache/w4s/serve.
     registry_dir: str | None = None
+
+
+class SweepConfig(_Section):
+    """`w4s sweep`: many benchmarks at once on one evaluator pool, rate limit and budget."""
+
+    # Benchmarks optimized at the same time (None: all of them).
+    max_parallel: int | None = Field(default=None, ge=1)
+    # Seconds to wait for a TCP connection to `ray.address` before any work starts.
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Evaluate each benchmark's seed workflows on test as reported baselines.
+    baselines: bool = True
 
 
 class RayConfig(_Section):
@@ -276,6 +295,7 @@ class ExperimentConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
     def data_dir(self) -> Path:
         """The benchmark data directory: config, else $W4S_DATA_DIR, else ./data."""

@@ -29,6 +29,9 @@ def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool = True) -> Non
         return
     temp_dir = cfg.temp_dir or os.path.join(tempfile.gettempdir(), "w4sray")
     ray.init(
+        # "local": always a fresh instance, never an unrelated `ray start` cluster that happens to
+        # share the temp dir.
+        address="local",
         num_cpus=cfg.num_cpus,
         include_dashboard=False,
         _temp_dir=temp_dir,
