@@ -1,0 +1,130 @@
+"""The optimize driver on a fake evaluator: run dir layout, final test, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.rlao.fakes import FakeEvaluator, reply, workflow
+from w4s_ray.config import load_config
+from w4s_ray.errors import BudgetExceeded, ConfigError, DataError
+from w4s_ray.meta_agent.scripted import ScriptedMetaAgent
+from w4s_ray.rlao import runs
+from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.trajectories import COLUMNS, read_rows
+
+SPEC = TaskSpec("gsm8k", "math", "Grade-school math.", "a number",
+                {"CoT": workflow(0.4), "SC": workflow(0.5, calls=3)})
+REPLIES = [reply(a) for a in (0.2, 0.55, 0.7, 0.9, 0.35)] + ["no code here"]
+
+
+def _cfg(**over):
+    sets = [f"{k}={v}" for k, v in {"rlao.candidates": 3, "rlao.turns": 3, **over}.items()]
+    return load_config(None, sets)
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "created_at"} for r in rows]
+
+
+def test_optimize_writes_the_run_dir(tmp_path):
+    ev = FakeEvaluator()
+    final = runs.optimize(_cfg(), SPEC, tmp_path / "run", ev, ScriptedMetaAgent(REPLIES),
+                          progress=False)
+    d = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "cost.json", "final.json",
+                 "final_workflow.py", "report.md", "curve.png", "seeds/gsm8k.json"):
+        assert (d / name).exists(), name
+    rows = read_rows(d / "trajectories")
+    assert len(rows) == 9 and sorted({r["turn"] for r in rows}) == [0, 1, 2]
+    assert len(list((d / "trajectories").glob("part-gsm8k-e00-*.parquet"))) == 3
+    for r in rows:
+        if r["code"]:
+            assert (d / "workflows" / f"turn_{r['turn']:02d}_cand_{r['candidate']}.py"
+                    ).read_text() == r["code"]
+    metrics = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    assert [m["turn"] for m in metrics] == [0, 1, 2]
+    on_disk = json.loads((d / "final.json").read_text())
+    assert on_disk == final
+    seeds = json.loads((d / "seeds/gsm8k.json").read_text())
+    best_valid = max([r["val_accuracy"] for r in rows if r["valid"]]
+                     + [s["val_accuracy"] for s in seeds])
+    assert final["valid_accuracy"] == best_valid
+    assert (d / "final_workflow.py").read_text() in {r["code"] for r in rows} | set(
+        SPEC.seed_workflows.values())
+    # Exactly one test evaluation of the optimized workflow (+ the seed baselines, report only).
+    test_jobs = [j for call in ev.evaluate_calls for j in call if j.split == "test"]
+    assert len(test_jobs) == 1 + len(SPEC.seed_workflows)
+    assert [j.tag for j in test_jobs][0] == "final"
+    assert set(final["seed_baselines"]) == {"CoT", "SC"}
+    report = (d / "report.md").read_text()
+    assert "| turn |" in report.replace("| episode | turn |", "| turn |")
+    assert "optimized" in report and "seed: CoT" in report
+    assert pd.read_parquet(d / "trajectories").shape == (9, len(COLUMNS))
+
+
+def test_resume_after_each_turn_equals_uninterrupted(tmp_path):
+    full = tmp_path / "full"
+    runs.optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+    part = tmp_path / "part"
+    for k in (1, 2, 3):  # a fresh process-like start for each turn
+        runs.optimize(_cfg(), SPEC, part, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
+                      turns=k, resume=k > 1, progress=False)
+    assert _strip(read_rows(part / "trajectories")) == _strip(read_rows(full / "trajectories"))
+    a = json.loads((full / "final.json").read_text())
+    b = json.loads((part / "final.json").read_text())
+    assert {k: v for k, v in a.items() if k != "wall_s"} == {
+        k: v for k, v in b.items() if k != "wall_s"}
+
+
+def test_existing_run_needs_resume_and_same_settings(tmp_path):
+    d = tmp_path / "run"
+    runs.optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
+                  ScriptedMetaAgent(REPLIES), progress=False)
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+    with pytest.raises(ConfigError, match="rlao.candidates"):
+        runs.optimize(_cfg(**{"rlao.candidates": 4}), SPEC, d, FakeEvaluator(),
+                      ScriptedMetaAgent(REPLIES), resume=True, progress=False)
+
+
+def test_corrupt_parquet_is_named_and_kept(tmp_path):
+    d = tmp_path / "run"
+    runs.optimize(_cfg(**{"rlao.turns": 2}), SPEC, d, FakeEvaluator(),
+                  ScriptedMetaAgent(REPLIES), progress=False)
+    bad = d / "trajectories" / "part-gsm8k-e00-0001.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataError, match="part-gsm8k-e00-0001.parquet"):
+        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
+                      resume=True, progress=False)
+    assert bad.read_bytes() == b"PAR1 this is not parquet"
+
+
+def test_no_code_for_every_candidate_is_recorded_not_lost(tmp_path):
+    d = tmp_path / "run"
+    final = runs.optimize(_cfg(), SPEC, d, FakeEvaluator(),
+                          ScriptedMetaAgent(["I refuse to write code."]), progress=False)
+    rows = read_rows(d / "trajectories")
+    assert len(rows) == 9 and not any(r["valid"] for r in rows)
+    assert all(r["error"].startswith("no code") for r in rows)
+    # The best workflow stays the best seed; it is what gets tested.
+    assert final["best"] == "SC" and final["best_turn"] is None
+    assert "0/3" in (d / "report.md").read_text()
+
+
+def test_budget_stop_keeps_completed_turns_and_resume_finishes(tmp_path):
+    d = tmp_path / "run"
+    # Seeds cost 40 + 120 calls; each turn ~3 self-checks + 3*40 calls.
+    with pytest.raises(BudgetExceeded):
+        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(budget_calls=300),
+                      ScriptedMetaAgent(REPLIES), progress=False)
+    rows = read_rows(d / "trajectories")
+    assert {r["turn"] for r in rows} == {0}
+    assert (d / "report.md").exists() and not (d / "final.json").exists()
+    runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), resume=True,
+                  progress=False)
+    full = tmp_path / "full"
+    runs.optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+    assert _strip(read_rows(d / "trajectories")) == _strip(read_rows(full / "trajectories"))

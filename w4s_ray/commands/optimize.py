@@ -1,0 +1,72 @@
+"""`w4s optimize`: run W4S on one benchmark with the configured meta-agent and executor.
+
+Writes a run directory (resolved config, every workflow, per-turn metrics, cost, the final
+workflow, final.json with valid/test accuracy, report.md + curve.png); `--resume` continues a
+killed or budget-stopped run from its last completed turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from w4s_ray.cli import add_config_args
+
+    p = subparsers.add_parser(
+        "optimize", help="optimize a workflow for one benchmark (W4S turns, then one test run)",
+        description="Run the W4S loop on one benchmark: each turn the meta-agent proposes "
+                    "workflows, they are evaluated on validation, the best is kept; at the end "
+                    "the best workflow by validation accuracy is evaluated once on test.",
+    )
+    add_config_args(p)
+    p.add_argument("--benchmark", "-b", help="benchmark name (default: config `benchmark`)")
+    p.add_argument("--turns", type=int, help="number of turns (default: rlao.turns)")
+    p.add_argument("--run-dir", help="output directory (default: <run_dir>/optimize/<benchmark>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir from its last completed turn")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import ray
+
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.errors import ConfigError
+    from w4s_ray.rlao.loop import TaskSpec
+    from w4s_ray.rlao.runs import optimize, preflight
+    from w4s_ray.runtime.collect import check_benchmarks
+    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+    from w4s_ray.runtime.ray_init import init_ray
+    from w4s_ray.runtime.rlao_eval import PoolEvaluator
+
+    cfg = args.cfg
+    name = check_benchmarks([args.benchmark or cfg.benchmark])[0]
+    if args.turns is not None and args.turns < 0:
+        raise ConfigError(f"--turns must be >= 0, got {args.turns}")
+    run_dir = Path(args.run_dir or Path(cfg.run_dir) / "optimize" / name)
+    preflight(run_dir, cfg, args.resume)  # bad dir / corrupt rows: fail before starting Ray
+    spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
+
+    started_ray = not ray.is_initialized()
+    init_ray(cfg.ray)
+    evaluator = agent = None
+    try:
+        evaluator = PoolEvaluator(cfg)
+        agent = make_hosted_meta_agent(cfg)
+        final = optimize(cfg, spec, run_dir, evaluator, agent, turns=args.turns,
+                         resume=args.resume, progress=not args.no_progress)
+    finally:
+        if agent is not None:
+            stop(agent)
+        if evaluator is not None:
+            evaluator.close()
+        if started_ray:
+            ray.shutdown()
+    print(f"{name}: best '{final['best']}' valid {final['valid_accuracy']:.3f} "
+          f"test {final['test_accuracy'] if final['test_accuracy'] is None else round(final['test_accuracy'], 3)} "
+          f"${final['dollars']:.4f} -> {run_dir / 'report.md'}")
+    return 0

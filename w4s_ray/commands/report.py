@@ -1,0 +1,21 @@
+"""`w4s report RUN_DIR`: regenerate report.md and curve.png from a run directory's files."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="regenerate report.md + curve.png for an optimize or collect run dir",
+    )
+    p.add_argument("run_dir", help="a directory written by `w4s optimize` or `w4s collect`")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from w4s_ray.report import write_report
+
+    path = write_report(args.run_dir)
+    print(path)
+    return 0

@@ -1,0 +1,94 @@
+"""Meta-agent through litellm: any chat model litellm knows, or an OpenAI-compatible endpoint.
+
+`meta_agent.model` is a litellm model name; `openai/<name>` with `meta_agent.api_base` talks to
+any OpenAI-compatible server (our `w4s serve` app, vLLM, ...). Sampling settings come from
+`cfg.meta_agent` (temperature, top_p, max_tokens); the seed is sent as a hint (servers that
+honour it are reproducible, others are not). A model missing from litellm's price map is
+registered at zero cost so dollar accounting does not crash on self-hosted models. When a
+server returns fewer than n choices (some ignore `n`), the rest are requested one call at a
+time. The API key is read from the env var named by `meta_agent.api_key_env` and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+
+from w4s_ray.config import MetaAgentConfig
+from w4s_ray.errors import ExecutorError
+from w4s_ray.meta_agent.base import MetaAgent, check_messages
+
+
+def register_zero_cost(model: str) -> bool:
+    """Add `model` (and its bare name) to litellm's price map at $0 if it is unknown."""
+    import litellm
+
+    if model in litellm.model_cost:
+        return False
+    provider, _, bare = model.partition("/")
+    entry = {
+        "input_cost_per_token": 0.0,
+        "output_cost_per_token": 0.0,
+        "litellm_provider": provider if bare else "openai",
+        "mode": "chat",
+    }
+    names = {model: entry}
+    if bare:
+        names[bare] = entry
+    litellm.register_model(names)
+    return True
+
+
+class LiteLLMMetaAgent(MetaAgent):
+    def __init__(self, cfg: MetaAgentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.name = cfg.model
+        register_zero_cost(cfg.model)
+
+    def _api_key(self) -> str | None:
+        key = os.environ.get(self.cfg.api_key_env)
+        # Self-hosted OpenAI-compatible servers accept any key, but the client insists on one.
+        if not key and self.cfg.api_base:
+            return "EMPTY"
+        return key
+
+    def _call(self, messages, n: int, seed: int | None):
+        import litellm
+
+        kwargs = dict(
+            model=self.cfg.model, messages=messages, n=n,
+            temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+            max_tokens=self.cfg.max_tokens, num_retries=self.cfg.max_retries,
+            timeout=self.cfg.timeout_s, drop_params=True,
+        )
+        if seed is not None:
+            kwargs["seed"] = int(seed) % (2**31)
+        if self.cfg.api_base:
+            kwargs["api_base"] = self.cfg.api_base
+        key = self._api_key()
+        if key:
+            kwargs["api_key"] = key
+        try:
+            resp = litellm.completion(**kwargs)
+        except Exception as exc:  # litellm raises many provider-specific types
+            raise ExecutorError(
+                f"meta-agent {self.cfg.model}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            ) from None
+        usage = getattr(resp, "usage", None)
+        self.usage.calls += 1
+        if usage is not None:
+            self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+            self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            self.usage.cost_usd += float(litellm.completion_cost(completion_response=resp) or 0.0)
+        except Exception:  # price lookups are best-effort for self-hosted names
+            pass
+        return [(c.message.content or "") for c in resp.choices]
+
+    def generate(self, messages, n, *, seed=None):
+        check_messages(messages)
+        texts = self._call(messages, n, seed)[:n]
+        while len(texts) < n:
+            extra_seed = None if seed is None else seed + len(texts)
+            texts += self._call(messages, 1, extra_seed)[:1]
+        return texts

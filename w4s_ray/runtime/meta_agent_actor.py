@@ -1,0 +1,96 @@
+"""The local (transformers) meta-agent hosted in one Ray actor, and a MetaAgent proxy to it.
+
+Loading a model once per process would copy it into every episode; one actor holds it and
+serves `generate` calls from the optimize driver or from every collect episode. The actor asks
+for `meta_agent.num_cpus` (fractional: it must not starve evaluators on a 2-core box) and
+`meta_agent.num_gpus` (a GPU node on clusters). Calls run one at a time (the model is not
+re-entrant); a timeout (`meta_agent.timeout_s`) turns a hung actor into an error instead of a
+hang. `RemoteMetaAgent` pickles (it holds only the actor handle), so episodes running in other
+actors can share it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import ray
+
+from w4s_ray import errors
+from w4s_ray.config import MetaAgentConfig
+from w4s_ray.errors import ExecutorError
+from w4s_ray.meta_agent.base import MetaAgent, Usage
+
+
+@ray.remote(max_restarts=0)
+class MetaAgentActor:
+    def __init__(self, cfg: MetaAgentConfig) -> None:
+        from w4s_ray.env import apply_offline_defaults
+        from w4s_ray.meta_agent.local_backend import LocalMetaAgent
+
+        apply_offline_defaults()
+        self.agent = LocalMetaAgent(cfg)
+
+    def name(self) -> str:
+        return self.agent.name
+
+    def generate(self, messages, n, seed=None) -> list[str]:
+        return self.agent.generate(messages, n, seed=seed)
+
+    def usage(self) -> Usage:
+        return self.agent.usage
+
+
+class RemoteMetaAgent(MetaAgent):
+    """MetaAgent interface over a MetaAgentActor handle."""
+
+    def __init__(self, handle, name: str, timeout_s: float) -> None:
+        super().__init__()
+        self.handle = handle
+        self.name = name
+        self.timeout_s = timeout_s
+
+    def generate(self, messages, n, *, seed=None):
+        ref = self.handle.generate.remote(messages, n, seed)
+        try:
+            out = ray.get(ref, timeout=self.timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            ray.cancel(ref, force=False)
+            raise ExecutorError(
+                f"meta-agent {self.name}: no reply within {self.timeout_s:.0f} s"
+            ) from None
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.as_instanceof_cause()
+            if isinstance(cause, Exception) and hasattr(cause, "exit_code"):
+                raise cause from None
+            raise
+        self.usage.calls += 1
+        return out
+
+
+def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
+    """Start the actor and wait until the model is loaded (load errors surface here)."""
+    handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(cfg)
+    try:
+        name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
+    except ray.exceptions.RayActorError as exc:
+        # An error in the actor's __init__ comes back as text only (Ray keeps no cause object);
+        # recover our one-line user error from it when there is one.
+        m = re.search(r"w4s_ray\.errors\.(\w+): (.+)", str(exc))
+        if m and hasattr(errors, m.group(1)):
+            raise getattr(errors, m.group(1))(m.group(2).strip()) from None
+        raise
+    return RemoteMetaAgent(handle, name, cfg.timeout_s)
+
+
+def make_hosted_meta_agent(cfg) -> MetaAgent:
+    """`make_meta_agent`, except that the local backend lives in a Ray actor."""
+    from w4s_ray.meta_agent import make_meta_agent
+
+    if cfg.meta_agent.backend == "local":
+        return start_meta_agent_actor(cfg.meta_agent)
+    return make_meta_agent(cfg)
+
+
+def stop(agent: MetaAgent) -> None:
+    if isinstance(agent, RemoteMetaAgent):
+        ray.kill(agent.handle, no_restart=True)
