@@ -197,7 +197,7 @@ class TrainConfig(_Section):
     out_dir: str = "runs/train"
     temperature: float = 0.4
     normalize_weights: bool = False
-    filter: Literal["all", "success", "selected"] = "all"
+    filter: Literal["all", "success", "selected", "valid"] = "all"
     max_seq_len: int = 2048
     epochs: int = 1
     batch_size: int = 4

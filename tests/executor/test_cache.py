@@ -1,0 +1,92 @@
+"""The sqlite completion cache: keys, persistence, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+import threading
+
+import pytest
+
+from w4s_ray.errors import ExecutorError
+from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
+
+MSG = [{"role": "user", "content": "What is 2+2?"}]
+
+
+def key(**kw):
+    args = dict(model="m", messages=MSG, temperature=0.7, max_tokens=100, response_format=None,
+                seed=0, occurrence=0, index=0)
+    args.update(kw)
+    return sample_key(**args)
+
+
+def test_key_depends_on_everything_that_changes_the_reply():
+    base = key()
+    variants = [key(model="m2"), key(messages=[{"role": "user", "content": "What is 2+3?"}]),
+                key(temperature=0.0), key(max_tokens=50),
+                key(response_format={"type": "json_object"}), key(seed=1), key(occurrence=1),
+                key(index=1)]
+    assert len({base, *variants}) == len(variants) + 1
+    assert key() == base  # deterministic
+
+
+def test_roundtrip_and_persistence(tmp_path):
+    path = tmp_path / "c.sqlite"
+    c = CompletionCache(path)
+    c.put_many("m", {"k1": CacheEntry("four", 10, 2, 0.001)})
+    c.close()
+    again = CompletionCache(path)
+    assert again.get_many(["k1", "k2"]) == {"k1": CacheEntry("four", 10.0, 2.0, 0.001)}
+    assert len(again) == 1
+
+
+def test_first_writer_wins(tmp_path):
+    c = CompletionCache(tmp_path / "c.sqlite")
+    c.put_many("m", {"k": CacheEntry("first", 1, 1, 0.1)})
+    c.put_many("m", {"k": CacheEntry("second", 1, 1, 0.1)})
+    assert c.get_many(["k"])["k"].text == "first"
+
+
+def test_threads_share_one_cache(tmp_path):
+    c = CompletionCache(tmp_path / "c.sqlite")
+
+    def work(t: int) -> None:
+        for i in range(50):
+            c.put_many("m", {f"{t}-{i}": CacheEntry(str(i), 1, 1, 0.0)})
+            assert c.get_many([f"{t}-{i}"])
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(c) == 400
+
+
+def _writer(path: str, tag: int) -> None:
+    c = CompletionCache(path)
+    for i in range(100):
+        c.put_many("m", {f"{tag}-{i}": CacheEntry("x", 1, 1, 0.0)})
+
+
+def test_processes_share_one_cache(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    CompletionCache(path)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, t)) for t in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(CompletionCache(path)) == 300
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "c.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ExecutorError, match="not a usable sqlite file"):
+        CompletionCache(bad)
