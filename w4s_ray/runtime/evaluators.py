@@ -1,0 +1,152 @@
+"""Parallel workflow evaluation on Ray: async evaluator actors and `EvaluatorPool`.
+
+Each `EvaluatorActor` is an async actor with a fractional CPU (`eval.actor_num_cpus`) holding
+one `ExecutorClient` (shared by every evaluation it runs: one connection pool, one cache
+handle, one concurrency bound) and the benchmarks it has loaded. It runs
+`w4s_ray.workflow.evaluate.evaluate` — the sandbox children are its subprocesses — with a
+per-actor semaphore of `eval.max_inflight_per_evaluator` executor calls in flight.
+
+`EvaluatorPool(cfg)` starts `eval.num_evaluators` actors and spreads requests of any mix of
+candidates and benchmarks over them, least-loaded first. Results come back in request order.
+If an actor dies (RayActorError / ActorDiedError / ActorUnavailableError), it is replaced and
+the evaluations it was running are re-run on the pool; none is lost. A request that kills
+`eval.max_request_retries + 1` actors in a row fails with its last error.
+
+Not done here: placement across nodes beyond Ray's default scheduling, and sharing one
+sandbox child between requests (each evaluation gets its own, which is what isolates
+candidates from each other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import ray
+
+from w4s_ray.config import ExperimentConfig
+from w4s_ray.runtime.ray_init import init_ray
+from w4s_ray.workflow.evaluate import EvalRequest, EvalResult
+
+
+@ray.remote
+class EvaluatorActor:
+    """Runs evaluations concurrently on its event loop (async actor)."""
+
+    def __init__(self, cfg: ExperimentConfig, rate_limiter: Any = None) -> None:
+        from w4s_ray.env import apply_offline_defaults
+        from w4s_ray.executor.client import ExecutorClient
+
+        apply_offline_defaults()
+        self.cfg = cfg
+        self.client = ExecutorClient(cfg.executor, rate_limiter=rate_limiter)
+        self.benchmarks: dict[str, Any] = {}
+        self._sem: asyncio.Semaphore | None = None
+
+    def _benchmark(self, name: str) -> Any:
+        if name not in self.benchmarks:
+            from w4s_ray.benchmarks import get_benchmark
+
+            self.benchmarks[name] = get_benchmark(name, self.cfg.data_dir())
+        return self.benchmarks[name]
+
+    async def evaluate(self, request: EvalRequest) -> EvalResult:
+        from w4s_ray.workflow.evaluate import evaluate
+
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.cfg.eval.max_inflight_per_evaluator)
+        bm = self._benchmark(request.benchmark)
+        return await evaluate(request, bm, self.client, self.cfg.sandbox, self.cfg.eval,
+                              call_limiter=self._sem)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stats(self) -> dict:
+        return self.client.stats()
+
+
+_ACTOR_DEATH = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+
+
+class EvaluatorPool:
+    """A pool of evaluator actors shared by all candidates of a run (module docstring)."""
+
+    def __init__(self, cfg: ExperimentConfig, rate_limiter: Any = None,
+                 num_evaluators: int | None = None) -> None:
+        init_ray(cfg.ray)
+        # Resolve the data dir here: a worker's environment or cwd may differ from ours.
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"dir": str(cfg.data_dir())})})
+        self.cfg = cfg
+        self.rate_limiter = rate_limiter
+        n = num_evaluators if num_evaluators is not None else cfg.eval.num_evaluators
+        if n < 1:
+            from w4s_ray.errors import ConfigError
+
+            raise ConfigError(f"eval.num_evaluators must be >= 1, got {n}")
+        self.actors: list[Any] = [self._new_actor() for _ in range(n)]
+        self.load = [0] * n  # evaluations in flight per slot
+        self.replaced = 0
+
+    def _new_actor(self) -> Any:
+        return EvaluatorActor.options(
+            num_cpus=self.cfg.eval.actor_num_cpus, max_concurrency=1000,
+        ).remote(self.cfg, self.rate_limiter)
+
+    def _replace(self, slot: int, dead: Any) -> None:
+        if self.actors[slot] is dead:  # several requests may notice the same death
+            try:
+                ray.kill(dead, no_restart=True)
+            except Exception:  # noqa: BLE001 - it is already gone
+                pass
+            self.actors[slot] = self._new_actor()
+            self.replaced += 1
+
+    async def _run_one(self, request: EvalRequest) -> EvalResult:
+        retries = self.cfg.eval.max_request_retries
+        for attempt in range(retries + 1):
+            slot = min(range(len(self.actors)), key=lambda s: self.load[s])
+            actor = self.actors[slot]
+            self.load[slot] += 1
+            try:
+                return await actor.evaluate.remote(request)
+            except _ACTOR_DEATH:
+                self._replace(slot, actor)
+                if attempt == retries:
+                    raise
+            finally:
+                self.load[slot] -= 1
+        raise AssertionError("unreachable")
+
+    async def evaluate_async(self, requests: list[EvalRequest]) -> list[EvalResult]:
+        """Evaluate all requests concurrently; results in request order."""
+        return list(await asyncio.gather(*(self._run_one(r) for r in requests)))
+
+    def evaluate(self, requests: list[EvalRequest]) -> list[EvalResult]:
+        """Blocking form of `evaluate_async` (call `evaluate_async` from inside a loop)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.evaluate_async(list(requests)))
+        raise RuntimeError("EvaluatorPool.evaluate called inside an event loop; "
+                           "await evaluate_async instead")
+
+    def stats(self) -> list[dict]:
+        return ray.get([a.stats.remote() for a in self.actors], timeout=60)
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+        self.actors = []
+        self.load = []
+
+    def __enter__(self) -> EvaluatorPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()

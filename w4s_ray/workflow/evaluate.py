@@ -1,0 +1,393 @@
+"""Evaluate one workflow on a benchmark split with a given executor (no Ray).
+
+`evaluate(request, benchmark, executor, sandbox_cfg, eval_cfg)` is an async function used
+in-process (tests, `w4s eval`) and inside Ray evaluator actors alike. It loads the items in
+their fixed order, runs the workflow in sandbox children (`sandbox.WorkflowRunner`), serves the
+children's agent calls (executor chats, execute_code, public tests) from this process, scores
+each returned answer with `benchmark.score` here — where the gold answers are — and counts
+calls, tokens, dollars and cache hits itself.
+
+`self_check` runs a workflow strictly on the first item(s) and returns the first failure with
+its traceback and the failing line of the workflow (for the meta-agent's repair loop, see
+`repair.py`). `format_feedback` writes W4S-style feedback from a VALIDATION result; given a
+test-split result it raises, so test answers can never reach the meta-agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from w4s_ray.config import EvalConfig, SandboxConfig
+from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError
+from w4s_ray.workflow import codeexec
+from w4s_ray.workflow.errors import TestSplitLeak, WorkflowError
+from w4s_ray.workflow.extract import check_workflow
+from w4s_ray.workflow.sandbox import Abort, RpcFailure, WorkflowRunner, hidden_paths
+
+# A seed offsets the occurrence numbers sent to the executor, so the same workflow evaluated
+# with another seed draws other (cached, reproducible) samples; seed 0 is the plain numbering.
+SEED_STRIDE = 1_000_003
+MAX_RESPONSES = 64
+MAX_PROMPT_CHARS = 2_000_000
+
+
+class Executor(Protocol):
+    """What evaluation needs from the executor (ExecutorClient, or a fake LM in tests)."""
+
+    async def chat(self, messages: list[dict], temperature: float | None = None, n: int = 1,
+                   response_format: Any = None, max_tokens: int | None = None,
+                   occurrence: int = 0, tags: dict | None = None) -> Any: ...
+
+
+@dataclass
+class EvalRequest:
+    code: str
+    benchmark: str
+    split: str = "valid"
+    limit: int | None = None
+    item_ids: list[str] | None = None
+    seed: int = 0
+    tag: str = ""
+
+
+@dataclass
+class EvalResult:
+    benchmark: str
+    split: str
+    accuracy: float = 0.0
+    n: int = 0
+    scores: list[float] = field(default_factory=list)
+    answers: list[str | None] = field(default_factory=list)
+    item_ids: list[str] = field(default_factory=list)
+    item_errors: list[str | None] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # error kind -> number of items
+    error: str | None = None  # workflow-level failure (did not load), else None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    code_runs: int = 0
+    wall_s: float = 0.0
+    tag: str = ""
+    # The first failing item, for self-check / repair: kind, error, traceback, workflow line.
+    first_failure: dict[str, Any] | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalResult:
+        return cls(**d)
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("benchmark", "split", "accuracy", "n", "errors", "error", "cost_usd", "calls",
+                "cache_hits", "prompt_tokens", "completion_tokens", "wall_s", "tag")
+        return {k: getattr(self, k) for k in keys}
+
+
+def select_items(bm: Any, request: EvalRequest) -> list[Any]:
+    """The request's items in the split's fixed order (item_ids keep the order given)."""
+    items = bm.load(request.split)
+    if request.item_ids is not None:
+        by_id = {it.id: it for it in items}
+        missing = [i for i in request.item_ids if i not in by_id]
+        if missing:
+            raise DataError(f"{bm.name} {request.split}: unknown item id {missing[0]!r}")
+        items = [by_id[i] for i in request.item_ids]
+    if request.limit is not None:
+        if request.limit < 0:
+            raise DataError(f"limit must be >= 0, got {request.limit}")
+        items = items[: request.limit]
+    return items
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.calls = self.prompt_tokens = self.completion_tokens = 0
+        self.cache_hits = self.cache_misses = self.code_runs = 0
+        self.cost_usd = 0.0
+
+
+def _check_llm_params(p: dict) -> dict[str, Any]:
+    msgs = p.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise RpcFailure("messages must be a non-empty list", "value")
+    total = 0
+    clean = []
+    for m in msgs:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) \
+                or not isinstance(m.get("content"), str):
+            raise RpcFailure("each message needs string 'role' and 'content'", "value")
+        total += len(m["content"])
+        clean.append({"role": m["role"], "content": m["content"]})
+    if total > MAX_PROMPT_CHARS:
+        raise RpcFailure(f"prompt longer than {MAX_PROMPT_CHARS} characters", "value")
+    t, n, mt, occ = p.get("temperature"), p.get("n"), p.get("max_tokens"), p.get("occurrence")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) \
+            or not 0.0 <= t <= 2.0:
+        raise RpcFailure("temperature must be a number in [0, 2]", "value")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_RESPONSES:
+        raise RpcFailure(f"num_of_response must be an integer in [1, {MAX_RESPONSES}]", "value")
+    if isinstance(mt, bool) or not isinstance(mt, int) or mt < 1:
+        raise RpcFailure("max_completion_tokens must be a positive integer", "value")
+    if isinstance(occ, bool) or not isinstance(occ, int) or occ < 0:
+        occ = 0
+    rf = p.get("response_format")
+    return {"messages": clean, "temperature": float(t), "n": n, "max_tokens": mt,
+            "occurrence": occ, "response_format": "json_object" if rf == "json_object" else None}
+
+
+async def evaluate(
+    request: EvalRequest,
+    benchmark: Any,
+    executor: Executor,
+    sandbox_cfg: SandboxConfig,
+    eval_cfg: EvalConfig,
+    *,
+    call_limiter: asyncio.Semaphore | None = None,
+    strict: bool = False,
+    hide: tuple[str, ...] = (),
+    progress: Any = None,
+) -> EvalResult:
+    """Run `request.code` on the selected items; see the module docstring.
+
+    `call_limiter` bounds executor calls in flight across evaluations sharing it (one per
+    evaluator actor). `strict` stops at the first failing item (self-check). `hide` adds paths
+    to cover in the child's mount namespace (the data dir and completion cache always are).
+    """
+    t0 = time.monotonic()
+    # The first load of a split parses files (up to ~1 s): keep the event loop serving others.
+    items = await asyncio.to_thread(select_items, benchmark, request)
+    result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag)
+    result.item_ids = [it.id for it in items]
+    try:
+        check_workflow(request.code)
+    except WorkflowError as exc:
+        return _finish_load_error(result, items, str(exc), None, None, request.code, t0)
+    if not items:
+        result.wall_s = time.monotonic() - t0
+        return result
+
+    stats = _Stats()
+    code_sem = asyncio.Semaphore(max(1, sandbox_cfg.max_code_procs))
+    cache_path = getattr(getattr(getattr(executor, "cfg", None), "cache", None), "path", None)
+    hidden = hidden_paths([str(getattr(benchmark, "data_dir", "") or ""), *hide,
+                           *([str(Path(cache_path).expanduser().parent)] if cache_path else [])])
+    tags = {"benchmark": benchmark.name, "candidate": request.tag or "-"}
+
+    async def handler(method: str, params: dict, idx: int) -> Any:
+        if method == "llm":
+            p = _check_llm_params(params)
+            p["occurrence"] += request.seed * SEED_STRIDE
+            try:
+                if call_limiter is not None:
+                    async with call_limiter:
+                        res = await executor.chat(p.pop("messages"), tags=tags, **p)
+                else:
+                    res = await executor.chat(p.pop("messages"), tags=tags, **p)
+            except BudgetExceeded as exc:
+                raise Abort(exc) from None
+            except ExecutorError as exc:
+                raise RpcFailure(str(exc), "executor") from None
+            stats.calls += 1
+            stats.prompt_tokens += int(getattr(res, "prompt_tokens", 0) or 0)
+            stats.completion_tokens += int(getattr(res, "completion_tokens", 0) or 0)
+            stats.cost_usd += float(getattr(res, "cost_usd", 0.0) or 0.0)
+            cached = getattr(res, "cached", None) or []
+            hits = sum(1 for c in cached if c) if isinstance(cached, list) else int(bool(cached))
+            stats.cache_hits += hits
+            stats.cache_misses += len(res.texts) - hits
+            return {"texts": [str(t) for t in res.texts]}
+        if method == "exec":
+            code, timeout = params.get("code"), params.get("timeout", 5)
+            if not isinstance(code, str) or isinstance(timeout, bool) \
+                    or not isinstance(timeout, (int, float)):
+                raise RpcFailure("execute_code needs a code string and a timeout", "value")
+            async with code_sem:
+                stats.code_runs += 1
+                return await codeexec.execute_code(code, timeout, sandbox_cfg, hidden)
+        if method == "public_test":
+            sol, entry = params.get("solution"), params.get("entry_point")
+            if not isinstance(sol, str) or not isinstance(entry, str):
+                raise RpcFailure("test_on_public_test needs solution and entry_point strings",
+                                 "value")
+            async with code_sem:
+                stats.code_runs += 1
+                return await codeexec.run_public_tests(
+                    benchmark, items[idx], sol, entry, sandbox_cfg)
+        raise RpcFailure(f"unknown agent method {method!r}", "value")
+
+    child_items = [
+        (k, it.question, {"entry_point": it.meta["entry_point"]}
+         if isinstance(it.meta.get("entry_point"), str) else {})
+        for k, it in enumerate(items)
+    ]
+    threads = min(eval_cfg.max_inflight_per_evaluator, len(items))
+    runner = WorkflowRunner(sandbox_cfg, threads=threads, handler=handler, hide=hidden,
+                            strict=strict, on_item=progress)
+    run = await runner.run(request.code, child_items)
+    scores = await _score_all(benchmark, items, run.outcomes, code_sem)
+
+    result.stdout, result.stderr = run.stdout[-4000:], run.stderr[-4000:]
+    if run.load_error is not None:
+        le = run.load_error
+        out = _finish_load_error(result, items, le.error or "workflow failed to load", le.tb,
+                                 le.line, request.code, t0)
+        _copy_stats(out, stats)
+        return out
+    for k, it in enumerate(items):
+        o = run.outcomes.get(k)
+        if o is None:  # strict mode stopped before this item ran
+            result.answers.append(None)
+            result.item_errors.append(None)
+            result.scores.append(0.0)
+            continue
+        if o.kind is None:
+            result.answers.append(o.answer)
+            result.item_errors.append(None)
+            result.scores.append(scores[k])
+        else:
+            result.answers.append(None)
+            result.item_errors.append(f"{o.kind}: {o.error}")
+            result.scores.append(0.0)
+            result.errors[o.kind] = result.errors.get(o.kind, 0) + 1
+            if result.first_failure is None:
+                result.first_failure = _failure(k, it.id, o.kind, o.error, o.tb, o.line,
+                                                request.code)
+    result.n = len(items)
+    result.accuracy = sum(result.scores) / result.n if result.n else 0.0
+    if result.errors.get("executor") == result.n:
+        result.error = result.first_failure["error"] if result.first_failure else "executor error"
+    _copy_stats(result, stats)
+    result.wall_s = time.monotonic() - t0
+    return result
+
+
+async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore) -> list[float]:
+    """Scores of answered items. Code benchmarks run hidden tests in processes: off the event
+    loop and a few at a time, so RPCs of other evaluations in this process keep flowing."""
+    scores = [0.0] * len(items)
+    answered = [k for k, it in enumerate(items)
+                if outcomes.get(k) is not None and outcomes[k].kind is None]
+    if getattr(bm, "kind", None) != "code":
+        for k in answered:
+            scores[k] = bm.score(items[k], outcomes[k].answer)
+        return scores
+
+    async def one(k: int) -> None:
+        async with sem:
+            scores[k] = await asyncio.to_thread(bm.score, items[k], outcomes[k].answer)
+
+    await asyncio.gather(*(one(k) for k in answered))
+    return scores
+
+
+def _copy_stats(result: EvalResult, stats: _Stats) -> None:
+    result.calls, result.cost_usd = stats.calls, stats.cost_usd
+    result.prompt_tokens, result.completion_tokens = stats.prompt_tokens, stats.completion_tokens
+    result.cache_hits, result.cache_misses = stats.cache_hits, stats.cache_misses
+    result.code_runs = stats.code_runs
+
+
+def _failure(index: int, item_id: str | None, kind: str, error: str | None, tb: str | None,
+             line: int | None, code: str) -> dict[str, Any]:
+    lines = code.splitlines()
+    text = lines[line - 1].strip() if line is not None and 0 < line <= len(lines) else None
+    return {"index": index, "item_id": item_id, "kind": kind, "error": error or kind,
+            "traceback": tb or "", "line": line if text is not None else None, "line_text": text}
+
+
+def _finish_load_error(result: EvalResult, items: list, error: str, tb: str | None,
+                       line: int | None, code: str, t0: float) -> EvalResult:
+    result.n = len(items)
+    result.scores = [0.0] * len(items)
+    result.answers = [None] * len(items)
+    result.item_errors = [f"load_error: {error}"] * len(items)
+    result.errors = {"load_error": len(items)} if items else {}
+    result.error = error
+    result.first_failure = _failure(-1, None, "load_error", error, tb, line, code)
+    result.accuracy = 0.0
+    result.wall_s = time.monotonic() - t0
+    return result
+
+
+# ------------------------------------------------------------------------------ self-check
+
+
+@dataclass
+class SelfCheck:
+    ok: bool
+    kind: str | None = None  # load_error | exception | bad_return | timeout | crashed | ...
+    error: str | None = None
+    traceback: str = ""
+    line: int | None = None  # 1-based line of the workflow code that failed
+    line_text: str | None = None
+    result: EvalResult | None = None
+
+
+async def self_check(code: str, benchmark: Any, executor: Executor, sandbox_cfg: SandboxConfig,
+                     eval_cfg: EvalConfig, *, items: int | None = None) -> SelfCheck:
+    """Run `code` strictly on the first `eval_cfg.self_check_items` validation item(s).
+
+    ok=False carries the first failure: its kind, message, traceback from the workflow's own
+    frames on, and the failing workflow line. A wrong answer is not a failure here."""
+    n = eval_cfg.self_check_items if items is None else items
+    req = EvalRequest(code=code, benchmark=benchmark.name, split="valid", limit=max(1, n),
+                      tag="self-check")
+    res = await evaluate(req, benchmark, executor, sandbox_cfg, eval_cfg, strict=True)
+    f = res.first_failure
+    if f is None:
+        return SelfCheck(ok=True, result=res)
+    return SelfCheck(ok=False, kind=f["kind"], error=f["error"], traceback=f["traceback"],
+                     line=f["line"], line_text=f["line_text"], result=res)
+
+
+# ------------------------------------------------------------------------------ feedback
+
+
+def format_feedback(result: EvalResult, items: list[Any], prev_accuracy: float | None,
+                    k: int, *, seed: int = 0) -> str:
+    """W4S-style feedback for the meta-agent from a VALIDATION result.
+
+    Validation accuracy, the change against the previous turn, and up to `k` failure cases
+    (question, the workflow's answer or error, the correct answer) sampled reproducibly.
+    `items` are the benchmark items (any order); they are matched to the result by id."""
+    if result.split != "valid":
+        raise TestSplitLeak(
+            f"format_feedback got a {result.split!r}-split result; feedback is validation-only")
+    by_id = {it.id: it for it in items}
+    lines = []
+    if result.error:
+        lines.append(f"The workflow failed to run: {result.error}")
+    lines.append(f"Accuracy on the validation set: {result.accuracy * 100:.1f}% "
+                 f"({sum(1 for s in result.scores if s >= 1.0)}/{result.n} fully correct).")
+    if prev_accuracy is not None:
+        delta = (result.accuracy - prev_accuracy) * 100
+        trend = "improved" if delta > 0 else "dropped" if delta < 0 else "did not change"
+        lines.append(f"Compared with the previous workflow ({prev_accuracy * 100:.1f}%), "
+                     f"accuracy {trend} by {abs(delta):.1f} points.")
+    if result.errors:
+        hist = ", ".join(f"{kind}: {cnt}" for kind, cnt in sorted(result.errors.items()))
+        lines.append(f"Items that raised errors instead of answering: {hist}.")
+    failed = [j for j, s in enumerate(result.scores) if s < 1.0 and result.item_ids[j] in by_id]
+    picked = sorted(random.Random(seed).sample(failed, min(max(0, k), len(failed))))
+    if picked:
+        lines.append(f"\nHere are {len(picked)} cases where the workflow was wrong:")
+    for num, j in enumerate(picked, 1):
+        it = by_id[result.item_ids[j]]
+        got = result.answers[j] if result.answers[j] is not None \
+            else f"(no answer) {result.item_errors[j]}"
+        lines.append(f"\n### Case {num}\n#### Question\n{it.question}\n"
+                     f"#### Workflow's answer\n{str(got)[:2000]}\n"
+                     f"#### Correct answer\n{it.answer}")
+    return "\n".join(lines)
