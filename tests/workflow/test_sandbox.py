@@ -83,6 +83,8 @@ def test_hostile_workflow_is_contained(name, gsm8k, sandbox_cfg, eval_cfg, secre
     code, kinds = HOSTILE[name]
     code = code.replace("DATA", str(data_dir))
     before = sandbox_temp_dirs()
+    # Other fixtures of the session (simulator, Ray) may own children; only new ones count.
+    children_before = set(children_of(os.getpid()))
     lm = gold_lm(gsm8k)
     res = run_eval(code, gsm8k, lm, sandbox_cfg, eval_cfg)
 
@@ -94,7 +96,7 @@ def test_hostile_workflow_is_contained(name, gsm8k, sandbox_cfg, eval_cfg, secre
     # the host is untouched and nothing is left behind
     assert not os.path.exists(OUTSIDE)
     assert sandbox_temp_dirs() <= before
-    assert children_of(os.getpid()) == []
+    assert set(children_of(os.getpid())) <= children_before
     blob = repr(res.to_dict())
     assert FAKE_KEY not in blob
     # the next evaluation in the same process works
