@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -122,29 +122,30 @@ class EvalConfig(_Section):
 
 class RacingConfig(_Section):
     enabled: bool = False
-    slices: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
-    confidence: float = 0.95
+    slices: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.25, 0.5, 1.0], min_length=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
     bound: Literal["wilson", "hoeffding"] = "wilson"
 
 
 class RLAOConfig(_Section):
     """The W4S decision process and RLAO collection."""
 
-    turns: int = 10
-    candidates: int = 5
-    history_window: int = 2
-    max_repairs: int = 3
+    turns: int = Field(default=10, ge=0)
+    candidates: int = Field(default=5, ge=1)
+    history_window: int = Field(default=2, ge=0)
+    max_repairs: int = Field(default=3, ge=0)
     reward: Literal["w4s", "continuous"] = "w4s"
-    low_accuracy_threshold: float = 0.3
-    low_accuracy_penalty: float = 0.1
-    episodes_per_benchmark: int = 1
+    low_accuracy_threshold: float = Field(default=0.3, ge=0, le=1)
+    low_accuracy_penalty: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    episodes_per_benchmark: int = Field(default=1, ge=1)
     racing: RacingConfig = Field(default_factory=RacingConfig)
     # Trajectory rows carry this run id; None: the experiment name.
     run_id: str | None = None
     # optimize: also evaluate the seed workflows on test at the end, for the report only.
     report_seed_test: bool = True
     # optimize: test items for the final evaluation (None: the whole test split).
-    test_limit: int | None = None
+    test_limit: int | None = Field(default=None, ge=1)
 
 
 class MetaAgentConfig(_Section):
@@ -177,12 +178,13 @@ class TinyModelConfig(_Section):
     num_layers: int = 2
     num_heads: int = 4
     num_kv_heads: int = 2
-    # RoPE has no position parameters: a longer limit costs nothing and W4S prompts run long.
-    max_position_embeddings: int = 8192
+    # The context the model is trained for. The local backend cuts prompts to this minus
+    # meta_agent.max_tokens, so generation never meets token distances the warm start did not.
+    max_position_embeddings: int = 1536
     warmstart_steps: int = 300
     warmstart_lr: float = 3e-3
-    # Warm-start sequences keep the prompt's tail only (left truncation): ~4x faster steps.
-    warmstart_max_seq_len: int = 1024
+    # Warm-start sequences keep the prompt's tail (left truncation); None: the context above.
+    warmstart_max_seq_len: int | None = None
     warmstart_batch_size: int = 4
     # Samples per benchmark (T=0.5) for the reported parseable-solver rate.
     parse_samples: int = 4

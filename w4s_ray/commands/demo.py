@@ -1,0 +1,31 @@
+"""`w4s demo`: the offline end-to-end pipeline (`make demo`); see w4s_ray/demo.py."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from w4s_ray.cli import add_config_args
+
+    p = subparsers.add_parser(
+        "demo", help="offline end to end: simulator, tiny meta-agent, collect, train, serve, "
+                     "optimize a held-out benchmark with the served model, report",
+        description="Runs every stage of W4S on this machine with the simulated executor and "
+                    "the tiny meta-agent (experiments/demo.yaml; about 10 minutes on 2 cores). "
+                    "Stage outputs go under run_dir; a second run reuses finished stages. "
+                    "Prints the report's path at the end.",
+    )
+    add_config_args(p, default="demo")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete run_dir first instead of reusing finished stages")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from w4s_ray.demo import run_demo
+
+    report = run_demo(args.cfg, fresh=args.fresh, progress=not args.no_progress)
+    print(f"demo report: {report}")
+    return 0

@@ -1,0 +1,340 @@
+"""`w4s demo`: the whole W4S pipeline offline on one machine, stage by stage.
+
+1. start the simulated executor (a subprocess on a free port; `executor.api_base` points at it);
+2. build and warm-start the tiny meta-agent (`w4s meta-agent init-tiny`);
+3. collect RLAO trajectories with it on `benchmarks` (`w4s collect`);
+4. RWR-train it on them as a Ray Train job (`w4s train`);
+5. serve the trained model with Ray Serve (`w4s serve`, OpenAI-compatible);
+6. optimize a workflow on `benchmark`, held out from training, with the SERVED model as the
+   meta-agent (litellm backend -> the Serve endpoint) (`w4s optimize`), then the best workflow
+   by validation once on test, next to the seed baselines;
+7. write `<run_dir>/demo_report.md`: every stage's outcome, per-turn validation accuracy and
+   dollars, the final test metric against the seed baselines.
+
+Each stage calls the same Python function its verb calls, with the one config object (derived
+per stage with `model_copy`; nothing re-reads YAML). Stages whose outputs exist are reused
+(a second `w4s demo` resumes; `--fresh` starts over). Everything the demo starts (simulator,
+Serve app and proxy, Ray) is stopped on the way out, also on errors, Ctrl-C and SIGTERM.
+
+Not done here: anything a single stage does not do itself; the numbers are the simulator's
+(`sim-gpt-4o-mini`), not a real API's, and the tiny meta-agent does not reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from w4s_ray.errors import ConfigError
+from w4s_ray.utils.io import atomic_write_text
+
+STAGES = ["simulator", "init-tiny", "collect", "train", "serve", "optimize"]
+
+
+def demo_config(cfg):
+    """The config with every stage's input and output placed under `run_dir`.
+
+    Stage n+1 reads what stage n wrote, so their paths are derived from one root here instead
+    of being kept consistent by hand (`--set run_dir=...` moves the whole demo).
+    """
+    from w4s_ray.runtime.collect import check_benchmarks
+
+    train_on = check_benchmarks(cfg.benchmarks)
+    held_out = check_benchmarks([cfg.benchmark])[0]
+    if held_out in train_on:
+        raise ConfigError(f"benchmark {held_out} is also in benchmarks (the training set); the "
+                          "demo optimizes on a benchmark held out from training")
+    out = cfg.model_copy(deep=True)
+    root = Path(cfg.run_dir).expanduser().resolve()
+    out.run_dir = str(root)
+    out.data.dir = str(cfg.data_dir())
+    out.tiny.out_dir = str(root / "tiny-meta-agent")
+    out.meta_agent.backend = "local"
+    out.meta_agent.model = str(root / "tiny-meta-agent" / "model")
+    out.train.data = str(root / "collect" / "trajectories")
+    out.train.base_model = out.meta_agent.model
+    out.train.out_dir = str(root / "train")
+    out.serve.model = str(root / "train" / "model")
+    return out
+
+
+def demo_paths(cfg) -> dict[str, Path]:
+    root = Path(cfg.run_dir)
+    return {"root": root, "tiny": Path(cfg.tiny.out_dir), "collect": root / "collect",
+            "train": Path(cfg.train.out_dir), "optimize": root / "optimize" / cfg.benchmark,
+            "report": root / "demo_report.md"}
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the cleanup below runs for `kill` as well."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class _Log:
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.t0 = time.monotonic()
+        self.stages: list[dict] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[dict]:
+        i = STAGES.index(name) + 1
+        self.say(f"[demo {i}/{len(STAGES)}] {name} ... (t={time.monotonic() - self.t0:.0f} s)")
+        rec: dict = {"stage": name, "status": "running"}
+        self.stages.append(rec)
+        t = time.monotonic()
+        try:
+            yield rec
+            rec["status"] = "done"
+        except BaseException as exc:
+            rec["status"] = f"failed: {type(exc).__name__}"
+            raise
+        finally:
+            rec["wall_s"] = round(time.monotonic() - t, 1)
+            self.say(f"[demo {i}/{len(STAGES)}] {name}: {rec['status']} in {rec['wall_s']} s"
+                     + (f" - {rec['note']}" if rec.get("note") else ""))
+
+
+def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
+             say: Callable[[str], None] = print) -> Path:
+    """Run every stage; returns the path of demo_report.md. Stops all it started.
+
+    A failing stage still leaves a demo_report.md with the stages done so far, then raises.
+    """
+    import ray
+
+    from w4s_ray.executor.sim.launch import start_sim
+    from w4s_ray.runtime.ray_init import init_ray
+
+    cfg = demo_config(cfg)
+    paths = demo_paths(cfg)
+    if fresh:
+        shutil.rmtree(paths["root"], ignore_errors=True)
+    paths["root"].mkdir(parents=True, exist_ok=True)
+    log = _Log(say)
+    sim = None
+    serve_name = None
+    started_ray = False
+    results: dict = {}
+    with _sigterm_as_interrupt():
+        try:
+            with log.stage("simulator") as rec:
+                sim = start_sim(cfg.sim, cfg.data_dir(), port=0)
+                cfg.executor.api_base = sim.url
+                rec["note"] = sim.url
+            with log.stage("init-tiny") as rec:
+                results["tiny"] = _stage_tiny(cfg, paths, progress)
+                rec["note"] = results["tiny"]["note"]
+            started_ray = not ray.is_initialized()
+            init_ray(cfg.ray)
+            with log.stage("collect") as rec:
+                results["collect"] = _stage_collect(cfg, paths, progress)
+                rec["note"] = results["collect"]["note"]
+            with log.stage("train") as rec:
+                results["train"] = _stage_train(cfg, paths)
+                rec["note"] = results["train"]["note"]
+            with log.stage("serve") as rec:
+                serve_name, url = _stage_serve(cfg)
+                rec["note"] = f"{url}/v1 (model {cfg.serve.model_name})"
+            with log.stage("optimize") as rec:
+                results["optimize"] = _stage_optimize(cfg, paths, url, progress)
+                rec["note"] = results["optimize"]["note"]
+        except Exception:
+            with contextlib.suppress(Exception):
+                write_demo_report(cfg, paths, results, log.stages, time.monotonic() - log.t0)
+            raise
+        finally:
+            if serve_name is not None:
+                from w4s_ray.serve.manage import stop_app
+
+                with contextlib.suppress(Exception):
+                    stop_app(serve_name, shutdown_serve=True, shutdown_ray=False)
+            if started_ray and ray.is_initialized():
+                ray.shutdown()
+            if sim is not None:
+                sim.stop()
+    return write_demo_report(cfg, paths, results, log.stages, time.monotonic() - log.t0)
+
+
+def _stage_tiny(cfg, paths, progress: bool) -> dict:
+    from w4s_ray.meta_agent.tiny import init_tiny
+
+    model = paths["tiny"] / "model"
+    info = paths["tiny"] / "warmstart.json"
+    if (model / "config.json").exists() and info.exists():
+        rep = json.loads(info.read_text(encoding="utf-8"))
+        reused = True
+    else:
+        rep = init_tiny(cfg.tiny, out_dir=paths["tiny"],
+                        benchmarks=list(cfg.benchmarks), progress=progress)
+        reused = False
+    return {"model_dir": str(model), "steps": rep.get("steps"),
+            "loss_first": rep.get("loss_first"), "loss_last": rep.get("loss_last"),
+            "parse_rate": rep.get("parse_rate"),
+            "note": f"{'reused ' if reused else ''}{model}; parseable solver rate "
+                    f"{rep.get('parse_rate', 0):.2f}"}
+
+
+def _stage_collect(cfg, paths, progress: bool) -> dict:
+    from w4s_ray.rlao.runs import RunDir
+    from w4s_ray.runtime.collect import collect
+
+    resume = RunDir(paths["collect"]).has_run()
+    out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress)
+    rows = RunDir(paths["collect"]).read_rows()
+    valid = sum(bool(r["valid"]) for r in rows)
+    if rows and not any(r["code"] for r in rows):
+        from w4s_ray.errors import DataError
+
+        raise DataError(
+            f"collect: none of the {len(rows)} candidates of the tiny meta-agent held an "
+            f"extractable workflow, so RWR has nothing to train on (see "
+            f"{paths['tiny'] / 'warmstart.md'} for its parse rate); raise tiny.warmstart_steps "
+            "or rerun with --fresh")
+    return {"rows": len(rows), "valid": valid, "episodes": out["episodes"],
+            "report": str(paths["collect"] / "report.md"),
+            "note": f"{len(rows)} candidates ({valid} valid) in {out['episodes']} episodes"}
+
+
+def _stage_train(cfg, paths) -> dict:
+    from w4s_ray.train.trainer import run_training
+
+    model = paths["train"] / "model"
+    summary = paths["train"] / "train_summary.md"
+    if (model / "config.json").exists() and summary.exists():
+        return {"model_dir": str(model), "summary": str(summary), "note": f"reused {model}"}
+    res = run_training(cfg, overwrite=True)
+    first = res.history[0]["loss"] if res.history else None
+    last = res.history[-1]["loss"] if res.history else None
+    return {"model_dir": str(res.model_dir), "steps": res.steps, "loss_first": first,
+            "loss_last": last, "summary": str(summary), "examples": res.stats.line(),
+            "note": f"{res.steps} RWR steps, weighted loss "
+                    f"{first if first is None else round(first, 4)} -> "
+                    f"{last if last is None else round(last, 4)}"}
+
+
+def _stage_serve(cfg) -> tuple[str, str]:
+    from w4s_ray.serve.manage import preflight, start_app
+
+    name = f"{cfg.name}-meta-agent"
+    resolved = preflight(cfg, name)
+    url = start_app(cfg, resolved, name)
+    return name, url
+
+
+def served_meta_agent_config(cfg, url: str):
+    """The config whose meta-agent is the served model, through litellm."""
+    out = cfg.model_copy(deep=True)
+    out.meta_agent.backend = "litellm"
+    out.meta_agent.model = f"openai/{cfg.serve.model_name}"
+    out.meta_agent.api_base = f"{url}/v1"
+    return out
+
+
+def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.meta_agent import make_meta_agent
+    from w4s_ray.rlao.loop import TaskSpec
+    from w4s_ray.rlao.runs import RunDir, optimize
+    from w4s_ray.runtime.rlao_eval import PoolEvaluator
+
+    ocfg = served_meta_agent_config(cfg, url)
+    spec = TaskSpec.from_benchmark(get_benchmark(cfg.benchmark, data_dir=cfg.data_dir()))
+    resume = RunDir(paths["optimize"]).has_run()
+    evaluator = PoolEvaluator(ocfg)
+    agent = make_meta_agent(ocfg)
+    try:
+        final = optimize(ocfg, spec, paths["optimize"], evaluator, agent, resume=resume,
+                         progress=progress)
+    finally:
+        agent.close()
+        evaluator.close()
+    return {"final": final, "meta_agent_calls": agent.usage.calls,
+            "note": f"{cfg.benchmark}: valid {final['valid_accuracy']:.3f}, test "
+                    f"{final['test_accuracy'] if final['test_accuracy'] is None else round(final['test_accuracy'], 3)}"
+                    f", ${final['dollars']:.4f}"}
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
+    """demo_report.md: stage table, per-turn validation/dollars, final test vs seed baselines."""
+    from w4s_ray.report import turn_table, write_report
+    from w4s_ray.rlao import trajectories as traj
+
+    lines = ["# w4s demo", "",
+             f"Offline end-to-end run: simulated executor `{cfg.executor.model}`, tiny "
+             f"meta-agent trained on {', '.join(cfg.benchmarks)}, then served and used to "
+             f"optimize a workflow for the held-out benchmark **{cfg.benchmark}**. Total wall "
+             f"time {wall_s:.0f} s.", "",
+             "## Stages", "", "| stage | status | wall s | outcome |", "| --- | --- | --- | --- |"]
+    for s in stages:
+        lines.append(f"| {s['stage']} | {s['status']} | {s.get('wall_s', '')} | "
+                     f"{str(s.get('note', '')).replace('|', '/')} |")
+    lines.append("")
+    opt = paths["optimize"]
+    final = (results.get("optimize") or {}).get("final")
+    if (opt / "config.yaml").exists():
+        write_report(opt)
+        rows = traj.read_rows(opt / "trajectories")
+        seeds_file = opt / "seeds" / f"{cfg.benchmark}.json"
+        seeds = json.loads(seeds_file.read_text()) if seeds_file.exists() else []
+        table = turn_table(rows, {cfg.benchmark: seeds}, {})
+        seed_usd = sum(s.get("cost_usd", 0.0) for s in seeds)
+        lines += [f"## Optimization on {cfg.benchmark} with the served meta-agent", "",
+                  f"Meta-agent: `openai/{cfg.serve.model_name}` at the Ray Serve endpoint "
+                  "(litellm backend). Turn 0 row: the seed workflows on validation.", "",
+                  "| turn | valid candidates | best valid acc (%) | best so far (%) | dollars | "
+                  "cumulative dollars |", "| --- | --- | --- | --- | --- | --- |"]
+        best_seed = max((s["val_accuracy"] for s in seeds), default=None)
+        lines.append(f"| seeds | {len(seeds)} | {_pct(best_seed)} | {_pct(best_seed)} | "
+                     f"{seed_usd:.4f} | {seed_usd:.4f} |")
+        for t in table:
+            lines.append(f"| {t['turn'] + 1} | {t['valid']}/{t['candidates']} | "
+                         f"{_pct(t['best'])} | {_pct(t['best_so_far'])} | {t['usd']:.4f} | "
+                         f"{t['cum_usd']:.4f} |")
+        lines.append("")
+        if final:
+            lines += ["## Final test metric", "",
+                      f"The best workflow by validation (`{final['best']}`) evaluated once on "
+                      f"{final.get('test_n')} test items, next to the seed baselines on the same "
+                      "items (baselines are for this table only).", "",
+                      "| workflow | valid (%) | test (%) |", "| --- | --- | --- |",
+                      f"| **W4S (served meta-agent)** | {_pct(final['valid_accuracy'])} | "
+                      f"**{_pct(final['test_accuracy'])}** |"]
+            for name, b in (final.get("seed_baselines") or {}).items():
+                lines.append(f"| seed: {name} | {_pct(b.get('valid_accuracy'))} | "
+                             f"{_pct(b.get('test_accuracy'))} |")
+            lines += ["", f"Executor dollars for this benchmark: {final['dollars']:.4f} "
+                      "(simulated calls priced as gpt-4o-mini).", ""]
+        lines += [f"Details: [optimize report]({opt.relative_to(paths['root'])}/report.md), "
+                  f"![curve]({opt.relative_to(paths['root'])}/curve.png)", ""]
+    links = [("collect report", paths["collect"] / "report.md"),
+             ("train summary", paths["train"] / "train_summary.md"),
+             ("tiny warm start", paths["tiny"] / "warmstart.md")]
+    lines += ["## Stage outputs", ""]
+    for label, p in links:
+        if p.exists():
+            lines.append(f"- {label}: `{p}`")
+    lines.append("")
+    atomic_write_text(paths["report"], "\n".join(lines))
+    return paths["report"]

@@ -1,0 +1,317 @@
+"""`w4s sweep` on Ray: many benchmarks optimized at once on one pool, rate limit and budget.
+
+Every benchmark runs `w4s_ray.sweep.benchmark.run_benchmark` (seed baselines on test, then the
+same `optimize` as `w4s optimize`) as its own Ray task. All tasks share:
+
+- ONE evaluator: the `EvaluatorPool` behind the `EvaluatorGateway` actor of `runtime.collect`,
+  so every benchmark's candidates queue on the same evaluator actors;
+- ONE executor rate limit and dollar budget: a named `RateLimiterActor` handed to every
+  evaluator's `ExecutorClient` (`executor.requests_per_minute`, `tokens_per_minute`,
+  `budget_usd` hold for the whole sweep, not per benchmark);
+- for the local backend, ONE hosted meta-agent actor (other backends: one client per task).
+
+The tasks are pinned to the driver's node, so every run directory is written where the driver
+(and the user) can read it; the evaluations themselves spread over the cluster.
+
+Before any work: unknown benchmark names, an unreachable `ray.address` (TCP connect with
+`sweep.connect_timeout_s`), and run directories that cannot be started or resumed are each one
+`ConfigError`. A benchmark that fails is recorded (`FAILED: <one line>` in the report, the
+full error in `<benchmark>/error.log`) and the others carry on. `BudgetExceeded` stops the
+benchmark that hit it (every other one hits the same shared budget); the report is written,
+then the error is raised (exit 3). `--resume` skips complete benchmarks and stored baselines
+and resumes optimization from the last completed turn.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import ray
+
+from w4s_ray.errors import BudgetExceeded, ConfigError, W4SError
+from w4s_ray.sweep.benchmark import bench_dir_has_work, run_benchmark
+from w4s_ray.sweep.layout import SweepLayout, is_complete
+from w4s_ray.sweep.report import write_sweep_report
+from w4s_ray.utils.io import atomic_write_json
+
+_DEFAULT_PORTS = {"ray": 10001, "http": 8265, "https": 443, "": 6379}
+
+
+def parse_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of a cluster address; None for addresses Ray resolves itself ("auto")."""
+    a = address.strip()
+    if a in ("", "auto", "local") or a.startswith("local"):
+        return None
+    scheme = ""
+    if "://" in a:
+        scheme, a = a.split("://", 1)
+    a = a.split("/", 1)[0]
+    if a.startswith("["):  # [ipv6]:port
+        host, _, rest = a[1:].partition("]")
+        port = rest.lstrip(":")
+    else:
+        host, _, port = a.rpartition(":") if ":" in a else (a, "", "")
+    if not host:
+        raise ConfigError(f"ray.address {address!r}: expected host:port")
+    try:
+        return host, int(port) if port else _DEFAULT_PORTS.get(scheme, 6379)
+    except ValueError:
+        raise ConfigError(f"ray.address {address!r}: port {port!r} is not a number") from None
+
+
+def check_cluster_address(address: str | None, timeout_s: float) -> None:
+    """A ConfigError naming the address when nothing accepts a TCP connection there."""
+    if not address:
+        return
+    target = parse_address(address)
+    if target is None:
+        return
+    host, port = target
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ConfigError(
+            f"ray.address {address}: cannot reach {host}:{port} within {timeout_s:g} s "
+            f"({reason}); is the cluster up?"
+        ) from None
+
+
+def benchmark_config(cfg, benchmark: str):
+    """The sweep config specialised to one benchmark (what its run dir records)."""
+    return cfg.model_copy(update={"benchmark": benchmark}, deep=True)
+
+
+def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
+    """Every check that can fail, before any work: (pinned cfg, names, layout, to-do names)."""
+    from w4s_ray.rlao.runs import preflight
+    from w4s_ray.runtime.collect import check_benchmarks
+
+    names = check_benchmarks(list(benchmarks) if benchmarks else list(cfg.benchmarks))
+    check_cluster_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"),
+                          cfg.sweep.connect_timeout_s)
+    cfg = cfg.model_copy(deep=True)
+    # Tasks and actors may start elsewhere (other cwd, other env): pin absolute paths now.
+    cfg.data.dir = str(cfg.data_dir())
+    cfg.run_dir = str(Path(cfg.run_dir).expanduser().resolve())
+    layout = SweepLayout(cfg.run_dir)
+    if layout.root.exists() and not layout.root.is_dir():
+        raise ConfigError(f"run dir {layout.root} exists and is not a directory")
+    if not resume:
+        used = [b for b in names if bench_dir_has_work(layout.bench_dir(b))]
+        if used:
+            raise ConfigError(
+                f"run dir {layout.root} already holds a sweep ({', '.join(used)}); pass "
+                "--resume to continue it or choose another run_dir"
+            )
+    todo = []
+    for b in names:
+        preflight(layout.bench_dir(b), benchmark_config(cfg, b), resume)
+        if not (resume and is_complete(layout, b, cfg.rlao.turns, cfg.sweep.baselines)):
+            todo.append(b)
+    return cfg, names, layout, todo
+
+
+def shared_pool_evaluator(cfg, *, rate_limiter):
+    """The gateway's evaluator: one EvaluatorPool whose clients share the sweep's limiter."""
+    from w4s_ray.runtime.evaluators import EvaluatorPool
+    from w4s_ray.runtime.rlao_eval import PoolEvaluator
+
+    return PoolEvaluator(cfg, EvaluatorPool(cfg, rate_limiter=rate_limiter))
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
+                    meta_agent_factory: Callable | None, resume: bool) -> dict:
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.env import apply_offline_defaults
+    from w4s_ray.rlao.loop import TaskSpec
+
+    apply_offline_defaults()
+    spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
+    own = meta_agent is None
+    if own:
+        if meta_agent_factory is not None:
+            meta_agent = meta_agent_factory(cfg)
+        else:
+            from w4s_ray.meta_agent import make_meta_agent
+
+            meta_agent = make_meta_agent(cfg)
+    try:
+        return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume)
+    finally:
+        if own:
+            meta_agent.close()
+
+
+def one_line(exc: BaseException) -> str:
+    """The message a user sees for a failed benchmark: the W4SError text, else type + text."""
+    from w4s_ray.runtime.rlao_eval import unwrap_user_error
+
+    err = unwrap_user_error(exc)
+    if err is None and isinstance(exc, ray.exceptions.RayTaskError):
+        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+        err = cause
+    err = err or exc
+    text = str(err).strip().splitlines()
+    msg = text[0] if text else ""
+    if not isinstance(err, W4SError):
+        msg = f"{type(err).__name__}: {msg}" if msg else type(err).__name__
+    return msg[:300]
+
+
+def _turns_done(layout: SweepLayout, names: Sequence[str]) -> int:
+    n = 0
+    for b in names:
+        p = layout.bench_dir(b) / "metrics.jsonl"
+        if p.exists():
+            try:
+                n += sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line)
+            except OSError:
+                pass
+    return n
+
+
+def _meta(cfg, wall_s: float | None) -> dict:
+    return {
+        "name": cfg.name, "executor": cfg.executor.model,
+        "meta_agent": f"{cfg.meta_agent.backend}:{cfg.meta_agent.model}",
+        "turns": cfg.rlao.turns, "candidates": cfg.rlao.candidates,
+        "valid_limit": cfg.eval.limit, "test_limit": cfg.rlao.test_limit,
+        "budget_usd": cfg.executor.budget_usd, "wall_s": wall_s,
+    }
+
+
+def run_sweep(
+    cfg,
+    benchmarks: Sequence[str] | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    meta_agent_factory: Callable | None = None,
+) -> dict:
+    """Run (or resume) the sweep; returns {report, status per benchmark, failed, wall_s}.
+
+    `meta_agent_factory(cfg) -> MetaAgent`, when given, builds each task's meta-agent instead
+    of the configured backend (it must pickle: a module-level function).
+    """
+    from tqdm.auto import tqdm
+
+    from w4s_ray.runtime.collect import EvaluatorGateway, RemoteEvaluator
+    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+    from w4s_ray.runtime.rate_limiter import get_rate_limiter
+    from w4s_ray.runtime.ray_init import init_ray
+
+    t0 = time.monotonic()
+    cfg, names, layout, todo = prepare_sweep(cfg, benchmarks, resume)
+    started_ray = not ray.is_initialized()
+    if todo:
+        try:
+            init_ray(cfg.ray)
+        except ConnectionError as exc:
+            raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
+                              ) from None
+    previous = layout.load_status().get("benchmarks", {}) if resume else {}
+    status = {b: previous.get(b, {"status": "done", "error": None, "wall_s": None})
+              for b in names if b not in todo}
+    status.update({b: {"status": "pending", "error": None, "wall_s": None} for b in todo})
+
+    def save(wall: float | None = None) -> None:
+        atomic_write_json(layout.status, {"meta": _meta(cfg, wall), "benchmarks": status})
+
+    limiter = gateway = agent = evaluator = here = None
+    pending: dict = {}
+    budget_error: BudgetExceeded | None = None
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        save()
+        if todo:
+            limiter = get_rate_limiter(cfg.executor, name=f"w4s-sweep-{uuid.uuid4().hex[:8]}")
+            gateway = EvaluatorGateway.remote(partial(shared_pool_evaluator, rate_limiter=limiter),
+                                              cfg)
+            evaluator = RemoteEvaluator(gateway)
+            if meta_agent_factory is None and cfg.meta_agent.backend == "local":
+                agent = make_hosted_meta_agent(cfg)
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                                  soft=False)
+        queue = list(todo)
+        width = cfg.sweep.max_parallel or len(todo) or 1
+        total_turns = len(names) * cfg.rlao.turns
+        bar = tqdm(total=total_turns, initial=min(_turns_done(layout, names), total_turns),
+                   desc=f"sweep {len(names)} benchmarks", unit="turn", disable=not progress)
+        started: dict[str, float] = {}
+        try:
+            while (queue and budget_error is None) or pending:
+                while queue and len(pending) < width and budget_error is None:
+                    b = queue.pop(0)
+                    ref = _benchmark_task.options(scheduling_strategy=here).remote(
+                        benchmark_config(cfg, b), b, str(layout.root), evaluator, agent,
+                        meta_agent_factory, resume or bench_dir_has_work(layout.bench_dir(b)))
+                    pending[ref] = b
+                    started[b] = time.monotonic()
+                    status[b]["status"] = "running"
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                bar.update(max(0, min(_turns_done(layout, names), total_turns) - bar.n))
+                for ref in ready:
+                    b = pending.pop(ref)
+                    wall = round(time.monotonic() - started[b], 2)
+                    try:
+                        ray.get(ref)
+                        status[b] = {"status": "done", "error": None, "wall_s": wall}
+                    except Exception as exc:  # noqa: BLE001 - one benchmark must not stop all
+                        msg = one_line(exc)
+                        kind = "budget" if _is_budget(exc) else "failed"
+                        if kind == "budget" and budget_error is None:
+                            budget_error = BudgetExceeded(msg)
+                        status[b] = {"status": kind, "error": msg, "wall_s": wall}
+                        layout.bench_dir(b).mkdir(parents=True, exist_ok=True)
+                        layout.error_log(b).write_text(str(exc), encoding="utf-8")
+                    save()
+                    done = sum(s["status"] == "done" for s in status.values())
+                    bar.set_postfix(done=f"{done}/{len(names)}",
+                                    failed=sum(s["status"] in ("failed", "budget")
+                                               for s in status.values()))
+            for b in queue:  # never started: the shared budget ran out first
+                status[b] = {"status": "budget", "error": f"not started: {budget_error}",
+                             "wall_s": None}
+        finally:
+            bar.close()
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if agent is not None:
+            stop(agent)
+        if gateway is not None:
+            try:
+                ray.get(gateway.close.remote(), timeout=60)
+            except Exception:  # noqa: BLE001 - best effort; killed next anyway
+                pass
+            ray.kill(gateway, no_restart=True)
+        if limiter is not None:
+            ray.kill(limiter, no_restart=True)
+        if started_ray and ray.is_initialized():
+            ray.shutdown()
+    wall_s = round(time.monotonic() - t0, 2)
+    save(wall_s)
+    report = write_sweep_report(layout.root, names)
+    failed = [b for b, s in status.items() if s["status"] != "done"]
+    if budget_error is not None:
+        raise BudgetExceeded(f"{budget_error} ({len(failed)} benchmark(s) stopped; report: "
+                             f"{report})")
+    return {"report": str(report), "run_dir": str(layout.root), "status": status,
+            "failed": failed, "wall_s": wall_s}
+
+
+def _is_budget(exc: BaseException) -> bool:
+    from w4s_ray.runtime.rlao_eval import unwrap_user_error
+
+    return isinstance(unwrap_user_error(exc), BudgetExceeded)
