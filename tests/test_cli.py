@@ -39,3 +39,55 @@ def test_bad_override_is_one_line_and_nonzero():
     assert out.returncode != 0
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert lines == ["w4s: error: --set nosuch.key: unknown key 'nosuch'"]
+
+
+def _foreign_run_dir(root):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from w4s_ray.rlao.trajectories import COLUMNS
+
+    (root / "trajectories").mkdir(parents=True)
+    pq.write_table(pa.table({c: ["text"] for c in COLUMNS}),
+                   root / "trajectories" / "part-gsm8k-e00-0000.parquet")
+    return root
+
+
+@pytest.mark.parametrize("case", [
+    "report-file", "report-empty", "report-foreign-parquet", "optimize-zero-candidates",
+    "optimize-negative-turns", "collect-out-is-file", "collect-unknown-benchmark",
+    "collect-foreign-parquet", "data-dir-is-file", "eval-bad-window",
+])
+def test_bad_input_is_exactly_one_error_line(case, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = {
+        "report-file": ["report", str(afile)],
+        "report-empty": ["report", str(empty)],
+        "report-foreign-parquet": ["report", str(_foreign_run_dir(tmp_path / "r1"))],
+        "optimize-zero-candidates": ["optimize", "--set", "rlao.candidates=0"],
+        "optimize-negative-turns": ["optimize", "--turns", "-2",
+                                    "--run-dir", str(tmp_path / "o")],
+        "collect-out-is-file": ["collect", "--benchmarks", "gsm8k", "--out", str(afile)],
+        "collect-unknown-benchmark": ["collect", "--benchmarks", "gsm8k,nope"],
+        "collect-foreign-parquet": ["collect", "--benchmarks", "gsm8k", "--resume", "--out",
+                                    str(_foreign_run_dir(tmp_path / "r2"))],
+        "data-dir-is-file": ["data", "verify", "--set", f"data.dir={afile}"],
+        "eval-bad-window": ["eval", "--workflow", str(afile), "--set", "rlao.history_window=-1"],
+    }[case]
+    if argv[0] not in _verbs():
+        pytest.skip(f"{argv[0]} verb not present")
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code != 0
+    assert len(lines) == 1 and lines[0].startswith("w4s: error: "), err
+    assert "Traceback" not in err
+
+
+def test_unknown_verb_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-verb"])
+    assert exc.value.code == 2

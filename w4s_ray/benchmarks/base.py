@@ -74,6 +74,9 @@ class Benchmark(ABC):
             status = data_mod.file_status(self.data_dir, data_mod.entry(rel))
             if status == "missing":
                 raise DataError(f"missing data file {self.data_dir / rel}; {data_mod.FETCH_HINT}")
+            if status == "unreadable":
+                raise DataError(f"cannot read data file {self.data_dir / rel} "
+                                f"(permission denied or I/O error)")
             if status == "mismatch":
                 raise DataError(f"data file {self.data_dir / rel} does not match its manifest "
                                 f"sha256 (corrupt or another version); `w4s data fetch --force`")

@@ -4,7 +4,7 @@
 the stored file and where it came from upstream (GitHub repo, commit, path; optionally a zip
 member, and whether we store the plain upstream file gzipped). It holds checksums, never data.
 
-- `verify(data_dir)` reports each file as ok / missing / mismatch.
+- `verify(data_dir)` reports each file as ok / missing / mismatch / unreadable.
 - `fetch(data_dir)` downloads missing or mismatching files from raw.githubusercontent.com at
   the recorded commit, gzips where the manifest says so (`gzip -9n`, which reproduces the stored
   bytes exactly), checks sha256 and writes with write-then-rename. Offline, it stops at the
@@ -28,6 +28,7 @@ import subprocess
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -87,7 +88,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 def require_dir(data_dir: Path) -> Path:
     if not data_dir.is_dir():
-        raise DataError(f"data directory {data_dir} does not exist; {FETCH_HINT}")
+        what = "is not a directory" if data_dir.exists() else "does not exist"
+        raise DataError(f"data directory {data_dir} {what}; {FETCH_HINT}")
     return data_dir
 
 
@@ -104,19 +106,22 @@ def sha256_file(path: Path) -> str:
 
 
 def file_status(data_dir: Path, e: FileEntry) -> str:
-    """'ok' | 'missing' | 'mismatch' for one manifest entry."""
+    """'ok' | 'missing' | 'mismatch' | 'unreadable' for one manifest entry."""
     p = data_dir / e.path
     if not p.is_file():
         return "missing"
-    if sha256_file(p) == e.sha256:
-        return "ok"
+    try:
+        if sha256_file(p) == e.sha256:
+            return "ok"
+    except OSError:  # permission denied, I/O error: the file is there but cannot be used
+        return "unreadable"
     # A gz recompressed by another deflate implementation differs in bytes, not in content.
     if e.gzip and e.raw_sha256:
         try:
             with gzip.open(p, "rb") as fh:
                 if hashlib.sha256(fh.read()).hexdigest() == e.raw_sha256:
                     return "ok"
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             pass
     return "mismatch"
 
@@ -222,7 +227,12 @@ def data_path(data_dir: Path, rel: str) -> Path:
 
 
 def read_bytes(data_dir: Path, rel: str) -> bytes:
-    return data_path(data_dir, rel).read_bytes()
+    p = data_path(data_dir, rel)
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read data file {p} ({exc.strerror or type(exc).__name__})"
+                        ) from None
 
 
 def read_text(data_dir: Path, rel: str) -> str:
@@ -232,7 +242,7 @@ def read_text(data_dir: Path, rel: str) -> str:
             with gzip.open(p, "rt", encoding="utf-8") as fh:
                 return fh.read()
         return p.read_text(encoding="utf-8")
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise DataError(f"corrupt data file {p} ({type(exc).__name__}); "
                         f"`w4s data verify` to check, `w4s data fetch` to repair") from None
 

@@ -22,6 +22,7 @@ import json
 import math
 import re
 import string
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -31,10 +32,12 @@ MAX_SCAN_CHARS = 20_000
 
 
 def as_text(pred: Any) -> str:
-    """A plain str for any prediction; objects with hostile __str__/__eq__ give "" or their text.
+    """A plain str for any prediction, never raising; junk gives "".
 
-    str/int/float subclasses are converted through the base type's own methods, so an
-    overridden `__str__` or `__eq__` cannot change what is scored.
+    Only data types are read (str, int, float, bytes, Fraction, Decimal, and lists/tuples/dicts
+    of them), each through the base type's own methods: a subclass's overridden `__str__` or
+    `__eq__` cannot change what is scored, and no method of an unknown object is ever called
+    (its `__str__` would run foreign code in the scoring process).
     """
     try:
         if pred is None or isinstance(pred, bool):
@@ -45,13 +48,19 @@ def as_text(pred: Any) -> str:
             return int.__repr__(pred)
         if isinstance(pred, float):
             return float.__repr__(pred) if math.isfinite(pred) else ""
+        if isinstance(pred, (bytes, bytearray)):
+            return bytes(pred[-MAX_SCAN_CHARS:]).decode("utf-8", "replace")
+        if type(pred) in (Fraction, Decimal):
+            return str(pred)
         if isinstance(pred, dict):
             # A workflow that returned its whole dict by mistake: take its "answer" if present.
-            if "answer" in pred and type(pred.get("answer")) is not dict:
-                return as_text(pred.get("answer"))
-            return ""
-        text = str(pred)
-        return str.__str__(text) if isinstance(text, str) else ""
+            value = dict.get(pred, "answer")
+            return "" if isinstance(value, dict) else as_text(value)
+        if isinstance(pred, (list, tuple)):
+            seq = list.__getitem__(pred, slice(-1000, None)) if isinstance(pred, list) else (
+                tuple.__getitem__(pred, slice(-1000, None)))
+            return ", ".join(t for t in (as_text(x) for x in seq) if t)
+        return ""
     except Exception:  # noqa: BLE001 - hostile objects score 0, never crash the evaluator
         return ""
 
@@ -163,12 +172,19 @@ def parse_choice(prediction: Any, n_options: int, choices: list[str] | None = No
     if m:
         return m.group(1).upper()
     # 2. An explicit statement; the last one wins ("Answer: B", "the answer is (C).").
+    # A letter followed by "or"/"and"/","/"/" and another letter is a hedge: no choice.
+    hedge = rf"(\s*(?:,|/|&|\bor\b|\band\b)\s*[*_`'\"\[(]*{cls}[*_`'\")\]]*(?![\w]))?"
     stated = re.findall(
         rf"(?:answer|choice|option)\s*(?:is|:|=|-)?\s*(?:option|choice)?\s*[:\-]?\s*"
-        rf"[*_`'\"\[(]*({cls})(?![\w])", text, flags=re.IGNORECASE)
-    stated = [s for s in stated if s.upper() in letters]
+        rf"[*_`'\"\[(]*({cls})[*_`'\")\]]*(?![\w]){hedge}", text, flags=re.IGNORECASE)
+    stated = [(s, h) for s, h in stated if s.upper() in letters]
     if stated:
-        return stated[-1].upper()
+        letter, hedged = stated[-1]
+        return None if hedged else letter.upper()
+    # Without a statement, naming several options ("(A) and (C)", "A) ... C) ...") is no choice.
+    marked = set(re.findall(rf"(?<![\w])\(?([{letters}])\)", text))
+    if len(marked) > 1:
+        return None
     # 3. Exactly one distinct parenthesised capital letter: "... so (C)".
     paren = set(re.findall(rf"\(([{letters}])\)", text))
     if len(paren) == 1:
@@ -366,6 +382,8 @@ def _fix_fracs(s: str) -> str:
     new = substrs[0]
     for sub in substrs[1:]:
         new += "\\frac"
+        if not sub:  # Hendrycks indexes sub[0]: IndexError -> is_equiv's raw comparison
+            raise IndexError("\\frac at the end")
         if sub[:1] == "{":
             new += sub
             continue
@@ -394,7 +412,11 @@ def _fix_a_slash_b(s: str) -> str:
 
 def _remove_right_units(s: str) -> str:
     if "\\text{ " in s:
-        return s.split("\\text{ ")[0]
+        splits = s.split("\\text{ ")
+        # Hendrycks asserts a single unit; two make is_equiv fall back to raw equality.
+        if len(splits) != 2:
+            raise ValueError("more than one \\text{ } unit")
+        return splits[0]
     return s
 
 
@@ -404,7 +426,9 @@ def _fix_sqrt(s: str) -> str:
     splits = s.split("\\sqrt")
     new = splits[0]
     for sp in splits[1:]:
-        if sp[:1] and sp[0] != "{":
+        if not sp:  # as Hendrycks (sp[0] raises): is_equiv falls back to raw comparison
+            raise IndexError("\\sqrt at the end")
+        if sp[0] != "{":
             new += "\\sqrt{" + sp[0] + "}" + sp[1:]
         else:
             new += "\\sqrt" + sp
@@ -419,7 +443,8 @@ def strip_string(s: str) -> str:
     s = s.replace("^{\\circ}", "").replace("^\\circ", "")
     s = s.replace("\\$", "")
     s = _remove_right_units(s)
-    s = s.replace("\\%", "").replace("%", "")
+    # Hendrycks removes backslash-percent only (its second replace is the same string).
+    s = s.replace("\\%", "")
     s = s.replace(" .", " 0.").replace("{.", "{0.")
     if not s:
         return s

@@ -170,16 +170,20 @@ def _plot(table: list[dict], path: Path) -> None:
 def write_report(run_dir: str | Path) -> Path:
     """(Re)generate report.md and curve.png for a run directory; returns report.md's path."""
     from w4s_ray.rlao import trajectories as traj
+    from w4s_ray.rlao.runs import valid_seed_records
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise DataError(f"run dir {run_dir} does not exist")
+        what = "is not a directory" if run_dir.exists() else "does not exist"
+        raise DataError(f"run dir {run_dir} {what}")
     if not (run_dir / "config.yaml").exists() and not traj.part_files(run_dir / "trajectories"):
         raise DataError(f"{run_dir} is not a w4s run directory (no config.yaml, no trajectories)")
     rows = traj.read_rows(run_dir / "trajectories")
     seeds = {}
     for p in sorted((run_dir / "seeds").glob("*.json")):
         seeds[p.stem] = _load_json(p)
+        if not valid_seed_records(seeds[p.stem]):
+            raise DataError(f"{p}: corrupt seed results (delete it to re-evaluate)")
     walls = {}
     metrics_path = run_dir / "metrics.jsonl"
     if metrics_path.exists():

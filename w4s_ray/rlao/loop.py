@@ -136,6 +136,11 @@ def _extract(text: str) -> tuple[str | None, str | None, bool]:
         return None, msg, True
 
 
+def _texts(replies) -> list[str]:
+    """A backend's replies as strings: None or non-text (a broken backend) counts as no reply."""
+    return [r if isinstance(r, str) else "" for r in list(replies or [])]
+
+
 def seed_record(name: str, code: str, out: EvalOutcome) -> dict:
     return {
         "name": name, "code": code,
@@ -228,7 +233,7 @@ class Episode:
         state, s = self.state, self.settings
         messages = build_messages(state, self.prompt_spec)
         seed = self.turn_seed(state.turn)
-        texts = list(self.meta_agent.generate(messages, s.candidates, seed=seed))[: s.candidates]
+        texts = _texts(self.meta_agent.generate(messages, s.candidates, seed=seed))
         cands = []
         for i in range(s.candidates):
             text = texts[i] if i < len(texts) else ""
@@ -293,7 +298,7 @@ class Episode:
                         + self.evaluator.repair_messages(c.code or c.action, c.error or ""))
                 rseed = derive_seed(s.base_seed, s.run_id, self.episode_id, turn, c.index,
                                     "repair", rnd)
-                reply = self.meta_agent.generate(msgs, 1, seed=rseed)
+                reply = _texts(self.meta_agent.generate(msgs, 1, seed=rseed))
                 c.repairs += 1
                 text = reply[0] if reply else ""
                 code, err, repairable = self.extract(text)

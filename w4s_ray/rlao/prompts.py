@@ -22,6 +22,8 @@ from w4s_ray.rlao.mdp import ArchiveEntry, State, Step
 # Long feedback (many failure samples) would crowd out the workflows in small contexts.
 MAX_FEEDBACK_CHARS = 3000
 MAX_FAILURE_CHARS = 1500
+# A meta-agent reply shown again in the history; longer ones are cut (the code is kept whole).
+MAX_ACTION_CHARS = 20_000
 
 SYSTEM_PROMPT = """You design agentic workflows: short Python programs that solve a task by \
 calling a strong language model through an `agent` object. You improve them turn by turn.
@@ -94,6 +96,14 @@ def agent_api(kind: str) -> str:
     return "\n".join(parts)
 
 
+def _action_text(step: Step) -> str:
+    """A past reply as the history shows it; a huge one keeps its analysis head and the code."""
+    if len(step.action) <= MAX_ACTION_CHARS:
+        return step.action
+    return (_clip(step.action, MAX_FAILURE_CHARS) + "\n\nThe workflow of this reply:\n"
+            f"```python\n{step.entry.code}\n```")
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "\n[... truncated]"
 
@@ -155,7 +165,7 @@ def build_messages(state: State, spec: PromptSpec) -> list[dict[str, str]]:
         {"role": "user", "content": first_user_message(state, spec)},
     ]
     for step in state.window(spec.history_window):
-        messages.append({"role": "assistant", "content": step.action})
+        messages.append({"role": "assistant", "content": _action_text(step)})
         messages.append({"role": "user", "content": observation(step)})
     if state.last_failure:
         messages[-1] = {

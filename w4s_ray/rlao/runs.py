@@ -53,6 +53,14 @@ def _get(tree: dict, dotted: str):
     return node
 
 
+def valid_seed_records(records) -> bool:
+    """Seed results as `save_seeds` writes them: a list of {name, code, val_accuracy, ...}."""
+    return isinstance(records, list) and all(
+        isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("code"), str)
+        and isinstance(r.get("val_accuracy"), (int, float)) and isinstance(r.get("feedback"), str)
+        for r in records)
+
+
 def episode_id(benchmark: str, index: int) -> str:
     return f"{benchmark}-e{index:02d}"
 
@@ -120,9 +128,12 @@ class RunDir:
         if not p.exists():
             return None
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            records = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
-            raise DataError(f"{p}: corrupt seed results (delete it to re-evaluate)") from None
+            records = None
+        if not valid_seed_records(records):
+            raise DataError(f"{p}: corrupt seed results (delete it to re-evaluate)")
+        return records
 
     def save_seeds(self, benchmark: str, records: list[dict]) -> None:
         atomic_write_json(self.seed_file(benchmark), records)
@@ -251,8 +262,13 @@ def optimize(
     if rows:
         rd.rebuild_metrics(rows, best_by_turn)
     if rd.final.exists() and ep.state.turn >= turns:
-        write_report(rd.path)
-        return json.loads(rd.final.read_text(encoding="utf-8"))
+        try:
+            done = json.loads(rd.final.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            done = None  # derived state: a torn final.json is recomputed below
+        if isinstance(done, dict) and "test_accuracy" in done:
+            write_report(rd.path)
+            return done
     rd.final.unlink(missing_ok=True)  # a longer resumed run supersedes an earlier final
 
     bar = tqdm(total=turns, initial=min(ep.state.turn, turns), desc=f"optimize {spec.name}",

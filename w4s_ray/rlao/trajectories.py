@@ -99,7 +99,14 @@ def read_part(path: Path) -> pa.Table:
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"trajectory file {path} lacks columns {missing}")
-    return table.select(COLUMNS).cast(SCHEMA)
+    try:
+        return table.select(COLUMNS).cast(SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
+        # Right column names, wrong types or nulls: another schema (version or tool) wrote it.
+        raise DataError(
+            f"trajectory file {path} does not have the trajectory schema "
+            f"({str(exc).splitlines()[0][:160]}); move it away to resume without it"
+        ) from None
 
 
 def read_table(out_dir: str | Path) -> pa.Table:
