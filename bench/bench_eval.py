@@ -28,8 +28,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 BENCHMARKS = ("gsm8k", "svamp", "mmlu_pro", "drop")
 
 
-def run(latency_ms: float = 1000.0, concurrency: int = 64, items: int = 64,
-        benchmarks: tuple[str, ...] = BENCHMARKS) -> list[dict]:
+def run(latency_ms: float = 1000.0, concurrency: int | tuple[int, ...] = (16, 64, 256),
+        items: int | None = None, benchmarks: tuple[str, ...] = BENCHMARKS) -> list[dict]:
+    """P1 at each concurrency; rows are suffixed `_c<concurrency>`, the target kept at 64.
+
+    `items=None` sizes each run to an ideal of ~8 s at 1 s latency (items = concurrency,
+    clamped to 16..128: the smaller validation splits hold 128 items)."""
+    levels = (concurrency,) if isinstance(concurrency, int) else tuple(concurrency)
+    rows = []
+    for c in levels:
+        n = items if items is not None else min(128, max(16, c))
+        for r in run_one(latency_ms, c, n, benchmarks):
+            rows.append({**r, "name": f"{r['name']}_c{c}",
+                         "target": r["target"] if c == 64 else None})
+    return rows
+
+
+def run_one(latency_ms: float = 1000.0, concurrency: int = 64, items: int = 64,
+            benchmarks: tuple[str, ...] = BENCHMARKS) -> list[dict]:
     from w4s_ray.benchmarks import get_benchmark
     from w4s_ray.config import CacheConfig, EvalConfig, ExecutorConfig, SandboxConfig, SimConfig
     from w4s_ray.env import apply_offline_defaults
@@ -146,7 +162,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--items", type=int, default=64)
     args = ap.parse_args()
-    rows = run(args.latency_ms, args.concurrency, args.items)
+    rows = run_one(args.latency_ms, args.concurrency, args.items)
     p = rows[0]["params"]
     print(f"{p['calls']} calls; evaluation {p['wall_s']} s, same calls by the client alone "
           f"{p['direct_client_s']} s, ideal {p['ideal_s']} s (load avg {p['load_avg_1m']:.1f})")
