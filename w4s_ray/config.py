@@ -42,10 +42,15 @@ class CacheConfig(_Section):
 
 
 class ExecutorConfig(_Section):
-    """The strong model every workflow calls (through litellm)."""
+    """The strong model every workflow calls (over plain HTTP or litellm, see `transport`)."""
 
     model: str = "openai/sim-gpt-4o-mini"
     api_base: str | None = "http://127.0.0.1:8765/v1"
+    # How a request is sent: "http" = plain aiohttp POST in the OpenAI wire format (about a
+    # tenth of litellm's CPU per call), "litellm" = litellm.acompletion (any provider), "auto" =
+    # http for OpenAI-compatible routes (openai/..., hosted_vllm/...) with an api_base, else
+    # litellm. See docs/EXECUTOR.md "Transports".
+    transport: Literal["auto", "litellm", "http"] = "auto"
     # Name of the env var holding the key, or a file holding it; never the key itself.
     api_key_env: str = "OPENAI_API_KEY"
     api_key_file: str | None = None
@@ -223,6 +228,9 @@ class TrainConfig(_Section):
     # Worker-group restarts Ray Train attempts from the latest checkpoint before giving up.
     max_failures: int = 2
     grad_clip: float = 1.0
+    # Candidates sampled on the same prompt share one encoding of it in one packed sequence
+    # (same loss; batch_size then counts packed sequences).
+    pack_prompts: bool = True
     lora_target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )

@@ -1,0 +1,204 @@
+"""RWR examples: label masking, weights, filters, truncation, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.train.synth import make_rows, write_trajectories
+from w4s_ray.errors import DataError
+from w4s_ray.train.rwr import (
+    IGNORE_INDEX,
+    build_examples,
+    examples_to_table,
+    read_trajectories,
+    rwr_weights,
+    tokenize_example,
+)
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+MSGS = [
+    {"role": "system", "content": "You write workflows."},
+    {"role": "user", "content": "Improve the gsm8k workflow."},
+]
+ACTION = "def solver(agent, task):\n    return {'answer': task}"
+
+
+def test_labels_cover_exactly_the_action_and_end_of_turn(tok):
+    ids, labels, truncated = tokenize_example(tok, MSGS, ACTION, 4096)
+    assert not truncated and len(ids) == len(labels)
+    prompt_ids = tok.apply_chat_template(MSGS, add_generation_prompt=True, tokenize=True,
+                                         return_dict=True)["input_ids"]
+    action_ids = tok(ACTION, add_special_tokens=False)["input_ids"]
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
+    # token by token: prompt masked, then the action tokens, then the end-of-turn token
+    assert ids == list(prompt_ids) + action_ids + [eot]
+    assert labels == [IGNORE_INDEX] * len(prompt_ids) + action_ids + [eot]
+    assert tok.decode([t for t in labels if t != IGNORE_INDEX]) == ACTION + "<|im_end|>"
+
+
+def test_mask_agrees_with_template_generation_mask(tok):
+    ids, labels, _ = tokenize_example(tok, MSGS, ACTION, 4096)
+    ref = tok.apply_chat_template(
+        [*MSGS, {"role": "assistant", "content": ACTION}], tokenize=True, return_dict=True,
+        return_assistant_tokens_mask=True,
+    )
+    n = len(ids)
+    assert ref["input_ids"][:n] == ids
+    assert [int(m) for m in ref["assistant_masks"][:n]] == [int(t != IGNORE_INDEX) for t in labels]
+
+
+def test_earlier_assistant_turns_in_history_stay_masked(tok):
+    history = MSGS + [{"role": "assistant", "content": "def solver(agent, task): pass"},
+                      {"role": "user", "content": "accuracy 0.1"}]
+    ids, labels, _ = tokenize_example(tok, history, ACTION, 4096)
+    unmasked = [t for t in labels if t != IGNORE_INDEX]
+    assert tok.decode(unmasked) == ACTION + "<|im_end|>"
+
+
+def test_weights_are_exp_r_over_t_and_normalise_to_mean_one():
+    rewards = [1.0, 0.0, -0.5, 0.5]
+    ws = rwr_weights(rewards, 0.4, normalize=False)
+    assert ws == pytest.approx([math.exp(r / 0.4) for r in rewards])
+    wn = rwr_weights(rewards, 0.4, normalize=True)
+    assert sum(wn) / len(wn) == pytest.approx(1.0)
+    assert wn[0] / wn[1] == pytest.approx(math.exp(1.0 / 0.4))
+    with pytest.raises(DataError, match="temperature"):
+        rwr_weights(rewards, 0.0, normalize=False)
+
+
+def test_build_examples_weights_and_filters(tok):
+    rows = make_rows()
+    exs, st = build_examples(rows, tok, temperature=0.4, filter="all")
+    assert st.rows == len(rows) == st.kept == len(exs)
+    for ex, row in zip(exs, rows, strict=True):
+        assert ex.weight == pytest.approx(math.exp(row["reward"] / 0.4))
+    succ, st_s = build_examples(rows, tok, temperature=0.4, filter="success")
+    assert st_s.kept == sum(r["reward"] > 0 for r in rows)
+    assert st_s.dropped_filter == len(rows) - st_s.kept
+    assert all(e.reward > 0 for e in succ)
+    sel, st_c = build_examples(rows, tok, temperature=0.4, filter="selected")
+    assert st_c.kept == sum(r["chosen"] for r in rows) and all(e.meta["chosen"] for e in sel)
+    norm, _ = build_examples(rows, tok, temperature=0.4, normalize=True)
+    assert sum(e.weight for e in norm) / len(norm) == pytest.approx(1.0)
+
+
+def test_empty_actions_are_dropped_and_counted(tok):
+    rows = make_rows()
+    rows[0]["action"] = ""
+    rows[1]["action"] = "   \n"
+    rows[2]["action"] = None
+    rows[3]["code"] = None  # a reply from which no workflow could be extracted
+    exs, st = build_examples(rows, tok, temperature=0.4)
+    assert st.dropped_no_action == 4 and st.kept == len(rows) - 4 == len(exs)
+    rows[4]["valid"] = False
+    val, st_v = build_examples(rows, tok, temperature=0.4, filter="valid")
+    assert st_v.dropped_filter == 1 and st_v.kept == len(rows) - 5
+
+
+def test_truncation_cuts_history_from_the_left_and_keeps_the_action(tok):
+    long_history = MSGS + [{"role": "user", "content": "old feedback " * 300},
+                           {"role": "user", "content": "LATEST"}]
+    full_ids, full_labels, t0 = tokenize_example(tok, long_history, ACTION, 100_000)
+    assert not t0
+    n_action = sum(t != IGNORE_INDEX for t in full_labels)
+    ids, labels, truncated = tokenize_example(tok, long_history, ACTION, n_action + 20)
+    assert truncated and len(ids) == n_action + 20
+    assert ids == full_ids[-len(ids):]  # the left part went, the end is intact
+    assert labels[-n_action:] == full_labels[-n_action:]
+    assert "LATEST" in tok.decode(ids)
+
+    row = make_rows()[0]
+    row["prompt_messages"] = json.dumps(long_history)
+    row["action"] = ACTION
+    too_long = dict(row, action="x " * 500)
+    exs, st = build_examples([row, too_long], tok, temperature=0.4, max_seq_len=n_action + 20)
+    assert st.truncated == 1 and st.dropped_too_long == 1 and st.kept == 1
+    assert len(exs[0].input_ids) <= n_action + 20
+
+
+def test_read_trajectories_and_bad_input(tmp_path, tok):
+    path = write_trajectories(tmp_path / "t" / "part-0.parquet")
+    rows = read_trajectories(tmp_path / "t")
+    assert len(rows) == len(make_rows()) and rows[0]["_source"] == "part-0.parquet:0"
+    exs = build_examples(rows, tok, temperature=0.4)[0]
+    assert examples_to_table(exs).num_rows == 4  # one packed sequence per (episode, turn)
+    assert examples_to_table(exs, share_prompts=False).num_rows == len(rows)
+
+    with pytest.raises(DataError, match="not found"):
+        read_trajectories(tmp_path / "nope")
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(DataError, match="no .parquet"):
+        read_trajectories(tmp_path / "empty_dir")
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"prompt_messages": ["[]"], "reward": [1.0]}), bad)
+    with pytest.raises(DataError, match="missing trajectory column.*action"):
+        read_trajectories(bad)
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.Table.from_pylist([], schema=pa.schema(
+        [("prompt_messages", pa.string()), ("action", pa.string()), ("reward", pa.float64())])), empty)
+    with pytest.raises(DataError, match="no rows"):
+        read_trajectories(empty)
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="not a readable Parquet"):
+        read_trajectories(garbage)
+    assert path.exists()
+
+
+def test_malformed_prompt_messages_name_the_row(tok):
+    rows = make_rows()
+    rows[1]["prompt_messages"] = "{not json"
+    rows[1]["_source"] = "x.parquet:1"
+    with pytest.raises(DataError, match=r"x.parquet:1: prompt_messages is not valid JSON"):
+        build_examples(rows, tok, temperature=0.4)
+    rows[1]["prompt_messages"] = json.dumps([{"role": "user"}])
+    with pytest.raises(DataError, match="list of"):
+        build_examples(rows, tok, temperature=0.4)
+
+
+def test_pack_examples_shares_prompts_and_keeps_positions(tok):
+    from w4s_ray.train.rwr import pack_examples
+
+    exs, _ = build_examples(make_rows(n_episodes=1, turns=1, candidates=3), tok, temperature=0.4)
+    n_prompt = exs[0].labels.index(next(t for t in exs[0].labels if t != IGNORE_INDEX))
+    acts = [e.input_ids[n_prompt:] for e in exs]
+    (row,) = pack_examples(exs, 100_000)
+    assert row.input_ids == exs[0].input_ids[:n_prompt] + acts[0] + acts[1] + acts[2]
+    assert row.weights == [e.weight for e in exs]
+    start = n_prompt + len(acts[0])  # the second action
+    assert row.src[start] == n_prompt - 1  # first token predicted from the prompt's end
+    assert row.src[start + 1] == start
+    assert row.pos[start:start + len(acts[1])] == list(range(n_prompt, n_prompt + len(acts[1])))
+    assert row.seg[start] == 2 and row.seg[n_prompt - 1] == 0
+    # a length cap splits the group into rows that each repeat the prompt
+    rows = pack_examples(exs, n_prompt + max(map(len, acts)) + 1)
+    assert len(rows) == 3 and all(r.input_ids[:n_prompt] == row.input_ids[:n_prompt] for r in rows)
+    assert len(pack_examples(exs, 100_000, share_prompts=False)) == 3
+
+
+def test_truncated_candidates_of_one_prompt_still_share_it(tok):
+    from w4s_ray.train.rwr import pack_examples
+
+    rows = make_rows(n_episodes=1, turns=1, candidates=3)
+    rows[0]["prompt_messages"] = json.dumps(MSGS + [{"role": "user", "content": "history " * 400}])
+    for r in rows[1:]:
+        r["prompt_messages"] = rows[0]["prompt_messages"]
+    rows[1]["action"] = ACTION  # shorter than the others: its own prompt budget is larger
+    exs, st = build_examples(rows, tok, temperature=0.4, max_seq_len=400)
+    assert st.truncated == 3 and len({len(e.input_ids) - e.num_action_tokens for e in exs}) == 2
+    (row,) = pack_examples(exs, 10_000)
+    n_prompt = row.seg.count(0)
+    assert n_prompt == min(len(e.input_ids) - e.num_action_tokens for e in exs)
+    assert max(row.pos) < 400  # every action still sits within max_seq_len positions

@@ -1,0 +1,99 @@
+"""Trainer logic that needs no Ray: precision, DeepSpeed config, step counts, bad input."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.train.synth import SCHEMA, make_rows, write_trajectories
+from w4s_ray.config import TrainConfig, load_config
+from w4s_ray.errors import ConfigError, DataError, W4SError
+from w4s_ray.train.trainer import (
+    check_base_model,
+    deepspeed_config,
+    resolve_bf16,
+    run_training,
+    steps_per_epoch,
+)
+
+
+def test_bf16_only_with_a_gpu():
+    assert resolve_bf16(TrainConfig()) is False
+    assert resolve_bf16(TrainConfig(use_gpu=True)) is True
+    assert resolve_bf16(TrainConfig(use_gpu=True, bf16=False)) is False
+    with pytest.raises(ConfigError, match="bf16.*GPU"):
+        resolve_bf16(TrainConfig(bf16=True))
+
+
+def test_deepspeed_config_follows_train_section():
+    ds = deepspeed_config(TrainConfig(batch_size=3, grad_clip=0.5), bf16=False)
+    assert ds["zero_optimization"] == {"stage": 2}
+    assert ds["train_micro_batch_size_per_gpu"] == 3 and ds["gradient_clipping"] == 0.5
+    assert ds["bf16"]["enabled"] is False and "optimizer" not in ds  # client optimizer on CPU
+    z3 = deepspeed_config(TrainConfig(zero_stage=3, offload_optimizer=True), bf16=True)
+    assert z3["zero_optimization"]["stage"] == 3
+    assert z3["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert z3["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+    assert z3["bf16"]["enabled"] is True
+
+
+def test_steps_per_epoch_is_the_same_on_every_rank():
+    assert steps_per_epoch(24, 2, 4) == 3
+    assert steps_per_epoch(25, 2, 4) == 3  # the odd row is dropped by the equal split
+    assert steps_per_epoch(9, 2, 4) == 1
+    assert steps_per_epoch(1, 2, 4) == 0
+
+
+def test_check_base_model(tmp_path, tiny_model_dir, monkeypatch):
+    check_base_model(str(tiny_model_dir))
+    with pytest.raises(W4SError, match="not found"):
+        check_base_model(str(tmp_path / "missing"))
+    with pytest.raises(W4SError, match="config.json"):
+        check_base_model(str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(W4SError, match="not found"):
+        check_base_model("Qwen/Qwen2.5-Coder-7B-Instruct")
+
+
+def _cfg(tmp_path, model, data, *extra):
+    return load_config(None, [f"train.data={data}", f"train.base_model={model}",
+                              f"train.out_dir={tmp_path / 'out'}", *extra])
+
+
+def test_bad_inputs_fail_before_ray_with_one_line(tmp_path, tiny_model_dir):
+    good = write_trajectories(tmp_path / "good.parquet")
+    with pytest.raises(W4SError, match="base_model not found"):
+        run_training(_cfg(tmp_path, tmp_path / "nope", good))
+    with pytest.raises(DataError, match="not found"):
+        run_training(_cfg(tmp_path, tiny_model_dir, tmp_path / "missing.parquet"))
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.Table.from_pylist([], schema=SCHEMA), empty)
+    with pytest.raises(DataError, match="no rows"):
+        run_training(_cfg(tmp_path, tiny_model_dir, empty))
+    wrong = tmp_path / "wrong.parquet"
+    pq.write_table(pa.table({"messages": ["x"], "response": ["y"], "reward": [1.0]}), wrong)
+    with pytest.raises(DataError, match="missing trajectory column"):
+        run_training(_cfg(tmp_path, tiny_model_dir, wrong))
+    rows = make_rows()
+    for r in rows:
+        r["action"] = ""
+    no_action = write_trajectories(tmp_path / "noaction.parquet", rows)
+    with pytest.raises(DataError, match="no trainable rows.*no action 12"):
+        run_training(_cfg(tmp_path, tiny_model_dir, no_action))
+    with pytest.raises(DataError, match="no trainable rows"):
+        run_training(_cfg(tmp_path, tiny_model_dir, good, "train.filter=success",
+                          "train.temperature=0.4", "train.max_seq_len=8"))
+    with pytest.raises(W4SError, match="--resume: no training run"):
+        run_training(_cfg(tmp_path, tiny_model_dir, good), resume=True)
+    assert not (tmp_path / "out" / "model").exists()
+
+
+def test_cli_reports_bad_model_as_one_line(tmp_path, capsys):
+    from w4s_ray.cli import main
+
+    data = write_trajectories(tmp_path / "t.parquet")
+    rc = main(["train", "--data", str(data), "--base-model", str(tmp_path / "nope"),
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"w4s: error: train.base_model not found: {tmp_path / 'nope'}"]

@@ -1,0 +1,525 @@
+"""`w4s train`: RWR fine-tuning of the meta-agent as a Ray Train job (DeepSpeed or DDP).
+
+The driver reads the trajectory Parquet, builds weighted masked examples (`train.rwr`), writes
+them as tokenised Parquet under the run dir (candidates of one prompt packed into one
+sequence that encodes the prompt once, `train.pack_prompts`), and hands `ray.data.read_parquet(...)` (materialised:
+with Train holding the CPUs a streaming read can starve, see PLATFORM-NOTES) to a `TorchTrainer`.
+Each worker reads its shard, runs the batched weighted loss (`train.loss`) under DeepSpeed ZeRO
+(stage 1/2/3, optional CPU optimizer offload; on CPU a client torch AdamW and no shm-op JIT
+build) or plain DDP, optionally on LoRA adapters (peft).
+
+Checkpoints (`ray.train.report(..., checkpoint=...)` every `checkpoint_every` steps) hold the
+step count, the loss history and the full optimizer state (DeepSpeed's sharded checkpoint, or
+model+optimizer state dicts for DDP). Ray Train restores the latest one after a worker failure
+(`FailureConfig(max_failures)`) and, with `--resume`, after a driver failure: the same run name
+under the same storage path makes Ray Train hand the workers the latest checkpoint.
+
+Outputs under `train.out_dir`: `model/` (HF format + tokenizer; LoRA merged unless
+`merge_lora=false`, then `model/` is the adapter and `model/base` names the base),
+`train_log.jsonl`, `loss.png`, `train_summary.md`, `examples/`, `ray/` (Ray Train storage).
+
+Not done here: gradient accumulation, learning-rate schedules, evaluation during training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from w4s_ray.config import ExperimentConfig, TrainConfig
+from w4s_ray.errors import ConfigError, DataError, W4SError
+from w4s_ray.train import rwr
+from w4s_ray.utils.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+RUN_NAME = "rwr"
+STATE_FILE = "train_state.json"
+HF_DIR = "hf_model"
+
+
+# ----------------------------------------------------------------------------- pure config logic
+
+
+def resolve_bf16(cfg: TrainConfig) -> bool:
+    """bf16 only on GPU: `None` follows `use_gpu`; an explicit `true` without a GPU is an error."""
+    if cfg.bf16 is None:
+        return cfg.use_gpu
+    if cfg.bf16 and not cfg.use_gpu:
+        raise ConfigError("train.bf16=true needs a GPU (set train.use_gpu=true) ")
+    return cfg.bf16
+
+
+def deepspeed_config(cfg: TrainConfig, *, bf16: bool) -> dict[str, Any]:
+    """The DeepSpeed config for a run. The optimizer is passed as a client torch optimizer:
+    a DS-config optimizer JIT-compiles FusedAdam/CPUAdam (80-90 s on CPU)."""
+    zero: dict[str, Any] = {"stage": cfg.zero_stage}
+    if cfg.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": cfg.use_gpu}
+    if cfg.zero_stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    return {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": bf16},
+        "fp16": {"enabled": False},
+        # A client optimizer with offload is allowed (DS otherwise insists on its CPUAdam).
+        "zero_force_ds_cpu_optimizer": False,
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 1 << 30,
+        "wall_clock_breakdown": False,
+    }
+
+
+def steps_per_epoch(num_examples: int, num_workers: int, batch_size: int) -> int:
+    """Batches each worker runs per epoch; Ray splits rows equally, so every rank agrees."""
+    per_worker = num_examples // num_workers
+    return math.ceil(per_worker / batch_size) if per_worker else 0
+
+
+def effective_max_seq_len(tc: TrainConfig) -> int:
+    """`train.max_seq_len`, capped at the base model's context (`max_position_embeddings`)."""
+    try:
+        from transformers import AutoConfig
+
+        ctx = getattr(AutoConfig.from_pretrained(tc.base_model), "max_position_embeddings", None)
+    except Exception:  # no readable config: the tokenizer load right after reports it
+        ctx = None
+    return min(tc.max_seq_len, ctx) if ctx else tc.max_seq_len
+
+
+def check_base_model(path: str) -> None:
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise W4SError(f"train.base_model {path}: no config.json (not a Hugging Face model dir)")
+        return
+    looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
+    if looks_like_hub_id and os.environ.get("HF_HUB_OFFLINE") != "1":
+        return
+    raise W4SError(f"train.base_model not found: {path}")
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+def _skip_deepspeed_shm_build() -> None:
+    # init_distributed JIT-builds a shared-memory op (+50 s, 1.6 GB) that gloo on CPU never
+    # uses. importlib, not `import deepspeed.comm.torch as x`: that name resolves to torch.
+    import importlib
+
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+
+
+def _all_mean(values: list[float]) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+        t /= dist.get_world_size()
+    return t.tolist()
+
+
+def _load_model(tc: TrainConfig, base_model: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    if tc.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=tc.lora_r, lora_alpha=tc.lora_alpha, lora_dropout=0.0,
+            target_modules=list(tc.lora_target_modules), task_type="CAUSAL_LM",
+        ))
+    return model
+
+
+def _save_hf(module, tc: TrainConfig, base_model: str, out: Path, state_dict=None) -> None:
+    """Rank 0: the final model in HF format (+ tokenizer); LoRA merged when asked."""
+    from w4s_ray.meta_agent.tiny import load_tokenizer
+
+    if state_dict is not None:  # ZeRO-3: weights were gathered into a full state dict
+        module = _load_model(tc, base_model)
+        module.load_state_dict(state_dict, strict=False)
+    if tc.lora and tc.merge_lora:
+        module = module.merge_and_unload()
+    module.save_pretrained(out, safe_serialization=True)
+    load_tokenizer(base_model).save_pretrained(out)
+    if tc.lora and not tc.merge_lora:
+        (out / "base").write_text(str(base_model) + "\n")
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Runs in every Ray Train worker."""
+    import numpy as np
+    import ray.train
+    import torch
+
+    from w4s_ray.train.loss import collate_packed, packed_batch_loss
+
+    tc = TrainConfig(**config["train"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.manual_seed(tc.seed)
+    random.seed(tc.seed)
+    torch.set_num_threads(max(1, int(config.get("torch_threads", 1))))
+    bf16 = config["bf16"]
+
+    model = _load_model(tc, config["base_model"])
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    engine = None
+    if tc.strategy == "deepspeed":
+        _skip_deepspeed_shm_build()
+        import deepspeed
+
+        engine, optimizer, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, config=config["ds_config"]
+        )
+        net = engine
+    else:
+        net = ray.train.torch.prepare_model(model)
+    device = ray.train.torch.get_device() if tc.use_gpu else torch.device("cpu")
+
+    state: dict[str, Any] = {"step": 0, "history": []}
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = json.loads((Path(d) / STATE_FILE).read_text())
+            if engine is not None:
+                engine.load_checkpoint(str(Path(d) / "ds"), tag="state",
+                                       load_optimizer_states=True)
+            else:
+                blob = torch.load(Path(d) / "ddp_state.pt", map_location="cpu", weights_only=False)
+                getattr(net, "module", net).load_state_dict(blob["model"])
+                optimizer.load_state_dict(blob["optimizer"])
+        if rank == 0:
+            print(f"[train] resumed at step {state['step']}", flush=True)
+
+    spe = config["steps_per_epoch"]
+    total = config["total_steps"]
+    pad_id = config["pad_id"]
+    shard = ray.train.get_dataset_shard("train")
+
+    def save(final: bool) -> None:
+        metrics = {"step": state["step"], "loss": state["history"][-1]["loss"]
+                   if state["history"] else None}
+        full_sd = None
+        if final and engine is not None and tc.zero_stage == 3:
+            full_sd = engine._zero3_consolidated_16bit_state_dict()  # collective
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_p = Path(tmp)
+            if engine is not None:
+                engine.save_checkpoint(str(tmp_p / "ds"), tag="state")  # collective, sharded
+            if rank == 0:
+                (tmp_p / STATE_FILE).write_text(json.dumps(state))
+                if engine is None:
+                    torch.save({"model": getattr(net, "module", net).state_dict(),
+                                "optimizer": optimizer.state_dict()}, tmp_p / "ddp_state.pt")
+                if final:
+                    module = engine.module if engine is not None else getattr(net, "module", net)
+                    _save_hf(module, tc, config["base_model"], tmp_p / HF_DIR, full_sd)
+            has_files = any(tmp_p.iterdir())
+            ray.train.report(
+                metrics,
+                checkpoint=ray.train.Checkpoint.from_directory(tmp) if has_files else None,
+                checkpoint_dir_name=f"checkpoint_{state['step']:06d}" + ("_final" if final else ""),
+            )
+
+    net.train()
+    final_saved = False
+    t_last = time.perf_counter()
+    while state["step"] < total:
+        skip = state["step"] % spe
+        done_in_epoch = 0
+        for i, batch in enumerate(shard.iter_batches(batch_size=tc.batch_size, batch_format="numpy")):
+            if i < skip:
+                continue
+            if i >= spe or state["step"] >= total:
+                break
+            cols = ("input_ids", "labels", "src", "seg", "pos", "weights")
+            rows = [{c: np.asarray(batch[c][i]).tolist() for c in cols}
+                    for i in range(len(batch["input_ids"]))]
+            b = {k: v.to(device) for k, v in collate_packed(rows, pad_id).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16,
+                                enabled=bf16 and engine is None):
+                loss, seq_ce = packed_batch_loss(net, b)
+            if engine is not None:
+                engine.backward(loss)
+                engine.step()
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+                optimizer.step()
+            n_tok = int(b["tgt_tok"].numel())
+            mean_loss, mean_ce, tokens = _all_mean([loss.item(), seq_ce.mean().item(), n_tok])
+            now = time.perf_counter()
+            state["step"] += 1
+            done_in_epoch += 1
+            rec = {"step": state["step"], "epoch": (state["step"] - 1) // spe,
+                   "loss": mean_loss, "ce": mean_ce, "action_tokens": int(tokens * world),
+                   "step_s": now - t_last}
+            t_last = now
+            state["history"].append(rec)
+            if rank == 0:
+                print(f"[train] step {rec['step']}/{total} epoch {rec['epoch']} "
+                      f"loss {mean_loss:.4f} ce {mean_ce:.4f} ({rec['step_s']:.2f}s)", flush=True)
+            fail_at = config.get("inject_failure_at_step")
+            if fail_at and state["step"] == fail_at and rank == world - 1:
+                marker = Path(config["inject_failure_marker"])
+                if not marker.exists():
+                    marker.write_text("failed once\n")
+                    os._exit(1)  # simulate a crashed worker process (tests only)
+            final = state["step"] >= total
+            if final or state["step"] % tc.checkpoint_every == 0:
+                save(final)
+                final_saved = final
+        if done_in_epoch == 0 and state["step"] < total:
+            raise RuntimeError(f"rank {rank}: empty data shard at step {state['step']}")
+    if not final_saved:
+        # Resumed at (or past) the last step: export the model from the restored state.
+        save(True)
+
+
+# ----------------------------------------------------------------------------- driver side
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model_dir: Path
+    steps: int
+    history: list[dict[str, Any]]
+    stats: rwr.BuildStats
+    wall_s: float
+    resumed_from: int
+
+
+def _prepare_examples(
+    cfg: ExperimentConfig, out_dir: Path
+) -> tuple[Path, rwr.BuildStats, int, int]:
+    from w4s_ray.meta_agent.tiny import load_tokenizer
+
+    tc = cfg.train
+    rows = rwr.read_trajectories(tc.data)
+    try:
+        tok = load_tokenizer(tc.base_model)
+    except Exception as exc:
+        raise W4SError(f"train.base_model {tc.base_model}: cannot load its tokenizer "
+                       f"({type(exc).__name__})") from None
+    if not getattr(tok, "chat_template", None):
+        raise W4SError(f"train.base_model {tc.base_model}: tokenizer has no chat template")
+    examples, stats = rwr.build_examples(
+        rows, tok, temperature=tc.temperature, normalize=tc.normalize_weights,
+        filter=tc.filter, max_seq_len=effective_max_seq_len(tc),
+    )
+    if not examples:
+        raise DataError(f"{tc.data}: no trainable rows ({stats.line()})")
+    if len(examples) < tc.num_workers:
+        raise DataError(f"{tc.data}: {len(examples)} trainable rows for {tc.num_workers} workers")
+    # A packed row holds up to 2x max_seq_len tokens (memory); positions stay per action.
+    rows = rwr.pack_examples(examples, 2 * effective_max_seq_len(tc),
+                             share_prompts=tc.pack_prompts)
+    if len(rows) < tc.num_workers:
+        raise DataError(f"{tc.data}: {len(rows)} training sequences for {tc.num_workers} workers")
+    random.Random(tc.seed).shuffle(rows)
+    import pyarrow.parquet as pq
+
+    ex_dir = out_dir / "examples"
+    ex_dir.mkdir(parents=True, exist_ok=True)
+    tmp = ex_dir / ".examples.parquet.tmp"
+    pq.write_table(rwr.rows_to_table(rows), tmp)
+    os.replace(tmp, ex_dir / "examples.parquet")
+    info = {**stats.as_dict(), "sequences": len(rows),
+            "sequence_tokens": sum(len(r.input_ids) for r in rows)}
+    atomic_write_text(ex_dir / "stats.json", json.dumps(info, indent=2) + "\n")
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return ex_dir / "examples.parquet", stats, int(pad_id), len(rows)
+
+
+def _check_resources(tc: TrainConfig) -> None:
+    import ray
+
+    res = ray.cluster_resources()
+    need_cpu = tc.num_workers * tc.cpus_per_worker
+    if res.get("CPU", 0) < need_cpu:
+        raise ConfigError(f"train: {tc.num_workers} workers x {tc.cpus_per_worker} CPU need "
+                          f"{need_cpu} CPUs; the Ray cluster has {res.get('CPU', 0)}")
+    if tc.use_gpu and res.get("GPU", 0) < tc.num_workers:
+        raise ConfigError(f"train.use_gpu: {tc.num_workers} workers need "
+                          f"{tc.num_workers} GPUs; the Ray cluster has {res.get('GPU', 0)}")
+
+
+def run_training(
+    cfg: ExperimentConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    inject_failure_at_step: int | None = None,
+) -> TrainResult:
+    """Build examples, run the Ray Train job, export the model, write the log/plot/summary."""
+    import ray.data
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from w4s_ray.runtime.ray_init import init_ray
+
+    tc = cfg.train
+    t0 = time.perf_counter()
+    bf16 = resolve_bf16(tc)
+    if tc.num_workers < 1 or tc.batch_size < 1 or tc.checkpoint_every < 1:
+        raise ConfigError("train.num_workers, batch_size and checkpoint_every must be >= 1")
+    check_base_model(tc.base_model)
+    out_dir = Path(tc.out_dir).expanduser().resolve()
+    storage = out_dir / "ray"
+    if (storage / RUN_NAME).exists() and not resume:
+        if not overwrite:
+            raise W4SError(f"{out_dir} already holds a training run; pass --resume to continue "
+                           "it or --overwrite to start over")
+        shutil.rmtree(storage / RUN_NAME)
+    if resume and not (storage / RUN_NAME).exists():
+        raise W4SError(f"--resume: no training run under {storage / RUN_NAME}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    ex_path, stats, pad_id, n_rows = _prepare_examples(cfg, out_dir)
+    print(f"[train] examples: {stats.line()}; {n_rows} training sequences", flush=True)
+    spe = steps_per_epoch(n_rows, tc.num_workers, tc.batch_size)
+    total = spe * tc.epochs
+    if tc.max_steps is not None:
+        total = min(total, tc.max_steps)
+    if total < 1:
+        raise DataError(f"{tc.data}: not enough examples for one step")
+
+    init_ray(cfg.ray)
+    _check_resources(tc)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # resume skips batches by position
+    ds = ray.data.read_parquet(str(ex_path)).materialize()
+
+    loop_cfg: dict[str, Any] = {
+        "train": tc.model_dump(mode="json"),
+        "base_model": str(Path(tc.base_model).expanduser().resolve())
+        if Path(tc.base_model).expanduser().exists() else tc.base_model,
+        "ds_config": deepspeed_config(tc, bf16=bf16),
+        "bf16": bf16,
+        "steps_per_epoch": spe,
+        "total_steps": total,
+        "pad_id": pad_id,
+        "torch_threads": max(1, int(tc.cpus_per_worker)),
+    }
+    if inject_failure_at_step:
+        loop_cfg["inject_failure_at_step"] = inject_failure_at_step
+        loop_cfg["inject_failure_marker"] = str(out_dir / ".injected_failure")
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_cfg,
+        scaling_config=ScalingConfig(
+            num_workers=tc.num_workers, use_gpu=tc.use_gpu,
+            resources_per_worker={"CPU": tc.cpus_per_worker},
+        ),
+        torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=RUN_NAME, storage_path=str(storage),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+        ),
+        datasets={"train": ds},
+    )
+    resumed_from = _latest_step(storage / RUN_NAME) if resume else 0
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise W4SError("training finished without a checkpoint")
+    with result.checkpoint.as_directory() as d:
+        state = json.loads((Path(d) / STATE_FILE).read_text())
+        hf = Path(d) / HF_DIR
+        if not hf.is_dir():
+            raise W4SError(f"the last checkpoint ({result.checkpoint.path}) has no exported model; "
+                           "run again with --resume")
+        model_dir = _publish_dir(hf, out_dir / "model")
+    wall = time.perf_counter() - t0
+    res = TrainResult(out_dir, model_dir, state["step"], state["history"], stats, wall,
+                      resumed_from)
+    write_reports(res, cfg)
+    return res
+
+
+def _latest_step(run_dir: Path) -> int:
+    steps = []
+    for p in run_dir.glob("checkpoint_*/"):
+        f = p / STATE_FILE
+        if f.exists():
+            steps.append(json.loads(f.read_text())["step"])
+    return max(steps, default=0)
+
+
+def _publish_dir(src: Path, dst: Path) -> Path:
+    """Copy a model dir into place via a temp dir + rename, replacing an older export."""
+    tmp = dst.parent / f".{dst.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    old = dst.parent / f".{dst.name}.old"
+    if dst.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+    os.replace(tmp, dst)
+    shutil.rmtree(old, ignore_errors=True)
+    return dst
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def write_reports(res: TrainResult, cfg: ExperimentConfig) -> None:
+    from w4s_ray.train.plots import plot_loss
+
+    tc = cfg.train
+    atomic_write_text(res.out_dir / "train_log.jsonl",
+                      "".join(json.dumps(r) + "\n" for r in res.history))
+    if res.history:
+        plot_loss(res.history, res.out_dir / "loss.png",
+                  title=f"RWR ({tc.strategy}, {tc.num_workers} workers)")
+    first = res.history[0]["loss"] if res.history else float("nan")
+    last = res.history[-1]["loss"] if res.history else float("nan")
+    tokens = sum(r["action_tokens"] for r in res.history)
+    step_s = sum(r["step_s"] for r in res.history)
+    s = res.stats
+    strategy = tc.strategy + (f" ZeRO-{tc.zero_stage}" if tc.strategy == "deepspeed" else "")
+    if tc.offload_optimizer and tc.strategy == "deepspeed":
+        strategy += " + CPU offload"
+    lines = [
+        "# RWR training summary", "",
+        "| field | value |", "| --- | --- |",
+        f"| data | `{tc.data}` |",
+        f"| base model | `{tc.base_model}` |",
+        f"| strategy | {strategy}{' + LoRA r=' + str(tc.lora_r) if tc.lora else ''} |",
+        f"| workers x CPU | {tc.num_workers} x {tc.cpus_per_worker} |",
+        f"| RWR temperature / filter / normalised | {tc.temperature} / {tc.filter} / "
+        f"{tc.normalize_weights} |",
+        f"| rows / kept | {s.rows} / {s.kept} |",
+        f"| dropped: filter / no action / too long | {s.dropped_filter} / "
+        f"{s.dropped_no_action} / {s.dropped_too_long} |",
+        f"| history truncated | {s.truncated} |",
+        f"| steps (resumed from) | {res.steps} ({res.resumed_from}) |",
+        f"| weighted loss first -> last | {first:.4f} -> {last:.4f} |",
+        f"| action tokens trained | {tokens} |",
+        f"| action tokens / s (step time) | {tokens / step_s if step_s else 0:.1f} |",
+        f"| wall time | {res.wall_s:.1f} s |",
+        f"| model | `{res.model_dir}` |",
+        "", "![loss](loss.png)", "",
+    ]
+    atomic_write_text(res.out_dir / "train_summary.md", "\n".join(lines))
