@@ -1,10 +1,12 @@
 """`ExecutorClient`: every call to the strong model goes through here.
 
 One call = cache lookup per sample -> budget check -> bounded concurrency -> rate limit ->
-`litellm.acompletion` with our retry policy -> validation -> cost from litellm's price map ->
-cache write -> ledger. litellm's own retries are off (`num_retries=0`, and the OpenAI SDK's
-`max_retries=0`): its retry wrapper neither honours Retry-After with jitter nor reports one
-clear cause, so the policy lives here: exponential backoff with full jitter, at least the
+one attempt through the transport (`executor/transport.py`: plain HTTP for OpenAI-compatible
+routes with an api_base, else `litellm.acompletion`) with our retry policy -> validation ->
+cost from litellm's price map -> cache write -> ledger. Everything but the single attempt is
+shared by both transports. litellm's own retries are off (`num_retries=0`, and the OpenAI
+SDK's `max_retries=0`): its retry wrapper neither honours Retry-After with jitter nor reports
+one clear cause, so the policy lives here: exponential backoff with full jitter, at least the
 server's Retry-After, at most `retry_max_delay_s` per wait and `max_retries` retries.
 A call that still fails raises `ExecutorError` naming the cause; a reply is never "".
 
@@ -31,11 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from w4s_ray.config import ExecutorConfig
-from w4s_ray.errors import BudgetExceeded, ExecutorError
+from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorUnreachable
 from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
 from w4s_ray.executor.cost import cost_usd, resolve_price_model
 from w4s_ray.executor.keys import redact, resolve_api_key
 from w4s_ray.executor.ratelimit import AsyncRateLimiter
+from w4s_ray.executor.transport import Malformed as _Malformed  # noqa: F401 - old name
+from w4s_ray.executor.transport import classify, make_transport
 
 
 @dataclass
@@ -54,10 +58,11 @@ _IO_LOCK = threading.Lock()
 def _io_loop() -> asyncio.AbstractEventLoop:
     """The process's one executor I/O loop (a daemon thread), started on first use.
 
-    Every litellm call runs here, whatever loop or thread the caller is on: litellm keeps
-    HTTP clients and a logging worker bound to the loop that first used them, so calls from
-    short-lived loops (asyncio.run per stage, pytest) would leak its tasks or hit closed loops.
-    It also makes `max_concurrency` a true per-process bound.
+    Every executor call runs here, whatever loop or thread the caller is on: litellm keeps
+    HTTP clients and a logging worker bound to the loop that first used them, and so does the
+    HTTP transport's shared aiohttp session, so calls from short-lived loops (asyncio.run per
+    stage, pytest) would leak tasks or hit closed loops. It also makes `max_concurrency` a true
+    per-process bound and lets one connection pool serve every caller of the process.
     """
     global _IO_LOOP
     with _IO_LOCK:
@@ -66,10 +71,6 @@ def _io_loop() -> asyncio.AbstractEventLoop:
             threading.Thread(target=loop.run_forever, name="w4s-executor-io", daemon=True).start()
             _IO_LOOP = loop
         return _IO_LOOP
-
-
-class _Malformed(Exception):
-    """The HTTP call succeeded but the body is not a usable completion."""
 
 
 def derive_seed(run_seed: int, occurrence: int) -> int:
@@ -100,76 +101,41 @@ def _check_messages(messages: Any) -> list[dict]:
     return out
 
 
-def _chain(exc: BaseException):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+class _Prices:
+    """Dollars for (prompt, completion) tokens from litellm's price map, cheaply.
 
+    `litellm.cost_per_token` costs ~0.3 ms of CPU per call here (more than a whole HTTP
+    exchange). When the entry's price is linear in tokens (checked against litellm at points
+    up to 1M tokens, so tiered "above 128k" prices are caught) the two per-token rates are
+    read once; otherwise every call asks litellm.
+    """
 
-def _headers(exc: BaseException) -> Any:
-    for attr in ("litellm_response_headers", "headers"):
-        h = getattr(exc, attr, None)
-        if h:
-            return h
-    resp = getattr(exc, "response", None)
-    return getattr(resp, "headers", None)
+    _PROBES = ((1, 1), (977, 313), (150_000, 40_000), (1_000_000, 250_000))
 
+    def __init__(self, price_model: str) -> None:
+        import litellm
 
-def _retry_after(exc: BaseException) -> float | None:
-    h = _headers(exc)
-    if not h:
-        return None
-    try:
-        if h.get("retry-after-ms"):
-            return float(h.get("retry-after-ms")) / 1000.0
-        if h.get("retry-after"):
-            return float(h.get("retry-after"))
-    except (TypeError, ValueError):
-        return None  # an HTTP-date Retry-After: fall back to our own backoff
-    return None
+        self.price_model = price_model
+        rate_in, _ = litellm.cost_per_token(model=price_model, prompt_tokens=1,
+                                            completion_tokens=0)
+        _, rate_out = litellm.cost_per_token(model=price_model, prompt_tokens=0,
+                                             completion_tokens=1)
+        self._rates: tuple[float, float] | None = (float(rate_in), float(rate_out))
+        for pt, ct in self._PROBES:
+            want = cost_usd(price_model, pt, ct)
+            got = self._linear(pt, ct)
+            if abs(got - want) > 1e-12 * max(abs(want), 1e-30):
+                self._rates = None
+                break
 
+    def _linear(self, pt: int, ct: int) -> float:
+        a, b = self._rates  # type: ignore[misc]
+        return float(pt * a) + float(ct * b)
 
-def _short(msg: str, limit: int = 200) -> str:
-    msg = " ".join(str(msg).split())
-    if " - " in msg:  # litellm prefixes "litellm.X: X: OpenAIException - <server text>"
-        msg = msg.split(" - ", 1)[1]
-    return msg[:limit]
-
-
-def classify(exc: BaseException) -> tuple[str, bool, float | None]:
-    """(one-line cause, retryable?, retry-after seconds) for an exception from a call."""
-    if isinstance(exc, _Malformed):
-        return f"malformed response: {exc}", True, None
-    names = [type(e).__name__ for e in _chain(exc)]
-    if any(n in ("ConnectionRefusedError",) for n in names):
-        return "connection refused", True, None
-    if any(n in ("ConnectError", "APIConnectionError", "ConnectionError", "ClientConnectorError",
-                 "ServerDisconnectedError", "RemoteProtocolError", "gaierror") for n in names) \
-            and not any(n in ("Timeout", "APITimeoutError", "ReadTimeout") for n in names):
-        text = " ".join(str(e) for e in _chain(exc)).lower()
-        if "refused" in text:
-            return "connection refused", True, None
-        return "connection failed", True, None
-    status = getattr(exc, "status_code", None)
-    if any(n in ("Timeout", "APITimeoutError", "ReadTimeout", "TimeoutError") for n in names):
-        return "request timed out", True, None
-    msg = _short(str(exc))
-    if msg.startswith(("Expecting", "Unterminated", "Extra data", "Invalid control")) or \
-            "JSONDecodeError" in names:
-        return f"malformed response body ({msg})", True, None
-    if "Connection error" in msg:
-        return "connection failed", True, None
-    if status == 429:
-        return f"HTTP 429 rate limited ({msg})", True, _retry_after(exc)
-    if isinstance(status, int) and status >= 500:
-        return f"HTTP {status} ({msg})", True, _retry_after(exc)
-    if status == 401:
-        return "HTTP 401 authentication failed (check the API key)", False, None
-    if isinstance(status, int):
-        return f"HTTP {status} ({msg})", False, None
-    return f"{type(exc).__name__}: {msg}", False, None
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        if self._rates is None:
+            return cost_usd(self.price_model, prompt_tokens, completion_tokens)
+        return self._linear(prompt_tokens, completion_tokens)
 
 
 class ExecutorClient:
@@ -181,11 +147,12 @@ class ExecutorClient:
         apply_offline_defaults()
         import litellm
 
-        litellm.suppress_debug_info = True
-        self._litellm = litellm
+        litellm.suppress_debug_info = True  # litellm prices every call, whichever transport
         self.cfg = cfg
         self.price_model = resolve_price_model(cfg.model, cfg.pricing_model)
+        self._prices = _Prices(self.price_model)
         self._key = resolve_api_key(cfg)
+        self.transport = make_transport(cfg, self._key)
         self.cache = CompletionCache(cfg.cache.path) if cfg.cache.enabled else None
         if rate_limiter is not None:
             from w4s_ray.runtime.rate_limiter import SharedRateLimiter
@@ -304,7 +271,7 @@ class ExecutorClient:
                 if self._limiter is not None:
                     self._limiter.settle(-est_tokens, 0.0)
                 raise
-        cost = cost_usd(self.price_model, pt, ct)
+        cost = self._prices.cost(pt, ct)
         if self._limiter is not None:
             self._limiter.settle(pt + ct - est_tokens, cost)
         self._bump(cost_usd=cost, prompt_tokens=pt, completion_tokens=ct)
@@ -319,21 +286,16 @@ class ExecutorClient:
 
     async def _call(self, messages, temperature, n, rf, max_tokens, seed) -> tuple[list[str], int, int]:
         cfg = self.cfg
-        kwargs: dict[str, Any] = dict(
-            model=cfg.model, api_base=cfg.api_base, api_key=self._key, messages=messages,
-            n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
-            timeout=cfg.timeout_s, num_retries=0, max_retries=0,
-        )
-        if rf is not None:
-            kwargs["response_format"] = rf
         cause = "no attempt made"
         attempts = 0
         for attempt in range(cfg.max_retries + 1):
             attempts = attempt + 1
             self._bump(api_calls=1)
             try:
-                resp = await self._litellm.acompletion(**kwargs)
-                return self._parse(resp, n)
+                done = await self.transport.complete(
+                    messages, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                    response_format=rf, timeout_s=cfg.timeout_s)
+                return done.texts, done.prompt_tokens, done.completion_tokens
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as ExecutorError
@@ -349,29 +311,10 @@ class ExecutorClient:
             await asyncio.sleep(delay)
         where = cfg.api_base or "the provider's default endpoint"
         if cause in ("connection refused", "connection failed"):
-            raise ExecutorError(f"cannot reach executor at {where}: {cause} "
+            raise ExecutorUnreachable(f"cannot reach executor at {where}: {cause} "
                                 f"(after {attempts} attempts)") from None
         raise ExecutorError(redact(f"executor call to {cfg.model} at {where} failed after "
                                    f"{attempts} attempts: {cause}", self._key)) from None
-
-    @staticmethod
-    def _parse(resp: Any, n: int) -> tuple[list[str], int, int]:
-        choices = getattr(resp, "choices", None)
-        if not choices or len(choices) < n:
-            got = len(choices) if choices else 0
-            raise _Malformed(f"expected {n} choices, got {got}")
-        texts = []
-        for ch in sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)[:n]:
-            content = getattr(getattr(ch, "message", None), "content", None)
-            if not isinstance(content, str) or not content.strip():
-                raise _Malformed("empty message content")
-            texts.append(content)
-        usage = getattr(resp, "usage", None)
-        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        ct = int(getattr(usage, "completion_tokens", 0) or 0)
-        if usage is None or (pt == 0 and ct == 0):
-            raise _Malformed("no token usage in the response")
-        return texts, pt, ct
 
     # ------------------------------------------------------------------ sync use from threads
 
@@ -390,7 +333,8 @@ class ExecutorClient:
         self.close()
 
     def __repr__(self) -> str:  # never shows the key
-        return f"ExecutorClient(model={self.cfg.model!r}, api_base={self.cfg.api_base!r})"
+        return (f"ExecutorClient(model={self.cfg.model!r}, api_base={self.cfg.api_base!r}, "
+                f"transport={self.transport.name!r})")
 
     def __getstate__(self):  # a client holds sockets and a key: build one per process instead
         raise TypeError("ExecutorClient is not picklable; construct one per worker from the config")
