@@ -24,6 +24,11 @@ class ExecutorError(W4SError):
     """The strong executor could not be reached or answered with something unusable."""
 
 
+class ExecutorUnreachable(ExecutorError):
+    """No connection to the executor after all retries: the environment failed, not the
+    workflow, so an evaluation stops (like a spent budget) instead of failing the candidate."""
+
+
 class BudgetExceeded(W4SError):
     """The run's dollar budget is spent; state up to the last safe point is written."""
 

@@ -33,6 +33,8 @@ def _run(args: argparse.Namespace) -> int:
 
     import ray
 
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.commands.eval import check_executor_reachable
     from w4s_ray.errors import ConfigError
     from w4s_ray.rlao.runs import preflight
     from w4s_ray.runtime.collect import check_benchmarks, collect
@@ -46,6 +48,9 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag} must be >= 1, got {val}")
     out = Path(args.out or Path(cfg.run_dir) / "collect")
     preflight(out, cfg, args.resume)
+    for name in names:  # missing data / a dead local executor: one line, before Ray starts
+        get_benchmark(name, data_dir=cfg.data_dir()).check_files()
+    check_executor_reachable(cfg.executor.api_base)
     started_ray = not ray.is_initialized()
     init_ray(cfg.ray)
     try:

@@ -35,6 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     import ray
 
     from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.commands.eval import check_executor_reachable
     from w4s_ray.errors import ConfigError
     from w4s_ray.rlao.loop import TaskSpec
     from w4s_ray.rlao.runs import optimize, preflight
@@ -49,7 +50,10 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--turns must be >= 0, got {args.turns}")
     run_dir = Path(args.run_dir or Path(cfg.run_dir) / "optimize" / name)
     preflight(run_dir, cfg, args.resume)  # bad dir / corrupt rows: fail before starting Ray
-    spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
+    bm = get_benchmark(name, data_dir=cfg.data_dir())
+    bm.check_files()  # missing data / a dead local executor: one line, before Ray starts
+    check_executor_reachable(cfg.executor.api_base)
+    spec = TaskSpec.from_benchmark(bm)
 
     started_ray = not ray.is_initialized()
     init_ray(cfg.ray)

@@ -28,6 +28,16 @@ def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool = True) -> Non
         ray.init(address=address, log_to_driver=log_to_driver, ignore_reinit_error=True)
         return
     temp_dir = cfg.temp_dir or os.path.join(tempfile.gettempdir(), "w4sray")
+    try:
+        _start_local(ray, cfg, temp_dir, log_to_driver)
+    except Exception as exc:  # e.g. "node timed out during startup" on an overloaded box
+        from w4s_ray.errors import W4SError
+
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise W4SError(f"could not start a local Ray instance in {temp_dir}: {first}") from None
+
+
+def _start_local(ray, cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> None:
     ray.init(
         # "local": always a fresh instance, never an unrelated `ray start` cluster that happens to
         # share the temp dir.

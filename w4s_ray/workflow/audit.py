@@ -10,6 +10,8 @@ scoring in the parent. This hook makes the common escapes fail loudly with a Per
 - `open`: writing anywhere but the sandbox temp dir (and /dev/null); reading anywhere but the
   Python installation, site-packages, the w4s_ray package and the temp dir. Paths are resolved
   with realpath; creating symlinks/hard links is refused, so a link cannot smuggle a path in.
+- opening a directory outside the temp dir (its fd could anchor `dir_fd=` writes) and
+  `os.chdir`; importing readline, sqlite3 and dbm (they open files without an audit event);
 - sockets, subprocesses, os.system/exec*/spawn*/fork/posix_spawn, kill/killpg, ctypes,
   gc object walks, resource.setrlimit (root could raise its own limits), re-importing
   `_posixsubprocess` (its `fork_exec` forks without an audit event; `disarm_fork_exec` removes
@@ -33,7 +35,10 @@ _DENY = frozenset({
 })
 # The runtime imports `_posixsubprocess` first and removes its `fork_exec` (which forks without
 # an audit event); a fresh import would bring it back, so importing it again is refused.
-_DENY_IMPORTS = frozenset({"_posixsubprocess"})
+# readline (read/write_history_file), sqlite3 (connect, ATTACH DATABASE) and dbm open files in
+# C without an `open` event: they would read and write any path (found by tests/reliability).
+_DENY_IMPORTS = frozenset({"_posixsubprocess", "readline", "sqlite3", "_sqlite3", "_dbm",
+                           "_gdbm"})
 # Filesystem changes: allowed only under the temp dir (first argument is the path).
 _FS_CHANGE = frozenset({
     "os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
@@ -88,6 +93,12 @@ def install(tmp_dir: str, extra_read_roots: tuple[str, ...] = (), allow_call: in
         sys.exec_prefix, sys.base_exec_prefix, pkg_dir, *site.getsitepackages(),
         "/usr/share/zoneinfo", "/etc/localtime", "/usr/lib/locale", *extra_read_roots,
     ])
+    # mkfifo/mknod raise no audit event; removing them is a speed bump only (a fresh `posix`
+    # module object brings them back), documented in docs/RELIABILITY.md.
+    for mod in (os, sys.modules.get("posix")):
+        for name in ("mkfifo", "mknod"):
+            if mod is not None and hasattr(mod, name):
+                delattr(mod, name)
     deny, deny_imports, fs_change, fs_list = _DENY, _DENY_IMPORTS, _FS_CHANGE, _FS_LIST
     fs_rename = _FS_RENAME
     write_flags = _WRITE_FLAGS
@@ -108,13 +119,24 @@ def install(tmp_dir: str, extra_read_roots: tuple[str, ...] = (), allow_call: in
                     refuse("writing", p)
             elif not _under(p, read_roots):
                 refuse("reading", p)
+            # A directory fd outside the temp dir would let `open(name, dir_fd=fd)` write there:
+            # the event carries the relative name only (found by tests/reliability).
+            if not _under(p, write_roots) and os.path.isdir(p):
+                refuse("opening directory", p)
         elif event in deny or event.startswith("ctypes."):
             if event == "ctypes.call_function" and allow_call and args and args[0] == allow_call:
                 return
             refuse(event)
+        elif event == "os.chdir":
+            # Relative paths are checked against the cwd; it must stay the temp dir's root so
+            # that a directory fd inside it cannot resolve a name to a path outside.
+            refuse("os.chdir")
         elif event == "import":
             name = args[0] if args else ""
-            if isinstance(name, str) and name.split(".")[0] in deny_imports:
+            where = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+            base = os.path.basename(where).split(".")[0]
+            if (isinstance(name, str) and any(n in deny_imports for n in name.split("."))) \
+                    or base in deny_imports:
                 refuse("import of", name)
         elif event in fs_change or event in fs_rename:
             for a in (args[:2] if event in fs_rename else args[:1]):

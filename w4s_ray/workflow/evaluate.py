@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from w4s_ray.config import EvalConfig, SandboxConfig
-from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError
+from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorUnreachable
 from w4s_ray.workflow import codeexec
 from w4s_ray.workflow.errors import TestSplitLeak, WorkflowError
 from w4s_ray.workflow.extract import check_workflow
@@ -195,7 +195,9 @@ async def evaluate(
                         res = await executor.chat(p.pop("messages"), tags=tags, **p)
                 else:
                     res = await executor.chat(p.pop("messages"), tags=tags, **p)
-            except BudgetExceeded as exc:
+            except (BudgetExceeded, ExecutorUnreachable) as exc:
+                # Not the workflow's fault: stop the evaluation rather than fail the candidate
+                # (an outage would otherwise become penalised trajectory rows).
                 raise Abort(exc) from None
             except ExecutorError as exc:
                 raise RpcFailure(str(exc), "executor") from None

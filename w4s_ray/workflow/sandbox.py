@@ -282,17 +282,25 @@ class Channel:
         self._req_r, self._rep_w = req_r, rep_w
         self.frames: asyncio.Queue = asyncio.Queue()
         self._writer: asyncio.StreamWriter | None = None
+        self._rtransport: asyncio.BaseTransport | None = None
         self._tasks: list[asyncio.Task] = []
         self._out: list[bytes] = []
         self._flush_scheduled = False
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
+        # uvloop (Ray's async actors run on it) hands the fd to libuv, which closes it, and then
+        # closes the file object too: a double close that can hit another evaluation's freshly
+        # opened pipe (MagicStack/uvloop#763; seen under load as `FileExistsError: [Errno 17]`
+        # in connect_read_pipe). There the file objects must not own the fds.
+        owns = not type(loop).__module__.startswith("uvloop")
         reader = asyncio.StreamReader(limit=rpc.MAX_FRAME + 8, loop=loop)
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(self._req_r, "rb", 0))
+        self._rtransport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+            os.fdopen(self._req_r, "rb", 0, closefd=owns))
         transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(self._rep_w, "wb", 0))
+            lambda: asyncio.streams.FlowControlMixin(loop=loop),
+            os.fdopen(self._rep_w, "wb", 0, closefd=owns))
         self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
         self._tasks.append(asyncio.create_task(self._pump(reader)))
 
@@ -339,6 +347,9 @@ class Channel:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
+        if self._rtransport is not None:  # not left to EOF or GC: close the fd now, once
+            with contextlib.suppress(Exception):
+                self._rtransport.close()
 
 
 @dataclass
