@@ -188,6 +188,30 @@ def format_answer(analysis: str, code: str) -> str:
 # ----------------------------------------------------------------------------- prompts
 
 
+def sample_feedback(bm: Any, rng: random.Random) -> str:
+    """Feedback shaped like `workflow.evaluate.format_feedback`, on real validation questions
+    with made-up answers. Real runs put a few validation cases in every archive entry; a warm
+    start that only ever saw one fixed placeholder learns to key on it and falls apart on the
+    first real prompt (seen in the demo: parse rate 1.0 on warm-start prompts, 0 in collect)."""
+    try:
+        items = bm.load("valid")
+    except Exception:
+        items = []
+    if not items:
+        return "(no validation feedback available)"
+    acc = rng.uniform(0.2, 0.95)
+    lines = [f"Accuracy on the validation set: {acc * 100:.1f}% "
+             f"({round(acc * len(items))}/{len(items)} fully correct)."]
+    picked = rng.sample(items, min(len(items), rng.randint(1, 3)))
+    lines.append(f"\nHere are {len(picked)} cases where the workflow was wrong:")
+    for num, it in enumerate(picked, 1):
+        wrong = rng.choice([str(rng.randint(0, 999)), "I cannot determine the answer.",
+                            "(no answer) timeout: the item took too long", it.answer[::-1][:40]])
+        lines.append(f"\n### Case {num}\n#### Question\n{it.question}\n"
+                     f"#### Workflow's answer\n{wrong}\n#### Correct answer\n{it.answer}")
+    return "\n".join(lines)
+
+
 def meta_agent_prompt(name: str, seeds: dict[str, str], bm: Any,
                       rng: random.Random) -> list[dict[str, str]]:
     """The first-turn W4S prompt for a benchmark with its seeds as the archive."""
@@ -204,7 +228,7 @@ def meta_agent_prompt(name: str, seeds: dict[str, str], bm: Any,
                  f"{archive}\n\nReply with an analysis and ONE python block."}]
     entries = [
         ArchiveEntry(name=k, code=v, val_accuracy=round(rng.uniform(0.2, 0.9), 2),
-                     feedback="(placeholder feedback: warm-start prompt, not a measurement)")
+                     feedback=sample_feedback(bm, rng))
         for k, v in seeds.items()
     ]
     state = initial_state(name, task, entries)
@@ -212,7 +236,7 @@ def meta_agent_prompt(name: str, seeds: dict[str, str], bm: Any,
 
 
 def warmstart_pairs(benchmarks: list[str], seed: int = 0,
-                    prompts_per_benchmark: int = 2) -> tuple[list[tuple[list, str]], dict]:
+                    prompts_per_benchmark: int = 6) -> tuple[list[tuple[list, str]], dict]:
     """(messages, answer) pairs for every benchmark, plus the sampling prompt per benchmark."""
     rng = random.Random(seed)
     pairs: list[tuple[list, str]] = []
