@@ -258,6 +258,9 @@ class ServeConfig(_Section):
     # torch threads per replica; None: the replica's whole CPUs (at least 1).
     torch_threads: int | None = Field(default=None, ge=1)
     max_n: int = Field(default=16, ge=1)
+    # Keep the prompt's last tokens when it does not fit (room left for max_tokens), as the local
+    # backend and the tiny warm start do; off = OpenAI semantics (a 400 context_length_exceeded).
+    truncate_prompt: bool = False
     # Used when a request gives neither max_tokens nor max_completion_tokens.
     default_max_tokens: int = Field(default=512, ge=1)
     startup_timeout_s: float = Field(default=300.0, gt=0)

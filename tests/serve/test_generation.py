@@ -140,3 +140,14 @@ def test_lora_adapter_is_merged_into_its_base(tiny_model_dir, tmp_path):
     p = SamplingParams(n=2, temperature=1.0, max_tokens=16, seed=8)
     assert _texts(served.generate(MSGS, p)) == _texts(expected.generate(MSGS, p))
     assert _texts(served.generate(MSGS, p)) != _texts(plain.generate(MSGS, p))
+
+
+def test_truncate_prompt_keeps_the_tail_and_room_to_answer(gen, monkeypatch):
+    n_prompt = len(gen.prompt_ids(MSGS))
+    monkeypatch.setattr(gen, "max_positions", n_prompt)
+    monkeypatch.setattr(gen, "truncate_prompt", True)
+    before = gen.truncated_prompts
+    out = gen.generate(MSGS, SamplingParams(n=1, temperature=1.0, max_tokens=20, seed=3))
+    assert gen.truncated_prompts == before + 1
+    # The prompt was cut to leave max_tokens of room, so the answer was not starved.
+    assert out.prompt_tokens == max(16, n_prompt - 20)

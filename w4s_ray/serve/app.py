@@ -86,6 +86,7 @@ class MetaAgentServer:
             ResolvedModel(**resolved), dtype=settings.get("dtype", "auto"), name=model_name,
             threads=settings.get("threads"),
         )
+        self.generator.truncate_prompt = bool(settings.get("truncate_prompt", False))
         digest = hashlib.sha256(repr(sorted(resolved.items())).encode()).hexdigest()
         self.fingerprint = f"w4s-{digest[:12]}"
 
@@ -157,6 +158,7 @@ def build_transformers_app(cfg: ServeConfig, resolved: ResolvedModel) -> serve.A
         "max_n": cfg.max_n,
         "default_max_tokens": cfg.default_max_tokens,
         "dtype": cfg.dtype,
+        "truncate_prompt": cfg.truncate_prompt,
         # Intra-op threads per replica: what the replica reserved, at least one.
         "threads": cfg.torch_threads or max(1, int(cfg.num_cpus)),
     }

@@ -129,6 +129,8 @@ class ChatGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
+        self.truncate_prompt = False
+        self.truncated_prompts = 0
         self._lock = threading.Lock()
         gen_cfg = getattr(model, "generation_config", None)
         eos = _as_id_set(getattr(gen_cfg, "eos_token_id", None))
@@ -187,6 +189,11 @@ class ChatGenerator:
 
         ids = self.prompt_ids(messages)
         max_new = params.max_tokens
+        if self.max_positions and self.truncate_prompt:
+            budget = max(16, self.max_positions - max_new)
+            if len(ids) > budget:
+                self.truncated_prompts += 1
+                ids = ids[-budget:]
         if self.max_positions:
             room = self.max_positions - len(ids)
             if room < 1:
