@@ -219,7 +219,8 @@ def run_sweep(
             raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
                               ) from None
     previous = layout.load_status().get("benchmarks", {}) if resume else {}
-    status = {b: previous.get(b, {"status": "done", "error": None, "wall_s": None})
+    # Complete on disk means done, whatever a killed driver last recorded for it.
+    status = {b: {"wall_s": None, **previous.get(b, {}), "status": "done", "error": None}
               for b in names if b not in todo}
     status.update({b: {"status": "pending", "error": None, "wall_s": None} for b in todo})
 
