@@ -236,6 +236,15 @@ class TrainConfig(_Section):
     )
 
 
+class CompareConfig(_Section):
+    """`w4s compare`: meta-agents judged by the validation accuracy of workflows they sample."""
+
+    samples: int = Field(default=8, ge=1)  # workflows per (seed, benchmark) and model
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    # None: the config's `benchmarks` (the demo adds its held-out `benchmark`).
+    benchmarks: list[str] | None = None
+
+
 class ServeConfig(_Section):
     """`w4s serve`: a Ray Serve app with an OpenAI-compatible API over a meta-agent checkpoint."""
 
@@ -306,6 +315,7 @@ class ExperimentConfig(_Section):
     meta_agent: MetaAgentConfig = Field(default_factory=MetaAgentConfig)
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)

@@ -4,12 +4,15 @@
 2. build and warm-start the tiny meta-agent (`w4s meta-agent init-tiny`);
 3. collect RLAO trajectories with it on `benchmarks` (`w4s collect`);
 4. RWR-train it on them as a Ray Train job (`w4s train`);
-5. serve the trained model with Ray Serve (`w4s serve`, OpenAI-compatible);
-6. optimize a workflow on `benchmark`, held out from training, with the SERVED model as the
+5. compare the warm-start and the trained model by the validation accuracy of the workflows
+   they sample, on the training benchmarks and the held-out one (`w4s compare`);
+6. serve the trained model with Ray Serve (`w4s serve`, OpenAI-compatible);
+7. optimize a workflow on `benchmark`, held out from training, with the SERVED model as the
    meta-agent (litellm backend -> the Serve endpoint) (`w4s optimize`), then the best workflow
    by validation once on test, next to the seed baselines;
-7. write `<run_dir>/demo_report.md`: every stage's outcome, per-turn validation accuracy and
-   dollars, the final test metric against the seed baselines.
+8. write `<run_dir>/demo_report.md`: every stage's outcome, warm-start vs trained sampled
+   workflows, per-turn validation accuracy and dollars, the final test metric against the seed
+   baselines.
 
 Each stage calls the same Python function its verb calls, with the one config object (derived
 per stage with `model_copy`; nothing re-reads YAML). Stages whose outputs exist are reused
@@ -33,7 +36,7 @@ from pathlib import Path
 from w4s_ray.errors import ConfigError
 from w4s_ray.utils.io import atomic_write_text
 
-STAGES = ["simulator", "init-tiny", "collect", "train", "serve", "optimize"]
+STAGES = ["simulator", "init-tiny", "collect", "train", "compare", "serve", "optimize"]
 
 
 def demo_config(cfg):
@@ -66,7 +69,8 @@ def demo_config(cfg):
 def demo_paths(cfg) -> dict[str, Path]:
     root = Path(cfg.run_dir)
     return {"root": root, "tiny": Path(cfg.tiny.out_dir), "collect": root / "collect",
-            "train": Path(cfg.train.out_dir), "optimize": root / "optimize" / cfg.benchmark,
+            "train": Path(cfg.train.out_dir), "compare": root / "compare",
+            "optimize": root / "optimize" / cfg.benchmark,
             "report": root / "demo_report.md"}
 
 
@@ -150,6 +154,9 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
             with log.stage("train") as rec:
                 results["train"] = _stage_train(cfg, paths)
                 rec["note"] = results["train"]["note"]
+            with log.stage("compare") as rec:
+                results["compare"] = _stage_compare(cfg, paths, progress)
+                rec["note"] = results["compare"]["note"]
             with log.stage("serve") as rec:
                 serve_name, url = _stage_serve(cfg)
                 rec["note"] = f"{url}/v1 (model {cfg.serve.model_name})"
@@ -230,6 +237,29 @@ def _stage_train(cfg, paths) -> dict:
                     f"{last if last is None else round(last, 4)}"}
 
 
+def compare_benchmarks(cfg) -> list[str]:
+    """The training benchmarks, then the held-out one (unless compare.benchmarks says)."""
+    if cfg.compare.benchmarks:
+        return list(cfg.compare.benchmarks)
+    return list(dict.fromkeys([*cfg.benchmarks, cfg.benchmark]))
+
+
+def _stage_compare(cfg, paths, progress: bool) -> dict:
+    from w4s_ray.runtime.collect import check_benchmarks
+    from w4s_ray.runtime.policy_compare import compare_policies
+
+    models = {"warm-start": str(paths["tiny"] / "model"), "trained": str(paths["train"] / "model")}
+    names = check_benchmarks(compare_benchmarks(cfg))
+    summary = compare_policies(cfg, models, names, paths["compare"],
+                               samples=cfg.compare.samples, seeds=list(cfg.compare.seeds),
+                               progress=progress)
+    warm = summary["per_model"]["warm-start"]["mean_accuracy"]
+    trained = summary["per_model"]["trained"]["mean_accuracy"]
+    return {"summary": summary, "report": str(paths["compare"] / "compare.md"),
+            "note": f"mean valid acc of a sampled workflow: warm-start {100 * warm:.1f}% -> "
+                    f"trained {100 * trained:.1f}%"}
+
+
 def _stage_serve(cfg) -> tuple[str, str]:
     from w4s_ray.serve.manage import preflight, start_app
 
@@ -276,6 +306,37 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
+def _compare_section(cfg, summary: dict) -> list[str]:
+    """Did RWR help? Warm-start vs trained, by the workflows each samples."""
+    pm = summary["per_model"]
+    models = [m for m in ("warm-start", "trained") if m in pm]
+    if len(models) < 2:
+        return []
+    held = cfg.benchmark
+    lines = ["## Did training help? Warm-start vs trained meta-agent", "",
+             f"Each model sampled {summary.get('samples_per_cell')} workflows per benchmark and "
+             f"seed (seeds {', '.join(map(str, summary['seeds']))}) in the first-turn W4S state; "
+             "each sample scores its validation accuracy, 0 if it gave no working workflow. "
+             f"`{held}` was not in the training data.", "",
+             "| benchmark | " + " | ".join(f"{m} (%)" for m in models) + " |",
+             "| --- | " + " | ".join("---" for _ in models) + " |"]
+    for b in summary["benchmarks"]:
+        label = f"{b} (held out)" if b == held else b
+        lines.append(f"| {label} | " + " | ".join(_pct(pm[m]["per_benchmark"][b])
+                                                  for m in models) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{_pct(pm[m]['mean_accuracy'])}**"
+                                             for m in models) + " |")
+    lines.append("| valid rate | " + " | ".join(_pct(pm[m]["valid_rate"]) for m in models)
+                 + " |")
+    d = summary["paired"].get("trained")
+    if d:
+        lines += ["", f"Paired difference trained - warm-start: {100 * d['mean_diff']:+.1f} "
+                  f"points (stderr {100 * d['stderr']:.1f}; {d['cells_better']} of "
+                  f"{d['cells']} benchmark-seed cells better, {d['cells_worse']} worse)."]
+    lines.append("")
+    return lines
+
+
 def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
     """demo_report.md: stage table, per-turn validation/dollars, final test vs seed baselines."""
     from w4s_ray.report import turn_table, write_report
@@ -291,6 +352,9 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
         lines.append(f"| {s['stage']} | {s['status']} | {s.get('wall_s', '')} | "
                      f"{str(s.get('note', '')).replace('|', '/')} |")
     lines.append("")
+    cmp_json = paths["compare"] / "compare.json"
+    if cmp_json.exists():
+        lines += _compare_section(cfg, json.loads(cmp_json.read_text(encoding="utf-8")))
     opt = paths["optimize"]
     final = (results.get("optimize") or {}).get("final")
     if (opt / "config.yaml").exists():
@@ -329,6 +393,7 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
         lines += [f"Details: [optimize report]({opt.relative_to(paths['root'])}/report.md), "
                   f"![curve]({opt.relative_to(paths['root'])}/curve.png)", ""]
     links = [("collect report", paths["collect"] / "report.md"),
+             ("compare report", paths["compare"] / "compare.md"),
              ("train summary", paths["train"] / "train_summary.md"),
              ("tiny warm start", paths["tiny"] / "warmstart.md")]
     lines += ["## Stage outputs", ""]

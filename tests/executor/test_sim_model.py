@@ -53,6 +53,23 @@ def test_index_finds_item_wrapped_in_instructions(index):
     assert index.lookup("A totally unrelated prompt about poetry and the sea.") is None
 
 
+def test_index_remembers_repeated_prompts_and_forgets_on_add():
+    idx = ItemIndex(items())
+    q = SYNTHETIC_ITEMS[0]["question"]
+    first = idx.lookup(f"Solve: {q}")
+    calls = []
+    real = idx._lookup
+    idx._lookup = lambda text: calls.append(text) or real(text)
+    assert idx.lookup(f"Solve: {q}") is first and calls == []  # a repeat costs no search
+    assert idx.lookup("poetry and the sea, nothing else here at all") is None
+    assert idx.lookup("poetry and the sea, nothing else here at all") is None
+    assert len(calls) == 1  # misses are remembered too
+    # An item added later can change what a prompt matches: the memory is dropped.
+    idx.add(SimItem("poems", "qa", "sea-1", "poetry and the sea, nothing else here at all",
+                    "x", {}))
+    assert idx.lookup("poetry and the sea, nothing else here at all").id == "sea-1"
+
+
 def test_index_prefers_the_last_item_of_a_few_shot_prompt(index):
     a, b = SYNTHETIC_ITEMS[0]["question"], SYNTHETIC_ITEMS[1]["question"]
     assert index.lookup(f"Example: {a} Answer: 12\n\nNow solve: {b}").id == "syn-mc-1"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 
 K = 8
 STRIDE = 2
+RECENT_LOOKUPS = 4096  # prompts whose lookup result is remembered
 # A word is a run of letters/digits in any script; scripts written without spaces (CJK, Thai,
 # kana, hangul) count one character per word, so their shingles still carry signal.
 _WORD = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+")
@@ -59,6 +60,9 @@ class ItemIndex:
         self._nshingles: list[int] = []
         self._shingles: dict[int, list[int]] = {}
         self._short: dict[str, int] = {}
+        # Workflows send the same prompt many times (self-consistency, retries, candidates
+        # sharing a template): remember recent answers so a repeat costs one dict lookup.
+        self._recent: OrderedDict[str, int | None] = OrderedDict()
         for item in items:
             self.add(item)
 
@@ -66,6 +70,7 @@ class ItemIndex:
         return len(self.items)
 
     def add(self, item: SimItem) -> None:
+        self._recent.clear()  # a new item may change what an earlier prompt matches
         words = normalise(item.question)
         if not words:
             return
@@ -94,6 +99,17 @@ class ItemIndex:
         self._nshingles.append(len(seen))
 
     def lookup(self, text: str) -> SimItem | None:
+        if text in self._recent:
+            self._recent.move_to_end(text)
+            idx = self._recent[text]
+            return None if idx is None else self.items[idx]
+        idx = self._lookup(text)
+        self._recent[text] = idx
+        if len(self._recent) > RECENT_LOOKUPS:
+            self._recent.popitem(last=False)
+        return None if idx is None else self.items[idx]
+
+    def _lookup(self, text: str) -> int | None:
         words = normalise(text)
         if not words:
             return None
@@ -119,11 +135,11 @@ class ItemIndex:
                     cand = (pos + len(key), len(key), idx)
                     best = cand if best is None or cand > best else best
         if best is not None:
-            return self.items[best[2]]
+            return best[2]
         if hits:
             idx, count = hits.most_common(1)[0]
             if count >= 0.5 * max(1, self._nshingles[idx]):
-                return self.items[idx]
+                return idx
         return None
 
 

@@ -1,0 +1,89 @@
+"""`w4s compare`: do a meta-agent's sampled workflows score better than another's?
+
+Typical use after `w4s train`: `w4s compare -c experiments/demo.yaml --model
+warm=runs/demo/tiny-meta-agent/model --model trained=runs/demo/train/model`. The first model is
+the baseline of the paired differences. Writes compare.md / compare.json / compare.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from w4s_ray.cli import add_config_args
+
+    p = subparsers.add_parser(
+        "compare", help="compare meta-agents by the validation accuracy of workflows they sample",
+        description="Sample workflows from each local meta-agent model in the first-turn W4S "
+                    "state of each benchmark, score every sample on validation (no working "
+                    "workflow = 0), and report means per model, seed and benchmark with paired "
+                    "differences against the first model.",
+    )
+    add_config_args(p)
+    p.add_argument("--model", "-m", action="append", default=[], metavar="NAME=PATH",
+                   help="a local Hugging Face model directory (repeat; first = baseline)")
+    p.add_argument("--benchmarks", help="comma-separated names (default: config `benchmarks`)")
+    p.add_argument("--samples", type=int,
+                   help="workflows per (seed, benchmark) and model (default: compare.samples)")
+    p.add_argument("--seeds", help="comma-separated sampling seeds (default: compare.seeds)")
+    p.add_argument("--out", help="output directory (default: <run_dir>/compare)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import ray
+
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.commands.eval import check_executor_reachable
+    from w4s_ray.errors import ConfigError
+    from w4s_ray.runtime.collect import check_benchmarks
+    from w4s_ray.runtime.policy_compare import (
+        check_local_models,
+        compare_policies,
+        parse_model_args,
+    )
+    from w4s_ray.runtime.ray_init import init_ray
+
+    cfg = args.cfg
+    models = parse_model_args(args.model)
+    check_local_models(models)
+    names = check_benchmarks(args.benchmarks.split(",") if args.benchmarks
+                             else cfg.compare.benchmarks or cfg.benchmarks)
+    seeds = list(cfg.compare.seeds)
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    samples = cfg.compare.samples if args.samples is None else args.samples
+    if samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {samples}")
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed")
+    for name in names:
+        get_benchmark(name, data_dir=cfg.data_dir()).check_files()
+    check_executor_reachable(cfg.executor.api_base)
+    out = Path(args.out or Path(cfg.run_dir) / "compare")
+    started_ray = not ray.is_initialized()
+    init_ray(cfg.ray)
+    try:
+        summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
+                                   progress=not args.no_progress)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    for m in summary["models"]:
+        p = summary["per_model"][m]
+        line = (f"{m}: mean valid acc of a sample {100 * p['mean_accuracy']:.1f}% "
+                f"(valid rate {100 * p['valid_rate']:.0f}%, {p['samples']} samples)")
+        if m in summary["paired"]:
+            d = summary["paired"][m]
+            line += (f"; vs {d['vs']}: {100 * d['mean_diff']:+.1f} points "
+                     f"(stderr {100 * d['stderr']:.1f})")
+        print(line)
+    print(f"report: {out / 'compare.md'}")
+    return 0

@@ -1,0 +1,214 @@
+"""Policy evaluation: how good are the workflows a meta-agent samples, before and after RWR?
+
+The question RLAO training must answer is whether the trained meta-agent writes better
+workflows than the one it started from. `sample_policy` puts each model in the same first-turn
+state of a W4S episode (task description plus the seed workflows with their validation
+accuracy and feedback), samples `samples` workflows with fixed per-sample seeds, and evaluates
+every extractable one on validation. A sample that yields no workflow, fails to run or fails
+its self-check scores 0: the metric is the expected validation accuracy of one draw from the
+policy, the quantity RWR pushes up.
+
+`summarize` aggregates per model, per seed and per benchmark and reports paired differences
+(the same seed and benchmark under two models), so a margin can be stated with its spread.
+
+No Ray here: the evaluator is anything implementing `rlao.evaluation.Evaluator`
+(`runtime.rlao_eval.PoolEvaluator` in `w4s compare`; fakes in unit tests). Not done here:
+repairs (a repaired workflow is partly the repair prompt's doing, so samples are scored as
+drawn) and racing (every sample is evaluated on the same validation items).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec
+
+
+@dataclass(frozen=True)
+class Sample:
+    model: str
+    benchmark: str
+    seed: int
+    index: int
+    valid: bool
+    accuracy: float  # validation accuracy; 0.0 when the sample gave no working workflow
+    error: str | None
+    cost_usd: float
+
+
+def sample_policy(
+    model: str, meta_agent, spec: TaskSpec, seed_records: Sequence[dict], evaluator, *,
+    samples: int, seed: int, executor: str = "",
+) -> list[Sample]:
+    """Draw `samples` workflows from `meta_agent` in the first-turn state; score each."""
+    settings = EpisodeSettings(candidates=samples, max_repairs=0, racing=False, base_seed=seed,
+                               run_id="policy-eval", executor=executor)
+    # The episode id carries no model name: both models draw with identical seeds.
+    ep = Episode(spec, settings, f"{spec.name}-policy-eval", evaluator, meta_agent)
+    ep.start(seed_records)
+    res = ep.run_turn()
+    return [
+        Sample(model, spec.name, seed, r["candidate"], bool(r["valid"]),
+               float(r["val_accuracy"]) if r["valid"] else 0.0, r["error"], float(r["cost_usd"]))
+        for r in res.rows
+    ]
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def _sd(xs: Sequence[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def summarize(samples: Sequence[Sample], baseline: str | None = None) -> dict:
+    """Means per model / seed / benchmark and paired differences against `baseline`.
+
+    `baseline` defaults to the first model seen. The paired difference of a (seed, benchmark)
+    cell is mean accuracy under a model minus under the baseline, over the same sample seeds.
+    """
+    models = list(dict.fromkeys(s.model for s in samples))
+    if not models:
+        return {"models": [], "baseline": None, "per_model": {}, "cells": [], "paired": {}}
+    baseline = baseline or models[0]
+    seeds = sorted({s.seed for s in samples})
+    benches = list(dict.fromkeys(s.benchmark for s in samples))
+    cell: dict[tuple[str, int, str], list[Sample]] = {}
+    for s in samples:
+        cell.setdefault((s.model, s.seed, s.benchmark), []).append(s)
+
+    per_model = {}
+    for m in models:
+        mine = [s for s in samples if s.model == m]
+        valid_accs = [s.accuracy for s in mine if s.valid]
+        per_seed = {sd: _mean([s.accuracy for s in mine if s.seed == sd]) for sd in seeds}
+        per_model[m] = {
+            "samples": len(mine),
+            "mean_accuracy": _mean([s.accuracy for s in mine]),
+            "valid_rate": _mean([1.0 if s.valid else 0.0 for s in mine]),
+            "mean_accuracy_valid": _mean(valid_accs) if valid_accs else None,
+            "per_seed": per_seed,
+            "seed_sd": _sd(list(per_seed.values())),
+            "per_benchmark": {b: _mean([s.accuracy for s in mine if s.benchmark == b])
+                              for b in benches},
+            "cost_usd": sum(s.cost_usd for s in mine),
+        }
+
+    cells = []
+    for sd in seeds:
+        for b in benches:
+            row = {"seed": sd, "benchmark": b}
+            for m in models:
+                got = cell.get((m, sd, b), [])
+                row[m] = _mean([s.accuracy for s in got]) if got else None
+            cells.append(row)
+
+    paired = {}
+    for m in models:
+        if m == baseline:
+            continue
+        diffs = [c[m] - c[baseline] for c in cells
+                 if c.get(m) is not None and c.get(baseline) is not None]
+        seed_diffs = [per_model[m]["per_seed"][sd] - per_model[baseline]["per_seed"][sd]
+                      for sd in seeds]
+        n = len(diffs)
+        sd_ = _sd(diffs)
+        paired[m] = {
+            "vs": baseline,
+            "mean_diff": _mean(diffs),
+            "cells": n,
+            "cells_better": sum(d > 0 for d in diffs),
+            "cells_worse": sum(d < 0 for d in diffs),
+            "sd": sd_,
+            # A paired t-style standard error; with few cells read it as a spread, not a test.
+            "stderr": sd_ / math.sqrt(n) if n > 1 else 0.0,
+            "per_seed_diff": dict(zip(seeds, seed_diffs, strict=True)),
+            "min_seed_diff": min(seed_diffs) if seed_diffs else 0.0,
+        }
+    return {"models": models, "baseline": baseline, "seeds": seeds, "benchmarks": benches,
+            "per_model": per_model, "cells": cells, "paired": paired}
+
+
+def render_markdown(summary: dict, *, samples_per_cell: int, title: str = "Policy comparison",
+                    models_desc: dict[str, str] | None = None) -> str:
+    """The comparison as a markdown report (tables of means, per-seed and paired figures)."""
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    models, base = summary["models"], summary["baseline"]
+    lines = [f"# {title}", "",
+             f"Each model drew {samples_per_cell} workflows per (seed, benchmark) in the "
+             "first-turn W4S state (seed workflows and their validation feedback), with the "
+             "same sampling seeds. Every sample is scored by its validation accuracy; a "
+             "sample without a working workflow scores 0. No repairs, no racing.", ""]
+    if models_desc:
+        lines += [f"- `{m}`: `{models_desc.get(m, '')}`" for m in models] + [""]
+    lines += ["## Mean validation accuracy of a sampled workflow", "",
+              "| model | samples | mean acc (%) | sd over seeds | valid rate (%) | "
+              "mean acc of valid (%) | executor $ |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for m in models:
+        p = summary["per_model"][m]
+        lines.append(f"| {m} | {p['samples']} | {pct(p['mean_accuracy'])} | "
+                     f"{100 * p['seed_sd']:.1f} | {pct(p['valid_rate'])} | "
+                     f"{pct(p['mean_accuracy_valid'])} | {p['cost_usd']:.4f} |")
+    lines += ["", "## Per seed (mean over benchmarks and samples, %)", "",
+              "| seed | " + " | ".join(models) + " |",
+              "| --- | " + " | ".join("---" for _ in models) + " |"]
+    for sd in summary["seeds"]:
+        lines.append(f"| {sd} | " + " | ".join(pct(summary["per_model"][m]["per_seed"][sd])
+                                               for m in models) + " |")
+    lines += ["", "## Per benchmark (mean over seeds and samples, %)", "",
+              "| benchmark | " + " | ".join(models) + " |",
+              "| --- | " + " | ".join("---" for _ in models) + " |"]
+    for b in summary["benchmarks"]:
+        lines.append(f"| {b} | " + " | ".join(pct(summary["per_model"][m]["per_benchmark"][b])
+                                              for m in models) + " |")
+    if summary["paired"]:
+        lines += ["", f"## Paired difference against `{base}` (same seed, benchmark, sample "
+                  "seeds; accuracy points)", "",
+                  "| model | mean diff | stderr | cells better / worse / total | "
+                  "smallest per-seed diff |", "| --- | --- | --- | --- | --- |"]
+        for m, d in summary["paired"].items():
+            lines.append(f"| {m} | {100 * d['mean_diff']:+.1f} | {100 * d['stderr']:.1f} | "
+                         f"{d['cells_better']} / {d['cells_worse']} / {d['cells']} | "
+                         f"{100 * d['min_seed_diff']:+.1f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path) -> None:
+    """Bar chart of mean accuracy per model and benchmark (error bars: sd over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models, benches = summary["models"], summary["benchmarks"]
+    cells = summary["cells"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * (len(benches) + 1)), 3.2))
+    width = 0.8 / max(1, len(models))
+    groups = benches + ["all"]
+    for j, m in enumerate(models):
+        means, errs = [], []
+        for b in groups:
+            vals = [c[m] for c in cells if c.get(m) is not None and (b == "all" or c["benchmark"] == b)]
+            if b == "all":
+                vals = list(summary["per_model"][m]["per_seed"].values())
+            means.append(100 * _mean(vals))
+            errs.append(100 * _sd(vals))
+        xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(groups))]
+        ax.bar(xs, means, width, yerr=errs, capsize=3, label=m)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel("mean valid acc of a sample (%)")
+    ax.set_title("Sampled workflows by meta-agent")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def samples_as_dicts(samples: Sequence[Sample]) -> list[dict]:
+    return [asdict(s) for s in samples]
