@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from w4s_ray.benchmarks.scoring import (
-    as_text, is_equiv, parse_choice, score_choice, score_drop, score_math, score_numeric,
+    as_text,
+    is_equiv,
+    parse_choice,
+    score_choice,
+    score_drop,
+    score_math,
+    score_numeric,
 )
 
 CHOICES = ["Paris", "London", "Berlin", "Rome"]

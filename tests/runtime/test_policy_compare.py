@@ -7,12 +7,10 @@ actors, the evaluator pool, the simulator) runs in tests/test_demo.py.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.rlao.fakes import FakeEvaluator, reply
 from tests.rlao.conftest import w4s
+from tests.rlao.fakes import FakeEvaluator, reply
 from w4s_ray.config import load_config
 from w4s_ray.errors import ConfigError
 from w4s_ray.meta_agent.base import MetaAgent
