@@ -97,7 +97,7 @@ def _stop_head(proc: subprocess.Popen, temp_dir: str) -> None:
         time.sleep(0.5)
 
 
-@pytest.mark.slow
+# In `make test` on purpose (issue 8): `ray job submit` against a local head, ~50 s here.
 @pytest.mark.timeout(1500)
 def test_ray_job_submit_runs_a_sweep_on_a_local_head(tmp_path, data_dir):
     from w4s_ray.executor.sim.launch import start_sim

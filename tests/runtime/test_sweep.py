@@ -170,7 +170,7 @@ def _table_row(text: str, label: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")][1:]
 
 
-@pytest.mark.slow
+# In `make test` on purpose (issue 8): the reduced eleven-benchmark sweep, ~35 s here.
 @pytest.mark.timeout(1500)
 def test_eleven_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, sim, data_dir):
     broken = _partial_data_dir(tmp_path, data_dir, missing="drop")
@@ -216,7 +216,6 @@ def test_eleven_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, s
     assert "FAILED" not in text2 and "11 of 11 benchmarks completed" in text2
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_shared_budget_stops_every_benchmark_and_keeps_the_report(tmp_path, ray_session, sim):
     cfg = _cfg(tmp_path, "executor.budget_usd=0.0005", "sweep.max_parallel=2",
