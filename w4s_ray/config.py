@@ -209,6 +209,13 @@ class TrainConfig(_Section):
     epochs: int = 1
     batch_size: int = 4
     lr: float = 1e-4
+    # LR schedule over the run's optimizer steps (transformers.get_scheduler): constant, or
+    # linear / cosine decay to 0 after `warmup_steps` of linear warm-up.
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+    # Micro-batches (of batch_size per worker) per optimizer step; a step's batch is
+    # batch_size x grad_accum_steps x num_workers. Leftover micro-batches of an epoch are dropped.
+    grad_accum_steps: int = Field(default=1, ge=1)
     weight_decay: float = 0.0
     num_workers: int = 2
     cpus_per_worker: float = 0.5

@@ -43,6 +43,35 @@ def test_steps_per_epoch_is_the_same_on_every_rank():
     assert steps_per_epoch(25, 2, 4) == 3  # the odd row is dropped by the equal split
     assert steps_per_epoch(9, 2, 4) == 1
     assert steps_per_epoch(1, 2, 4) == 0
+    # With accumulation: whole groups of micro-batches; the leftover ones are dropped.
+    assert steps_per_epoch(24, 2, 2, 2) == 3
+    assert steps_per_epoch(24, 2, 2, 4) == 1
+    assert steps_per_epoch(24, 2, 2, 8) == 0
+
+
+@pytest.mark.parametrize("kind, expect", [
+    ("constant", [0.5, 1.0, 1.0, 1.0, 1.0]),
+    ("linear", [0.5, 1.0, 2 / 3, 1 / 3, 0.0]),
+    ("cosine", [0.5, 1.0, 0.75, 0.25, 0.0]),
+])
+def test_lr_schedules(kind, expect):
+    import torch
+
+    from w4s_ray.train.trainer import make_lr_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_lr_scheduler(opt, TrainConfig(lr_scheduler=kind, warmup_steps=2), 5)
+    lrs = []
+    for _ in range(5):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx(expect, abs=1e-9)
+
+
+def test_deepspeed_accumulates_as_configured():
+    assert deepspeed_config(TrainConfig(grad_accum_steps=4), bf16=False)[
+        "gradient_accumulation_steps"] == 4
 
 
 def test_check_base_model(tmp_path, tiny_model_dir, monkeypatch):

@@ -79,16 +79,25 @@ def test_deepspeed_zero2_lowers_weighted_loss_and_exports_hf_model(ray_session, 
         run_training(_cfg(tmp_path / "ds", tiny_model_dir, traj))
 
 
-def test_resume_continues_step_count_and_history(ray_session, tmp_path, tiny_model_dir, traj):
+def test_resume_continues_step_count_history_and_lr_schedule(ray_session, tmp_path,
+                                                             tiny_model_dir, traj):
+    # 12 sequences / 2 workers = 6 micro-batches of 1 per worker and epoch; 2 accumulated per
+    # step -> 3 steps per epoch, 6 in all. Linear decay after 1 warm-up step (which starts at 0).
+    sched = ("train.batch_size=1", "train.grad_accum_steps=2", "train.lr_scheduler=linear",
+             "train.warmup_steps=1", "train.checkpoint_every=1")
     out = tmp_path / "resume"
-    first = run_training(_cfg(out, tiny_model_dir, traj, "train.max_steps=2",
-                              "train.checkpoint_every=1"))
+    first = run_training(_cfg(out, tiny_model_dir, traj, "train.max_steps=2", *sched))
     assert first.steps == 2
-    res = run_training(_cfg(out, tiny_model_dir, traj, "train.checkpoint_every=1"), resume=True)
+    res = run_training(_cfg(out, tiny_model_dir, traj, *sched), resume=True)
     assert res.resumed_from == 2
     _check_outputs(res, 6)
     assert res.history[:2] == first.history  # loss history carried over, not restarted
     assert "6 (2)" in (out / "train_summary.md").read_text()
+    # The schedule resumed where it stopped (a restarted one would warm up again at step 3).
+    # Steps are counted over the whole run (6), not the first run's max_steps.
+    assert [r["lr"] for r in res.history] == pytest.approx(
+        [0.0, 3e-3, 2.4e-3, 1.8e-3, 1.2e-3, 0.6e-3])
+    assert "2 accumulated" in (out / "train_summary.md").read_text()
 
 
 def test_ddp_fallback_with_worker_failure_recovers(ray_session, tmp_path, tiny_model_dir, traj):

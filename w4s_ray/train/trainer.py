@@ -69,7 +69,7 @@ def deepspeed_config(cfg: TrainConfig, *, bf16: bool) -> dict[str, Any]:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
     return {
         "train_micro_batch_size_per_gpu": cfg.batch_size,
-        "gradient_accumulation_steps": 1,
+        "gradient_accumulation_steps": cfg.grad_accum_steps,
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": bf16},
@@ -82,10 +82,22 @@ def deepspeed_config(cfg: TrainConfig, *, bf16: bool) -> dict[str, Any]:
     }
 
 
-def steps_per_epoch(num_examples: int, num_workers: int, batch_size: int) -> int:
-    """Batches each worker runs per epoch; Ray splits rows equally, so every rank agrees."""
+def steps_per_epoch(num_examples: int, num_workers: int, batch_size: int,
+                    grad_accum_steps: int = 1) -> int:
+    """Optimizer steps per epoch: each worker's micro-batches (Ray splits rows equally, so
+    every rank agrees) in whole groups of `grad_accum_steps`."""
     per_worker = num_examples // num_workers
-    return math.ceil(per_worker / batch_size) if per_worker else 0
+    micro = math.ceil(per_worker / batch_size) if per_worker else 0
+    return micro // grad_accum_steps
+
+
+def make_lr_scheduler(optimizer, tc: TrainConfig, total_steps: int):
+    """transformers' scheduler for `train.lr_scheduler` over the run's optimizer steps."""
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if tc.lr_scheduler == "constant" else tc.lr_scheduler
+    return get_scheduler(name, optimizer, num_warmup_steps=min(tc.warmup_steps, total_steps),
+                         num_training_steps=total_steps)
 
 
 def effective_max_seq_len(tc: TrainConfig) -> int:
@@ -182,13 +194,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = _load_model(tc, config["base_model"])
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = make_lr_scheduler(optimizer, tc, config["schedule_steps"])
+    accum = tc.grad_accum_steps
     engine = None
     if tc.strategy == "deepspeed":
         _skip_deepspeed_shm_build()
         import deepspeed
 
-        engine, optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=config["ds_config"]
+        # DeepSpeed steps the scheduler at accumulation boundaries and checkpoints its state.
+        engine, optimizer, _, scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler,
+            config=config["ds_config"]
         )
         net = engine
     else:
@@ -207,6 +223,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 blob = torch.load(Path(d) / "ddp_state.pt", map_location="cpu", weights_only=False)
                 getattr(net, "module", net).load_state_dict(blob["model"])
                 optimizer.load_state_dict(blob["optimizer"])
+                if "scheduler" in blob:
+                    scheduler.load_state_dict(blob["scheduler"])
         if rank == 0:
             print(f"[train] resumed at step {state['step']}", flush=True)
 
@@ -229,7 +247,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 (tmp_p / STATE_FILE).write_text(json.dumps(state))
                 if engine is None:
                     torch.save({"model": getattr(net, "module", net).state_dict(),
-                                "optimizer": optimizer.state_dict()}, tmp_p / "ddp_state.pt")
+                                "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict()}, tmp_p / "ddp_state.pt")
                 if final:
                     module = engine.module if engine is not None else getattr(net, "module", net)
                     _save_hf(module, tc, config["base_model"], tmp_p / HF_DIR, full_sd)
@@ -244,12 +263,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     final_saved = False
     t_last = time.perf_counter()
     while state["step"] < total:
-        skip = state["step"] % spe
+        skip = (state["step"] % spe) * accum  # micro-batches of this epoch already trained
         done_in_epoch = 0
+        group: list[tuple[float, float, int]] = []  # (loss, mean ce, tokens) per micro-batch
         for i, batch in enumerate(shard.iter_batches(batch_size=tc.batch_size, batch_format="numpy")):
             if i < skip:
                 continue
-            if i >= spe or state["step"] >= total:
+            if i >= spe * accum or state["step"] >= total:
                 break
             cols = ("input_ids", "labels", "src", "seg", "pos", "weights")
             rows = [{c: np.asarray(batch[c][i]).tolist() for c in cols}
@@ -258,22 +278,31 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             with torch.autocast(device.type, dtype=torch.bfloat16,
                                 enabled=bf16 and engine is None):
                 loss, seq_ce = packed_batch_loss(net, b)
+            group.append((loss.item(), seq_ce.mean().item(), int(b["tgt_tok"].numel())))
+            boundary = len(group) == accum
+            lr = float(optimizer.param_groups[0]["lr"])  # the rate this step is taken with
             if engine is not None:
-                engine.backward(loss)
-                engine.step()
+                engine.backward(loss)  # scaled by 1/accum inside DeepSpeed
+                engine.step()  # an optimizer + scheduler step only at the boundary
             else:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
-                optimizer.step()
-            n_tok = int(b["tgt_tok"].numel())
-            mean_loss, mean_ce, tokens = _all_mean([loss.item(), seq_ce.mean().item(), n_tok])
+                (loss / accum).backward()
+                if boundary:
+                    torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            if not boundary:
+                continue
+            n_tok = sum(g[2] for g in group)
+            mean_loss, mean_ce, tokens = _all_mean([sum(g[0] for g in group) / accum,
+                                                    sum(g[1] for g in group) / accum, n_tok])
+            group = []
             now = time.perf_counter()
             state["step"] += 1
             done_in_epoch += 1
             rec = {"step": state["step"], "epoch": (state["step"] - 1) // spe,
                    "loss": mean_loss, "ce": mean_ce, "action_tokens": int(tokens * world),
-                   "step_s": now - t_last}
+                   "lr": lr, "step_s": now - t_last}
             t_last = now
             state["history"].append(rec)
             if rank == 0:
@@ -398,7 +427,7 @@ def run_training(
 
     ex_path, stats, pad_id, n_rows = _prepare_examples(cfg, out_dir)
     print(f"[train] examples: {stats.line()}; {n_rows} training sequences", flush=True)
-    spe = steps_per_epoch(n_rows, tc.num_workers, tc.batch_size)
+    spe = steps_per_epoch(n_rows, tc.num_workers, tc.batch_size, tc.grad_accum_steps)
     total = spe * tc.epochs
     if tc.max_steps is not None:
         total = min(total, tc.max_steps)
@@ -419,6 +448,8 @@ def run_training(
         "bf16": bf16,
         "steps_per_epoch": spe,
         "total_steps": total,
+        # The LR schedule spans the planned epochs: max_steps is a stop point, not a new plan.
+        "schedule_steps": spe * tc.epochs,
         "pad_id": pad_id,
         "torch_threads": max(1, int(tc.cpus_per_worker)),
     }
@@ -508,6 +539,9 @@ def write_reports(res: TrainResult, cfg: ExperimentConfig) -> None:
         f"| base model | `{tc.base_model}` |",
         f"| strategy | {strategy}{' + LoRA r=' + str(tc.lora_r) if tc.lora else ''} |",
         f"| workers x CPU | {tc.num_workers} x {tc.cpus_per_worker} |",
+        f"| batch per step | {tc.batch_size} x {tc.grad_accum_steps} accumulated x "
+        f"{tc.num_workers} workers |",
+        f"| lr / schedule / warm-up steps | {tc.lr} / {tc.lr_scheduler} / {tc.warmup_steps} |",
         f"| RWR temperature / filter / normalised | {tc.temperature} / {tc.filter} / "
         f"{tc.normalize_weights} |",
         f"| rows / kept | {s.rows} / {s.kept} |",
