@@ -109,3 +109,36 @@ def test_killed_actor_is_replaced_and_nothing_is_lost(ray_session, slow_sim, dat
     assert [_key(r) for r in again] == [_key(r) for r in clean]
     assert all(r.errors == {} and r.n in (4, 6) for r in again)
     assert _orphaned_children() == []
+
+
+def test_pool_shares_one_budget_and_rate_limit_across_actors(ray_session, slow_sim, data_dir):
+    """With a budget, every actor's spend lands in one limiter: the budget is pool-wide."""
+    import ray
+
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.runtime.evaluators import EvaluatorPool
+
+    seeds = {"gsm8k": get_benchmark("gsm8k", data_dir).seed_workflows()}
+    cfg = _cfg(slow_sim.url).model_copy(deep=True)
+    cfg.executor.budget_usd = 100.0  # far away: only the accounting is checked here
+    pool = EvaluatorPool(cfg)
+    try:
+        limiter = pool._own_limiter
+        assert limiter is not None and pool.rate_limiter is limiter
+        results = pool.evaluate(_requests(seeds))
+        assert len(pool.load) == 2 and all(r.errors == {} for r in results)
+        spent = sum(r.cost_usd for r in results)
+        assert spent > 0
+        # Spend reports are fire-and-forget: wait until the limiter has them all.
+        for _ in range(50):
+            snap = ray.get(limiter.snapshot.remote())
+            if abs(snap["spent_usd"] - spent) < 1e-9:
+                break
+            asyncio.run(asyncio.sleep(0.1))
+        assert snap["spent_usd"] == pytest.approx(spent, rel=1e-6)
+    finally:
+        pool.shutdown()
+    assert pool._own_limiter is None
+    # Without a budget or rate limit there is nothing to share: no extra actor.
+    with EvaluatorPool(_cfg(slow_sim.url)) as plain:
+        assert plain.rate_limiter is None

@@ -6,7 +6,9 @@ handle, one concurrency bound) and the benchmarks it has loaded. It runs
 `w4s_ray.workflow.evaluate.evaluate` — the sandbox children are its subprocesses — with a
 per-actor semaphore of `eval.max_inflight_per_evaluator` executor calls in flight.
 
-`EvaluatorPool(cfg)` starts `eval.num_evaluators` actors and spreads requests of any mix of
+`EvaluatorPool(cfg)` starts `eval.num_evaluators` actors (sharing one `RateLimiterActor` when
+the executor has a budget or rate limit, so both hold for the pool, not per actor; a sweep
+passes its run-wide one instead) and spreads requests of any mix of
 candidates and benchmarks over them, least-loaded first. Results come back in request order.
 If an actor dies (RayActorError / ActorDiedError / ActorUnavailableError), it is replaced and
 the evaluations it was running are re-run on the pool; none is lost. A request that kills
@@ -80,12 +82,22 @@ class EvaluatorPool:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
             update={"dir": str(cfg.data_dir())})})
         self.cfg = cfg
-        self.rate_limiter = rate_limiter
         n = num_evaluators if num_evaluators is not None else cfg.eval.num_evaluators
         if n < 1:
             from w4s_ray.errors import ConfigError
 
             raise ConfigError(f"eval.num_evaluators must be >= 1, got {n}")
+        self._own_limiter = None
+        ex = cfg.executor
+        if rate_limiter is None and n > 1 and (
+                ex.budget_usd is not None or ex.requests_per_minute or ex.tokens_per_minute):
+            # Each actor's client would otherwise enforce the rate limit and the budget alone,
+            # letting the pool spend n times either. One limiter actor makes them pool-wide.
+            from w4s_ray.runtime.rate_limiter import RateLimiterActor
+
+            rate_limiter = self._own_limiter = RateLimiterActor.remote(
+                ex.requests_per_minute, ex.tokens_per_minute)
+        self.rate_limiter = rate_limiter
         self.actors: list[Any] = [self._new_actor() for _ in range(n)]
         self.load = [0] * n  # evaluations in flight per slot
         self.replaced = 0
@@ -144,6 +156,12 @@ class EvaluatorPool:
                 pass
         self.actors = []
         self.load = []
+        if self._own_limiter is not None:
+            try:
+                ray.kill(self._own_limiter, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+            self._own_limiter = None
 
     def __enter__(self) -> EvaluatorPool:
         return self
