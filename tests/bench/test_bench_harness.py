@@ -166,3 +166,12 @@ def test_run_all_discovers_the_real_bench_scripts():
     names = {p.stem for p in run_all.discover(BENCH)}
     assert {"bench_eval", "bench_p2_official", "bench_memory", "bench_scaling"} <= names
     assert set(run_all.BUDGET) <= names
+
+
+@pytest.mark.parametrize("name", sorted(run_all.BUDGET))
+def test_default_budget_matches_each_scripts_run_signature(name):
+    """A renamed parameter must not turn `make bench`'s row into an error (bench_train did)."""
+    import inspect
+
+    sig = inspect.signature(_load(name).run)
+    sig.bind(**run_all.BUDGET[name])  # TypeError on an unknown or missing argument
