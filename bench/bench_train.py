@@ -5,9 +5,15 @@ side by side (alternating batch by batch) in one process. Data has the W4S shape
 gsm8k meta-agent prompt and m = 5 candidate actions sampled on it (seed-workflow answers,
 random rewards, RWR weights exp(r/0.4)); a batch is 2 turns = 10 examples.
 
-- batched (what `w4s train` runs): the candidates of a turn packed into one sequence that
-  encodes the prompt once, one padded forward per batch, logits only where labels are
-  (`train.loss.collate_packed` + `packed_batch_loss`);
+The prompts are the real W4S first-turn prompts (~4.7k tokens with the tiny tokenizer; later
+turns carry history and are longer), so the target row uses a tiny model of the same
+architecture with an 8192-token context; a second row repeats the measurement at the demo's
+tiny meta-agent context (1536), where prompts are cut to ~1k tokens and actions dominate.
+
+- batched (what `w4s train` runs): the candidates of a turn packed into one row whose prompt
+  goes through the model once (KV cache kept in the autograd graph), then the m actions as one
+  batch on that cache; logits only where labels are (`train.loss.collate_packed` +
+  `packed_batch_loss`);
 - per-sample: one forward per example with `labels=` (HF loss), weighted and averaged, as the
   paper code's HF Trainer subclass does.
 
@@ -31,10 +37,37 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+# Length of each failure case's reply in the feedback: calibrated so prompts match those of a
+# real `w4s collect` on the simulator (4.6k-5.1k tokens with the tiny tokenizer, turns 0-2).
+REPLY_CHARS = 550
+
+
+def _feedback(bm, rng: random.Random) -> str:
+    """Validation feedback shaped like `workflow.evaluate.format_feedback` in a real run: 2
+    failure cases whose "workflow's answer" is a step-by-step reply (format_feedback keeps up
+    to 2,000 characters of it; REPLY_CHARS here)."""
+    items = bm.load("valid")
+    acc = rng.uniform(0.2, 0.95)
+    lines = [f"Accuracy on the validation set: {acc * 100:.1f}% "
+             f"({round(acc * len(items))}/{len(items)} fully correct)."]
+    picked = rng.sample(items, 2)
+    lines.append(f"\nHere are {len(picked)} cases where the workflow was wrong:")
+    for num, it in enumerate(picked, 1):
+        steps = " ".join(f"Step {k}: from the question, {rng.randint(2, 99)} x "
+                         f"{rng.randint(2, 99)} gives {rng.randint(100, 9999)}." for k in range(1, 30))
+        lines.append(f"\n### Case {num}\n#### Question\n{it.question}\n"
+                     f"#### Workflow's answer\n{steps[:REPLY_CHARS]}\n#### Correct answer\n{it.answer}")
+    return "\n".join(lines)
+
+
 def _turns(tok, n_turns: int, candidates: int, max_seq_len: int, seed: int):
-    """W4S-shaped data: each turn has its own gsm8k prompt and `candidates` actions on it."""
+    """W4S-shaped data: each turn has its own gsm8k meta-agent prompt (the real prompt builder,
+    the benchmark's seed workflows as the archive, feedback as in a real run) and `candidates`
+    actions on it (seed-workflow variations)."""
+    from w4s_ray.rlao.mdp import ArchiveEntry, initial_state
+    from w4s_ray.rlao.prompts import PromptSpec, build_messages
     from w4s_ray.train.rwr import Example, tokenize_example
-    from w4s_ray.train.warmstart import format_answer, meta_agent_prompt, seeds_for, variations
+    from w4s_ray.train.warmstart import format_answer, seeds_for, variations
 
     rng = random.Random(seed)
     seeds, bm = seeds_for("gsm8k")
@@ -42,7 +75,10 @@ def _turns(tok, n_turns: int, candidates: int, max_seq_len: int, seed: int):
                for a, c in variations(name, code, rng)]
     turns = []
     for _ in range(n_turns):
-        prompt = meta_agent_prompt("gsm8k", seeds, bm, rng)  # archive accuracies differ per turn
+        entries = [ArchiveEntry(name=k, code=v, val_accuracy=round(rng.uniform(0.2, 0.9), 2),
+                                feedback=_feedback(bm, rng)) for k, v in seeds.items()]
+        state = initial_state("gsm8k", bm.task_description, entries)
+        prompt = build_messages(state, PromptSpec(kind=bm.kind, answer_format=bm.answer_format))
         turn = []
         key = json.dumps(prompt)
         for _ in range(candidates):
@@ -70,22 +106,33 @@ def _time_interleaved(fn_a, fn_b, batches, warmup: int = 1) -> tuple[float, floa
 
 
 def run(steps: int = 4, turns_per_batch: int = 2, candidates: int = 5,
-        max_seq_len: int | None = None, seed: int = 0) -> list[dict]:
-    """max_seq_len None: `train.max_seq_len` capped at the tiny model's context, as `w4s train`."""
+        context: int = 8192, capped_context: int | None = 1536, seed: int = 0) -> list[dict]:
+    """The target row at `context` (W4S prompts untruncated, ~4.7k tokens with the tiny
+    tokenizer, as a model with a real context sees them); an informational row at the tiny
+    meta-agent's own 1536-token context, where prompts are cut to ~1k tokens."""
+    rows = _run_at(steps, turns_per_batch, candidates, context, seed)
+    if capped_context:
+        for r in _run_at(steps, turns_per_batch, candidates, capped_context, seed):
+            rows.append({**r, "name": f"{r['name']}_ctx{capped_context}", "target": None})
+    return rows
+
+
+def _run_at(steps: int, turns_per_batch: int, candidates: int, context: int,
+            seed: int) -> list[dict]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from w4s_ray.config import TinyModelConfig, TrainConfig
+    from w4s_ray.config import TinyModelConfig
     from w4s_ray.meta_agent.tiny import build_tiny_model, load_tokenizer
     from w4s_ray.train.loss import collate_packed, packed_batch_loss, per_sample_rwr_loss
     from w4s_ray.train.rwr import pack_examples
 
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        mdir = build_tiny_model(Path(tmp) / "m", TinyModelConfig(seed=seed))
+        mdir = build_tiny_model(Path(tmp) / "m", TinyModelConfig(
+            seed=seed, max_position_embeddings=context))
         tok = load_tokenizer(mdir)
-        if max_seq_len is None:
-            max_seq_len = min(TrainConfig().max_seq_len, TinyModelConfig().max_position_embeddings)
+        max_seq_len = context
         turns = _turns(tok, turns_per_batch * (steps + 1), candidates, max_seq_len, seed)
         batches = [sum(turns[i * turns_per_batch:(i + 1) * turns_per_batch], [])
                    for i in range(steps + 1)]
@@ -114,7 +161,7 @@ def run(steps: int = 4, turns_per_batch: int = 2, candidates: int = 5,
             opt_b.step()
 
         t_batched, t_loop = _time_interleaved(batched_step, per_sample_step, batches)
-    params = {"steps": steps, "turns_per_batch": turns_per_batch, "candidates": candidates,
+    params = {"context": context, "steps": steps, "turns_per_batch": turns_per_batch, "candidates": candidates,
               "examples_per_batch": turns_per_batch * candidates, "max_seq_len": max_seq_len,
               "action_tokens": action_tokens,
               "mean_seq_len": round(sum(len(e.input_ids) for e in exs) / len(exs), 1),

@@ -91,12 +91,9 @@ def batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tor
 
 
 def collate_packed(rows: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad packed rows (`rwr.PackedRow` fields as dicts) and build the block mask.
-
-    Query i may attend key j when j <= i, both are real tokens, and j is in the prompt or in
-    i's own action. Padding queries attend to themselves only (a fully masked row is NaN in
-    SDPA); no loss is taken there.
-    """
+    """Right-pad packed rows (`rwr.PackedRow` fields as dicts); `seg` marks prompt (0), action
+    k (k) and padding (-1); `tgt_*` list every label: row, predicting position, token, and
+    global action index within the batch."""
     n = len(rows)
     width = max(len(r["input_ids"]) for r in rows)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -117,16 +114,10 @@ def collate_packed(rows: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]
         ttok.append(lab[at])
         tseg.append(sg[at] - 1 + len(weights))  # global action index within the batch
         weights.extend(float(w) for w in r["weights"])
-    idx = torch.arange(width)
-    causal = idx[None, :] <= idx[:, None]
-    same = (seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])
-    real = (seg >= 0)
-    mask = causal[None] & same & real[:, None, :] & real[:, :, None]
-    mask |= torch.eye(width, dtype=torch.bool)[None]
     return {
         "input_ids": ids,
         "position_ids": pos,
-        "attention_mask": mask[:, None],
+        "seg": seg,
         "tgt_b": torch.cat(tb),
         "tgt_src": torch.cat(tsrc),
         "tgt_tok": torch.cat(ttok),
@@ -135,20 +126,85 @@ def collate_packed(rows: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]
     }
 
 
-def packed_batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The weighted RWR loss of a `collate_packed` batch: per-action mean CE x weight, mean
-    over the batch's actions. Same value as `batch_loss` on the unpacked examples."""
-    keep, kidx = torch.unique(batch["tgt_src"], sorted=True, return_inverse=True)
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], logits_to_keep=keep)
-    logits = out.logits[batch["tgt_b"], kidx].float()
-    ce = F.cross_entropy(logits, batch["tgt_tok"], reduction="none")
+def block_mask(seg: torch.Tensor) -> torch.Tensor:
+    """The 4-D boolean attention mask of packed rows (for `packed_batch_loss_dense`).
+
+    Query i may attend key j when j <= i, both are real tokens, and j is in the prompt or in
+    i's own action. Padding queries attend to themselves only (a fully masked row is NaN in
+    SDPA); no loss is taken there.
+    """
+    width = seg.shape[1]
+    idx = torch.arange(width, device=seg.device)
+    causal = idx[None, :] <= idx[:, None]
+    same = (seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])
+    real = seg >= 0
+    mask = causal[None] & same & real[:, None, :] & real[:, :, None]
+    mask |= torch.eye(width, dtype=torch.bool, device=seg.device)[None]
+    return mask[:, None]
+
+
+def _reduce(ce: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-action mean CE from per-label CE, then the weighted mean over the batch's actions."""
     n_seg = batch["weights"].shape[0]
     seg_sum = torch.zeros(n_seg, dtype=ce.dtype, device=ce.device).index_add(0, batch["tgt_seg"], ce)
     seg_cnt = torch.bincount(batch["tgt_seg"], minlength=n_seg).clamp(min=1).to(ce.dtype)
     seq_ce = seg_sum / seg_cnt
     loss = (seq_ce * batch["weights"].to(seq_ce.dtype)).mean()
     return loss, seq_ce.detach()
+
+
+def packed_batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weighted RWR loss of a `collate_packed` batch: per-action mean CE x weight, mean
+    over the batch's actions. Same value (and gradient) as `batch_loss` on the unpacked
+    examples.
+
+    Prefix sharing: per packed row, the prompt goes through the model once (causal, with the
+    KV cache on; the cached keys and values stay in the autograd graph), then the row's m
+    actions, unpadded and back to back, in one forward on that cache with a mask that lets
+    each action see the prompt and its own earlier tokens. Tokens processed: P + m*A instead
+    of m*(P + A); attention ~P^2/2 + m*A*(P + m*A) instead of m*(P + A)^2/2. One packed
+    forward with a block mask over the whole row (`packed_batch_loss_dense`) processes the
+    same tokens, but its dense (P + m*A)^2 mask costs more attention than the unpacked batch,
+    and attention dominates on small models with long prompts.
+    """
+    seg, ids = batch["seg"], batch["input_ids"]
+    pieces, where = [], torch.empty_like(batch["tgt_src"])
+    base = 0
+    for i in range(ids.shape[0]):
+        row_seg = seg[i]
+        n_prompt = int((row_seg == 0).sum())
+        n_real = int((row_seg >= 0).sum())
+        out_p = model(input_ids=ids[i:i + 1, :n_prompt], use_cache=True, logits_to_keep=1)
+        # The actions follow the prompt in the row, unpadded; each attends to the whole
+        # cached prompt and causally to its own tokens (a 4-D mask over prompt + actions).
+        act_seg = row_seg[n_prompt:n_real]
+        q = torch.arange(act_seg.shape[0], device=ids.device)
+        own = (act_seg[None, :] == act_seg[:, None]) & (q[None, :] <= q[:, None])
+        mask = torch.cat([torch.ones((len(q), n_prompt), dtype=torch.bool, device=ids.device),
+                          own], dim=1)[None, None]
+        out_a = model(input_ids=ids[i:i + 1, n_prompt:n_real],
+                      position_ids=batch["position_ids"][i:i + 1, n_prompt:n_real],
+                      attention_mask=mask, past_key_values=out_p.past_key_values,
+                      use_cache=True)
+        pieces += [out_p.logits[0, -1:], out_a.logits[0]]
+        # Each label's logits row: the prompt's last position, or its place among the actions.
+        mine = torch.nonzero(batch["tgt_b"] == i).squeeze(1)
+        src = batch["tgt_src"][mine]
+        idx = torch.where(src < n_prompt, torch.zeros_like(src), 1 + src - n_prompt)
+        where[mine] = base + idx
+        base += 1 + (n_real - n_prompt)
+    logits = torch.cat(pieces)[where].float()
+    return _reduce(F.cross_entropy(logits, batch["tgt_tok"], reduction="none"), batch)
+
+
+def packed_batch_loss_dense(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`packed_batch_loss` as one forward over the packed rows with a block attention mask
+    (kept as a reference and for models whose forward takes no KV cache)."""
+    keep, kidx = torch.unique(batch["tgt_src"], sorted=True, return_inverse=True)
+    out = model(input_ids=batch["input_ids"], attention_mask=block_mask(batch["seg"]),
+                position_ids=batch["position_ids"], logits_to_keep=keep)
+    logits = out.logits[batch["tgt_b"], kidx].float()
+    return _reduce(F.cross_entropy(logits, batch["tgt_tok"], reduction="none"), batch)
 
 
 def per_sample_rwr_loss(model, input_ids, labels, weights) -> torch.Tensor:
