@@ -1,7 +1,8 @@
 """The tiny offline meta-agent: a local BPE tokenizer, a small Llama model, and its warm start.
 
-`build_tiny_model` trains a byte-level BPE tokenizer on local text only (the repo's own Python
-files plus, when the benchmarks part is present, the seed workflows), attaches a ChatML chat
+`build_tiny_model` trains a byte-level BPE tokenizer on local text only (by default the repo's
+own Python files and the seed workflows; `init_tiny` passes the warm-start prompts, answers and
+seed workflows instead, so the model does not change with unrelated code edits), attaches a ChatML chat
 template whose assistant turn is wrapped in `{% generation %}` (so the assistant span can be
 masked), builds a randomly initialised `LlamaForCausalLM` and saves both in Hugging Face format.
 Nothing touches the hub. `AutoTokenizer.from_pretrained(dir)` and
@@ -273,8 +274,12 @@ def init_tiny(
     t0 = time.perf_counter()
     set_seed(cfg.seed)
     pairs, prompts = warmstart.warmstart_pairs(benchmarks, seed=cfg.seed)
-    corpus = default_corpus() + [a for _, a in pairs]
-    corpus += list({m["content"] for msgs in prompts.values() for m in msgs})
+    # The tokenizer learns from what the model will read and write (warm-start prompts and
+    # answers, every benchmark's seeds), not from the repo's sources: a code edit elsewhere must
+    # not change the tiny model (it did: same config, parse rate 0.92 one day, 0.58 the next).
+    corpus = _seed_workflow_texts() + [a for _, a in pairs]
+    corpus += sorted({m["content"] for msgs, _ in pairs for m in msgs})
+    corpus += sorted({m["content"] for msgs in prompts.values() for m in msgs})
     build_dir = out / ".build"
     build_tiny_model(build_dir, cfg, corpus)
     tok = load_tokenizer(build_dir)

@@ -188,6 +188,17 @@ def format_answer(analysis: str, code: str) -> str:
 # ----------------------------------------------------------------------------- prompts
 
 
+def _reply_like(question: str, rng: random.Random) -> str:
+    """A wrong step-by-step reply of the shape executors give (real feedback quotes the
+    workflow's whole answer, often several sentences with the question's numbers)."""
+    parts = [p.strip() for p in question.replace("?", ".").split(".") if p.strip()][:4]
+    steps = ["Let's think step by step."]
+    steps += [f"Step {i}: From \"{p[:160]}\" we note the relevant quantities."
+              for i, p in enumerate(parts, 1)]
+    steps.append(f"Working through the computation, we get {rng.randint(0, 999)}.")
+    return "\n".join(steps)
+
+
 def sample_feedback(bm: Any, rng: random.Random) -> str:
     """Feedback shaped like `workflow.evaluate.format_feedback`, on real validation questions
     with made-up answers. Real runs put a few validation cases in every archive entry; a warm
@@ -206,7 +217,8 @@ def sample_feedback(bm: Any, rng: random.Random) -> str:
     lines.append(f"\nHere are {len(picked)} cases where the workflow was wrong:")
     for num, it in enumerate(picked, 1):
         wrong = rng.choice([str(rng.randint(0, 999)), "I cannot determine the answer.",
-                            "(no answer) timeout: the item took too long", it.answer[::-1][:40]])
+                            "(no answer) timeout: the item took too long", it.answer[::-1][:40],
+                            _reply_like(it.question, rng), _reply_like(it.question, rng)])
         lines.append(f"\n### Case {num}\n#### Question\n{it.question}\n"
                      f"#### Workflow's answer\n{wrong}\n#### Correct answer\n{it.answer}")
     return "\n".join(lines)
