@@ -366,7 +366,10 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
         seed_usd = sum(s.get("cost_usd", 0.0) for s in seeds)
         lines += [f"## Optimization on {cfg.benchmark} with the served meta-agent", "",
                   f"Meta-agent: `openai/{cfg.serve.model_name}` at the Ray Serve endpoint "
-                  "(litellm backend). Turn 0 row: the seed workflows on validation.", "",
+                  "(litellm backend). Turn 0 row: the seed workflows on validation. Dollars "
+                  "are what the executor calls cost; calls answered from the completion cache "
+                  "(made before by an earlier stage, e.g. compare on this benchmark) cost 0.",
+                  "",
                   "| turn | valid candidates | best valid acc (%) | best so far (%) | dollars | "
                   "cumulative dollars |", "| --- | --- | --- | --- | --- | --- |"]
         best_seed = max((s["val_accuracy"] for s in seeds), default=None)
