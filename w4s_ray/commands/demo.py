@@ -12,7 +12,7 @@ def register(subparsers) -> None:
         "demo", help="offline end to end: simulator, tiny meta-agent, collect, train, serve, "
                      "optimize a held-out benchmark with the served model, report",
         description="Runs every stage of W4S on this machine with the simulated executor and "
-                    "the tiny meta-agent (experiments/demo.yaml; about 10 minutes on 2 cores). "
+                    "the tiny meta-agent (experiments/demo.yaml; about 6 minutes on 2 idle cores). "
                     "Stage outputs go under run_dir; a second run reuses finished stages. "
                     "Prints the report's path at the end.",
     )
