@@ -154,18 +154,15 @@ def render_markdown(summary: dict, *, samples_per_cell: int, title: str = "Polic
         lines.append(f"| {m} | {p['samples']} | {pct(p['mean_accuracy'])} | "
                      f"{100 * p['seed_sd']:.1f} | {pct(p['valid_rate'])} | "
                      f"{pct(p['mean_accuracy_valid'])} | {p['cost_usd']:.4f} |")
-    lines += ["", "## Per seed (mean over benchmarks and samples, %)", "",
-              "| seed | " + " | ".join(models) + " |",
-              "| --- | " + " | ".join("---" for _ in models) + " |"]
-    for sd in summary["seeds"]:
-        lines.append(f"| {sd} | " + " | ".join(pct(summary["per_model"][m]["per_seed"][sd])
-                                               for m in models) + " |")
-    lines += ["", "## Per benchmark (mean over seeds and samples, %)", "",
-              "| benchmark | " + " | ".join(models) + " |",
-              "| --- | " + " | ".join("---" for _ in models) + " |"]
-    for b in summary["benchmarks"]:
-        lines.append(f"| {b} | " + " | ".join(pct(summary["per_model"][m]["per_benchmark"][b])
-                                              for m in models) + " |")
+    for title, label, field, keys in (
+            ("Per seed (mean over benchmarks and samples, %)", "seed", "per_seed",
+             summary["seeds"]),
+            ("Per benchmark (mean over seeds and samples, %)", "benchmark", "per_benchmark",
+             summary["benchmarks"])):
+        lines += ["", f"## {title}", "", f"| {label} | " + " | ".join(models) + " |",
+                  "| --- | " + " | ".join("---" for _ in models) + " |"]
+        lines += [f"| {k} | " + " | ".join(pct(summary["per_model"][m][field][k])
+                                           for m in models) + " |" for k in keys]
     if summary["paired"]:
         lines += ["", f"## Paired difference against `{base}` (same seed, benchmark, sample "
                   "seeds; accuracy points)", "",
