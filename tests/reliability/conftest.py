@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite: tight sandbox limits and the gsm8k benchmark."""
+"""Fixtures of the reliability suite: tight sandbox limits (benchmarks: tests/fixtures/data.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,3 @@ def sandbox_cfg() -> SandboxConfig:
 @pytest.fixture
 def eval_cfg() -> EvalConfig:
     return EvalConfig(max_inflight_per_evaluator=8)
-
-
-@pytest.fixture(scope="session")
-def gsm8k(data_dir):
-    from w4s_ray.benchmarks import get_benchmark
-
-    return get_benchmark("gsm8k", data_dir)

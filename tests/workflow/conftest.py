@@ -18,20 +18,6 @@ def eval_cfg() -> EvalConfig:
     return EvalConfig(max_inflight_per_evaluator=8)
 
 
-@pytest.fixture(scope="session")
-def gsm8k(data_dir):
-    from w4s_ray.benchmarks import get_benchmark
-
-    return get_benchmark("gsm8k", data_dir)
-
-
-@pytest.fixture(scope="session")
-def mbpp(data_dir):
-    from w4s_ray.benchmarks import get_benchmark
-
-    return get_benchmark("mbpp", data_dir)
-
-
 @pytest.fixture(scope="module")
 def wf_sim(data_dir):
     """The simulator on a free port with no latency (module scope: start-up takes seconds)."""
