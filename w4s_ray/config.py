@@ -51,8 +51,9 @@ class ExecutorConfig(_Section):
     # http for OpenAI-compatible routes (openai/..., hosted_vllm/...) with an api_base, else
     # litellm. See docs/EXECUTOR.md "Transports".
     transport: Literal["auto", "litellm", "http"] = "auto"
-    # Name of the env var holding the key, or a file holding it; never the key itself.
-    api_key_env: str = "OPENAI_API_KEY"
+    # Name of the env var holding the key (None: the provider's own, e.g. ANTHROPIC_API_KEY
+    # for anthropic/...; see docs/EXECUTOR.md "Providers"), or a file holding it; never the key.
+    api_key_env: str | None = None
     api_key_file: str | None = None
     # Price-map entry used for dollars when `model` is not in litellm's map (e.g. the simulator).
     pricing_model: str | None = "gpt-4o-mini"
@@ -160,7 +161,8 @@ class MetaAgentConfig(_Section):
     # litellm: a model name (e.g. openai/<served-name>); local: an HF directory or hub name.
     model: str = "runs/tiny-meta-agent/model"
     api_base: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    # None: the provider's variable (OPENAI_API_KEY for openai/..., ANTHROPIC_API_KEY, ...).
+    api_key_env: str | None = None
     temperature: float = 0.5
     top_p: float = 1.0
     max_tokens: int = 1024

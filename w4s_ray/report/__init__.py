@@ -1,7 +1,9 @@
 """Markdown tables and PNG plots for a run directory (`w4s report RUN_DIR`).
 
 Reads only files: the trajectory rows (the truth), `seeds/*.json`, `metrics.jsonl` (wall
-times), `cost.json` and, for optimize runs, `final.json`. Writes `report.md` and `curve.png`
+times), `cost.json`, `executor.json` (which executor; a simulated one is said so in the
+title and first line) and, for optimize runs, `final.json`. Dollars are shown next to what
+the completion-cache hits would have cost. Writes `report.md` and `curve.png`
 (validation accuracy and cumulative dollars per turn, one line per episode) with matplotlib's
 Agg backend. Regenerating is idempotent and safe while nothing else writes the directory.
 
@@ -56,12 +58,14 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]], walls: dict) -> l
             best_so_far[eid] = max(best_so_far[eid], max(full))
         usd = sum(r["cost_usd"] for r in grp)
         cum_usd[eid] += usd
+        cached = sum(r.get("cached_usd") or 0.0 for r in grp)
         out.append({
             "episode_id": eid, "benchmark": bench, "turn": turn, "candidates": len(grp),
             "valid": len(accs), "best": max(full) if full else None,
             "mean": sum(accs) / len(accs) if accs else None, "best_so_far": best_so_far[eid],
             "mean_reward": sum(r["reward"] for r in grp) / len(grp),
             "calls": sum(r["eval_calls"] for r in grp), "usd": usd, "cum_usd": cum_usd[eid],
+            "cached_usd": cached,
             "repairs": sum(r["repair_count"] for r in grp),
             "stopped": sum(bool(r["racing_stopped"]) for r in grp),
             "wall_s": walls.get((eid, turn)),
@@ -69,14 +73,33 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]], walls: dict) -> l
     return out
 
 
-def _markdown(run_dir: Path, table: list[dict], seeds, final, cost) -> str:
-    lines = [f"# Run report: {run_dir.name}", ""]
+def executor_line(info: dict | None) -> str:
+    """One sentence on the run's executor; a simulated one is called that (docs/EXECUTOR.md)."""
+    if not info:
+        return ""
+    priced = info.get("price_model")
+    if info.get("simulated"):
+        return (f"Executor: **simulated** (`{info.get('model')}` on the w4s simulator "
+                f"{info.get('simulator') or ''} at {info.get('endpoint')}); its answers are a "
+                f"statistical model's, not an LLM's, and dollars are what `{priced}` would charge "
+                f"for the same tokens.")
+    model = info.get("model")
+    note = "" if priced in (model, str(model).split("/", 1)[-1]) else f", priced as `{priced}`"
+    return f"Executor: `{model}` at {info.get('endpoint')} ({info.get('provider')}{note})."
+
+
+def _markdown(run_dir: Path, table: list[dict], seeds, final, cost, executor=None) -> str:
+    sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
+    lines = [f"# Run report: {run_dir.name}{sim}", ""]
+    if executor:
+        lines += [executor_line(executor), ""]
     if final:
         lines += [
             f"Benchmark **{final['benchmark']}**: best workflow by validation accuracy is "
             f"`{final['best']}` (valid {_fmt(final['valid_accuracy'])}, test "
             f"{_fmt(final['test_accuracy'])} on {final.get('test_n', 'n/a')} items). "
-            f"Executor dollars {_fmt(final.get('dollars'), 4)}, calls "
+            f"Executor dollars {_fmt(final.get('dollars'), 4)} (cache hits would have cost "
+            f"{_fmt(final.get('cached_dollars'), 4)} more), calls "
             f"{final.get('executor_calls', 'n/a')}, wall {_fmt(final.get('wall_s'), 1)} s.",
             "",
             "| workflow | valid accuracy | test accuracy |",
@@ -114,14 +137,14 @@ def _markdown(run_dir: Path, table: list[dict], seeds, final, cost) -> str:
             lines.append("")
         lines += ["## Turns", "",
                   "| episode | turn | valid/cands | best valid acc | mean valid acc | best so far"
-                  " | mean reward | repairs | raced out | calls | dollars | wall s |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  " | mean reward | repairs | raced out | calls | dollars | cache hits' $ | wall s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for t in table:
             lines.append(
                 f"| {t['episode_id']} | {t['turn']} | {t['valid']}/{t['candidates']} | "
                 f"{_fmt(t['best'])} | {_fmt(t['mean'])} | {_fmt(t['best_so_far'])} | "
                 f"{_fmt(t['mean_reward'])} | {t['repairs']} | {t['stopped']} | {t['calls']} | "
-                f"{_fmt(t['usd'], 4)} | {_fmt(t['wall_s'], 1)} |")
+                f"{_fmt(t['usd'], 4)} | {_fmt(t['cached_usd'], 4)} | {_fmt(t['wall_s'], 1)} |")
         lines.append("")
     else:
         lines += ["No completed turns yet.", ""]
@@ -130,6 +153,9 @@ def _markdown(run_dir: Path, table: list[dict], seeds, final, cost) -> str:
         for key in ("seeds_usd", "candidates_usd", "test_usd", "total_usd"):
             if key in cost:
                 lines.append(f"| {key[:-4]} | {_fmt(cost[key], 4)} |")
+        if "cached_usd" in cost:
+            lines.append(f"| cache hits would have cost (not spent) | "
+                         f"{_fmt(cost['cached_usd'], 4)} |")
         lines.append("")
     lines += ["![validation accuracy and dollars per turn](curve.png)", ""]
     return "\n".join(lines)
@@ -196,7 +222,9 @@ def write_report(run_dir: str | Path) -> Path:
     table = turn_table(rows, seeds, walls)
     final = _load_json(run_dir / "final.json")
     cost = _load_json(run_dir / "cost.json")
+    executor = _load_json(run_dir / "executor.json")
     report = run_dir / "report.md"
-    atomic_write_text(report, _markdown(run_dir, table, seeds, final, cost))
+    atomic_write_text(report, _markdown(run_dir, table, seeds, final, cost,
+                                        executor if isinstance(executor, dict) else None))
     _plot(table, run_dir / "curve.png")
     return report

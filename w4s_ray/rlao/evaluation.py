@@ -35,6 +35,7 @@ class EvalOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_usd: float = 0.0  # would-have-cost of the executor samples served from the cache
     feedback: str = ""
     raw: Any = None  # the evaluator's own result object, for `merge`
 
@@ -70,5 +71,6 @@ def merge_outcomes(parts: Sequence[EvalOutcome], feedback: str | None = None) ->
         prompt_tokens=sum(p.prompt_tokens for p in parts),
         completion_tokens=sum(p.completion_tokens for p in parts),
         cost_usd=sum(p.cost_usd for p in parts),
+        cached_usd=sum(p.cached_usd for p in parts),
         feedback=feedback if feedback is not None else (parts[-1].feedback if parts else ""),
     )

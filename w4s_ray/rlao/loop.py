@@ -111,6 +111,7 @@ class _Cand:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_usd: float = 0.0
     outcome: EvalOutcome | None = None
     stopped: bool = False
     calls_saved: float = 0.0
@@ -120,6 +121,7 @@ class _Cand:
         self.prompt_tokens += out.prompt_tokens
         self.completion_tokens += out.completion_tokens
         self.cost_usd += out.cost_usd
+        self.cached_usd += out.cached_usd
 
 
 def _extract(text: str) -> tuple[str | None, str | None, bool]:
@@ -148,6 +150,7 @@ def seed_record(name: str, code: str, out: EvalOutcome) -> dict:
         "error": out.error, "feedback": out.feedback or (out.error or ""),
         "calls": out.calls, "prompt_tokens": out.prompt_tokens,
         "completion_tokens": out.completion_tokens, "cost_usd": out.cost_usd,
+        "cached_usd": out.cached_usd,
     }
 
 
@@ -267,6 +270,7 @@ class Episode:
                 "chosen": pos == c.index, "repair_count": c.repairs,
                 "eval_calls": c.calls, "prompt_tokens": c.prompt_tokens,
                 "completion_tokens": c.completion_tokens, "cost_usd": float(c.cost_usd),
+                "cached_usd": float(c.cached_usd),
                 "meta_agent": self.meta_agent.name, "executor": s.executor, "seed": c.seed,
                 "racing_stopped": c.stopped, "created_at": created, "feedback": mc.feedback,
             })

@@ -7,7 +7,9 @@ Layout of a run directory (optimize and collect share it):
     trajectories/            part-<episode>-<turn>.parquet, one per completed turn
     workflows/               turn_XX_cand_Y.py for every candidate with code; seed_<name>.py
     metrics.jsonl            one line per completed turn (rewritten whole, never appended)
-    cost.json                executor dollars/calls (seeds, candidates, test) + meta-agent usage
+    cost.json                executor dollars/calls (seeds, candidates, test), what cache hits
+                             would have cost, meta-agent usage
+    executor.json            the executor the run talked to (endpoint, price model, simulated?)
     final_workflow.py, final.json   (optimize) the best workflow by validation and its test score
     report.md, curve.png     (see w4s_ray.report)
 
@@ -78,6 +80,7 @@ class RunDir:
         self.cost = self.path / "cost.json"
         self.final = self.path / "final.json"
         self.final_workflow = self.path / "final_workflow.py"
+        self.executor = self.path / "executor.json"
 
     def has_run(self) -> bool:
         return self.config.exists() or bool(traj.part_files(self.trajectories))
@@ -92,6 +95,11 @@ class RunDir:
             tmp = self.path / ".config.yaml.tmp"
             dump_config(cfg, tmp)
             tmp.replace(self.config)
+
+    def record_executor(self, info: dict | None) -> None:
+        """What the preflight found (reports say "simulated" from it); None: leave as is."""
+        if info is not None:
+            atomic_write_json(self.executor, info)
 
     def check_reuse(self, cfg: ExperimentConfig, resume: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -193,10 +201,17 @@ class RunDir:
         self.write_metrics(out)
 
 
-def preflight(run_dir: str | Path, cfg: ExperimentConfig, resume: bool) -> None:
-    """The checks of `RunDir.prepare` plus reading every row, without writing anything."""
+def preflight(run_dir: str | Path, cfg: ExperimentConfig, resume: bool, *,
+              require_run: bool | None = None) -> None:
+    """The checks of `RunDir.prepare` plus reading every row, without writing anything.
+
+    `require_run` (default: `resume`): the directory must hold a run, so `--resume` with a
+    mistyped directory is an error instead of a silent fresh start."""
     rd = RunDir(run_dir)
     rd.check_reuse(cfg, resume)
+    if (resume if require_run is None else require_run) and not rd.has_run():
+        raise ConfigError(f"--resume: {rd.path} holds no run to resume (no config.yaml, no "
+                          f"trajectories); check the directory, or drop --resume to start one")
     rd.read_rows()
 
 
@@ -211,12 +226,16 @@ def replay_episode(ep: Episode, rows: list[dict]) -> dict[tuple[str, int], float
 
 
 def cost_summary(rows: list[dict], seed_records: list[dict], extra_usd: float = 0.0,
-                 extra_calls: int = 0, meta_usage=None) -> dict:
+                 extra_calls: int = 0, meta_usage=None, extra_cached_usd: float = 0.0) -> dict:
+    """Executor dollars spent per part, and `cached_usd`: what the samples served from the
+    completion cache would have cost (spent nothing; rows from older files count 0)."""
     seeds_usd = sum(r.get("cost_usd", 0.0) for r in seed_records)
     cand_usd = sum(r["cost_usd"] for r in rows)
+    cached = (sum(r.get("cached_usd") or 0.0 for r in seed_records)
+              + sum(r.get("cached_usd") or 0.0 for r in rows) + extra_cached_usd)
     out = {
         "seeds_usd": seeds_usd, "candidates_usd": cand_usd, "test_usd": extra_usd,
-        "total_usd": seeds_usd + cand_usd + extra_usd,
+        "total_usd": seeds_usd + cand_usd + extra_usd, "cached_usd": cached,
         "calls": sum(r.get("calls", 0) for r in seed_records)
         + sum(r["eval_calls"] for r in rows) + extra_calls,
     }
@@ -239,8 +258,12 @@ def optimize(
     resume: bool = False,
     progress: bool = True,
     on_turn: Callable[[TurnResult], None] | None = None,
+    executor: dict | None = None,
 ) -> dict:
-    """`w4s optimize`: one episode, then the best workflow (by validation) once on test."""
+    """`w4s optimize`: one episode, then the best workflow (by validation) once on test.
+
+    `executor`: what the executor preflight found (`ExecutorClient.describe()`), recorded in
+    executor.json so reports and the progress bar can say "simulated"."""
     from tqdm.auto import tqdm
 
     from w4s_ray.report import write_report
@@ -248,6 +271,7 @@ def optimize(
     t_start = time.monotonic()
     rd = RunDir(run_dir, single_episode=True)
     rd.prepare(cfg, resume)
+    rd.record_executor(executor)
     turns = cfg.rlao.turns if turns is None else turns
     rows = rd.read_rows()  # before any work: a corrupt file stops us here
     settings = EpisodeSettings.from_config(cfg)
@@ -271,7 +295,8 @@ def optimize(
             return done
     rd.final.unlink(missing_ok=True)  # a longer resumed run supersedes an earlier final
 
-    bar = tqdm(total=turns, initial=min(ep.state.turn, turns), desc=f"optimize {spec.name}",
+    sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
+    bar = tqdm(total=turns, initial=min(ep.state.turn, turns), desc=f"optimize {spec.name}{sim}",
                unit="turn", disable=not progress)
     try:
         while ep.state.turn < turns:
@@ -295,6 +320,7 @@ def optimize(
     final = _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent)
     final["wall_s"] = round(time.monotonic() - t_start, 2)
     final["turns"] = ep.state.turn
+    final["simulated"] = bool(executor["simulated"]) if executor else None
     atomic_write_text(rd.final_workflow, best.code if best else "")
     atomic_write_json(rd.final, final)
     write_report(rd.path)
@@ -317,7 +343,8 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent) -
         raise
     test_usd = sum(o.cost_usd for o in outs)
     test_calls = sum(o.calls for o in outs)
-    cost = cost_summary(rows, seeds, test_usd, test_calls, meta_agent.usage)
+    cost = cost_summary(rows, seeds, test_usd, test_calls, meta_agent.usage,
+                        sum(o.cached_usd for o in outs))
     atomic_write_json(rd.cost, cost)
     final = {
         "benchmark": spec.name,
@@ -329,6 +356,7 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent) -
         "test_n": outs[0].n,
         "test_error": outs[0].error,
         "dollars": cost["total_usd"],
+        "cached_dollars": cost["cached_usd"],
         "executor_calls": cost["calls"],
         "seed_baselines": {
             s["name"]: {"valid_accuracy": s["val_accuracy"],

@@ -8,7 +8,11 @@ back to it as rows, which it commits as one Parquet part (`part-<episode>-<turn>
 a killed driver loses at most the turns in flight and `--resume` continues from the rows.
 
 Budget: when the executor raises `BudgetExceeded` in any episode, no new turns start; turns
-already running finish and are written; then the error is re-raised (exit code 3).
+already running finish and are written; then the error is re-raised (exit code 3). Any other
+user-facing error of a turn (an `ExecutorFatal`: bad key, unknown model, nothing listening;
+every episode shares the endpoint) stops the collection at once: turns in flight are
+abandoned, the completed ones stay on disk (`--resume` continues), cost.json and the report
+are rewritten from them, and the error is raised as one line.
 
 Not here: the turn logic (rlao.loop), the evaluation itself (runtime.evaluators via
 runtime.rlao_eval), placement across nodes beyond what Ray's scheduler does.
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import ray
 
-from w4s_ray.errors import BudgetExceeded
+from w4s_ray.errors import BudgetExceeded, W4SError
 from w4s_ray.rlao.evaluation import EvalJob, EvalOutcome
 from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec, seed_record
 from w4s_ray.rlao.runs import RunDir, cost_summary, episode_id, replay_episode
@@ -157,8 +161,11 @@ def collect(
     evaluator_factory: Callable | None = None,
     spec_loader: Callable[[str], TaskSpec] | None = None,
     progress: bool = True,
+    executor: dict | None = None,
 ) -> dict:
-    """Run (or resume) collection; returns a summary dict. Ray must be initialised."""
+    """Run (or resume) collection; returns a summary dict. Ray must be initialised.
+
+    `executor`: the executor preflight's description, recorded in executor.json."""
     from tqdm.auto import tqdm
 
     from w4s_ray.report import write_report
@@ -174,6 +181,7 @@ def collect(
 
     rd = RunDir(out_dir)
     rd.prepare(cfg, resume)
+    rd.record_executor(executor)
     rows = rd.read_rows()  # a corrupt part file stops us here, before any work
     settings = EpisodeSettings.from_config(cfg)
 
@@ -202,10 +210,12 @@ def collect(
             actors[eid] = EpisodeActor.remote(cfg, specs[b], eid, evaluator, shared_agent,
                                               seeds[b], mine)
         done_turns = {eid: done for eid, _, done in plan}
+        sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=len(plan) * turns, initial=sum(min(d, turns) for d in done_turns.values()),
-                   desc="collect", unit="turn", disable=not progress)
+                   desc=f"collect{sim}", unit="turn", disable=not progress)
         inflight = {actors[eid].run_turn.remote(): eid for eid, _, _ in todo}
         budget_error: BaseException | None = None
+        stop_error: BaseException | None = None
         try:
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -217,6 +227,9 @@ def collect(
                     if isinstance(err, BudgetExceeded):
                         budget_error = budget_error or err
                         continue
+                    if isinstance(err, W4SError):  # e.g. ExecutorFatal: shared by every episode
+                        stop_error = err
+                        break
                     raise (err if err is not exc else exc) from None
                 rd.write_turn(eid, res)
                 rows += res.rows
@@ -228,6 +241,8 @@ def collect(
             bar.close()
         atomic_write_json(rd.cost, cost_summary(rows, [s for v in seeds.values() for s in v]))
         write_report(rd.path)
+        if stop_error is not None:
+            raise stop_error
         if budget_error is not None:
             raise budget_error
     finally:

@@ -91,7 +91,7 @@ class PoolEvaluator:
             scores=list(res.scores), item_ids=list(res.item_ids), error=res.error,
             calls=res.calls, prompt_tokens=res.prompt_tokens,
             completion_tokens=res.completion_tokens, cost_usd=res.cost_usd,
-            feedback=feedback, raw=res,
+            cached_usd=res.cached_usd, feedback=feedback, raw=res,
         )
 
     # -- the protocol ------------------------------------------------------------------------
@@ -126,6 +126,7 @@ class PoolEvaluator:
                 scores=list(res.scores), item_ids=list(res.item_ids), error=error,
                 calls=res.calls, prompt_tokens=res.prompt_tokens,
                 completion_tokens=res.completion_tokens, cost_usd=res.cost_usd,
+                cached_usd=res.cached_usd,
             ))
         return outs
 
@@ -152,7 +153,7 @@ class PoolEvaluator:
                 merged.errors[k] = merged.errors.get(k, 0) + v
             merged.error = merged.error or r.error
             merged.first_failure = merged.first_failure or r.first_failure
-            for attr in ("prompt_tokens", "completion_tokens", "cost_usd", "calls",
+            for attr in ("prompt_tokens", "completion_tokens", "cost_usd", "cached_usd", "calls",
                          "cache_hits", "cache_misses", "code_runs", "wall_s"):
                 setattr(merged, attr, getattr(merged, attr) + getattr(r, attr))
         merged.n = len(merged.scores)
