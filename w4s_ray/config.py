@@ -335,6 +335,23 @@ class ExperimentConfig(_Section):
         return Path(raw).expanduser().resolve()
 
 
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """'malformed YAML at line L, column C: <the parser's reason> (<context> at line M)'.
+
+    The line is the one to fix: where the parser gave up, except when it gave up at the end
+    of the file (an unclosed quote or bracket), where it is the line the construct opened."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    ctx, ctx_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    at_end = "end of stream" in problem or "<stream end>" in problem
+    main = ctx_mark if (at_end and ctx_mark is not None) else mark
+    where = f" at line {main.line + 1}, column {main.column + 1}" if main is not None else ""
+    text = f"malformed YAML{where}: {problem}"
+    if ctx:
+        text += f" ({ctx}" + (f" that starts at line {ctx_mark.line + 1}" if ctx_mark else "") + ")"
+    return text
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     path = ".".join(str(p) for p in first["loc"]) or "<root>"
@@ -394,9 +411,7 @@ def load_config(
         try:
             loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}: malformed YAML{where}") from None
+            raise ConfigError(f"{source}: {yaml_error_text(exc)}") from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
         if loaded is None:

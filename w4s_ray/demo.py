@@ -140,16 +140,19 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
     with _sigterm_as_interrupt():
         try:
             with log.stage("simulator") as rec:
+                from w4s_ray.executor.preflight import check_executor
+
                 sim = start_sim(cfg.sim, cfg.data_dir(), port=0)
                 cfg.executor.api_base = sim.url
-                rec["note"] = sim.url
+                results["executor"] = check_executor(cfg.executor)  # says "simulated"
+                rec["note"] = f"{sim.url} ({results['executor']['simulator']})"
             with log.stage("init-tiny") as rec:
                 results["tiny"] = _stage_tiny(cfg, paths, progress)
                 rec["note"] = results["tiny"]["note"]
             started_ray = not ray.is_initialized()
             init_ray(cfg.ray)
             with log.stage("collect") as rec:
-                results["collect"] = _stage_collect(cfg, paths, progress)
+                results["collect"] = _stage_collect(cfg, paths, progress, results["executor"])
                 rec["note"] = results["collect"]["note"]
             with log.stage("train") as rec:
                 results["train"] = _stage_train(cfg, paths)
@@ -161,7 +164,8 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
                 serve_name, url = _stage_serve(cfg)
                 rec["note"] = f"{url}/v1 (model {cfg.serve.model_name})"
             with log.stage("optimize") as rec:
-                results["optimize"] = _stage_optimize(cfg, paths, url, progress)
+                results["optimize"] = _stage_optimize(cfg, paths, url, progress,
+                                                      results["executor"])
                 rec["note"] = results["optimize"]["note"]
         except Exception:
             with contextlib.suppress(Exception):
@@ -199,12 +203,13 @@ def _stage_tiny(cfg, paths, progress: bool) -> dict:
                     f"{rep.get('parse_rate', 0):.2f}"}
 
 
-def _stage_collect(cfg, paths, progress: bool) -> dict:
+def _stage_collect(cfg, paths, progress: bool, executor: dict) -> dict:
     from w4s_ray.rlao.runs import RunDir
     from w4s_ray.runtime.collect import collect
 
     resume = RunDir(paths["collect"]).has_run()
-    out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress)
+    out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress,
+                  executor=executor)
     rows = RunDir(paths["collect"]).read_rows()
     valid = sum(bool(r["valid"]) for r in rows)
     if rows and not any(r["code"] for r in rows):
@@ -278,7 +283,7 @@ def served_meta_agent_config(cfg, url: str):
     return out
 
 
-def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
+def _stage_optimize(cfg, paths, url: str, progress: bool, executor: dict) -> dict:
     from w4s_ray.benchmarks import get_benchmark
     from w4s_ray.meta_agent import make_meta_agent
     from w4s_ray.rlao.loop import TaskSpec
@@ -292,7 +297,7 @@ def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
     agent = make_meta_agent(ocfg)
     try:
         final = optimize(ocfg, spec, paths["optimize"], evaluator, agent, resume=resume,
-                         progress=progress)
+                         progress=progress, executor=executor)
     finally:
         agent.close()
         evaluator.close()
@@ -342,7 +347,7 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
     from w4s_ray.report import turn_table, write_report
     from w4s_ray.rlao import trajectories as traj
 
-    lines = ["# w4s demo", "",
+    lines = ["# w4s demo (simulated executor)", "",
              f"Offline end-to-end run: simulated executor `{cfg.executor.model}`, tiny "
              f"meta-agent trained on {', '.join(cfg.benchmarks)}, then served and used to "
              f"optimize a workflow for the held-out benchmark **{cfg.benchmark}**. Total wall "
@@ -392,7 +397,9 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                 lines.append(f"| seed: {name} | {_pct(b.get('valid_accuracy'))} | "
                              f"{_pct(b.get('test_accuracy'))} |")
             lines += ["", f"Executor dollars for this benchmark: {final['dollars']:.4f} "
-                      "(simulated calls priced as gpt-4o-mini).", ""]
+                      f"(simulated calls priced as {cfg.executor.pricing_model}); calls answered "
+                      f"from the completion cache would have cost "
+                      f"{final.get('cached_dollars') or 0.0:.4f} more.", ""]
         lines += [f"Details: [optimize report]({opt.relative_to(paths['root'])}/report.md), "
                   f"![curve]({opt.relative_to(paths['root'])}/curve.png)", ""]
     links = [("collect report", paths["collect"] / "report.md"),

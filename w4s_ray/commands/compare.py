@@ -38,8 +38,9 @@ def _run(args: argparse.Namespace) -> int:
     import ray
 
     from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.commands.eval import check_executor_reachable
+    from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
+    from w4s_ray.executor.preflight import check_executor
     from w4s_ray.runtime.collect import check_benchmarks
     from w4s_ray.runtime.policy_compare import (
         check_local_models,
@@ -66,13 +67,13 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds: give at least one seed")
     for name in names:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
-    check_executor_reachable(cfg.executor.api_base)
+    check_executor(cfg.executor)
     out = Path(args.out or Path(cfg.run_dir) / "compare")
     started_ray = not ray.is_initialized()
     init_ray(cfg.ray)
     try:
         summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
-                                   progress=not args.no_progress)
+                                   progress=show_progress(args))
     finally:
         if started_ray:
             ray.shutdown()

@@ -52,8 +52,14 @@ from w4s_ray.executor.failures import call_error, fatal_error
 from w4s_ray.executor.keys import redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
 from w4s_ray.executor.ratelimit import AsyncRateLimiter
-from w4s_ray.executor.transport import Failure, ServerInfo, TransportError, classify, \
-    make_transport, probe_server
+from w4s_ray.executor.transport import (
+    Failure,
+    ServerInfo,
+    TransportError,
+    classify,
+    make_transport,
+    probe_server,
+)
 
 
 @dataclass

@@ -42,8 +42,15 @@ def hint(reason: str, endpoint: Endpoint, cfg: Any) -> str:
     if reason in ("payment", "quota"):
         return f"the account behind {key} has no credit left; add some or use another key"
     if reason == "not_found":
-        return ("check the model name (--set executor.model=...; an OpenAI-compatible server "
-                "lists its names at <api_base>/models) and the URL (--set executor.api_base=...)")
+        if endpoint.provider == "azure":
+            return ("check the deployment name (--set executor.model=azure/<deployment>) and "
+                    "the resource URL (--set executor.api_base=https://<resource>.openai.azure.com"
+                    " or $AZURE_API_BASE)")
+        if endpoint.openai_compatible:
+            return ("check the model name (--set executor.model=...; the server lists its names "
+                    "at <api_base>/models) and the URL (--set executor.api_base=...)")
+        return ("check the model name (--set executor.model=...) and the URL "
+                "(--set executor.api_base=...)")
     if reason == "param":
         return ("--set executor.transport=litellm sends only the parameters litellm knows this "
                 "provider takes; docs/EXECUTOR.md lists them per provider")

@@ -69,7 +69,7 @@ PROVIDER_BASE_ENV: dict[str, tuple[str, ...]] = {
 EXAMPLE_MODELS: dict[str, str] = {
     "openai": "gpt-4o-mini",
     "azure": "azure/my-gpt-4o-mini-deployment",
-    "anthropic": "anthropic/claude-3-5-haiku-20241022",
+    "anthropic": "anthropic/claude-haiku-4-5",
     "gemini": "gemini/gemini-2.0-flash",
     "mistral": "mistral/mistral-small-latest",
     "groq": "groq/llama-3.1-8b-instant",
@@ -141,8 +141,12 @@ def _litellm_provider(model: str, api_base: str | None) -> tuple[str, str | None
     return provider, default_base
 
 
+def base_env_vars(provider: str) -> tuple[str, ...]:
+    return PROVIDER_BASE_ENV.get(provider, (f"{provider.upper()}_API_BASE",))
+
+
 def base_from_env(provider: str) -> str | None:
-    for var in PROVIDER_BASE_ENV.get(provider, (f"{provider.upper()}_API_BASE",)):
+    for var in base_env_vars(provider):
         value = os.environ.get(var, "").strip()
         if value:
             return value
@@ -215,7 +219,7 @@ def provider_table() -> list[dict[str, str]]:
         rows.append({
             "provider": provider, "example": model,
             "key": PROVIDER_KEYS.get(provider) or "-",
-            "base": " / ".join(PROVIDER_BASE_ENV.get(provider, ())) or "-",
+            "base": " / ".join(base_env_vars(provider)),
             "dropped": ", ".join(dropped) or "none",
         })
     return rows

@@ -431,17 +431,12 @@ class OpenAIHTTPTransport:
         self._headers = {"Content-Type": "application/json"}
         if api_key and api_key != DUMMY_KEY:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        self.one_choice = False  # learnt: the server returns one choice whatever n asks
 
-    async def complete(self, messages: list[dict], *, n: int, temperature: float,
-                       max_tokens: int, seed: int, response_format: dict | None,
-                       timeout_s: float) -> Completion:
+    async def _post(self, body: dict[str, Any], timeout_s: float) -> tuple[bytes, Any]:
+        """One POST; (raw body, headers) of a 200, else a classified TransportError."""
         import aiohttp
 
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "n": n,
-                                "temperature": temperature, "max_tokens": max_tokens,
-                                "seed": seed}
-        if response_format is not None:
-            body["response_format"] = response_format
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         try:
             async with asyncio.timeout(timeout_s):
@@ -457,7 +452,42 @@ class OpenAIHTTPTransport:
             message, code = _error_message(raw)
             f = status_failure(status, message, headers, code)
             raise TransportError(f.cause, f.kind, f.retry_after, f.reason)
-        return parse_openai_body(raw, n, headers.get(SIM_HEADER))
+        return raw, headers
+
+    async def complete(self, messages: list[dict], *, n: int, temperature: float,
+                       max_tokens: int, seed: int, response_format: dict | None,
+                       timeout_s: float) -> Completion:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "n": n,
+                                "temperature": temperature, "max_tokens": max_tokens,
+                                "seed": seed}
+        if response_format is not None:
+            body["response_format"] = response_format
+        if n > 1 and self.one_choice:
+            return await self._one_by_one(body, n, timeout_s)
+        raw, headers = await self._post(body, timeout_s)
+        try:
+            return parse_openai_body(raw, n, headers.get(SIM_HEADER))
+        except Malformed:
+            if n == 1:
+                raise
+            first = parse_openai_body(raw, 1, headers.get(SIM_HEADER))  # Malformed again: raise
+        # The server answered one choice for n (Ollama's /v1 ignores `n`): ask for the rest
+        # one at a time from now on, each with its own seed so samples at T > 0 differ.
+        self.one_choice = True
+        rest = await self._one_by_one(body, n - 1, timeout_s, offset=1)
+        return Completion(first.texts + rest.texts, first.prompt_tokens + rest.prompt_tokens,
+                          first.completion_tokens + rest.completion_tokens, first.simulator)
+
+    async def _one_by_one(self, body: dict[str, Any], n: int, timeout_s: float,
+                          offset: int = 0) -> Completion:
+        async def one(j: int) -> Completion:
+            b = dict(body, n=1, seed=(body["seed"] + offset + j) % (2**31))
+            raw, headers = await self._post(b, timeout_s)
+            return parse_openai_body(raw, 1, headers.get(SIM_HEADER))
+
+        done = await asyncio.gather(*(one(j) for j in range(n)))
+        return Completion([d.texts[0] for d in done], sum(d.prompt_tokens for d in done),
+                          sum(d.completion_tokens for d in done), done[0].simulator)
 
 
 def parse_openai_body(raw: bytes, n: int, simulator: str | None = None) -> Completion:

@@ -42,18 +42,19 @@ def evaluate_baselines(cfg, spec: TaskSpec, evaluator: Evaluator) -> dict:
     outs = evaluator.evaluate(jobs) if jobs else []
     per = {
         n: {"test_accuracy": o.accuracy, "test_n": o.n, "error": o.error,
-            "calls": o.calls, "cost_usd": o.cost_usd}
+            "calls": o.calls, "cost_usd": o.cost_usd, "cached_usd": o.cached_usd}
         for n, o in zip(names, outs, strict=True)
     }
     return {
         "benchmark": spec.name, "split": "test", "test_limit": cfg.rlao.test_limit,
         "baselines": per, "cost_usd": sum(o.cost_usd for o in outs),
+        "cached_usd": sum(o.cached_usd for o in outs),
         "calls": sum(o.calls for o in outs), "wall_s": round(time.monotonic() - t0, 2),
     }
 
 
 def run_benchmark(cfg, spec: TaskSpec, layout: SweepLayout, evaluator: Evaluator,
-                  meta_agent: MetaAgent, *, resume: bool) -> dict:
+                  meta_agent: MetaAgent, *, resume: bool, executor: dict | None = None) -> dict:
     """Baselines (unless stored or disabled), then optimize; returns a summary dict."""
     from w4s_ray.report import write_report
     from w4s_ray.rlao.runs import optimize
@@ -73,7 +74,7 @@ def run_benchmark(cfg, spec: TaskSpec, layout: SweepLayout, evaluator: Evaluator
     if baselines is not None:  # already on test, on the same items: don't pay twice
         opt_cfg.rlao.report_seed_test = False
     final = optimize(opt_cfg, spec, bench_dir, evaluator, meta_agent, resume=resume,
-                     progress=False)
+                     progress=False, executor=executor)
     if baselines is not None:
         _merge_baselines(final, baselines)
         atomic_write_json(layout.final(spec.name), final)
