@@ -3,13 +3,14 @@
 - quiet: errors and each stage's final line only; no progress bars, no warnings, Ray workers'
   output not forwarded to the terminal;
 - normal (default): one progress bar per stage, each warning once (Python's default), third-party
-  loggers (Ray, Ray Data, Ray Train, litellm, httpx, transformers) at WARNING, Ray Data's
+  loggers (Ray, Ray Data, Ray Train, litellm, httpx, transformers) at ERROR, Ray Data's
   per-operator progress bars off, litellm's banners ("Provider List", "Give Feedback") off;
 - verbose: library loggers at INFO, Ray Data progress bars on, warnings libraries silence too.
 
 The level travels in the `W4S_VERBOSITY` environment variable, so Ray workers started from
 this process (which inherit its environment) apply the same settings when they call
-`apply()`. litellm's banners are off at every level (`providers.import_litellm`).
+`apply()` (a local Ray runs it in every worker: `runtime.ray_init`). litellm's banners are
+off at every level (`providers.import_litellm`). w4s's own loggers are not touched.
 """
 
 from __future__ import annotations
@@ -56,8 +57,7 @@ def apply() -> None:
         warnings.simplefilter("default")
     # normal: Python's own filters already show each warning once per place, and keep the
     # filters libraries install for themselves; nothing to add.
-    log_level = {"quiet": logging.ERROR, "normal": logging.WARNING,
-                 "verbose": logging.INFO}[lvl]
+    log_level = logging.INFO if lvl == "verbose" else logging.ERROR
     for name in _LOGGERS:
         logging.getLogger(name).setLevel(log_level)
     os.environ["LITELLM_LOG"] = "INFO" if lvl == "verbose" else "ERROR"

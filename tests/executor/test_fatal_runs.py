@@ -118,8 +118,15 @@ def test_cli_subprocess_prints_one_line_and_no_traceback(fake_provider, tmp_path
     assert time.monotonic() - t0 < 90 and not (tmp_path / "r").exists()
 
 
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
 def test_endpoint_breaking_mid_run_stops_it_and_resume_finishes(fake_provider, tmp_path, capsys,
-                                                                monkeypatch):
+                                                                monkeypatch, umask_022):
     """Seeds and a first turn succeed, then the key is revoked (401): the run stops with one
     line at once, the completed work stays on disk, and `--resume` completes it."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -146,3 +153,8 @@ def test_endpoint_breaking_mid_run_stops_it_and_resume_finishes(fake_provider, t
     resumed = sorted((run_dir / "trajectories").glob("part-*.parquet"))
     assert resumed[: len(parts)] == parts and len(resumed) == 3
     assert cost["total_usd"] <= final["dollars"]
+    # Results, reports and trajectories are readable by others (the umask's 0644), not 0600.
+    modes = {p.relative_to(run_dir).as_posix(): p.stat().st_mode & 0o777
+             for p in run_dir.rglob("*") if p.is_file()}
+    assert modes["final.json"] == modes["report.md"] == modes["cost.json"] == 0o644
+    assert all(m & 0o044 == 0o044 for m in modes.values()), modes

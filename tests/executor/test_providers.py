@@ -99,7 +99,7 @@ async def test_openai_protocol_both_transports(fake_provider, gsm8k_answers, tmp
     client = ExecutorClient(cfg_for(fake, "gpt-4o-mini", tmp_path, transport=transport))
     q, gold = question(gsm8k_answers)
     res = await client.chat(msgs(q), response_format="json")
-    assert '"answer": "%s"' % gold in res.texts[0]
+    assert f'"answer": "{gold}"' in res.texts[0]
     r = fake.chat_requests()[-1]
     assert r["headers"]["Authorization"] == f"Bearer {KEY}" and "seed" in r["body"]
     assert res.cost_usd == pytest.approx(price("gpt-4o-mini", res.prompt_tokens,

@@ -40,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     from w4s_ray.benchmarks import get_benchmark
     from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
-    from w4s_ray.executor.preflight import check_executor
+    from w4s_ray.executor.preflight import check_executor, simulated_note
     from w4s_ray.runtime.collect import check_benchmarks
     from w4s_ray.runtime.policy_compare import (
         check_local_models,
@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds: give at least one seed")
     for name in names:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
-    check_executor(cfg.executor)
+    info = check_executor(cfg.executor)
     out = Path(args.out or Path(cfg.run_dir) / "compare")
     started_ray = not ray.is_initialized()
     init_ray(cfg.ray)
@@ -86,5 +86,5 @@ def _run(args: argparse.Namespace) -> int:
             line += (f"; vs {d['vs']}: {100 * d['mean_diff']:+.1f} points "
                      f"(stderr {100 * d['stderr']:.1f})")
         print(line)
-    print(f"report: {out / 'compare.md'}")
+    print(f"report{simulated_note(info)}: {out / 'compare.md'}")
     return 0

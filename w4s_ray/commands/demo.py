@@ -28,5 +28,5 @@ def _run(args: argparse.Namespace) -> int:
     from w4s_ray.demo import run_demo
 
     report = run_demo(args.cfg, fresh=args.fresh, progress=show_progress(args))
-    print(f"demo report: {report}")
+    print(f"demo report: {report} (simulated executor: the w4s simulator, not an LLM)")
     return 0

@@ -49,7 +49,7 @@ from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorFatal
 from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
 from w4s_ray.executor.cost import cost_usd, resolve_price_model
 from w4s_ray.executor.failures import call_error, fatal_error
-from w4s_ray.executor.keys import redact, resolve_api_key
+from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
 from w4s_ray.executor.ratelimit import AsyncRateLimiter
 from w4s_ray.executor.transport import (
@@ -383,8 +383,12 @@ class ExecutorClient:
         out = [hits[k].text if k in hits else texts[j] for j, k in enumerate(keys)]
         return ChatResult(out, pt, ct, cost, [k in hits for k in keys], saved)
 
-    async def _call(self, messages, temperature, n, rf, max_tokens, seed):
-        """One request with the retry policy: the transport's Completion, or `_Failed`."""
+    async def _call(self, messages, temperature, n, rf, max_tokens, seed,
+                    local_refused_is_final: bool = False):
+        """One request with the retry policy: the transport's Completion, or `_Failed`.
+
+        `local_refused_is_final`: a refused connection to a local URL is not retried (the
+        preflight: nothing listens on this machine's port, and waiting will not start it)."""
         cfg = self.cfg
         failure = Failure("no attempt made")
         attempts = 0
@@ -401,6 +405,9 @@ class ExecutorClient:
                 f = classify(exc)
                 failure = Failure(redact(f.cause, self._key), f.kind, f.reason, f.retry_after)
             if not failure.retryable or attempt == cfg.max_retries:
+                break
+            if local_refused_is_final and failure.cause == "connection refused" \
+                    and is_local(self.endpoint.api_base):
                 break
             self._bump(retries=1)
             cap = min(cfg.retry_max_delay_s, cfg.retry_base_delay_s * (2 ** attempt))
@@ -433,7 +440,7 @@ class ExecutorClient:
         messages = [{"role": "user", "content": "Reply with the single word OK."}]
         try:
             done = await self._call(messages, cfg.temperature, 1, None, min(16, cfg.max_tokens),
-                                    derive_seed(cfg.seed, 0))
+                                    derive_seed(cfg.seed, 0), local_refused_is_final=True)
             self._check_server_tag(done.simulator)
             self._bump(cost_usd=self._prices.cost(done.prompt_tokens, done.completion_tokens))
         except _Failed as exc:

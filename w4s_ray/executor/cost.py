@@ -11,7 +11,9 @@ from w4s_ray.errors import ExecutorError
 
 
 def _in_map(name: str) -> bool:
-    import litellm
+    from w4s_ray.executor.providers import import_litellm
+
+    litellm = import_litellm()
 
     return name in litellm.model_cost
 
@@ -39,7 +41,9 @@ def resolve_price_model(model: str, pricing_model: str | None) -> str:
 
 
 def cost_usd(price_model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    import litellm
+    from w4s_ray.executor.providers import import_litellm
+
+    litellm = import_litellm()
 
     prompt_cost, completion_cost = litellm.cost_per_token(
         model=price_model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens

@@ -7,6 +7,9 @@ answer (401, 403, 404, unknown provider, a rejected parameter, nothing listening
 retries) raises `ExecutorFatal`, so `w4s eval|optimize|collect|sweep` stop with one line
 before Ray starts and before the meta-agent is asked for anything. Returns what the run
 records about its executor (`ExecutorClient.describe()`: endpoint, price model, simulated?).
+It also pins the URL it checked into the config (`executor.api_base`, when the config left it
+null and the provider's URL variable supplied one), so every worker calls that URL even where
+its environment differs (a Ray cluster's nodes).
 
 The call costs what a dozen tokens cost at the model's price and is not counted in the run's
 dollars or budget. Not done: checking the meta-agent endpoint the same way.
@@ -25,7 +28,10 @@ def check_executor(cfg: Any) -> dict:
 
     probe_cfg = cfg.model_copy(update={"cache": CacheConfig(enabled=False)})
     with ExecutorClient(probe_cfg) as client:
-        return asyncio.run(client.preflight())
+        info = asyncio.run(client.preflight())
+        if cfg.api_base is None and client.endpoint.api_base:
+            cfg.api_base = client.endpoint.api_base
+    return info
 
 
 def simulated_note(info: dict | None) -> str:

@@ -84,6 +84,9 @@ EXAMPLE_MODELS: dict[str, str] = {
 }
 
 
+_LITELLM: Any = None
+
+
 @dataclass(frozen=True)
 class Endpoint:
     provider: str            # litellm provider name ("openai", "anthropic", "azure", ...)
@@ -108,6 +111,9 @@ def import_litellm() -> Any:
     """litellm, imported offline and quiet: no price-map download, no 'Provider List' or
     'Give Feedback' banners on errors, its loggers at ERROR (w4s_ray.console raises them
     under --verbose)."""
+    global _LITELLM
+    if _LITELLM is not None:
+        return _LITELLM
     import warnings
 
     from w4s_ray.env import apply_offline_defaults
@@ -119,6 +125,7 @@ def import_litellm() -> Any:
 
     litellm.suppress_debug_info = True
     litellm.set_verbose = False
+    _LITELLM = litellm
     return litellm
 
 

@@ -124,7 +124,12 @@ class EvaluatorPool:
             self.load[slot] += 1
             try:
                 return await actor.evaluate.remote(request)
-            except _ACTOR_DEATH:
+            except _ACTOR_DEATH as exc:
+                from w4s_ray.runtime.meta_agent_actor import creation_error
+
+                err = creation_error(exc)  # e.g. no API key on that node: replacing won't help
+                if err is not None:
+                    raise err from None
                 self._replace(slot, actor)
                 if attempt == retries:
                     raise

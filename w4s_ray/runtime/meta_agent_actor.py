@@ -67,17 +67,30 @@ class RemoteMetaAgent(MetaAgent):
         return out
 
 
+def creation_error(exc: BaseException) -> errors.W4SError | None:
+    """The user error that killed an actor in its __init__: Ray keeps it as text only (no cause
+    object), so it is recovered from the message; None when there is none."""
+    m = re.search(r"w4s_ray\.errors\.(\w+): (.+)", str(exc))
+    if m and isinstance(getattr(errors, m.group(1), None), type) and \
+            issubclass(getattr(errors, m.group(1)), errors.W4SError):
+        return getattr(errors, m.group(1))(m.group(2).strip())
+    return None
+
+
 def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
     """Start the actor and wait until the model is loaded (load errors surface here)."""
+    from pathlib import Path
+
+    path = Path(cfg.model).expanduser()
+    if path.is_dir():  # the actor's working directory may not be ours (a joined Ray)
+        cfg = cfg.model_copy(update={"model": str(path.resolve())})
     handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(cfg)
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
     except ray.exceptions.RayActorError as exc:
-        # An error in the actor's __init__ comes back as text only (Ray keeps no cause object);
-        # recover our one-line user error from it when there is one.
-        m = re.search(r"w4s_ray\.errors\.(\w+): (.+)", str(exc))
-        if m and hasattr(errors, m.group(1)):
-            raise getattr(errors, m.group(1))(m.group(2).strip()) from None
+        err = creation_error(exc)
+        if err is not None:
+            raise err from None
         raise
     return RemoteMetaAgent(handle, name, cfg.timeout_s)
 

@@ -95,4 +95,7 @@ def _start_local(ray, cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> Non
         ignore_reinit_error=True,
         configure_logging=True,
         logging_level="INFO" if console.level() == "verbose" else "WARNING",
+        # Workers apply the same console level (W4S_VERBOSITY is inherited): Ray Train's and
+        # Ray Data's own warnings (e.g. PlacementGroupCleaner) stay off the terminal.
+        runtime_env={"worker_process_setup_hook": "w4s_ray.console.apply"},
     )

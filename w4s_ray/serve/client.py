@@ -16,7 +16,9 @@ def litellm_model_id(served_name: str) -> str:
 
 def register_served_model(served_name: str, *, context_window: int | None = None) -> str:
     """Register `openai/<name>` in litellm's price map at zero cost; returns the model id."""
-    import litellm
+    from w4s_ray.executor.providers import import_litellm
+
+    litellm = import_litellm()
 
     model_id = litellm_model_id(served_name)
     entry = {
