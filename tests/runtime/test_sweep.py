@@ -246,11 +246,12 @@ def test_an_endpoint_failing_mid_sweep_stops_every_benchmark(tmp_path, ray_sessi
     from tests.fixtures.providers import KEY
     from w4s_ray.errors import ExecutorFatal
 
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    key_file = tmp_path / "key"  # actors of the session Ray do not see env vars set now
+    key_file.write_text(KEY)
     ex = fake_provider("openai", served=("gpt-4o-mini",), fail_after=12)
     cfg = _cfg(tmp_path, "executor.model=gpt-4o-mini", "sweep.max_parallel=2",
                "executor.max_retries=1", "executor.pricing_model=gpt-4o-mini",
-               api_base=ex.url)
+               f"executor.api_key_file={key_file}", api_base=ex.url)
     t0 = time.monotonic()
     with pytest.raises(ExecutorFatal, match="401"):
         run_sweep(cfg, ["gsm8k", "svamp", "mgsm"], progress=False)
