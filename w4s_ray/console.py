@@ -61,11 +61,18 @@ def apply() -> None:
     for name in _LOGGERS:
         logging.getLogger(name).setLevel(log_level)
     os.environ["LITELLM_LOG"] = "INFO" if lvl == "verbose" else "ERROR"
-    if lvl != "verbose":
-        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    else:
-        os.environ.pop("RAY_DATA_DISABLE_PROGRESS_BARS", None)
+    quiet_env = {
+        "RAY_DATA_DISABLE_PROGRESS_BARS": "1",  # Ray Data's per-operator bars
+        "RAY_DATA_LOG_LEVEL": "WARNING",  # "Starting execution of Dataset ..." lines
+        "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # else each print of a train worker shows twice
+        "TRANSFORMERS_VERBOSITY": "error",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # "Writing model shards" bars
+    }
+    for key, value in quiet_env.items():
+        if lvl != "verbose":
+            os.environ.setdefault(key, value)
+        elif os.environ.get(key) == value:
+            del os.environ[key]
     import sys
 
     if "ray.data" in sys.modules:  # already imported: its context read the env var earlier

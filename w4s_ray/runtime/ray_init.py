@@ -83,6 +83,20 @@ def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool | None = None)
         raise W4SError(f"could not start a local Ray instance in {temp_dir}: {first}") from None
 
 
+def worker_setup() -> None:
+    """Runs in every worker of a local Ray started here: the console level, and RAY_ADDRESS
+    pointing at THIS instance. Without it, Ray's own helpers that look a cluster up (Ray
+    Train's PlacementGroupCleaner) fail with "Found multiple active Ray instances" and print
+    a traceback whenever another Ray runs on the machine."""
+    console.apply()
+    try:
+        import ray
+
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    except Exception:  # noqa: BLE001 - best effort: only a warning path depends on it
+        pass
+
+
 def _start_local(ray, cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> None:
     ray.init(
         # "local": always a fresh instance, never an unrelated `ray start` cluster that happens to
@@ -97,5 +111,5 @@ def _start_local(ray, cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> Non
         logging_level="INFO" if console.level() == "verbose" else "WARNING",
         # Workers apply the same console level (W4S_VERBOSITY is inherited): Ray Train's and
         # Ray Data's own warnings (e.g. PlacementGroupCleaner) stay off the terminal.
-        runtime_env={"worker_process_setup_hook": "w4s_ray.console.apply"},
+        runtime_env={"worker_process_setup_hook": "w4s_ray.runtime.ray_init.worker_setup"},
     )

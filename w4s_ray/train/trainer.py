@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from w4s_ray import console
 from w4s_ray.config import ExperimentConfig, TrainConfig
 from w4s_ray.errors import ConfigError, DataError, W4SError
 from w4s_ray.train import rwr
@@ -403,6 +404,7 @@ def run_training(
 ) -> TrainResult:
     """Build examples, run the Ray Train job, export the model, write the log/plot/summary."""
     import ray.data
+    import ray.train
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -468,6 +470,10 @@ def run_training(
             name=RUN_NAME, storage_path=str(storage),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=tc.max_failures),
+            # Ray Train's own INFO lines (resources requested, worker group started) only
+            # under --verbose (w4s_ray.console).
+            logging_config=ray.train.LoggingConfig(
+                log_level="INFO" if console.level() == "verbose" else "WARNING"),
         ),
         datasets={"train": ds},
     )
