@@ -69,6 +69,12 @@ class ExecutorConfig(_Section):
     budget_usd: float | None = None
     seed: int = 0
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    # Calls rejected in a row with a per-item error (a 4xx other than 429: context too long,
+    # ...) before ANY call of this client was answered, after which a trivial request with the
+    # same max_tokens is tried: rejected too, the endpoint cannot serve the run (e.g.
+    # max_tokens beyond the model's context) and it stops (ExecutorFatal) instead of scoring
+    # every item 0; answered, rejections stay per item. docs/EXECUTOR.md "Errors".
+    reject_limit: int = Field(default=20, ge=1)
 
 
 class SimConfig(_Section):

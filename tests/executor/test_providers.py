@@ -294,3 +294,43 @@ def test_provider_table_in_the_docs_matches_litellm():
         line = (f"| `{row['provider']}` | `{row['example']}` | `{row['key']}` | "
                 f"{row['base']} | {row['dropped']} |").replace("`-`", "-")
         assert line in doc, line
+
+
+async def test_an_endpoint_that_rejects_every_call_is_fatal_after_reject_limit(
+        fake_provider, tmp_path, monkeypatch):
+    """A per-item 400 on EVERY call (e.g. max_tokens beyond a small model's context) would
+    score every item 0 in silence: after `reject_limit` rejections with no answer, a trivial
+    request with the same max_tokens is tried; rejected too, the run stops."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    fake = fake_provider("openai", mode="context")
+    client = ExecutorClient(cfg_for(fake, "gpt-4o-mini", tmp_path, reject_limit=3))
+    for i in range(2):
+        with pytest.raises(ExecutorError) as err:
+            await client.chat(msgs(f"item {i}"), max_tokens=4096)
+        assert not isinstance(err.value, ExecutorFatal)
+    with pytest.raises(ExecutorFatal, match="rejected every call of this run") as err:
+        await client.chat(msgs("item 2"), max_tokens=4096)
+    assert "max_tokens=4096" in str(err.value) and len(fake.chat_requests()) == 4
+
+
+async def test_a_workflow_sending_bad_requests_cannot_stop_the_run(fake_provider, tmp_path,
+                                                                   monkeypatch):
+    """Untrusted workflow code whose every call is rejected (here: the server refuses its
+    requests, but answers a trivial one) only fails its own items; nothing becomes fatal."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    fake = fake_provider("openai", mode="gold")
+    client = ExecutorClient(cfg_for(fake, "gpt-4o-mini", tmp_path, reject_limit=2))
+    original = fake._error
+
+    def reject_long_prompts():
+        body = fake.requests[-1]["body"] or {}
+        prompt = str(body.get("messages"))
+        return (400, "context_length_exceeded", "maximum context length exceeded") \
+            if "huge" in prompt else original()
+
+    fake._error = reject_long_prompts
+    for i in range(5):
+        with pytest.raises(ExecutorError) as err:
+            await client.chat(msgs(f"huge prompt {i}"))
+        assert not isinstance(err.value, ExecutorFatal)
+    assert (await client.chat(msgs("normal"))).texts == ["The answer is OK."]

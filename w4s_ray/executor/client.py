@@ -53,6 +53,7 @@ from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
 from w4s_ray.executor.ratelimit import AsyncRateLimiter
 from w4s_ray.executor.transport import (
+    ITEM,
     Failure,
     ServerInfo,
     TransportError,
@@ -181,6 +182,8 @@ class ExecutorClient:
         self._identity: str | None = None
         self._identity_lock: asyncio.Lock | None = None
         self._fatal: ExecutorFatal | None = None
+        self._answered = 0  # calls answered by the endpoint (cache hits not counted)
+        self._rejected = 0  # per-item rejections while nothing was answered yet
         self.cache = CompletionCache(cfg.cache.path) if cfg.cache.enabled else None
         if rate_limiter is not None:
             from w4s_ray.runtime.rate_limiter import SharedRateLimiter
@@ -292,8 +295,11 @@ class ExecutorClient:
             raise err
 
     def _check_server_tag(self, tag: str | None) -> None:
-        """A reply must come from the server the identity describes (not a swapped one)."""
-        if self.server is None or (tag is None) == (self.server.simulator is None):
+        """A reply must come from the server the identity describes (not a swapped one). A
+        missing tag only counts on the HTTP transport, which reads the headers itself."""
+        if self.server is None or tag == self.server.simulator:
+            return
+        if tag is None and self.transport.name != "http":
             return
         now = f"the w4s simulator ({tag})" if tag else "a server that is not the simulator"
         self._fatal = fatal_error(f"the server behind the URL changed during the run (it now "
@@ -363,10 +369,12 @@ class ExecutorClient:
                     self._limiter.settle(-est_tokens, 0.0)
                 if isinstance(exc, ExecutorError):
                     raise
-                err = call_error(exc.failure, self.endpoint, cfg, exc.attempts)
+                err = await self._escalate(exc.failure, max_tokens, call_error(
+                    exc.failure, self.endpoint, cfg, exc.attempts))
                 if isinstance(err, ExecutorFatal):
                     self._fatal = err
                 raise err from None
+        self._answered += 1
         texts, pt, ct = done.texts, done.prompt_tokens, done.completion_tokens
         cost = self._prices.cost(pt, ct)
         if self._limiter is not None:
@@ -382,6 +390,34 @@ class ExecutorClient:
             return ChatResult(list(texts), pt, ct, cost, [False] * n, 0.0)
         out = [hits[k].text if k in hits else texts[j] for j, k in enumerate(keys)]
         return ChatResult(out, pt, ct, cost, [k in hits for k in keys], saved)
+
+    async def _escalate(self, failure: Failure, max_tokens: int,
+                        err: ExecutorError) -> ExecutorError:
+        """A per-item rejection becomes fatal when every call so far was rejected
+        (`executor.reject_limit` of them, none answered) AND a trivial request with the same
+        max_tokens (at most the agent API's default, 4096) is rejected too: then no workflow
+        can be served (e.g. max_tokens beyond the model's context). Workflow code cannot
+        stop a run this way: its own odd requests fail, the trivial one is answered."""
+        if isinstance(err, ExecutorFatal) or failure.kind != ITEM or self._answered:
+            return err
+        self._rejected += 1
+        if self._rejected < self.cfg.reject_limit:
+            return err
+        self._rejected = 0
+        probe = [{"role": "user", "content": "Reply with the single word OK."}]
+        try:
+            done = await self._call(probe, self.cfg.temperature, 1, None,
+                                    min(max_tokens, 4096), derive_seed(self.cfg.seed, 0))
+        except _Failed as exc:
+            if exc.failure.kind == ITEM:
+                return fatal_error(
+                    f"the endpoint rejected every call of this run, a minimal one with "
+                    f"max_tokens={min(max_tokens, 4096)} too ({exc.failure.cause})",
+                    "rejected", self.endpoint, self.cfg)
+            return err
+        self._answered += 1  # it serves trivial requests: the rejections were the requests'
+        self._bump(cost_usd=self._prices.cost(done.prompt_tokens, done.completion_tokens))
+        return err
 
     async def _call(self, messages, temperature, n, rf, max_tokens, seed,
                     local_refused_is_final: bool = False):

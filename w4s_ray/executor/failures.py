@@ -62,6 +62,10 @@ def hint(reason: str, endpoint: Endpoint, cfg: Any) -> str:
             return ("is the server running? start the simulator with `w4s sim serve`, or "
                     "--set executor.api_base=URL")
         return "check --set executor.api_base=... and the network"
+    if reason == "rejected":
+        return ("check what the endpoint takes: the model's context length against the "
+                "max_tokens workflows ask for (--set executor.max_tokens=N is the default per "
+                "call; the agent API's is 4096), and the parameters")
     if reason == "preflight":
         return "the endpoint does not answer a minimal chat request; check it by hand"
     return "see docs/EXECUTOR.md \"Errors\""
