@@ -37,10 +37,12 @@ log = logging.getLogger(__name__)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    """The user-facing error inside a Ray task/actor error, when there is one."""
+    """The user-facing error inside a Ray task/actor error (or an actor's failed __init__,
+    e.g. no API key on that node), when there is one."""
+    from w4s_ray.runtime.meta_agent_actor import creation_error
     from w4s_ray.runtime.rlao_eval import unwrap_user_error
 
-    return unwrap_user_error(exc) or exc
+    return unwrap_user_error(exc) or creation_error(exc) or exc
 
 
 @ray.remote(num_cpus=0, max_concurrency=32)
