@@ -77,7 +77,9 @@ def usage_snapshot(meta: MetaAgent) -> dict:
 
 
 def usage_delta(before: dict, after: dict) -> dict:
-    return {k: after[k] - before[k] for k in before}
+    # Dollars rounded to 1e-9: a difference of running sums must not depend on the history.
+    return {k: round(after[k] - before[k], 9) if k == "cost_usd" else after[k] - before[k]
+            for k in before}
 
 
 def clip(text: str, limit: int) -> str:

@@ -42,7 +42,8 @@ def fitness_text(low: float, high: float, median: float, confidence: float = CON
 def bootstrap_fitness(scores: Sequence[float], seed: int, *, samples: int = SAMPLES,
                       confidence: float = CONFIDENCE) -> Fitness:
     """Fitness of per-item `scores` (each in [0, 1]); no items counts as accuracy 0."""
-    data = np.asarray(list(scores) or [0.0], dtype=np.float64)
+    values = [float(s) for s in scores]
+    data = np.asarray(values or [0.0], dtype=np.float64)
     rng = np.random.default_rng(seed)
     n = len(data)
     means = np.empty(samples, dtype=np.float64)
@@ -54,5 +55,5 @@ def bootstrap_fitness(scores: Sequence[float], seed: int, *, samples: int = SAMP
     low = float(np.percentile(means, tail * 100))
     high = float(np.percentile(means, (1.0 - tail) * 100))
     median = float(np.median(means))
-    return Fitness(low, high, median, float(data.mean()) if scores else 0.0, len(scores),
+    return Fitness(low, high, median, float(data.mean()), len(values),
                    fitness_text(low, high, median, confidence))
