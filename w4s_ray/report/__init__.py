@@ -69,8 +69,22 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]], walls: dict) -> l
     return out
 
 
+def _scoring(run_dir: Path, final) -> str:
+    """eval.scoring of the run: final.json, else config.yaml; older runs were lenient."""
+    import yaml
+
+    if final and final.get("scoring"):
+        return final["scoring"]
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        return str(cfg["eval"]["scoring"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "lenient (run predates eval.scoring)"
+
+
 def _markdown(run_dir: Path, table: list[dict], seeds, final, cost) -> str:
-    lines = [f"# Run report: {run_dir.name}", ""]
+    lines = [f"# Run report: {run_dir.name}", "",
+             f"Scoring: {_scoring(run_dir, final)} (`eval.scoring`, docs/BENCHMARKS.md).", ""]
     if final:
         lines += [
             f"Benchmark **{final['benchmark']}**: best workflow by validation accuracy is "
