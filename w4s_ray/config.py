@@ -130,6 +130,11 @@ class EvalConfig(_Section):
     actor_num_cpus: float = 0.25
     # An evaluation whose actor died is re-run on a fresh one up to this many times.
     max_request_retries: int = 2
+    scoring: Literal["official", "lenient"] = Field(
+        default="official",
+        description="How every benchmark scores an answer: 'official' = each benchmark's one "
+                    "upstream rule (docs/BENCHMARKS.md), 'lenient' = the tolerant matching "
+                    "(sentences, $, commas, option text, ...). Reports name the mode used.")
 
 
 class RacingConfig(_Section):

@@ -90,6 +90,26 @@ def test_existing_run_needs_resume_and_same_settings(tmp_path):
                       ScriptedMetaAgent(REPLIES), resume=True, progress=False)
 
 
+def test_scoring_is_recorded_and_a_resume_cannot_switch_it(tmp_path):
+    import yaml
+
+    d = tmp_path / "run"
+    final = runs.optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
+                          ScriptedMetaAgent(REPLIES), progress=False)
+    assert final["scoring"] == "official"
+    assert "Scoring: official" in (d / "report.md").read_text()
+    with pytest.raises(ConfigError, match="eval.scoring"):
+        runs.optimize(_cfg(**{"eval.scoring": "lenient"}), SPEC, d, FakeEvaluator(),
+                      ScriptedMetaAgent(REPLIES), resume=True, progress=False)
+    # A run written before eval.scoring existed was scored leniently: only lenient resumes it.
+    old = yaml.safe_load((d / "config.yaml").read_text())
+    del old["eval"]["scoring"]
+    (d / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match="eval.scoring is 'official' .* used 'lenient'"):
+        runs.RunDir(d).check_reuse(_cfg(), resume=True)
+    runs.RunDir(d).check_reuse(_cfg(**{"eval.scoring": "lenient"}), resume=True)
+
+
 def test_corrupt_parquet_is_named_and_kept(tmp_path):
     d = tmp_path / "run"
     runs.optimize(_cfg(**{"rlao.turns": 2}), SPEC, d, FakeEvaluator(),

@@ -88,9 +88,23 @@ def executor_line(info: dict | None) -> str:
     return f"Executor: `{model}` at {info.get('endpoint')} ({info.get('provider')}{note})."
 
 
+def _scoring(run_dir: Path, final) -> str:
+    """eval.scoring of the run: final.json, else config.yaml; older runs were lenient."""
+    import yaml
+
+    if final and final.get("scoring"):
+        return final["scoring"]
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        return str(cfg["eval"]["scoring"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "lenient (run predates eval.scoring)"
+
+
 def _markdown(run_dir: Path, table: list[dict], seeds, final, cost, executor=None) -> str:
     sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
-    lines = [f"# Run report: {run_dir.name}{sim}", ""]
+    lines = [f"# Run report: {run_dir.name}{sim}", "",
+             f"Scoring: {_scoring(run_dir, final)} (`eval.scoring`, docs/BENCHMARKS.md).", ""]
     if executor:
         lines += [executor_line(executor), ""]
     if final:

@@ -42,7 +42,7 @@ RESUME_KEYS = [
     "seed", "rlao.candidates", "rlao.history_window", "rlao.max_repairs", "rlao.reward",
     "rlao.low_accuracy_threshold", "rlao.low_accuracy_penalty", "rlao.racing.enabled",
     "rlao.run_id", "meta_agent.backend", "meta_agent.model", "meta_agent.seed",
-    "meta_agent.temperature", "executor.model", "eval.limit", "name",
+    "meta_agent.temperature", "executor.model", "eval.limit", "eval.scoring", "name",
 ]
 
 
@@ -120,6 +120,8 @@ class RunDir:
         except yaml.YAMLError:
             raise DataError(f"{self.config}: malformed YAML; cannot check the resumed run") from None
         new = cfg.model_dump(mode="json")
+        if isinstance(_get(old, "eval"), dict) and _get(old, "eval.scoring") is None:
+            old["eval"]["scoring"] = "lenient"  # runs from before eval.scoring scored leniently
         for key in RESUME_KEYS:
             if _get(old, key) != _get(new, key):
                 raise ConfigError(
@@ -348,6 +350,7 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent) -
     atomic_write_json(rd.cost, cost)
     final = {
         "benchmark": spec.name,
+        "scoring": cfg.eval.scoring,
         "best": best.name,
         "best_turn": best.turn,
         "best_candidate": best.candidate,

@@ -143,8 +143,10 @@ class PoolEvaluator:
         if len(raws) == 1:
             return parts[0]
         first = raws[0]
-        merged = EvalResult(benchmark=first.benchmark, split=first.split, tag=first.tag)
+        merged = EvalResult(benchmark=first.benchmark, split=first.split, tag=first.tag,
+                            scoring=first.scoring)
         for r in raws:
+            merged.format_hints += r.format_hints or [None] * len(r.scores)
             merged.scores += r.scores
             merged.answers += r.answers
             merged.item_ids += r.item_ids

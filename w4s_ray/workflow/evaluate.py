@@ -4,8 +4,9 @@
 in-process (tests, `w4s eval`) and inside Ray evaluator actors alike. It loads the items in
 their fixed order, runs the workflow in sandbox children (`sandbox.WorkflowRunner`), serves the
 children's agent calls (executor chats, execute_code, public tests) from this process, scores
-each returned answer with `benchmark.score` here — where the gold answers are — and counts
-calls, tokens, dollars and cache hits itself.
+each returned answer with `benchmark.score` under `eval.scoring` here — where the gold answers
+are — with a format hint for right values the official rule rejected, and counts calls,
+tokens, dollars and cache hits itself.
 
 `self_check` runs a workflow strictly on the first item(s) and returns the first failure with
 its traceback and the failing line of the workflow (for the meta-agent's repair loop, see
@@ -78,6 +79,9 @@ class EvalResult:
     code_runs: int = 0
     wall_s: float = 0.0
     tag: str = ""
+    scoring: str = "official"  # eval.scoring used for `scores`
+    # Per item: "value right, format wrong" hint for an officially rejected answer, else None.
+    format_hints: list[str | None] = field(default_factory=list)
     # The first failing item, for self-check / repair: kind, error, traceback, workflow line.
     first_failure: dict[str, Any] | None = None
     stdout: str = ""
@@ -91,9 +95,9 @@ class EvalResult:
         return cls(**d)
 
     def summary(self) -> dict[str, Any]:
-        keys = ("benchmark", "split", "accuracy", "n", "errors", "error", "cost_usd",
-                "cached_usd", "calls",
-                "cache_hits", "prompt_tokens", "completion_tokens", "wall_s", "tag")
+        keys = ("benchmark", "split", "scoring", "accuracy", "n", "errors", "error", "cost_usd",
+                "cached_usd", "calls", "cache_hits", "prompt_tokens", "completion_tokens",
+                "wall_s", "tag")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -170,7 +174,8 @@ async def evaluate(
     t0 = time.monotonic()
     # The first load of a split parses files (up to ~1 s): keep the event loop serving others.
     items = await asyncio.to_thread(select_items, benchmark, request)
-    result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag)
+    result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag,
+                        scoring=eval_cfg.scoring)
     result.item_ids = [it.id for it in items]
     try:
         check_workflow(request.code)
@@ -242,7 +247,7 @@ async def evaluate(
     runner = WorkflowRunner(sandbox_cfg, threads=threads, handler=handler, hide=hidden,
                             strict=strict, on_item=progress)
     run = await runner.run(request.code, child_items)
-    scores = await _score_all(benchmark, items, run.outcomes, code_sem)
+    scores = await _score_all(benchmark, items, run.outcomes, code_sem, eval_cfg.scoring)
 
     result.stdout, result.stderr = run.stdout[-4000:], run.stderr[-4000:]
     if run.load_error is not None:
@@ -251,6 +256,7 @@ async def evaluate(
                                  le.line, request.code, t0)
         _copy_stats(out, stats)
         return out
+    result.format_hints = [None] * len(items)
     for k, it in enumerate(items):
         o = run.outcomes.get(k)
         if o is None:  # strict mode stopped before this item ran
@@ -262,6 +268,9 @@ async def evaluate(
             result.answers.append(o.answer)
             result.item_errors.append(None)
             result.scores.append(scores[k])
+            if eval_cfg.scoring == "official" and scores[k] < 1.0 \
+                    and getattr(benchmark, "kind", None) != "code":
+                result.format_hints[k] = _hint(benchmark, it, o.answer)
         else:
             result.answers.append(None)
             result.item_errors.append(f"{o.kind}: {o.error}")
@@ -279,7 +288,8 @@ async def evaluate(
     return result
 
 
-async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore) -> list[float]:
+async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore,
+                     scoring: str) -> list[float]:
     """Scores of answered items. Code benchmarks run hidden tests in processes: off the event
     loop and a few at a time, so RPCs of other evaluations in this process keep flowing."""
     scores = [0.0] * len(items)
@@ -287,15 +297,22 @@ async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphor
                 if outcomes.get(k) is not None and outcomes[k].kind is None]
     if getattr(bm, "kind", None) != "code":
         for k in answered:
-            scores[k] = bm.score(items[k], outcomes[k].answer)
+            scores[k] = bm.score(items[k], outcomes[k].answer, scoring)
         return scores
 
     async def one(k: int) -> None:
         async with sem:
-            scores[k] = await asyncio.to_thread(bm.score, items[k], outcomes[k].answer)
+            scores[k] = await asyncio.to_thread(bm.score, items[k], outcomes[k].answer, scoring)
 
     await asyncio.gather(*(one(k) for k in answered))
     return scores
+
+
+def _hint(bm: Any, item: Any, answer: Any) -> str | None:
+    try:
+        return bm.format_hint(item, answer)
+    except Exception:  # noqa: BLE001 - a hint is advice; it must never fail an evaluation
+        return None
 
 
 def _copy_stats(result: EvalResult, stats: _Stats) -> None:
@@ -367,7 +384,8 @@ def format_feedback(result: EvalResult, items: list[Any], prev_accuracy: float |
     """W4S-style feedback for the meta-agent from a VALIDATION result.
 
     Validation accuracy, the change against the previous turn, and up to `k` failure cases
-    (question, the workflow's answer or error, the correct answer) sampled reproducibly.
+    (question, the workflow's answer or error, the correct answer, and the format hint when
+    the value was right) sampled reproducibly.
     `items` are the benchmark items (any order); they are matched to the result by id."""
     if result.split != "valid":
         raise TestSplitLeak(
@@ -397,4 +415,7 @@ def format_feedback(result: EvalResult, items: list[Any], prev_accuracy: float |
         lines.append(f"\n### Case {num}\n#### Question\n{it.question}\n"
                      f"#### Workflow's answer\n{str(got)[:2000]}\n"
                      f"#### Correct answer\n{it.answer}")
+        hint = result.format_hints[j] if j < len(result.format_hints) else None
+        if hint:
+            lines.append(f"#### Scoring note\n{hint}")
     return "\n".join(lines)
