@@ -45,7 +45,7 @@ def demo_config(cfg):
     Stage n+1 reads what stage n wrote, so their paths are derived from one root here instead
     of being kept consistent by hand (`--set run_dir=...` moves the whole demo).
     """
-    from w4s_ray.runtime.collect import check_benchmarks
+    from w4s_ray.benchmarks import check_benchmarks
 
     train_on = check_benchmarks(cfg.benchmarks)
     held_out = check_benchmarks([cfg.benchmark])[0]
@@ -245,7 +245,7 @@ def compare_benchmarks(cfg) -> list[str]:
 
 
 def _stage_compare(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.runtime.collect import check_benchmarks
+    from w4s_ray.benchmarks import check_benchmarks
     from w4s_ray.runtime.policy_compare import compare_policies
 
     models = {"warm-start": str(paths["tiny"] / "model"), "trained": str(paths["train"] / "model")}
@@ -282,13 +282,14 @@ def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
     from w4s_ray.benchmarks import get_benchmark
     from w4s_ray.meta_agent import make_meta_agent
     from w4s_ray.rlao.loop import TaskSpec
-    from w4s_ray.rlao.runs import RunDir, optimize
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
+    from w4s_ray.rlao.optimize import optimize
+    from w4s_ray.rlao.runs import RunDir
+    from w4s_ray.runtime.evaluators import EvaluatorPool
 
     ocfg = served_meta_agent_config(cfg, url)
     spec = TaskSpec.from_benchmark(get_benchmark(cfg.benchmark, data_dir=cfg.data_dir()))
     resume = RunDir(paths["optimize"]).has_run()
-    evaluator = PoolEvaluator(ocfg)
+    evaluator = EvaluatorPool(ocfg)
     agent = make_meta_agent(ocfg)
     try:
         final = optimize(ocfg, spec, paths["optimize"], evaluator, agent, resume=resume,
@@ -339,8 +340,8 @@ def _compare_section(cfg, summary: dict) -> list[str]:
 
 def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
     """demo_report.md: stage table, per-turn validation/dollars, final test vs seed baselines."""
-    from w4s_ray.report import turn_table, write_report
     from w4s_ray.rlao import trajectories as traj
+    from w4s_ray.rlao.report import turn_table, write_report
 
     lines = ["# w4s demo", "",
              f"Offline end-to-end run: simulated executor `{cfg.executor.model}`, tiny "

@@ -95,7 +95,7 @@ def test_eleven_benchmarks_256_in_flight_memory_flat(ray_session, data_dir, tmp_
         submitted = 0
         while True:
             while len(pending) < 2 and time.monotonic() - t0 < SECONDS:
-                pending.add(asyncio.ensure_future(pool.evaluate_async(batch(submitted))))
+                pending.add(asyncio.ensure_future(pool.gather(batch(submitted))))
                 submitted += 1
             if not pending:
                 break

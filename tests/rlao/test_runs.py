@@ -11,8 +11,8 @@ from tests.rlao.fakes import FakeEvaluator, reply, workflow
 from w4s_ray.config import load_config
 from w4s_ray.errors import BudgetExceeded, ConfigError, DataError
 from w4s_ray.meta_agent.scripted import ScriptedMetaAgent
-from w4s_ray.rlao import runs
 from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.optimize import optimize
 from w4s_ray.rlao.trajectories import COLUMNS, read_rows
 
 SPEC = TaskSpec("gsm8k", "math", "Grade-school math.", "a number",
@@ -31,7 +31,7 @@ def _strip(rows):
 
 def test_optimize_writes_the_run_dir(tmp_path):
     ev = FakeEvaluator()
-    final = runs.optimize(_cfg(), SPEC, tmp_path / "run", ev, ScriptedMetaAgent(REPLIES),
+    final = optimize(_cfg(), SPEC, tmp_path / "run", ev, ScriptedMetaAgent(REPLIES),
                           progress=False)
     d = tmp_path / "run"
     for name in ("config.yaml", "metrics.jsonl", "cost.json", "final.json",
@@ -67,10 +67,10 @@ def test_optimize_writes_the_run_dir(tmp_path):
 
 def test_resume_after_each_turn_equals_uninterrupted(tmp_path):
     full = tmp_path / "full"
-    runs.optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+    optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
     part = tmp_path / "part"
     for k in (1, 2, 3):  # a fresh process-like start for each turn
-        runs.optimize(_cfg(), SPEC, part, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
+        optimize(_cfg(), SPEC, part, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
                       turns=k, resume=k > 1, progress=False)
     assert _strip(read_rows(part / "trajectories")) == _strip(read_rows(full / "trajectories"))
     a = json.loads((full / "final.json").read_text())
@@ -81,30 +81,30 @@ def test_resume_after_each_turn_equals_uninterrupted(tmp_path):
 
 def test_existing_run_needs_resume_and_same_settings(tmp_path):
     d = tmp_path / "run"
-    runs.optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
+    optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
                   ScriptedMetaAgent(REPLIES), progress=False)
     with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+        optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
     with pytest.raises(ConfigError, match="rlao.candidates"):
-        runs.optimize(_cfg(**{"rlao.candidates": 4}), SPEC, d, FakeEvaluator(),
+        optimize(_cfg(**{"rlao.candidates": 4}), SPEC, d, FakeEvaluator(),
                       ScriptedMetaAgent(REPLIES), resume=True, progress=False)
 
 
 def test_corrupt_parquet_is_named_and_kept(tmp_path):
     d = tmp_path / "run"
-    runs.optimize(_cfg(**{"rlao.turns": 2}), SPEC, d, FakeEvaluator(),
+    optimize(_cfg(**{"rlao.turns": 2}), SPEC, d, FakeEvaluator(),
                   ScriptedMetaAgent(REPLIES), progress=False)
     bad = d / "trajectories" / "part-gsm8k-e00-0001.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(DataError, match="part-gsm8k-e00-0001.parquet"):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
+        optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
                       resume=True, progress=False)
     assert bad.read_bytes() == b"PAR1 this is not parquet"
 
 
 def test_no_code_for_every_candidate_is_recorded_not_lost(tmp_path):
     d = tmp_path / "run"
-    final = runs.optimize(_cfg(), SPEC, d, FakeEvaluator(),
+    final = optimize(_cfg(), SPEC, d, FakeEvaluator(),
                           ScriptedMetaAgent(["I refuse to write code."]), progress=False)
     rows = read_rows(d / "trajectories")
     assert len(rows) == 9 and not any(r["valid"] for r in rows)
@@ -118,13 +118,13 @@ def test_budget_stop_keeps_completed_turns_and_resume_finishes(tmp_path):
     d = tmp_path / "run"
     # Seeds cost 40 + 120 calls; each turn ~3 self-checks + 3*40 calls.
     with pytest.raises(BudgetExceeded):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(budget_calls=300),
+        optimize(_cfg(), SPEC, d, FakeEvaluator(budget_calls=300),
                       ScriptedMetaAgent(REPLIES), progress=False)
     rows = read_rows(d / "trajectories")
     assert {r["turn"] for r in rows} == {0}
     assert (d / "report.md").exists() and not (d / "final.json").exists()
-    runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), resume=True,
+    optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), resume=True,
                   progress=False)
     full = tmp_path / "full"
-    runs.optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+    optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
     assert _strip(read_rows(d / "trajectories")) == _strip(read_rows(full / "trajectories"))

@@ -26,9 +26,10 @@ from w4s_ray.benchmarks.mbpp import MBPP
 from w4s_ray.benchmarks.mgsm import MGSM
 from w4s_ray.benchmarks.mmlu_pro import MMLUPro
 from w4s_ray.benchmarks.svamp import SVAMP
-from w4s_ray.errors import DataError
+from w4s_ray.errors import ConfigError, DataError
 
-__all__ = ["Benchmark", "Item", "get_benchmark", "list_benchmarks", "BENCHMARKS"]
+__all__ = ["Benchmark", "Item", "get_benchmark", "list_benchmarks", "check_benchmarks",
+           "BENCHMARKS"]
 
 BENCHMARKS: dict[str, type[Benchmark]] = {
     cls.name: cls
@@ -52,3 +53,18 @@ def get_benchmark(name: str, data_dir: str | Path | None = None) -> Benchmark:
         raise DataError(f"unknown benchmark {name!r}; known: "
                         f"{', '.join(list_benchmarks(include_optional=True))}")
     return cls(data_dir)
+
+
+def check_benchmarks(names) -> list[str]:
+    """Canonical names (aliases resolved); unknown or repeated names are a ConfigError."""
+    known = set(list_benchmarks(include_optional=True))
+    names = [ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names if n.strip()]
+    if not names:
+        raise ConfigError("no benchmarks given")
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ConfigError(f"unknown benchmark(s) {', '.join(bad)}; known: "
+                          f"{', '.join(sorted(known))}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"benchmark listed twice in {','.join(names)}")
+    return names

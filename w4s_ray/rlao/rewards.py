@@ -17,23 +17,7 @@ for training (see `w4s_ray.train.rwr`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-
-@dataclass(frozen=True)
-class RewardSpec:
-    kind: Literal["w4s", "continuous"] = "w4s"
-    low_accuracy_threshold: float = 0.3
-    low_accuracy_penalty: float = 0.1
-
-    @classmethod
-    def from_config(cls, rlao_cfg) -> RewardSpec:
-        return cls(
-            kind=rlao_cfg.reward,
-            low_accuracy_threshold=rlao_cfg.low_accuracy_threshold,
-            low_accuracy_penalty=rlao_cfg.low_accuracy_penalty,
-        )
+from w4s_ray.config import RLAOConfig
 
 
 def w4s_reward(
@@ -60,13 +44,14 @@ def continuous_reward(accuracy: float, best_so_far: float) -> float:
 
 
 def reward(
-    accuracy: float | None, best_so_far: float, previous: float, spec: RewardSpec
+    accuracy: float | None, best_so_far: float, previous: float, rlao: RLAOConfig
 ) -> float:
-    """The reward of one candidate; `accuracy=None` (a failed candidate) counts as 0."""
+    """The reward of one candidate under `rlao.reward` (and its low-accuracy threshold and
+    penalty); `accuracy=None` (a failed candidate) counts as 0."""
     acc = 0.0 if accuracy is None else float(accuracy)
-    if spec.kind == "continuous":
+    if rlao.reward == "continuous":
         return continuous_reward(acc, best_so_far)
     return w4s_reward(
         acc, best_so_far, previous,
-        threshold=spec.low_accuracy_threshold, penalty=spec.low_accuracy_penalty,
+        threshold=rlao.low_accuracy_threshold, penalty=rlao.low_accuracy_penalty,
     )

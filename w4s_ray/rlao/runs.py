@@ -1,4 +1,5 @@
-"""Run directories, exact resume, and the `optimize` driver (no Ray: evaluator passed in).
+"""Run directories and exact resume (no Ray). `RunDir` is the only code that knows the file
+names of a run directory; the `optimize` driver is in `rlao.optimize`.
 
 Layout of a run directory (optimize and collect share it):
 
@@ -9,7 +10,7 @@ Layout of a run directory (optimize and collect share it):
     metrics.jsonl            one line per completed turn (rewritten whole, never appended)
     cost.json                executor dollars/calls (seeds, candidates, test) + meta-agent usage
     final_workflow.py, final.json   (optimize) the best workflow by validation and its test score
-    report.md, curve.png     (see w4s_ray.report)
+    report.md, curve.png     (see w4s_ray.rlao.report)
 
 Resume: the rows in `trajectories/` are the truth. A resumed run reads them (a corrupt file is a
 `DataError` naming it; nothing is deleted), replays the decision process to the last completed
@@ -22,17 +23,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from w4s_ray.config import ExperimentConfig, dump_config
-from w4s_ray.errors import BudgetExceeded, ConfigError, DataError, W4SError
+from w4s_ray.errors import ConfigError, DataError
 from w4s_ray.rlao import trajectories as traj
-from w4s_ray.rlao.evaluation import EvalJob, Evaluator
-from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec, TurnResult, turn_metrics
+from w4s_ray.rlao.loop import Episode, TurnResult, turn_metrics
 from w4s_ray.utils.io import atomic_write_json, atomic_write_text
 
 # Settings that change what a turn means; resuming with a different value would mix runs.
@@ -226,120 +224,3 @@ def cost_summary(rows: list[dict], seed_records: list[dict], extra_usd: float = 
             "completion_tokens": meta_usage.completion_tokens, "cost_usd": meta_usage.cost_usd,
         }
     return out
-
-
-def optimize(
-    cfg: ExperimentConfig,
-    spec: TaskSpec,
-    run_dir: str | Path,
-    evaluator: Evaluator,
-    meta_agent,
-    *,
-    turns: int | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    on_turn: Callable[[TurnResult], None] | None = None,
-) -> dict:
-    """`w4s optimize`: one episode, then the best workflow (by validation) once on test."""
-    from tqdm.auto import tqdm
-
-    from w4s_ray.report import write_report
-
-    t_start = time.monotonic()
-    rd = RunDir(run_dir, single_episode=True)
-    rd.prepare(cfg, resume)
-    turns = cfg.rlao.turns if turns is None else turns
-    rows = rd.read_rows()  # before any work: a corrupt file stops us here
-    settings = EpisodeSettings.from_config(cfg)
-    eid = episode_id(spec.name, 0)
-    ep = Episode(spec, settings, eid, evaluator, meta_agent)
-    seeds = rd.load_seeds(spec.name)
-    if seeds is None:
-        seeds = ep.evaluate_seeds()
-        rd.save_seeds(spec.name, seeds)
-    ep.start(seeds)
-    best_by_turn = replay_episode(ep, rows)
-    if rows:
-        rd.rebuild_metrics(rows, best_by_turn)
-    if rd.final.exists() and ep.state.turn >= turns:
-        try:
-            done = json.loads(rd.final.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            done = None  # derived state: a torn final.json is recomputed below
-        if isinstance(done, dict) and "test_accuracy" in done:
-            write_report(rd.path)
-            return done
-    rd.final.unlink(missing_ok=True)  # a longer resumed run supersedes an earlier final
-
-    bar = tqdm(total=turns, initial=min(ep.state.turn, turns), desc=f"optimize {spec.name}",
-               unit="turn", disable=not progress)
-    try:
-        while ep.state.turn < turns:
-            res = ep.run_turn()
-            rd.write_turn(eid, res)
-            rows += res.rows
-            bar.update(1)
-            bar.set_postfix(best=f"{ep.state.best_accuracy:.3f}")
-            if on_turn is not None:
-                on_turn(res)
-    except W4SError:
-        # Budget spent, executor or meta-agent unreachable: completed turns are on disk; leave
-        # the cost and report consistent with them, then let the CLI print the one-line error.
-        atomic_write_json(rd.cost, cost_summary(rows, seeds, meta_usage=meta_agent.usage))
-        write_report(rd.path)
-        raise
-    finally:
-        bar.close()
-
-    best = ep.state.best
-    final = _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent)
-    final["wall_s"] = round(time.monotonic() - t_start, 2)
-    final["turns"] = ep.state.turn
-    atomic_write_text(rd.final_workflow, best.code if best else "")
-    atomic_write_json(rd.final, final)
-    write_report(rd.path)
-    return final
-
-
-def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent) -> dict:
-    """The best workflow by validation, evaluated ONCE on test (+ seed baselines for the report)."""
-    if best is None:
-        raise DataError(f"{spec.name}: no workflow was evaluated; nothing to test")
-    jobs = [EvalJob(best.code, spec.name, "test", _test_ids(cfg, evaluator, spec), tag="final")]
-    seed_jobs = seeds if cfg.rlao.report_seed_test else []
-    jobs += [EvalJob(s["code"], spec.name, "test", jobs[0].item_ids, tag=f"seed-test:{s['name']}")
-             for s in seed_jobs]
-    try:
-        outs = evaluator.evaluate(jobs)
-        seed_test = {s["name"]: o.accuracy for s, o in zip(seed_jobs, outs[1:], strict=True)}
-    except BudgetExceeded:
-        atomic_write_json(rd.cost, cost_summary(rows, seeds, meta_usage=meta_agent.usage))
-        raise
-    test_usd = sum(o.cost_usd for o in outs)
-    test_calls = sum(o.calls for o in outs)
-    cost = cost_summary(rows, seeds, test_usd, test_calls, meta_agent.usage)
-    atomic_write_json(rd.cost, cost)
-    final = {
-        "benchmark": spec.name,
-        "best": best.name,
-        "best_turn": best.turn,
-        "best_candidate": best.candidate,
-        "valid_accuracy": best.val_accuracy,
-        "test_accuracy": outs[0].accuracy,
-        "test_n": outs[0].n,
-        "test_error": outs[0].error,
-        "dollars": cost["total_usd"],
-        "executor_calls": cost["calls"],
-        "seed_baselines": {
-            s["name"]: {"valid_accuracy": s["val_accuracy"],
-                        "test_accuracy": seed_test.get(s["name"])}
-            for s in seeds
-        },
-    }
-    return final
-
-
-def _test_ids(cfg, evaluator, spec) -> tuple[str, ...] | None:
-    if cfg.rlao.test_limit is None:
-        return None
-    return tuple(evaluator.item_ids(spec.name, "test")[: cfg.rlao.test_limit])

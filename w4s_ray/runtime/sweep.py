@@ -3,8 +3,8 @@
 Every benchmark runs `w4s_ray.sweep.benchmark.run_benchmark` (seed baselines on test, then the
 same `optimize` as `w4s optimize`) as its own Ray task. All tasks share:
 
-- ONE evaluator: the `EvaluatorPool` behind the `EvaluatorGateway` actor of `runtime.collect`,
-  so every benchmark's candidates queue on the same evaluator actors;
+- ONE evaluator: an `EvaluatorPool` hosted in one actor (`runtime.proxy.host`), so every
+  benchmark's candidates queue on the same evaluator actors;
 - ONE executor rate limit and dollar budget: a named `RateLimiterActor` handed to every
   evaluator's `ExecutorClient` (`executor.requests_per_minute`, `tokens_per_minute`,
   `budget_usd` hold for the whole sweep, not per benchmark);
@@ -29,12 +29,23 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tqdm.auto import tqdm
 
+from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, W4SError
+from w4s_ray.meta_agent import make_meta_agent
+from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.runs import preflight
+from w4s_ray.runtime.evaluators import EvaluatorPool
+from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+from w4s_ray.runtime.proxy import host
+from w4s_ray.runtime.rate_limiter import get_rate_limiter
+from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
 from w4s_ray.sweep.benchmark import bench_dir_has_work, run_benchmark
 from w4s_ray.sweep.layout import SweepLayout, is_complete
 from w4s_ray.sweep.report import write_sweep_report
@@ -91,9 +102,6 @@ def benchmark_config(cfg, benchmark: str):
 
 def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     """Every check that can fail, before any work: (pinned cfg, names, layout, to-do names)."""
-    from w4s_ray.rlao.runs import preflight
-    from w4s_ray.runtime.collect import check_benchmarks
-
     names = check_benchmarks(list(benchmarks) if benchmarks else list(cfg.benchmarks))
     check_cluster_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"),
                           cfg.sweep.connect_timeout_s)
@@ -119,31 +127,14 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     return cfg, names, layout, todo
 
 
-def shared_pool_evaluator(cfg, *, rate_limiter):
-    """The gateway's evaluator: one EvaluatorPool whose clients share the sweep's limiter."""
-    from w4s_ray.runtime.evaluators import EvaluatorPool
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
-
-    return PoolEvaluator(cfg, EvaluatorPool(cfg, rate_limiter=rate_limiter))
-
-
 @ray.remote(num_cpus=0, max_retries=0)
 def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
                     meta_agent_factory: Callable | None, resume: bool) -> dict:
-    from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.env import apply_offline_defaults
-    from w4s_ray.rlao.loop import TaskSpec
-
     apply_offline_defaults()
     spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
     own = meta_agent is None
     if own:
-        if meta_agent_factory is not None:
-            meta_agent = meta_agent_factory(cfg)
-        else:
-            from w4s_ray.meta_agent import make_meta_agent
-
-            meta_agent = make_meta_agent(cfg)
+        meta_agent = (meta_agent_factory or make_meta_agent)(cfg)
     try:
         return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume)
     finally:
@@ -153,9 +144,7 @@ def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
 
 def one_line(exc: BaseException) -> str:
     """The message a user sees for a failed benchmark: the W4SError text, else type + text."""
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
-
-    err = unwrap_user_error(exc)
+    err = user_error(exc)
     if err is None and isinstance(exc, ray.exceptions.RayTaskError):
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         err = cause
@@ -202,22 +191,20 @@ def run_sweep(
     `meta_agent_factory(cfg) -> MetaAgent`, when given, builds each task's meta-agent instead
     of the configured backend (it must pickle: a module-level function).
     """
-    from tqdm.auto import tqdm
-
-    from w4s_ray.runtime.collect import EvaluatorGateway, RemoteEvaluator
-    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
-    from w4s_ray.runtime.rate_limiter import get_rate_limiter
-    from w4s_ray.runtime.ray_init import init_ray
-
     t0 = time.monotonic()
     cfg, names, layout, todo = prepare_sweep(cfg, benchmarks, resume)
-    started_ray = not ray.is_initialized()
-    if todo:
-        try:
-            init_ray(cfg.ray)
-        except ConnectionError as exc:
-            raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
-                              ) from None
+    with ray_session(cfg.ray, start=False):
+        if todo:
+            try:
+                init_ray(cfg.ray)
+            except ConnectionError as exc:
+                raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
+                                  ) from None
+        return _run(cfg, names, layout, todo, t0, resume=resume, progress=progress,
+                    meta_agent_factory=meta_agent_factory)
+
+
+def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) -> dict:
     previous = layout.load_status().get("benchmarks", {}) if resume else {}
     # Complete on disk means done, whatever a killed driver last recorded for it.
     status = {b: {"wall_s": None, **previous.get(b, {}), "status": "done", "error": None}
@@ -227,7 +214,7 @@ def run_sweep(
     def save(wall: float | None = None) -> None:
         atomic_write_json(layout.status, {"meta": _meta(cfg, wall), "benchmarks": status})
 
-    limiter = gateway = agent = evaluator = here = None
+    limiter = agent = evaluator = here = None
     pending: dict = {}
     budget_error: BudgetExceeded | None = None
     try:
@@ -235,13 +222,10 @@ def run_sweep(
         save()
         if todo:
             limiter = get_rate_limiter(cfg.executor, name=f"w4s-sweep-{uuid.uuid4().hex[:8]}")
-            gateway = EvaluatorGateway.remote(partial(shared_pool_evaluator, rate_limiter=limiter),
-                                              cfg)
-            evaluator = RemoteEvaluator(gateway)
+            # One pool for every benchmark; its clients share the sweep's limiter and budget.
+            evaluator = host(EvaluatorPool, cfg, rate_limiter=limiter)
             if meta_agent_factory is None and cfg.meta_agent.backend == "local":
                 agent = make_hosted_meta_agent(cfg)
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                   soft=False)
         queue = list(todo)
@@ -291,16 +275,10 @@ def run_sweep(
             ray.cancel(ref, force=True)
         if agent is not None:
             stop(agent)
-        if gateway is not None:
-            try:
-                ray.get(gateway.close.remote(), timeout=60)
-            except Exception:  # noqa: BLE001 - best effort; killed next anyway
-                pass
-            ray.kill(gateway, no_restart=True)
+        if evaluator is not None:
+            evaluator.close()
         if limiter is not None:
             ray.kill(limiter, no_restart=True)
-        if started_ray and ray.is_initialized():
-            ray.shutdown()
     wall_s = round(time.monotonic() - t0, 2)
     save(wall_s)
     report = write_sweep_report(layout.root, names)
@@ -313,6 +291,4 @@ def run_sweep(
 
 
 def _is_budget(exc: BaseException) -> bool:
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
-
-    return isinstance(unwrap_user_error(exc), BudgetExceeded)
+    return isinstance(user_error(exc), BudgetExceeded)

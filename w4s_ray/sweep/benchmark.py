@@ -4,7 +4,7 @@
    test-driven repair) is evaluated on the test items in ONE evaluator call and stored in
    `baselines.json`. They are reported only; no number from test ever reaches the meta-agent.
    Stored baselines are reused on resume.
-2. Optimization: `w4s_ray.rlao.runs.optimize` in the benchmark's run directory (the same code
+2. Optimization: `w4s_ray.rlao.optimize.optimize` in the benchmark's run directory (the same code
    as `w4s optimize`): turns selected on validation only, then the best workflow once on test.
    Its own end-of-run seed evaluation on test is switched off when step 1 ran (same items);
    the baseline numbers are then copied into `final.json` so the benchmark's own report.md
@@ -19,17 +19,11 @@ import time
 from pathlib import Path
 
 from w4s_ray.meta_agent.base import MetaAgent
-from w4s_ray.rlao.evaluation import EvalJob, Evaluator
+from w4s_ray.rlao.evaluation import EvalRequest, Evaluator
 from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.optimize import final_test_ids
 from w4s_ray.sweep.layout import SweepLayout, read_json
 from w4s_ray.utils.io import atomic_write_json
-
-
-def final_test_ids(cfg, evaluator: Evaluator, benchmark: str) -> tuple[str, ...] | None:
-    """The test items of the final evaluation (rlao.test_limit first ids; None: all)."""
-    if cfg.rlao.test_limit is None:
-        return None
-    return tuple(evaluator.item_ids(benchmark, "test")[: cfg.rlao.test_limit])
 
 
 def evaluate_baselines(cfg, spec: TaskSpec, evaluator: Evaluator) -> dict:
@@ -37,11 +31,11 @@ def evaluate_baselines(cfg, spec: TaskSpec, evaluator: Evaluator) -> dict:
     t0 = time.monotonic()
     ids = final_test_ids(cfg, evaluator, spec.name)
     names = list(spec.seed_workflows)
-    jobs = [EvalJob(spec.seed_workflows[n], spec.name, "test", ids, tag=f"baseline:{n}")
-            for n in names]
+    jobs = [EvalRequest(spec.seed_workflows[n], spec.name, "test", item_ids=ids,
+                        tag=f"baseline:{n}") for n in names]
     outs = evaluator.evaluate(jobs) if jobs else []
     per = {
-        n: {"test_accuracy": o.accuracy, "test_n": o.n, "error": o.error,
+        n: {"test_accuracy": o.accuracy_or_none, "test_n": o.n, "error": o.error,
             "calls": o.calls, "cost_usd": o.cost_usd}
         for n, o in zip(names, outs, strict=True)
     }
@@ -55,8 +49,8 @@ def evaluate_baselines(cfg, spec: TaskSpec, evaluator: Evaluator) -> dict:
 def run_benchmark(cfg, spec: TaskSpec, layout: SweepLayout, evaluator: Evaluator,
                   meta_agent: MetaAgent, *, resume: bool) -> dict:
     """Baselines (unless stored or disabled), then optimize; returns a summary dict."""
-    from w4s_ray.report import write_report
-    from w4s_ray.rlao.runs import optimize
+    from w4s_ray.rlao.optimize import optimize
+    from w4s_ray.rlao.report import write_report
 
     t0 = time.monotonic()
     bench_dir = layout.bench_dir(spec.name)

@@ -49,8 +49,8 @@ def _cell(text: str) -> str:
 
 def collect_results(layout: SweepLayout, benchmarks: Sequence[str]) -> dict[str, dict]:
     """Per benchmark: status, error, baselines, final, dollars, wall time, validation curve."""
-    from w4s_ray.report import turn_table
     from w4s_ray.rlao import trajectories as traj
+    from w4s_ray.rlao.report import turn_table
 
     status = layout.load_status().get("benchmarks", {})
     out: dict[str, dict] = {}

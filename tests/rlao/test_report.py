@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from w4s_ray.errors import DataError
-from w4s_ray.report import turn_table, write_report
+from w4s_ray.rlao.report import turn_table, write_report
 from w4s_ray.rlao.trajectories import write_turn
 
 
