@@ -91,6 +91,10 @@ class SimConfig(_Section):
 class SandboxConfig(_Section):
     """Limits for the OS process that runs untrusted workflow code."""
 
+    # How children are isolated (w4s_ray.sandbox): "bwrap" = bubblewrap namespaces and a
+    # filesystem of its own, "process" = rlimits + unshare() namespaces where the kernel allows,
+    # "auto" = bwrap where it runs here, else process.
+    backend: Literal["auto", "bwrap", "process"] = "auto"
     item_timeout_s: float = 120.0
     workflow_timeout_s: float = 1800.0
     cpu_seconds: int = 600

@@ -65,7 +65,7 @@ def _orphaned_children() -> list[int]:
         except OSError:
             continue
         ppid = int(re.search(r"^PPid:\s+(\d+)", status, re.M).group(1))
-        if "w4s_ray.workflow._child" in cmd and ppid == 1:
+        if "sandbox/children/workflow.py" in cmd and ppid == 1:
             out.append(int(d))
     return out
 

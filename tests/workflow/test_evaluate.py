@@ -223,7 +223,7 @@ def solver(agent, task):
     assert check.line == 4 and check.line_text == 'return x["missing"]'
     assert 'File "<workflow>", line 9, in solver' in check.traceback
     assert 'File "<workflow>", line 4, in helper' in check.traceback
-    assert "_child.py" not in check.traceback
+    assert "children/workflow.py" not in check.traceback
     msgs = repair_messages(code, check)
     assert len(msgs) == 1 and msgs[0]["role"] == "user"
     body = msgs[0]["content"]

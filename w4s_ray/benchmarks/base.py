@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from w4s_ray.benchmarks import data as data_mod
 from w4s_ray.errors import DataError
+from w4s_ray.sandbox.judge import run_tests
 
 SPLITS = ("valid", "test")
 
@@ -238,8 +239,6 @@ class CodeBenchmark(Benchmark):
     exec_memory_mb: int = 1024
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.code_exec import run_tests
-
         code = self.candidate_source(item, prediction)
         if not code.strip():
             return 0.0

@@ -3,7 +3,7 @@
 The workflow receives the prompt (signature + docstring). Scoring is pass@1: the prompt, then
 the predicted code (so helpers and imports of the prompt are defined, and a bare body completes
 the prompt's function), then HumanEval's `check(candidate)` run on the entry point in a separate
-`python -I` process with a timeout (code_exec.py). The reference solution is prompt +
+`python -I` process with a timeout (w4s_ray/sandbox/judge.py). The reference solution is prompt +
 canonical_solution.
 
 Public tests (for a workflow's test-and-repair step, never for scoring) come from AFlow's

@@ -44,6 +44,7 @@ from w4s_ray.rlao.evaluation import merge_results
 from w4s_ray.rlao.prompts import format_feedback
 from w4s_ray.runtime.rate_limiter import SharedRateLimiter
 from w4s_ray.runtime.ray_init import init_ray, reraise_user_error
+from w4s_ray.sandbox.base import make_sandbox
 from w4s_ray.workflow.evaluate import EvalRequest, EvalResult, evaluate, select_items, with_defaults
 
 
@@ -56,6 +57,7 @@ class EvaluatorActor:
         self.cfg = cfg
         limiter = SharedRateLimiter(rate_limiter) if rate_limiter is not None else None
         self.client = ExecutorClient(cfg.executor, rate_limiter=limiter)
+        self.sandbox = make_sandbox(cfg.sandbox)
         self.benchmarks: dict[str, Any] = {}
         self._sem: asyncio.Semaphore | None = None
 
@@ -68,7 +70,7 @@ class EvaluatorActor:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.cfg.eval.max_inflight_per_evaluator)
         bm = self._benchmark(request.benchmark)
-        res = await evaluate(request, bm, self.client, self.cfg.sandbox, self.cfg.eval,
+        res = await evaluate(request, bm, self.client, self.sandbox, self.cfg.eval,
                              call_limiter=self._sem)
         if res.split == "valid" and not request.self_check:
             res.feedback = format_feedback(res, self.cfg.eval.failure_samples)

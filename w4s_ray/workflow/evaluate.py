@@ -1,9 +1,10 @@
 """Evaluate one workflow on a benchmark split with a given executor (no Ray).
 
-`evaluate(request, benchmark, executor, sandbox_cfg, eval_cfg)` is an async function used
+`evaluate(request, benchmark, executor, sandbox, eval_cfg)` is an async function used
 in-process (tests, `w4s eval`) and inside Ray evaluator actors alike. It loads the items in
-their fixed order, runs the workflow in sandbox children (`sandbox.WorkflowRunner`), serves the
-children's agent calls (executor chats, execute_code, public tests) from this process, scores
+their fixed order, runs the workflow in the `Sandbox` it is given (`w4s_ray.sandbox`; a
+`SandboxConfig` builds the configured backend), serves the workflow's agent calls (executor
+chats, execute_code, public tests) from this process, scores
 each returned answer with `benchmark.score` here — where the gold answers are — and counts
 calls, tokens, dollars and cache hits itself.
 
@@ -33,16 +34,18 @@ from typing import Any, Protocol
 
 from w4s_ray.config import EvalConfig, SandboxConfig
 from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorUnreachable
-from w4s_ray.workflow import codeexec
+from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
+from w4s_ray.sandbox.process import hidden_paths
+from w4s_ray.sandbox.runner import Abort, RpcFailure
 from w4s_ray.workflow.errors import WorkflowError
 from w4s_ray.workflow.extract import check_workflow
-from w4s_ray.workflow.sandbox import Abort, RpcFailure, WorkflowRunner, hidden_paths
 
 # A seed offsets the occurrence numbers sent to the executor, so the same workflow evaluated
 # with another seed draws other (cached, reproducible) samples; seed 0 is the plain numbering.
 SEED_STRIDE = 1_000_003
 MAX_RESPONSES = 64
 MAX_PROMPT_CHARS = 2_000_000
+MAX_CODE_CHARS = 200_000
 
 
 class Executor(Protocol):
@@ -182,7 +185,7 @@ async def evaluate(
     request: EvalRequest,
     benchmark: Any,
     executor: Executor,
-    sandbox_cfg: SandboxConfig,
+    sandbox: Sandbox | SandboxConfig,
     eval_cfg: EvalConfig,
     *,
     call_limiter: asyncio.Semaphore | None = None,
@@ -197,6 +200,8 @@ async def evaluate(
     to cover in the child's mount namespace (the data dir and completion cache always are).
     """
     t0 = time.monotonic()
+    sandbox = as_sandbox(sandbox)
+    sandbox_cfg = sandbox.cfg
     request = with_defaults(request, eval_cfg)
     strict = strict or request.self_check
     # The first load of a split parses files (up to ~1 s): keep the event loop serving others.
@@ -250,7 +255,7 @@ async def evaluate(
                 raise RpcFailure("execute_code needs a code string and a timeout", "value")
             async with code_sem:
                 stats.code_runs += 1
-                return await codeexec.execute_code(code, timeout, sandbox_cfg, hidden)
+                return await sandbox.execute_code(code, timeout, hidden)
         if method == "public_test":
             sol, entry = params.get("solution"), params.get("entry_point")
             if not isinstance(sol, str) or not isinstance(entry, str):
@@ -258,8 +263,7 @@ async def evaluate(
                                  "value")
             async with code_sem:
                 stats.code_runs += 1
-                return await codeexec.run_public_tests(
-                    benchmark, items[idx], sol, entry, sandbox_cfg)
+                return await run_public_tests(sandbox, benchmark, items[idx], sol, entry)
         raise RpcFailure(f"unknown agent method {method!r}", "value")
 
     child_items = [
@@ -268,9 +272,9 @@ async def evaluate(
         for k, it in enumerate(items)
     ]
     threads = min(eval_cfg.max_inflight_per_evaluator, len(items))
-    runner = WorkflowRunner(sandbox_cfg, threads=threads, handler=handler, hide=hidden,
-                            strict=strict, on_item=progress)
-    run = await runner.run(request.code, child_items)
+    run = await sandbox.run_workflow(request.code, child_items, threads=threads,
+                                     handler=handler, hide=hidden, strict=strict,
+                                     on_item=progress)
     scores = await _score_all(benchmark, items, run.outcomes, code_sem)
 
     result.stdout, result.stderr = run.stdout[-4000:], run.stderr[-4000:]
@@ -307,6 +311,28 @@ async def evaluate(
     _copy_stats(result, stats)
     result.wall_s = time.monotonic() - t0
     return result
+
+
+async def run_public_tests(sandbox: Sandbox, bm: Any, item: Any, solution: str,
+                           entry_point: str) -> dict[str, Any]:
+    """`agent.test_on_public_test`: the item's PUBLIC tests only (`bm.public_tests(item)`; the
+    hidden scoring tests never leave this process), judged by the sandbox.
+    {"passed": bool|None, "feedback": str, "exec_error": bool}; None: no public tests."""
+    tests = bm.public_tests(item)
+    if not tests:
+        return {"passed": None, "feedback": "no public tests for this task", "exec_error": False}
+    cfg = sandbox.cfg
+    res = await run_tests_async(
+        sandbox, solution[:MAX_CODE_CHARS], tests, entry_point=entry_point or None,
+        timeout_s=cfg.code_exec_timeout_s, memory_mb=min(cfg.memory_mb, 1024))
+    if res.passed:
+        return {"passed": True, "feedback": "no error", "exec_error": False}
+    # "failed" covers both a failing assert and code that raised; an assertion is a test failure.
+    exec_error = res.status != "failed" or not res.detail.startswith("AssertionError")
+    detail = res.detail or res.status
+    if not exec_error:  # a bare assert says nothing: show the public tests that failed
+        detail = f"{detail}\nfailed test cases (public tests):\n{tests.strip()[:4000]}"
+    return {"passed": False, "feedback": detail, "exec_error": exec_error}
 
 
 async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore) -> list[float]:
@@ -381,8 +407,9 @@ class SelfCheck:
     result: EvalResult | None = None
 
 
-async def self_check(code: str, benchmark: Any, executor: Executor, sandbox_cfg: SandboxConfig,
-                     eval_cfg: EvalConfig, *, items: int | None = None) -> SelfCheck:
+async def self_check(code: str, benchmark: Any, executor: Executor,
+                     sandbox: Sandbox | SandboxConfig, eval_cfg: EvalConfig, *,
+                     items: int | None = None) -> SelfCheck:
     """Run `code` strictly on the first `eval_cfg.self_check_items` validation item(s).
 
     ok=False carries the first failure: its kind, message, traceback from the workflow's own
@@ -390,7 +417,7 @@ async def self_check(code: str, benchmark: Any, executor: Executor, sandbox_cfg:
     req = EvalRequest(code=code, benchmark=benchmark.name, split="valid",
                       limit=None if items is None else max(1, items), tag="self-check",
                       self_check=True)
-    res = await evaluate(req, benchmark, executor, sandbox_cfg, eval_cfg)
+    res = await evaluate(req, benchmark, executor, sandbox, eval_cfg)
     f = res.first_failure
     if f is None:
         return SelfCheck(ok=True, result=res)
