@@ -181,7 +181,7 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
 
 
 def _stage_tiny(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.meta_agent.tiny import init_tiny
+    from w4s_ray.train.tiny import init_tiny
 
     model = paths["tiny"] / "model"
     info = paths["tiny"] / "warmstart.json"
@@ -221,7 +221,7 @@ def _stage_collect(cfg, paths, progress: bool) -> dict:
 
 
 def _stage_train(cfg, paths) -> dict:
-    from w4s_ray.train.trainer import run_training
+    from w4s_ray.runtime.train_job import run_training
 
     model = paths["train"] / "model"
     summary = paths["train"] / "train_summary.md"

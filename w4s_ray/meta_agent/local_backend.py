@@ -33,7 +33,7 @@ def _load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:
-        from w4s_ray.meta_agent.tiny import load_tokenizer  # handles the Qwen2 tokenizer quirk
+        from w4s_ray.meta_agent.tokenizer import load_tokenizer  # handles the Qwen2 tokenizer quirk
 
         if Path(path).is_dir():
             return load_tokenizer(path)
