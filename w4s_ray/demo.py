@@ -33,7 +33,22 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from w4s_ray.errors import ConfigError
+from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+from w4s_ray.errors import ConfigError, DataError
+from w4s_ray.executor.sim.launch import start_sim
+from w4s_ray.meta_agent import make_meta_agent
+from w4s_ray.rlao import trajectories as traj
+from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.optimize import optimize
+from w4s_ray.rlao.report import turn_table, write_report
+from w4s_ray.rlao.runs import RunDir
+from w4s_ray.runtime.collect import collect
+from w4s_ray.runtime.evaluators import EvaluatorPool
+from w4s_ray.runtime.policy_compare import compare_policies
+from w4s_ray.runtime.ray_init import init_ray
+from w4s_ray.runtime.train_job import run_training
+from w4s_ray.serve.manage import preflight, start_app, stop_app
+from w4s_ray.train.tiny import init_tiny
 from w4s_ray.utils.io import atomic_write_text
 
 STAGES = ["simulator", "init-tiny", "collect", "train", "compare", "serve", "optimize"]
@@ -45,7 +60,6 @@ def demo_config(cfg):
     Stage n+1 reads what stage n wrote, so their paths are derived from one root here instead
     of being kept consistent by hand (`--set run_dir=...` moves the whole demo).
     """
-    from w4s_ray.benchmarks import check_benchmarks
 
     train_on = check_benchmarks(cfg.benchmarks)
     held_out = check_benchmarks([cfg.benchmark])[0]
@@ -124,8 +138,6 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
     """
     import ray
 
-    from w4s_ray.executor.sim.launch import start_sim
-    from w4s_ray.runtime.ray_init import init_ray
 
     cfg = demo_config(cfg)
     paths = demo_paths(cfg)
@@ -169,8 +181,6 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
             raise
         finally:
             if serve_name is not None:
-                from w4s_ray.serve.manage import stop_app
-
                 with contextlib.suppress(Exception):
                     stop_app(serve_name, shutdown_serve=True, shutdown_ray=False)
             if started_ray and ray.is_initialized():
@@ -181,8 +191,6 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
 
 
 def _stage_tiny(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.train.tiny import init_tiny
-
     model = paths["tiny"] / "model"
     info = paths["tiny"] / "warmstart.json"
     if (model / "config.json").exists() and info.exists():
@@ -200,16 +208,11 @@ def _stage_tiny(cfg, paths, progress: bool) -> dict:
 
 
 def _stage_collect(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.rlao.runs import RunDir
-    from w4s_ray.runtime.collect import collect
-
     resume = RunDir(paths["collect"]).has_run()
     out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress)
     rows = RunDir(paths["collect"]).read_rows()
     valid = sum(bool(r["valid"]) for r in rows)
     if rows and not any(r["code"] for r in rows):
-        from w4s_ray.errors import DataError
-
         raise DataError(
             f"collect: none of the {len(rows)} candidates of the tiny meta-agent held an "
             f"extractable workflow, so RWR has nothing to train on (see "
@@ -221,8 +224,6 @@ def _stage_collect(cfg, paths, progress: bool) -> dict:
 
 
 def _stage_train(cfg, paths) -> dict:
-    from w4s_ray.runtime.train_job import run_training
-
     model = paths["train"] / "model"
     summary = paths["train"] / "train_summary.md"
     if (model / "config.json").exists() and summary.exists():
@@ -245,9 +246,6 @@ def compare_benchmarks(cfg) -> list[str]:
 
 
 def _stage_compare(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.benchmarks import check_benchmarks
-    from w4s_ray.runtime.policy_compare import compare_policies
-
     models = {"warm-start": str(paths["tiny"] / "model"), "trained": str(paths["train"] / "model")}
     names = check_benchmarks(compare_benchmarks(cfg))
     summary = compare_policies(cfg, models, names, paths["compare"],
@@ -261,8 +259,6 @@ def _stage_compare(cfg, paths, progress: bool) -> dict:
 
 
 def _stage_serve(cfg) -> tuple[str, str]:
-    from w4s_ray.serve.manage import preflight, start_app
-
     name = f"{cfg.name}-meta-agent"
     resolved = preflight(cfg, name)
     url = start_app(cfg, resolved, name)
@@ -279,13 +275,6 @@ def served_meta_agent_config(cfg, url: str):
 
 
 def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
-    from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.meta_agent import make_meta_agent
-    from w4s_ray.rlao.loop import TaskSpec
-    from w4s_ray.rlao.optimize import optimize
-    from w4s_ray.rlao.runs import RunDir
-    from w4s_ray.runtime.evaluators import EvaluatorPool
-
     ocfg = served_meta_agent_config(cfg, url)
     spec = TaskSpec.from_benchmark(get_benchmark(cfg.benchmark, data_dir=cfg.data_dir()))
     resume = RunDir(paths["optimize"]).has_run()
@@ -340,8 +329,6 @@ def _compare_section(cfg, summary: dict) -> list[str]:
 
 def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
     """demo_report.md: stage table, per-turn validation/dollars, final test vs seed baselines."""
-    from w4s_ray.rlao import trajectories as traj
-    from w4s_ray.rlao.report import turn_table, write_report
 
     lines = ["# w4s demo", "",
              f"Offline end-to-end run: simulated executor `{cfg.executor.model}`, tiny "

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from w4s_ray.benchmarks import data as data_mod
+from w4s_ray.benchmarks.scoring import as_text, extract_code, score_choice, score_numeric
+from w4s_ray.benchmarks.seeds import render_seeds
 from w4s_ray.errors import DataError
 from w4s_ray.sandbox.judge import run_tests
 
@@ -113,7 +115,6 @@ class Benchmark(ABC):
 
     def seed_workflows(self) -> dict[str, str]:
         """name -> Python source defining `solver(agent, task)` (W4S initial workflows)."""
-        from w4s_ray.benchmarks.seeds import render_seeds
 
         return render_seeds(self)
 
@@ -171,8 +172,6 @@ class NumericBenchmark(Benchmark):
                      "no units, no thousands separators, no words), e.g. 42 or 3.5.")
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.scoring import score_numeric
-
         return score_numeric(prediction, item.meta["gold_value"], self.abs_tol)
 
     def gold_prediction(self, item: Item) -> str:
@@ -201,8 +200,6 @@ class MultipleChoiceBenchmark(Benchmark):
     scorer_name = "option letter (robust parsing)"
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.scoring import score_choice
-
         choices = item.meta["choices"]
         return score_choice(prediction, item.answer, len(choices), choices)
 
@@ -249,8 +246,6 @@ class CodeBenchmark(Benchmark):
         return 1.0 if res.passed else 0.0
 
     def candidate_source(self, item: Item, prediction: Any) -> str:
-        from w4s_ray.benchmarks.scoring import as_text, extract_code
-
         return extract_code(as_text(prediction), item.meta["entry_point"])
 
     def hidden_tests(self, item: Item) -> str:

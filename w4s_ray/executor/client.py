@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from w4s_ray.config import ExecutorConfig
+from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorUnreachable
 from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
 from w4s_ray.executor.cost import cost_usd, resolve_price_model
@@ -141,8 +142,6 @@ class ExecutorClient:
     """Async client of the strong executor model; see the module docstring for the policy."""
 
     def __init__(self, cfg: ExecutorConfig, rate_limiter: Any = None):
-        from w4s_ray.env import apply_offline_defaults
-
         apply_offline_defaults()
         import litellm
 

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 
 from w4s_ray.errors import DataError
+from w4s_ray.rlao import trajectories as traj
+from w4s_ray.rlao.runs import valid_seed_records
 from w4s_ray.utils.io import atomic_write_bytes, atomic_write_text
 
 
@@ -169,8 +171,6 @@ def _plot(table: list[dict], path: Path) -> None:
 
 def write_report(run_dir: str | Path) -> Path:
     """(Re)generate report.md and curve.png for a run directory; returns report.md's path."""
-    from w4s_ray.rlao import trajectories as traj
-    from w4s_ray.rlao.runs import valid_seed_records
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -42,7 +42,7 @@ from w4s_ray.errors import ConfigError
 from w4s_ray.executor.client import ExecutorClient
 from w4s_ray.rlao.evaluation import merge_results
 from w4s_ray.rlao.prompts import format_feedback
-from w4s_ray.runtime.rate_limiter import SharedRateLimiter
+from w4s_ray.runtime.rate_limiter import RateLimiterActor, SharedRateLimiter
 from w4s_ray.runtime.ray_init import init_ray, reraise_user_error
 from w4s_ray.sandbox.base import make_sandbox
 from w4s_ray.workflow.evaluate import EvalRequest, EvalResult, evaluate, select_items, with_defaults
@@ -110,7 +110,6 @@ class EvaluatorPool:
                 ex.budget_usd is not None or ex.requests_per_minute or ex.tokens_per_minute):
             # Each actor's client would otherwise enforce the rate limit and the budget alone,
             # letting the pool spend n times either. One limiter actor makes them pool-wide.
-            from w4s_ray.runtime.rate_limiter import RateLimiterActor
 
             rate_limiter = self._own_limiter = RateLimiterActor.remote(
                 ex.requests_per_minute, ex.tokens_per_minute)

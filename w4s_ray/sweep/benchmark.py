@@ -21,7 +21,8 @@ from pathlib import Path
 from w4s_ray.meta_agent.base import MetaAgent
 from w4s_ray.rlao.evaluation import EvalRequest, Evaluator
 from w4s_ray.rlao.loop import TaskSpec
-from w4s_ray.rlao.optimize import final_test_ids
+from w4s_ray.rlao.optimize import final_test_ids, optimize
+from w4s_ray.rlao.report import write_report
 from w4s_ray.sweep.layout import SweepLayout, read_json
 from w4s_ray.utils.io import atomic_write_json
 
@@ -49,8 +50,6 @@ def evaluate_baselines(cfg, spec: TaskSpec, evaluator: Evaluator) -> dict:
 def run_benchmark(cfg, spec: TaskSpec, layout: SweepLayout, evaluator: Evaluator,
                   meta_agent: MetaAgent, *, resume: bool) -> dict:
     """Baselines (unless stored or disabled), then optimize; returns a summary dict."""
-    from w4s_ray.rlao.optimize import optimize
-    from w4s_ray.rlao.report import write_report
 
     t0 = time.monotonic()
     bench_dir = layout.bench_dir(spec.name)

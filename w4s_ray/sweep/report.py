@@ -21,6 +21,8 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from w4s_ray.rlao import trajectories as traj
+from w4s_ray.rlao.report import turn_table
 from w4s_ray.sweep.layout import SweepLayout, read_json
 from w4s_ray.utils.io import atomic_write_bytes, atomic_write_text
 
@@ -49,8 +51,6 @@ def _cell(text: str) -> str:
 
 def collect_results(layout: SweepLayout, benchmarks: Sequence[str]) -> dict[str, dict]:
     """Per benchmark: status, error, baselines, final, dollars, wall time, validation curve."""
-    from w4s_ray.rlao import trajectories as traj
-    from w4s_ray.rlao.report import turn_table
 
     status = layout.load_status().get("benchmarks", {})
     out: dict[str, dict] = {}
