@@ -43,7 +43,7 @@ REPLY_CHARS = 550
 
 
 def _feedback(bm, rng: random.Random) -> str:
-    """Validation feedback shaped like `workflow.evaluate.format_feedback` in a real run: 2
+    """Validation feedback shaped like `rlao.prompts.format_feedback` in a real run: 2
     failure cases whose "workflow's answer" is a step-by-step reply (format_feedback keeps up
     to 2,000 characters of it; REPLY_CHARS here)."""
     items = bm.load("valid")

@@ -209,7 +209,7 @@ def _reply_like(question: str, rng: random.Random) -> str:
 
 
 def sample_feedback(bm: Any, rng: random.Random) -> str:
-    """Feedback shaped like `workflow.evaluate.format_feedback`, on real validation questions
+    """Feedback shaped like `rlao.prompts.format_feedback`, on real validation questions
     with made-up answers. Real runs put a few validation cases in every archive entry; a warm
     start that only ever saw one fixed placeholder learns to key on it and falls apart on the
     first real prompt (seen in the demo: parse rate 1.0 on warm-start prompts, 0 in collect)."""
