@@ -67,6 +67,7 @@ def demo_config(cfg):
         raise ConfigError(f"benchmark {held_out} is also in benchmarks (the training set); the "
                           "demo optimizes on a benchmark held out from training")
     out = cfg.model_copy(deep=True)
+    out.benchmarks = train_on  # resolved: None means every registered benchmark
     root = Path(cfg.run_dir).expanduser().resolve()
     out.run_dir = str(root)
     out.data.dir = str(cfg.data_dir())

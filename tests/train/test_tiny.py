@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from w4s_ray.config import TinyModelConfig
-from w4s_ray.errors import W4SError
+from w4s_ray.config import TinyModelConfig, load_config
+from w4s_ray.errors import ConfigError, W4SError
 
 
 def test_tiny_model_loads_with_auto_classes_and_ids_match_trained_tokenizer(tiny_model_dir):
@@ -47,8 +47,8 @@ def test_build_is_deterministic_and_validates_shape(tmp_path):
     sa, sb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not list(tmp_path.glob(".*tmp*"))  # no temp dirs left behind
-    with pytest.raises(W4SError, match="divide"):
-        build_tiny_model(tmp_path / "c", TinyModelConfig(hidden_size=30, num_heads=4), corpus)
+    with pytest.raises(ConfigError, match="tiny: Value error, hidden_size 30.*divide evenly"):
+        load_config(None, ["tiny.hidden_size=30"])  # a schema rule, before anything is built
     with pytest.raises(W4SError, match="corpus is empty"):
         build_tiny_model(tmp_path / "d", cfg, ["  "])
 

@@ -12,6 +12,7 @@ accepted as aliases. An unknown name is a `DataError` listing the known ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from w4s_ray.benchmarks.base import Benchmark, Item
@@ -55,8 +56,11 @@ def get_benchmark(name: str, data_dir: str | Path | None = None) -> Benchmark:
     return cls(data_dir)
 
 
-def check_benchmarks(names) -> list[str]:
-    """Canonical names (aliases resolved); unknown or repeated names are a ConfigError."""
+def check_benchmarks(names: Iterable[str] | None) -> list[str]:
+    """Canonical names (aliases resolved); None: every registered benchmark (the default of the
+    config's `benchmarks`). Unknown or repeated names are a ConfigError."""
+    if names is None:
+        return list_benchmarks()
     known = set(list_benchmarks(include_optional=True))
     names = [ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names if n.strip()]
     if not names:

@@ -27,19 +27,11 @@ from pathlib import Path
 
 import yaml
 
-from w4s_ray.config import ExperimentConfig, dump_config
+from w4s_ray.config import ExperimentConfig, dump_config, resume_keys
 from w4s_ray.errors import ConfigError, DataError
 from w4s_ray.rlao import trajectories as traj
 from w4s_ray.rlao.loop import Episode, TurnResult, turn_metrics
 from w4s_ray.utils.io import atomic_write_json, atomic_write_text
-
-# Settings that change what a turn means; resuming with a different value would mix runs.
-RESUME_KEYS = [
-    "seed", "rlao.candidates", "rlao.history_window", "rlao.max_repairs", "rlao.reward",
-    "rlao.low_accuracy_threshold", "rlao.low_accuracy_penalty", "rlao.racing.enabled",
-    "rlao.run_id", "meta_agent.backend", "meta_agent.model", "meta_agent.seed",
-    "meta_agent.temperature", "executor.model", "eval.limit", "name",
-]
 
 
 def _get(tree: dict, dotted: str):
@@ -110,7 +102,9 @@ class RunDir:
         except yaml.YAMLError:
             raise DataError(f"{self.config}: malformed YAML; cannot check the resumed run") from None
         new = cfg.model_dump(mode="json")
-        for key in RESUME_KEYS:
+        # The settings that change what a turn means (marked in the schema): resuming with
+        # another value would mix two runs.
+        for key in resume_keys():
             if _get(old, key) != _get(new, key):
                 raise ConfigError(
                     f"--resume: {key} is {_get(new, key)!r} but the run in {self.path} used "

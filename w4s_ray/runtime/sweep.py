@@ -102,7 +102,7 @@ def benchmark_config(cfg, benchmark: str):
 
 def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     """Every check that can fail, before any work: (pinned cfg, names, layout, to-do names)."""
-    names = check_benchmarks(list(benchmarks) if benchmarks else list(cfg.benchmarks))
+    names = check_benchmarks(list(benchmarks) if benchmarks else cfg.benchmarks)
     check_cluster_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"),
                           cfg.sweep.connect_timeout_s)
     cfg = cfg.model_copy(deep=True)

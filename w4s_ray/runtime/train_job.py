@@ -118,8 +118,6 @@ def run_training(
     tc = cfg.train
     t0 = time.perf_counter()
     bf16 = resolve_bf16(tc)
-    if tc.num_workers < 1 or tc.batch_size < 1 or tc.checkpoint_every < 1:
-        raise ConfigError("train.num_workers, batch_size and checkpoint_every must be >= 1")
     check_base_model(tc.base_model)
     out_dir = Path(tc.out_dir).expanduser().resolve()
     storage = out_dir / "ray"

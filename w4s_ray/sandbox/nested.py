@@ -15,7 +15,14 @@ from typing import Any
 
 from w4s_ray.config import SandboxConfig
 from w4s_ray.sandbox.channel import Channel
-from w4s_ray.sandbox.process import crash_reason, drain, kill_group, make_temp_dir, spawn
+from w4s_ray.sandbox.process import (
+    crash_reason,
+    drain,
+    kill_group,
+    let_exit,
+    make_temp_dir,
+    spawn,
+)
 
 MAX_CODE_CHARS = 200_000
 
@@ -41,6 +48,8 @@ async def execute_code(code: str, timeout: float, cfg: SandboxConfig, isolation:
             frame = await asyncio.wait_for(chan.frames.get(), timeout + 5.0)
         except TimeoutError:
             return {"ok": False, "error": f"TimeoutError: execution exceeded {timeout:g} s"}
+        if frame is None:
+            await let_exit(proc)
     finally:
         kill_group(proc)
         chan.close()

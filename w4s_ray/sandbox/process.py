@@ -193,6 +193,14 @@ async def drain(stream: asyncio.StreamReader | None, cap: int, sink: list[bytes]
             kept += len(sink[-1])
 
 
+async def let_exit(proc: asyncio.subprocess.Process, grace_s: float = 1.0) -> None:
+    """Give a child whose pipes reached EOF a moment to exit by itself before `kill_group`:
+    under a wrapper (bubblewrap) the wrapper outlives the child briefly, and killing it then
+    would hide why the child died (e.g. the CPU limit) behind our own SIGKILL."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace_s)
+
+
 def kill_group(proc: Any) -> None:
     """SIGKILL the child's whole process group (it leads its own session, so its pid is the
     group id). Not `proc.kill()`: Popen polls (reaps) first, racing asyncio's child watcher,

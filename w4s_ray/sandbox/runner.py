@@ -38,7 +38,14 @@ from typing import Any
 
 from w4s_ray.config import SandboxConfig
 from w4s_ray.sandbox.channel import Channel
-from w4s_ray.sandbox.process import crash_reason, drain, kill_group, make_temp_dir, spawn
+from w4s_ray.sandbox.process import (
+    crash_reason,
+    drain,
+    kill_group,
+    let_exit,
+    make_temp_dir,
+    spawn,
+)
 
 RpcHandler = Callable[[str, dict, int], Awaitable[Any]]
 
@@ -178,6 +185,8 @@ class WorkflowRunner:
                 "thread_stack_bytes": cfg.thread_stack_kb * 1024,
             })
             await self._serve(chan, sess, items, deadline, calls)
+            if sess.status == "crash":
+                await let_exit(proc)
         finally:
             kill_group(proc)
             for t in calls:

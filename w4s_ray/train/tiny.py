@@ -159,12 +159,7 @@ def build_tiny_model(
     out_dir: str | Path, cfg: TinyModelConfig | None = None, corpus: list[str] | None = None
 ) -> Path:
     """Train a tokenizer, build an untrained model, save both to `out_dir`; returns `out_dir`."""
-    cfg = cfg or TinyModelConfig()
-    if cfg.hidden_size % cfg.num_heads or cfg.num_heads % cfg.num_kv_heads:
-        raise W4SError(
-            f"tiny: hidden_size {cfg.hidden_size}, num_heads {cfg.num_heads} and num_kv_heads "
-            f"{cfg.num_kv_heads} must divide evenly"
-        )
+    cfg = cfg or TinyModelConfig()  # the schema guarantees the heads divide evenly
     texts = corpus if corpus is not None else default_corpus()
     if not any(t.strip() for t in texts):
         raise W4SError("tiny: the tokenizer corpus is empty")
