@@ -37,7 +37,6 @@ from w4s_ray.benchmarks import check_benchmarks, get_benchmark
 from w4s_ray.errors import ConfigError, DataError
 from w4s_ray.executor.sim.launch import start_sim
 from w4s_ray.meta_agent import make_meta_agent
-from w4s_ray.rlao import trajectories as traj
 from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.optimize import optimize
 from w4s_ray.rlao.report import turn_table, write_report
@@ -220,7 +219,7 @@ def _stage_collect(cfg, paths, progress: bool) -> dict:
             f"{paths['tiny'] / 'warmstart.md'} for its parse rate); raise tiny.warmstart_steps "
             "or rerun with --fresh")
     return {"rows": len(rows), "valid": valid, "episodes": out["episodes"],
-            "report": str(paths["collect"] / "report.md"),
+            "report": str(RunDir(paths["collect"]).report),
             "note": f"{len(rows)} candidates ({valid} valid) in {out['episodes']} episodes"}
 
 
@@ -345,13 +344,12 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
     if cmp_json.exists():
         lines += _compare_section(cfg, json.loads(cmp_json.read_text(encoding="utf-8")))
     opt = paths["optimize"]
+    ord_ = RunDir(opt, single_episode=True)
     final = (results.get("optimize") or {}).get("final")
-    if (opt / "config.yaml").exists():
+    if ord_.config.exists():
         write_report(opt)
-        rows = traj.read_rows(opt / "trajectories")
-        seeds_file = opt / "seeds" / f"{cfg.benchmark}.json"
-        seeds = json.loads(seeds_file.read_text()) if seeds_file.exists() else []
-        table = turn_table(rows, {cfg.benchmark: seeds}, {})
+        seeds = ord_.load_seeds(cfg.benchmark) or []
+        table = turn_table(ord_.read_rows(), {cfg.benchmark: seeds})
         seed_usd = sum(s.get("cost_usd", 0.0) for s in seeds)
         lines += [f"## Optimization on {cfg.benchmark} with the served meta-agent", "",
                   f"Meta-agent: `openai/{cfg.serve.model_name}` at the Ray Serve endpoint "
@@ -366,8 +364,8 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                      f"{seed_usd:.4f} | {seed_usd:.4f} |")
         for t in table:
             lines.append(f"| {t['turn'] + 1} | {t['valid']}/{t['candidates']} | "
-                         f"{_pct(t['best'])} | {_pct(t['best_so_far'])} | {t['usd']:.4f} | "
-                         f"{t['cum_usd']:.4f} |")
+                         f"{_pct(t['best_val_accuracy'])} | {_pct(t['best_so_far'])} | "
+                         f"{t['cost_usd']:.4f} | {t['cum_usd']:.4f} |")
         lines.append("")
         if final:
             lines += ["## Final test metric", "",
@@ -382,9 +380,9 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                              f"{_pct(b.get('test_accuracy'))} |")
             lines += ["", f"Executor dollars for this benchmark: {final['dollars']:.4f} "
                       "(simulated calls priced as gpt-4o-mini).", ""]
-        lines += [f"Details: [optimize report]({opt.relative_to(paths['root'])}/report.md), "
-                  f"![curve]({opt.relative_to(paths['root'])}/curve.png)", ""]
-    links = [("collect report", paths["collect"] / "report.md"),
+        lines += [f"Details: [optimize report]({ord_.report.relative_to(paths['root'])}), "
+                  f"![curve]({ord_.curve.relative_to(paths['root'])})", ""]
+    links = [("collect report", RunDir(paths["collect"]).report),
              ("compare report", paths["compare"] / "compare.md"),
              ("train summary", paths["train"] / "train_summary.md"),
              ("tiny warm start", paths["tiny"] / "warmstart.md")]

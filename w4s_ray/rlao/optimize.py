@@ -10,10 +10,10 @@ the report consistent on disk before the error propagates.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import EllipsisType
 
 from tqdm.auto import tqdm
 
@@ -37,8 +37,15 @@ def optimize(
     resume: bool = False,
     progress: bool = True,
     on_turn: Callable[[TurnResult], None] | None = None,
+    test_ids: list[str] | None | EllipsisType = ...,
+    seed_test: dict[str, float | None] | None = None,
 ) -> dict:
-    """`w4s optimize`: one episode, then the best workflow (by validation) once on test."""
+    """`w4s optimize`: one episode, then the best workflow (by validation) once on test.
+
+    `test_ids` are the final test items when the caller has them already (default: computed
+    here, `final_test_ids`); `seed_test` are the seed workflows' test metrics on those items
+    when the caller evaluated them already (a sweep's baselines): then they are not evaluated
+    again, and final.json is written once, with them."""
     t_start = time.monotonic()
     rd = RunDir(run_dir, single_episode=True)
     rd.prepare(cfg, resume)
@@ -55,10 +62,7 @@ def optimize(
     if rows:
         rd.rebuild_metrics(rows, best_by_turn)
     if rd.final.exists() and ep.state.turn >= turns:
-        try:
-            done = json.loads(rd.final.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            done = None  # derived state: a torn final.json is recomputed below
+        done = rd.load_final(torn_ok=True)  # derived state: a torn final.json is recomputed
         if isinstance(done, dict) and "test_accuracy" in done:
             write_report(rd.path)
             return done
@@ -85,7 +89,10 @@ def optimize(
         bar.close()
 
     best = ep.state.best
-    final = _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent)
+    if test_ids is ...:
+        test_ids = final_test_ids(cfg, evaluator, spec.name)
+    final = _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent,
+                              test_ids, seed_test)
     final["wall_s"] = round(time.monotonic() - t_start, 2)
     final["turns"] = ep.state.turn
     atomic_write_text(rd.final_workflow, best.code if best else "")
@@ -94,19 +101,20 @@ def optimize(
     return final
 
 
-def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent) -> dict:
+def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, ids,
+                      seed_test) -> dict:
     """The best workflow by validation, evaluated ONCE on test (+ seed baselines for the report)."""
     if best is None:
         raise DataError(f"{spec.name}: no workflow was evaluated; nothing to test")
-    ids = final_test_ids(cfg, evaluator, spec.name)
     jobs = [EvalRequest(best.code, spec.name, "test", item_ids=ids, tag="final")]
-    seed_jobs = seeds if cfg.rlao.report_seed_test else []
+    seed_jobs = seeds if cfg.rlao.report_seed_test and seed_test is None else []
     jobs += [EvalRequest(s["code"], spec.name, "test", item_ids=ids,
                          tag=f"seed-test:{s['name']}") for s in seed_jobs]
     try:
         outs = evaluator.evaluate(jobs)
-        seed_test = {s["name"]: o.accuracy_or_none
-                     for s, o in zip(seed_jobs, outs[1:], strict=True)}
+        if seed_test is None:
+            seed_test = {s["name"]: o.accuracy_or_none
+                         for s, o in zip(seed_jobs, outs[1:], strict=True)}
     except BudgetExceeded:
         atomic_write_json(rd.cost, cost_summary(rows, seeds, meta_usage=meta_agent.usage))
         raise
@@ -131,6 +139,8 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent) -
             for s in seeds
         },
     }
+    for name, acc in seed_test.items():  # a baseline without a validation record
+        final["seed_baselines"].setdefault(name, {"valid_accuracy": None, "test_accuracy": acc})
     return final
 
 

@@ -11,6 +11,8 @@ Layout of a run directory (optimize and collect share it):
     cost.json                executor dollars/calls (seeds, candidates, test) + meta-agent usage
     final_workflow.py, final.json   (optimize) the best workflow by validation and its test score
     report.md, curve.png     (see w4s_ray.rlao.report)
+    baselines.json           (sweep) the seed workflows evaluated on test, reported only
+    error.log                (sweep) the full error of a benchmark that failed
 
 Resume: the rows in `trajectories/` are the truth. A resumed run reads them (a corrupt file is a
 `DataError` naming it; nothing is deleted), replays the decision process to the last completed
@@ -55,7 +57,22 @@ def episode_id(benchmark: str, index: int) -> str:
     return f"{benchmark}-e{index:02d}"
 
 
+def read_json(path: Path, *, torn_ok: bool = False):
+    """The JSON in `path`, None when absent. A corrupt file is a DataError naming it, or None
+    with `torn_ok` (derived state a caller recomputes)."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if torn_ok:
+            return None
+        raise DataError(f"{path}: not valid JSON (delete it to recompute)") from None
+
+
 class RunDir:
+    """One run directory (module docstring); the only code that knows its file names."""
+
     def __init__(self, path: str | Path, *, single_episode: bool = False) -> None:
         self.path = Path(path)
         # optimize keeps workflows/turn_XX_cand_Y.py flat; collect nests them per episode.
@@ -68,9 +85,40 @@ class RunDir:
         self.cost = self.path / "cost.json"
         self.final = self.path / "final.json"
         self.final_workflow = self.path / "final_workflow.py"
+        self.report = self.path / "report.md"
+        self.curve = self.path / "curve.png"
+        self.baselines = self.path / "baselines.json"
+        self.error_log = self.path / "error.log"
 
     def has_run(self) -> bool:
         return self.config.exists() or bool(traj.part_files(self.trajectories))
+
+    def has_work(self) -> bool:
+        """Anything a fresh start would overwrite: a run, stored baselines or a final result."""
+        return self.path.is_dir() and any(
+            p.exists() for p in (self.config, self.baselines, self.final, self.trajectories))
+
+    # -- derived files ----------------------------------------------------------------------
+    def load_final(self, *, torn_ok: bool = False) -> dict | None:
+        return read_json(self.final, torn_ok=torn_ok)
+
+    def load_cost(self) -> dict | None:
+        return read_json(self.cost)
+
+    def load_baselines(self) -> dict | None:
+        return read_json(self.baselines)
+
+    def all_seeds(self) -> dict[str, list[dict]]:
+        """Every benchmark's stored seed results (corrupt ones are a DataError)."""
+        return {p.stem: self.load_seeds(p.stem) for p in sorted(self.seeds.glob("*.json"))}
+
+    def walls(self) -> dict[tuple[str, int], float | None]:
+        """Wall seconds per (episode, turn) as measured when the turn ran."""
+        return {(m.get("episode_id"), m.get("turn")): m.get("wall_s")
+                for m in self.load_metrics()}
+
+    def turns_done(self) -> int:
+        return len(self.load_metrics())
 
     def prepare(self, cfg: ExperimentConfig, resume: bool) -> None:
         """Create or reopen the directory; refuse to mix runs or overwrite results."""
@@ -119,10 +167,7 @@ class RunDir:
         p = self.seed_file(benchmark)
         if not p.exists():
             return None
-        try:
-            records = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            records = None
+        records = read_json(p, torn_ok=True)
         if not valid_seed_records(records):
             raise DataError(f"{p}: corrupt seed results (delete it to re-evaluate)")
         return records
@@ -151,7 +196,11 @@ class RunDir:
         if not self.metrics.exists():
             return []
         out = []
-        for line in self.metrics.read_text(encoding="utf-8").splitlines():
+        try:
+            text = self.metrics.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return []  # derived state: rebuilt from the rows
+        for line in text.splitlines():
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:

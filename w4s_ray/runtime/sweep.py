@@ -46,7 +46,7 @@ from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
 from w4s_ray.runtime.proxy import host
 from w4s_ray.runtime.rate_limiter import get_rate_limiter
 from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
-from w4s_ray.sweep.benchmark import bench_dir_has_work, run_benchmark
+from w4s_ray.sweep.benchmark import run_benchmark
 from w4s_ray.sweep.layout import SweepLayout, is_complete
 from w4s_ray.sweep.report import write_sweep_report
 from w4s_ray.utils.io import atomic_write_json
@@ -113,7 +113,7 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     if layout.root.exists() and not layout.root.is_dir():
         raise ConfigError(f"run dir {layout.root} exists and is not a directory")
     if not resume:
-        used = [b for b in names if bench_dir_has_work(layout.bench_dir(b))]
+        used = [b for b in names if layout.bench(b).has_work()]
         if used:
             raise ConfigError(
                 f"run dir {layout.root} already holds a sweep ({', '.join(used)}); pass "
@@ -121,7 +121,7 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
             )
     todo = []
     for b in names:
-        preflight(layout.bench_dir(b), benchmark_config(cfg, b), resume)
+        preflight(layout.bench(b).path, benchmark_config(cfg, b), resume)
         if not (resume and is_complete(layout, b, cfg.rlao.turns, cfg.sweep.baselines)):
             todo.append(b)
     return cfg, names, layout, todo
@@ -157,15 +157,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def _turns_done(layout: SweepLayout, names: Sequence[str]) -> int:
-    n = 0
-    for b in names:
-        p = layout.bench_dir(b) / "metrics.jsonl"
-        if p.exists():
-            try:
-                n += sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line)
-            except OSError:
-                pass
-    return n
+    return sum(layout.bench(b).turns_done() for b in names)
 
 
 def _meta(cfg, wall_s: float | None) -> dict:
@@ -240,7 +232,7 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) 
                     b = queue.pop(0)
                     ref = _benchmark_task.options(scheduling_strategy=here).remote(
                         benchmark_config(cfg, b), b, str(layout.root), evaluator, agent,
-                        meta_agent_factory, resume or bench_dir_has_work(layout.bench_dir(b)))
+                        meta_agent_factory, resume or layout.bench(b).has_work())
                     pending[ref] = b
                     started[b] = time.monotonic()
                     status[b]["status"] = "running"
@@ -258,8 +250,8 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) 
                         if kind == "budget" and budget_error is None:
                             budget_error = BudgetExceeded(msg)
                         status[b] = {"status": kind, "error": msg, "wall_s": wall}
-                        layout.bench_dir(b).mkdir(parents=True, exist_ok=True)
-                        layout.error_log(b).write_text(str(exc), encoding="utf-8")
+                        layout.bench(b).path.mkdir(parents=True, exist_ok=True)
+                        layout.bench(b).error_log.write_text(str(exc), encoding="utf-8")
                     save()
                     done = sum(s["status"] == "done" for s in status.values())
                     bar.set_postfix(done=f"{done}/{len(names)}",
