@@ -46,3 +46,12 @@ def test_failed_candidate_counts_as_zero_accuracy():
 def test_continuous_reward(acc, best, expected):
     assert continuous_reward(acc, best) == pytest.approx(expected)
     assert reward(acc, best, 0.0, RLAOConfig(reward="continuous")) == pytest.approx(expected)
+
+
+def test_every_configurable_reward_is_registered():
+    import typing
+
+    from w4s_ray.rlao.rewards import REWARDS
+
+    choices = typing.get_args(RLAOConfig.model_fields["reward"].annotation)
+    assert set(choices) == set(REWARDS)

@@ -28,7 +28,7 @@ def test_vllm_without_vllm_is_one_clear_error(monkeypatch):
 
 
 def test_vllm_here_is_not_installed():
-    # This box cannot install vLLM (PLATFORM-NOTES); the real check must say so.
+    # This box cannot install vLLM (docs/PLATFORM.md); the real check must say so.
     assert not settings.vllm_available()
     with pytest.raises(ServeError, match="vLLM"):
         select_backend(ServeConfig(backend="vllm", num_gpus=1))

@@ -53,7 +53,6 @@ class Benchmark(ABC):
     task_description: ClassVar[str]
     answer_format: ClassVar[str]
     seed_names: ClassVar[tuple[str, ...]] = ("cot", "cot_sc")
-    optional: ClassVar[bool] = False
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.data_dir = data_mod.resolve_data_dir(data_dir)

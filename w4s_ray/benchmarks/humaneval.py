@@ -23,6 +23,7 @@ from typing import Any
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import CodeBenchmark, Item
+from w4s_ray.benchmarks.registry import register_benchmark
 
 PUBLIC_FILE = "humaneval/humaneval_public_test.jsonl"
 
@@ -40,6 +41,7 @@ BROKEN_PUBLIC_ASSERTS: dict[str, tuple[str, ...]] = {
 }
 
 
+@register_benchmark(order=100)
 class HumanEval(CodeBenchmark):
     name = "humaneval"
     files = ("humaneval/humaneval_validate.jsonl", "humaneval/humaneval_test.jsonl", PUBLIC_FILE)

@@ -17,6 +17,8 @@ for training (see `w4s_ray.train.rwr`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from w4s_ray.config import RLAOConfig
 
 
@@ -43,15 +45,35 @@ def continuous_reward(accuracy: float, best_so_far: float) -> float:
     return (accuracy - best_so_far) / best_so_far
 
 
+RewardFn = Callable[[float, float, float, RLAOConfig], float]
+# `rlao.reward` names one of these; a new reward registers itself and adds its name to the
+# config's choices.
+REWARDS: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+    """Decorator: `fn(accuracy, best_so_far, previous, rlao_cfg) -> float` is reward `name`."""
+    def deco(fn: RewardFn) -> RewardFn:
+        REWARDS[name] = fn
+        return fn
+    return deco
+
+
+@register_reward("w4s")
+def _w4s(acc: float, best_so_far: float, previous: float, rlao: RLAOConfig) -> float:
+    return w4s_reward(acc, best_so_far, previous, threshold=rlao.low_accuracy_threshold,
+                      penalty=rlao.low_accuracy_penalty)
+
+
+@register_reward("continuous")
+def _continuous(acc: float, best_so_far: float, previous: float, rlao: RLAOConfig) -> float:
+    return continuous_reward(acc, best_so_far)
+
+
 def reward(
     accuracy: float | None, best_so_far: float, previous: float, rlao: RLAOConfig
 ) -> float:
     """The reward of one candidate under `rlao.reward` (and its low-accuracy threshold and
     penalty); `accuracy=None` (a failed candidate) counts as 0."""
     acc = 0.0 if accuracy is None else float(accuracy)
-    if rlao.reward == "continuous":
-        return continuous_reward(acc, best_so_far)
-    return w4s_reward(
-        acc, best_so_far, previous,
-        threshold=rlao.low_accuracy_threshold, penalty=rlao.low_accuracy_penalty,
-    )
+    return REWARDS[rlao.reward](acc, best_so_far, previous, rlao)
