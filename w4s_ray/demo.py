@@ -44,7 +44,7 @@ from w4s_ray.rlao.runs import RunDir
 from w4s_ray.runtime.collect import collect
 from w4s_ray.runtime.evaluators import EvaluatorPool
 from w4s_ray.runtime.policy_compare import compare_policies
-from w4s_ray.runtime.ray_init import init_ray
+from w4s_ray.runtime.ray_init import ray_session
 from w4s_ray.runtime.train_job import run_training
 from w4s_ray.serve.manage import preflight, start_app, stop_app
 from w4s_ray.train.tiny import init_tiny
@@ -136,7 +136,6 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
 
     A failing stage still leaves a demo_report.md with the stages done so far, then raises.
     """
-    import ray
 
 
     cfg = demo_config(cfg)
@@ -147,9 +146,8 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
     log = _Log(say)
     sim = None
     serve_name = None
-    started_ray = False
     results: dict = {}
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), contextlib.ExitStack() as ray_stack:
         try:
             with log.stage("simulator") as rec:
                 sim = start_sim(cfg.sim, cfg.data_dir(), port=0)
@@ -158,8 +156,7 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
             with log.stage("init-tiny") as rec:
                 results["tiny"] = _stage_tiny(cfg, paths, progress)
                 rec["note"] = results["tiny"]["note"]
-            started_ray = not ray.is_initialized()
-            init_ray(cfg.ray)
+            ray_stack.enter_context(ray_session(cfg.ray))  # Ray stops after Serve, below
             with log.stage("collect") as rec:
                 results["collect"] = _stage_collect(cfg, paths, progress)
                 rec["note"] = results["collect"]["note"]
@@ -183,8 +180,7 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
             if serve_name is not None:
                 with contextlib.suppress(Exception):
                     stop_app(serve_name, shutdown_serve=True, shutdown_ray=False)
-            if started_ray and ray.is_initialized():
-                ray.shutdown()
+            ray_stack.close()
             if sim is not None:
                 sim.stop()
     return write_demo_report(cfg, paths, results, log.stages, time.monotonic() - log.t0)
