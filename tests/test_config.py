@@ -84,6 +84,7 @@ def test_override_keeps_strings_that_look_like_other_types():
         (["executor=3"], "executor"),
         (["novalue"], "expected key.path=value"),
         (["executor.model.deep=1"], "executor.model"),
+        (["eval.scoring=strict"], "eval.scoring"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, needle):
@@ -91,6 +92,14 @@ def test_bad_overrides_name_the_key(overrides, needle):
         load_config(None, overrides)
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_scoring_defaults_to_official_and_is_described():
+    from w4s_ray.config import EvalConfig
+
+    assert load_config(None, []).eval.scoring == "official"
+    assert load_config(None, ["eval.scoring=lenient"]).eval.scoring == "lenient"
+    assert "official" in EvalConfig.model_fields["scoring"].description
 
 
 def test_malformed_yaml_is_one_line(tmp_path):

@@ -149,6 +149,10 @@ class EvalConfig(_Section):
                               "wait on the executor).", ge=0)
     max_request_retries: int = F(2, "An evaluation whose actor died is re-run on a fresh one up "
                                  "to this many times.", ge=0)
+    scoring: Literal["official", "lenient"] = F(
+        "official", "How every benchmark scores an answer: 'official' = each benchmark's one "
+        "upstream rule (docs/BENCHMARKS.md), 'lenient' = the tolerant matching (sentences, $, "
+        "commas, option text, ...). Reports name the mode used.", resume=True)
 
 
 class RacingConfig(_Section):

@@ -62,6 +62,10 @@ def test_collect_report_has_episode_and_turn_tables_and_png(tmp_path):
     assert "## Episodes" in report and "| gsm8k-e00 | 2 | 4 | 3 |" in report
     assert "| svamp-e00 | 0 | 0/2 | n/a | n/a |" in report
     assert "test accuracy" not in report  # no final.json: no test section
+    assert "Scoring: lenient (run predates eval.scoring)" in report  # config.yaml has no key
+    (d / "config.yaml").write_text("name: r\neval:\n  scoring: official\n")
+    assert "Scoring: official" in write_report(d).read_text()
+    (d / "config.yaml").write_text("name: r\n")
     png = (d / "curve.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert write_report(d).read_text() == report  # idempotent

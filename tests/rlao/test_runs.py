@@ -13,6 +13,7 @@ from w4s_ray.errors import BudgetExceeded, ConfigError, DataError
 from w4s_ray.meta_agent.scripted import ScriptedMetaAgent
 from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.optimize import optimize
+from w4s_ray.rlao.runs import RunDir
 from w4s_ray.rlao.trajectories import COLUMNS, read_rows
 
 SPEC = TaskSpec("gsm8k", "math", "Grade-school math.", "a number",
@@ -88,6 +89,26 @@ def test_existing_run_needs_resume_and_same_settings(tmp_path):
     with pytest.raises(ConfigError, match="rlao.candidates"):
         optimize(_cfg(**{"rlao.candidates": 4}), SPEC, d, FakeEvaluator(),
                       ScriptedMetaAgent(REPLIES), resume=True, progress=False)
+
+
+def test_scoring_is_recorded_and_a_resume_cannot_switch_it(tmp_path):
+    import yaml
+
+    d = tmp_path / "run"
+    final = optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
+                          ScriptedMetaAgent(REPLIES), progress=False)
+    assert final["scoring"] == "official"
+    assert "Scoring: official" in (d / "report.md").read_text()
+    with pytest.raises(ConfigError, match="eval.scoring"):
+        optimize(_cfg(**{"eval.scoring": "lenient"}), SPEC, d, FakeEvaluator(),
+                      ScriptedMetaAgent(REPLIES), resume=True, progress=False)
+    # A run written before eval.scoring existed was scored leniently: only lenient resumes it.
+    old = yaml.safe_load((d / "config.yaml").read_text())
+    del old["eval"]["scoring"]
+    (d / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match="eval.scoring is 'official' .* used 'lenient'"):
+        RunDir(d).check_reuse(_cfg(), resume=True)
+    RunDir(d).check_reuse(_cfg(**{"eval.scoring": "lenient"}), resume=True)
 
 
 def test_corrupt_parquet_is_named_and_kept(tmp_path):

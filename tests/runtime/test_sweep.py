@@ -133,6 +133,9 @@ def test_report_table_shape_and_failures(tmp_path):
     assert "| wall time (s) | 10.0 | 2.5 | 12.5 |" in text
     assert "- humaneval: FAILED: DataError: a \\| b" in text
     assert "1 of 2 benchmarks completed" in text
+    assert "scoring: lenient (sweep predates eval.scoring)" in text  # no scoring in its meta
+    _write(root / "sweep.json", {"meta": {"name": "unit", "scoring": "official"}, "benchmarks": {}})
+    assert "scoring: official." in write_sweep_report(root, ["gsm8k"]).read_text()
     for png in ("sweep_test.png", "sweep_valid.png", "sweep_cost.png"):
         assert (root / png).read_bytes()[:4] == b"\x89PNG"
 

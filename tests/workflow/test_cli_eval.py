@@ -73,7 +73,11 @@ def test_json_and_summary_on_the_simulator(tmp_path, capsys, wf_sim):
     assert rc == 0
     data = json.loads(out)
     assert data["n"] == 4 and data["calls"] == 4 and data["errors"] == {}
+    assert data["scoring"] == "official"
     assert 0.0 <= data["accuracy"] <= 1.0 and data["cost_usd"] > 0
     rc = main(["eval", *common])
     text = capsys.readouterr().out
     assert rc == 0 and "| accuracy |" in text and "4 cached samples" in text
+    assert "| scoring | official |" in text
+    rc = main(["eval", *common, "--json", "--set", "eval.scoring=lenient"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["scoring"] == "lenient"

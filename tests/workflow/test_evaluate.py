@@ -189,6 +189,43 @@ def test_feedback_has_accuracy_delta_and_failure_cases(gsm8k):
     assert "(no answer) timeout" in everything
 
 
+SENTENCE = '''
+def solver(agent, task):
+    r = agent.call_json_format_llm(messages=[{"role": "user", "content": task}],
+                                   return_dict_keys=["answer"])
+    return {"answer": "The answer is " + str(r[0]["answer"])}
+'''
+
+
+def test_official_scoring_and_format_hints_reach_the_feedback(data_dir, sandbox_cfg, eval_cfg):
+    """GSM-Hard's official rule is float() of the whole answer: a right value in a sentence
+    scores 0 and its failure case carries a scoring note that does not repeat the gold."""
+    from w4s_ray.benchmarks import get_benchmark
+
+    bm = get_benchmark("gsm_hard", data_dir)
+    items = bm.load("valid")[:3]
+    res = run_eval(SENTENCE, bm, gold_lm(bm), sandbox_cfg, eval_cfg, limit=3)
+    assert res.scoring == "official" and res.summary()["scoring"] == "official"
+    assert res.scores == [0.0] * 3 and all(h and "float()" in h for h in res.format_hints)
+    assert not any(it.answer in h for it, h in zip(items, res.format_hints, strict=True))
+    text = format_feedback(res, 3)
+    assert text.count("#### Scoring note") == 3 and "value right" in text
+    lenient = run_eval(SENTENCE, bm, gold_lm(bm), sandbox_cfg,
+                       eval_cfg.model_copy(update={"scoring": "lenient"}), limit=3)
+    assert lenient.scoring == "lenient" and lenient.scores == [1.0] * 3
+    assert lenient.format_hints == [None] * 3
+
+
+def test_wrong_values_get_no_format_hint(data_dir, sandbox_cfg, eval_cfg):
+    from w4s_ray.benchmarks import get_benchmark
+
+    bm = get_benchmark("gsm_hard", data_dir)
+    code = "def solver(agent, task):\n    return {'answer': 'The answer is -123456789.5'}\n"
+    res = run_eval(code, bm, gold_lm(bm), sandbox_cfg, eval_cfg, limit=2)
+    assert res.scores == [0.0, 0.0] and res.format_hints == [None, None]
+    assert "Scoring note" not in format_feedback(res, 2)
+
+
 def test_feedback_refuses_test_split_results(gsm8k):
     res, items = _result(gsm8k, split="test")
     with pytest.raises(TestSplitLeak, match="validation-only"):

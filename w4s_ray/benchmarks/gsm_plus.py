@@ -3,8 +3,9 @@
 Decision on the known issue: the 300 "critical thinking" items have the gold "None" (the
 question lacks information) and no numeric rule can score them, so they are removed before the
 split. The remaining 2,100 items (file order) are shuffled with seed 0; valid = [:128],
-test = [128:928]. Fraction golds ("1/2", 7 items) are compared as numbers, and the scorer
-reads "1/2" or "\\frac{1}{2}" in a prediction as 0.5, not as its denominator.
+test = [128:928]. Fraction golds ("1/2", 7 items) are stored as values (0.5). The official
+(AFlow) rule reads a prediction "1/2" as its last number, 2, so only a decimal earns the point;
+lenient scoring reads "1/2" or "\\frac{1}{2}" as 0.5.
 Input: "Solve this math problem:\\n" + question, as ADAS's transfer tasks.
 """
 

@@ -131,6 +131,7 @@ async def _evaluate_here(req, bm, cfg, *, quiet: bool):
 def _summary_text(r) -> str:
     rows = [
         ("benchmark", f"{r.benchmark} ({r.split})"),
+        ("scoring", r.scoring),
         ("accuracy", f"{r.accuracy * 100:.2f}% of {r.n} items"),
         ("errors", ", ".join(f"{k}: {v}" for k, v in sorted(r.errors.items())) or "none"),
         ("executor calls", f"{r.calls} ({r.cache_hits} cached samples)"),

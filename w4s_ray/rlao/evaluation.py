@@ -41,9 +41,11 @@ def merge_results(parts: Sequence[EvalResult], failure_samples: int) -> EvalResu
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-    merged = EvalResult(benchmark=first.benchmark, split=first.split, tag=first.tag)
+    merged = EvalResult(benchmark=first.benchmark, split=first.split, tag=first.tag,
+                        scoring=first.scoring)
     for r in parts:
         offset = len(merged.scores)
+        merged.format_hints += r.format_hints or [None] * len(r.scores)
         merged.cases += [{**c, "index": c["index"] + offset} for c in r.cases]
         merged.scores += r.scores
         merged.answers += r.answers

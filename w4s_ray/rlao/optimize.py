@@ -124,6 +124,7 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
     atomic_write_json(rd.cost, cost)
     final = {
         "benchmark": spec.name,
+        "scoring": cfg.eval.scoring,
         "best": best.name,
         "best_turn": best.turn,
         "best_candidate": best.candidate,

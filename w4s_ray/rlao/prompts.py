@@ -15,7 +15,8 @@ report can never leak into it.
 
 Feedback (`format_feedback`, from a validation `EvalResult`): accuracy, the change against a
 previous accuracy, the error histogram and up to k failure cases (question, the workflow's
-answer or error, the correct answer) sampled reproducibly. The evaluator calls it where the
+answer or error, the correct answer, and the scoring note when the value was right but the
+official rule rejected its form) sampled reproducibly. The evaluator calls it where the
 benchmark lives; the result carries the failed items' questions and answers (`cases`), so it is
 a pure function of the result. A test-split result raises `TestSplitLeak`.
 
@@ -231,6 +232,9 @@ def format_feedback(result: EvalResult, k: int, prev_accuracy: float | None = No
         lines.append(f"\n### Case {num}\n#### Question\n{cases[j]['question']}\n"
                      f"#### Workflow's answer\n{str(got)[:MAX_CASE_ANSWER_CHARS]}\n"
                      f"#### Correct answer\n{cases[j]['answer']}")
+        hint = result.format_hints[j] if j < len(result.format_hints) else None
+        if hint:  # the value was right but the official rule rejected its form
+            lines.append(f"#### Scoring note\n{hint}")
     return "\n".join(lines)
 
 

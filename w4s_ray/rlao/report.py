@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from w4s_ray.errors import DataError
 from w4s_ray.rlao.loop import turn_metrics
 from w4s_ray.rlao.runs import RunDir
@@ -54,8 +56,20 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
     return out
 
 
-def _markdown(run_dir: Path, table: list[dict], seeds, final, cost) -> str:
-    lines = [f"# Run report: {run_dir.name}", ""]
+def _scoring(rd: RunDir, final) -> str:
+    """eval.scoring of the run: final.json, else config.yaml; older runs were lenient."""
+    if final and final.get("scoring"):
+        return final["scoring"]
+    try:
+        return str(rd.recorded_config()["eval"]["scoring"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "lenient (run predates eval.scoring)"
+
+
+def _markdown(rd: RunDir, table: list[dict], seeds, final, cost) -> str:
+    run_dir = rd.path
+    lines = [f"# Run report: {run_dir.name}", "",
+             f"Scoring: {_scoring(rd, final)} (`eval.scoring`, docs/BENCHMARKS.md).", ""]
     if final:
         lines += [
             f"Benchmark **{final['benchmark']}**: best workflow by validation accuracy is "
@@ -165,7 +179,7 @@ def write_report(run_dir: str | Path) -> Path:
     rows = rd.read_rows()
     seeds = rd.all_seeds()
     table = turn_table(rows, seeds, rd.walls())
-    atomic_write_text(rd.report, _markdown(rd.path, table, seeds, rd.load_final(),
+    atomic_write_text(rd.report, _markdown(rd, table, seeds, rd.load_final(),
                                            rd.load_cost()))
     _plot(table, rd.curve)
     return rd.report

@@ -120,6 +120,13 @@ class RunDir:
     def turns_done(self) -> int:
         return len(self.load_metrics())
 
+    def recorded_config(self) -> dict:
+        """The config the run was started with, as a tree ({} when absent)."""
+        if not self.config.exists():
+            return {}
+        tree = yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
+        return tree if isinstance(tree, dict) else {}
+
     def prepare(self, cfg: ExperimentConfig, resume: bool) -> None:
         """Create or reopen the directory; refuse to mix runs or overwrite results."""
         self.check_reuse(cfg, resume)
@@ -146,10 +153,12 @@ class RunDir:
         if not self.config.exists():
             return
         try:
-            old = yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
+            old = self.recorded_config()
         except yaml.YAMLError:
             raise DataError(f"{self.config}: malformed YAML; cannot check the resumed run") from None
         new = cfg.model_dump(mode="json")
+        if isinstance(_get(old, "eval"), dict) and _get(old, "eval.scoring") is None:
+            old["eval"]["scoring"] = "lenient"  # runs from before eval.scoring scored leniently
         # The settings that change what a turn means (marked in the schema): resuming with
         # another value would mix two runs.
         for key in resume_keys():

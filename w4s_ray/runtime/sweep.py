@@ -166,6 +166,7 @@ def _meta(cfg, wall_s: float | None) -> dict:
         "meta_agent": f"{cfg.meta_agent.backend}:{cfg.meta_agent.model}",
         "turns": cfg.rlao.turns, "candidates": cfg.rlao.candidates,
         "valid_limit": cfg.eval.limit, "test_limit": cfg.rlao.test_limit,
+        "scoring": cfg.eval.scoring,
         "budget_usd": cfg.executor.budget_usd, "wall_s": wall_s,
     }
 

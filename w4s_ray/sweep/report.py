@@ -118,7 +118,8 @@ def render_markdown(results: dict[str, dict], meta: dict) -> str:
         f"{done} of {len(benches)} benchmarks completed. Executor: `{meta.get('executor', '')}`; "
         f"meta-agent: `{meta.get('meta_agent', '')}`; {meta.get('turns', 'n/a')} turns x "
         f"{meta.get('candidates', 'n/a')} candidates; validation items per evaluation: "
-        f"{meta.get('valid_limit') or 'all'}; test items: {meta.get('test_limit') or 'all'}.",
+        f"{meta.get('valid_limit') or 'all'}; test items: {meta.get('test_limit') or 'all'}; "
+        f"scoring: {meta.get('scoring') or 'lenient (sweep predates eval.scoring)'}.",
         "",
         "## Test metric (%)",
         "",

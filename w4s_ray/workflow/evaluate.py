@@ -4,9 +4,10 @@
 in-process (tests, `w4s eval`) and inside Ray evaluator actors alike. It loads the items in
 their fixed order, runs the workflow in the `Sandbox` it is given (`w4s_ray.sandbox`; a
 `SandboxConfig` builds the configured backend), serves the workflow's agent calls (executor
-chats, execute_code, public tests) from this process, scores
-each returned answer with `benchmark.score` here — where the gold answers are — and counts
-calls, tokens, dollars and cache hits itself.
+chats, execute_code, public tests) from this process, scores each returned answer with
+`benchmark.score` under `eval.scoring` here — where the gold answers are — with a format hint
+for right values the official rule rejected, and counts calls, tokens, dollars and cache hits
+itself.
 
 The two data types of the evaluation seam live here: an `EvalRequest` goes from the RLAO loop
 to an evaluator, an `EvalResult` comes back (the same two types in-process, in Ray actors and
@@ -90,6 +91,9 @@ class EvalResult:
     code_runs: int = 0
     wall_s: float = 0.0
     tag: str = ""
+    scoring: str = "official"  # eval.scoring used for `scores`
+    # Per item: "value right, format wrong" hint for an officially rejected answer, else None.
+    format_hints: list[str | None] = field(default_factory=list)
     # The first failing item, for self-check / repair: kind, error, traceback, workflow line.
     first_failure: dict[str, Any] | None = None
     stdout: str = ""
@@ -113,8 +117,8 @@ class EvalResult:
         return cls(**d)
 
     def summary(self) -> dict[str, Any]:
-        keys = ("benchmark", "split", "accuracy", "n", "errors", "error", "cost_usd", "calls",
-                "cache_hits", "prompt_tokens", "completion_tokens", "wall_s", "tag")
+        keys = ("benchmark", "split", "scoring", "accuracy", "n", "errors", "error", "cost_usd",
+                "calls", "cache_hits", "prompt_tokens", "completion_tokens", "wall_s", "tag")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -206,7 +210,8 @@ async def evaluate(
     strict = strict or request.self_check
     # The first load of a split parses files (up to ~1 s): keep the event loop serving others.
     items = await asyncio.to_thread(select_items, benchmark, request)
-    result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag)
+    result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag,
+                        scoring=eval_cfg.scoring)
     result.item_ids = [it.id for it in items]
     try:
         check_workflow(request.code)
@@ -275,7 +280,7 @@ async def evaluate(
     run = await sandbox.run_workflow(request.code, child_items, threads=threads,
                                      handler=handler, hide=hidden, strict=strict,
                                      on_item=progress)
-    scores = await _score_all(benchmark, items, run.outcomes, code_sem)
+    scores = await _score_all(benchmark, items, run.outcomes, code_sem, eval_cfg.scoring)
 
     result.stdout, result.stderr = run.stdout[-4000:], run.stderr[-4000:]
     if run.load_error is not None:
@@ -284,6 +289,7 @@ async def evaluate(
                                  le.line, request.code, t0)
         _copy_stats(out, stats)
         return out
+    result.format_hints = [None] * len(items)
     for k, it in enumerate(items):
         o = run.outcomes.get(k)
         if o is None:  # strict mode stopped before this item ran
@@ -295,6 +301,9 @@ async def evaluate(
             result.answers.append(o.answer)
             result.item_errors.append(None)
             result.scores.append(scores[k])
+            if eval_cfg.scoring == "official" and scores[k] < 1.0 \
+                    and getattr(benchmark, "kind", None) != "code":
+                result.format_hints[k] = _hint(benchmark, it, o.answer)
         else:
             result.answers.append(None)
             result.item_errors.append(f"{o.kind}: {o.error}")
@@ -335,7 +344,8 @@ async def run_public_tests(sandbox: Sandbox, bm: Any, item: Any, solution: str,
     return {"passed": False, "feedback": detail, "exec_error": exec_error}
 
 
-async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore) -> list[float]:
+async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore,
+                     scoring: str) -> list[float]:
     """Scores of answered items. Code benchmarks run hidden tests in processes: off the event
     loop and a few at a time, so RPCs of other evaluations in this process keep flowing."""
     scores = [0.0] * len(items)
@@ -343,15 +353,22 @@ async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphor
                 if outcomes.get(k) is not None and outcomes[k].kind is None]
     if getattr(bm, "kind", None) != "code":
         for k in answered:
-            scores[k] = bm.score(items[k], outcomes[k].answer)
+            scores[k] = bm.score(items[k], outcomes[k].answer, scoring)
         return scores
 
     async def one(k: int) -> None:
         async with sem:
-            scores[k] = await asyncio.to_thread(bm.score, items[k], outcomes[k].answer)
+            scores[k] = await asyncio.to_thread(bm.score, items[k], outcomes[k].answer, scoring)
 
     await asyncio.gather(*(one(k) for k in answered))
     return scores
+
+
+def _hint(bm: Any, item: Any, answer: Any) -> str | None:
+    try:
+        return bm.format_hint(item, answer)
+    except Exception:  # noqa: BLE001 - a hint is advice; it must never fail an evaluation
+        return None
 
 
 def _copy_stats(result: EvalResult, stats: _Stats) -> None:
