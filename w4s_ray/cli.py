@@ -1,8 +1,11 @@
 """`w4s`: one verb per pipeline stage.
 
 Each verb lives in `w4s_ray/commands/<verb>.py` and exposes `register(subparsers)`, which adds
-its parser and sets `func(args) -> int`. Command modules keep heavy imports (torch, ray,
-litellm) inside their handlers, so `w4s --help` stays fast.
+its parser and sets `func(args) -> int`. Command modules keep their imports inside their
+handlers, the one place in the package that does so on purpose: measured here, `import
+w4s_ray.cli` takes 0.02 s, while the modules behind the verbs take up to 6 s to import (torch,
+transformers, Ray Train for `train`; Ray for `sweep`), which `w4s --help` and every other verb
+would otherwise pay.
 
 Every verb that runs a stage takes `--config FILE` and repeated `--set key.path=value`; the
 config is loaded once here and handed to the handler as `args.cfg`.

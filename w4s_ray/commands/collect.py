@@ -31,14 +31,12 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import ray
-
-    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
     from w4s_ray.commands.eval import check_executor_reachable
     from w4s_ray.errors import ConfigError
     from w4s_ray.rlao.runs import preflight
-    from w4s_ray.runtime.collect import check_benchmarks, collect
-    from w4s_ray.runtime.ray_init import init_ray
+    from w4s_ray.runtime.collect import collect
+    from w4s_ray.runtime.ray_init import ray_session
 
     cfg = args.cfg
     names = check_benchmarks(args.benchmarks.split(",") if args.benchmarks else cfg.benchmarks)
@@ -51,14 +49,9 @@ def _run(args: argparse.Namespace) -> int:
     for name in names:  # missing data / a dead local executor: one line, before Ray starts
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
     check_executor_reachable(cfg.executor.api_base)
-    started_ray = not ray.is_initialized()
-    init_ray(cfg.ray)
-    try:
+    with ray_session(cfg.ray):
         summary = collect(cfg, names, out, episodes=args.episodes, turns=args.turns,
                           resume=args.resume, progress=not args.no_progress)
-    finally:
-        if started_ray:
-            ray.shutdown()
     print(f"collected {summary['rows']} rows from {summary['episodes']} episodes -> "
           f"{out / 'trajectories'} (report: {out / 'report.md'})")
     return 0

@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from w4s_ray.config import ExecutorConfig
+from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorUnreachable
 from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
 from w4s_ray.executor.cost import cost_usd, resolve_price_model
 from w4s_ray.executor.keys import redact, resolve_api_key
 from w4s_ray.executor.ratelimit import AsyncRateLimiter
-from w4s_ray.executor.transport import Malformed as _Malformed  # noqa: F401 - old name
 from w4s_ray.executor.transport import classify, make_transport
 
 
@@ -142,8 +142,6 @@ class ExecutorClient:
     """Async client of the strong executor model; see the module docstring for the policy."""
 
     def __init__(self, cfg: ExecutorConfig, rate_limiter: Any = None):
-        from w4s_ray.env import apply_offline_defaults
-
         apply_offline_defaults()
         import litellm
 
@@ -155,9 +153,10 @@ class ExecutorClient:
         self.transport = make_transport(cfg, self._key)
         self.cache = CompletionCache(cfg.cache.path) if cfg.cache.enabled else None
         if rate_limiter is not None:
-            from w4s_ray.runtime.rate_limiter import SharedRateLimiter
-
-            self._limiter: Any = SharedRateLimiter(rate_limiter)
+            # Injected by the caller: e.g. `runtime.rate_limiter.SharedRateLimiter` over the run's
+            # limiter actor. Anything with `acquire(tokens)`, `settle(tokens, cost_usd)` and
+            # (optionally) `run_spent(local_usd)` will do; this module knows no Ray.
+            self._limiter: Any = rate_limiter
         elif cfg.requests_per_minute or cfg.tokens_per_minute:
             self._limiter = AsyncRateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         else:

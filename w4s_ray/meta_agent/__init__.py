@@ -3,6 +3,10 @@
 `make_meta_agent(cfg)` builds the backend named by `cfg.meta_agent.backend` in this process.
 In Ray jobs, host the local backend in an actor instead:
 `w4s_ray.runtime.meta_agent_actor.make_hosted_meta_agent(cfg)`.
+
+Backends are imported when chosen (inside `make_meta_agent`): the local one imports torch and
+transformers (seconds), the litellm one litellm (which also touches the network on import, see
+docs/PLATFORM.md); every importer of `meta_agent.base` (the RLAO loop) would pay for both.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 litellm speaks to the server as to any OpenAI endpoint (`model="openai/<name>"`,
 `api_base="http://HOST:PORT/v1"`); only its cost code needs help: a served checkpoint is not in
-litellm's price map, and `completion_cost` raises `ModelNotMappedError` for it (PLATFORM-NOTES).
+litellm's price map, and `completion_cost` raises `ModelNotMappedError` for it (docs/PLATFORM.md).
 `register_served_model` adds a zero-cost entry. No Ray, no network.
 """
 
