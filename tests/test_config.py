@@ -15,7 +15,44 @@ def test_defaults_are_the_paper_codes():
     assert cfg.rlao.history_window == 2
     assert cfg.rlao.max_repairs == 3
     assert cfg.train.temperature == 0.4
-    assert len(cfg.benchmarks) == 11
+
+
+def test_benchmark_list_defaults_to_the_registry():
+    from w4s_ray.benchmarks import check_benchmarks, list_benchmarks
+
+    cfg = load_config()
+    assert cfg.benchmarks is None  # no second list of names in the config
+    assert check_benchmarks(cfg.benchmarks) == list_benchmarks()
+
+
+def _fields(model, prefix=""):
+    from pydantic import BaseModel
+
+    for name, info in model.model_fields.items():
+        yield f"{prefix}{name}", info
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from _fields(info.annotation, f"{prefix}{name}.")
+
+
+def test_every_field_has_a_description():
+    missing = [path for path, info in _fields(ExperimentConfig) if not info.description]
+    assert missing == []
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("train.temperature", "0", "greater than 0"),
+    ("train.temperature", "-1", "greater than 0"),
+    ("executor.temperature", "3", "less than or equal to 2"),
+    ("eval.num_evaluators", "0", "greater than or equal to 1"),
+    ("eval.self_check_items", "0", "greater than or equal to 1"),
+    ("train.num_workers", "0", "greater than or equal to 1"),
+    ("serve.autoscale_max", "2", r"autoscale_min \(3\) is larger than autoscale_max \(2\)"),
+    ("tiny.num_kv_heads", "3", "must divide evenly"),
+])
+def test_bounds_and_cross_field_rules_live_in_the_schema(key, value, needle):
+    extra = ["serve.autoscale_min=3"] if key == "serve.autoscale_max" else []
+    with pytest.raises(ConfigError, match=needle):
+        load_config(None, [*extra, f"{key}={value}"])
 
 
 def test_yaml_then_overrides_with_types(tmp_path):

@@ -14,11 +14,11 @@ from w4s_ray.optimizers.base import Outcome
 
 
 def to_outcome(res, bm, split: str) -> Outcome:
-    from w4s_ray.workflow.evaluate import format_feedback
+    from w4s_ray.rlao.prompts import format_feedback
 
     ff = res.first_failure
     first = f"{ff['kind']}: {ff['error']}\n{ff.get('traceback') or ''}".strip() if ff else None
-    feedback = format_feedback(res, bm.load("valid"), None, 3) if split == "valid" else ""
+    feedback = format_feedback(res, 3) if split == "valid" else ""
     return Outcome(accuracy=None if res.error else res.accuracy, scores=list(res.scores),
                    error=res.error, first_failure=first, feedback=feedback,
                    cost_usd=res.cost_usd, calls=res.calls)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from w4s_ray.benchmarks import list_benchmarks
 from w4s_ray.config import SimConfig, load_config
 from w4s_ray.errors import BudgetExceeded, ConfigError, DataError
 from w4s_ray.runtime.sweep import check_cluster_address, parse_address, run_sweep
 from w4s_ray.sweep.report import write_sweep_report
 
-ELEVEN = ["mgsm", "gsm8k", "gsm_hard", "gsm_plus", "svamp", "math", "drop", "mmlu_pro", "gpqa",
-          "humaneval", "mbpp"]
+ALL = list_benchmarks()  # every registered benchmark (the eleven of W4S today)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -174,26 +174,26 @@ def _table_row(text: str, label: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")][1:]
 
 
-# In `make test` on purpose (issue 8): the reduced eleven-benchmark sweep, ~35 s here.
+# In `make test` on purpose (issue 8): the reduced sweep over every benchmark, ~35 s here.
 @pytest.mark.timeout(1500)
-def test_eleven_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, sim, data_dir):
+def test_all_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, sim, data_dir):
     broken = _partial_data_dir(tmp_path, data_dir, missing="drop")
     cfg = _cfg(tmp_path, f"data.dir={broken}", "eval.num_evaluators=3", api_base=sim.url)
-    out = run_sweep(cfg, ELEVEN, progress=False)
+    out = run_sweep(cfg, ALL, progress=False)
 
     assert out["failed"] == ["drop"]
     assert out["status"]["drop"]["status"] == "failed" and out["status"]["drop"]["error"]
     text = Path(out["report"]).read_text()
     header = next(ln for ln in text.splitlines() if ln.startswith("| method |"))
-    assert header == "| method | " + " | ".join(ELEVEN) + " | total |"
+    assert header == "| method | " + " | ".join(ALL) + " | total |"
     for label in ("CoT", "CoT-SC", "Code generation (PoT)", "Test-driven repair",
                   "**W4S (optimized)**", "dollars: total", "wall time (s)", "status"):
-        assert len(_table_row(text, label)) == len(ELEVEN) + 1, label
+        assert len(_table_row(text, label)) == len(ALL) + 1, label
     w4s = _table_row(text, "**W4S (optimized)**")
-    assert w4s[ELEVEN.index("drop")] == "FAILED"
-    for b in ELEVEN:
+    assert w4s[ALL.index("drop")] == "FAILED"
+    for b in ALL:
         if b != "drop":
-            assert w4s[ELEVEN.index(b)].strip("*").replace(".", "").isdigit(), (b, w4s)
+            assert w4s[ALL.index(b)].strip("*").replace(".", "").isdigit(), (b, w4s)
             final = json.loads((tmp_path / "sweep" / b / "final.json").read_text())
             assert final["turns"] == 1 and final["test_n"] == 2
             assert set(final["seed_baselines"]) == set(
@@ -202,26 +202,26 @@ def test_eleven_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, s
     # The simulator answered every call: the report says so, and shows would-have-cost.
     assert text.startswith("# Sweep report: t-sweep (simulated executor)")
     assert "**Simulated executor**" in text
-    assert len(_table_row(text, "cache hits would have cost")) == len(ELEVEN) + 1
+    assert len(_table_row(text, "cache hits would have cost")) == len(ALL) + 1
     assert "drop" in (tmp_path / "sweep" / "drop" / "error.log").read_text()
     # CoT-SC exists on every benchmark: no cell may be missing or failed except drop's.
     cot_sc = _table_row(text, "CoT-SC")
-    assert [c for i, c in enumerate(cot_sc[:-1]) if ELEVEN[i] != "drop"] and all(
-        c.replace(".", "").isdigit() for i, c in enumerate(cot_sc[:-1]) if ELEVEN[i] != "drop")
+    assert [c for i, c in enumerate(cot_sc[:-1]) if ALL[i] != "drop"] and all(
+        c.replace(".", "").isdigit() for i, c in enumerate(cot_sc[:-1]) if ALL[i] != "drop")
 
     # Resume with the data back: only drop runs; completed benchmarks are not touched.
     stamps = {b: (tmp_path / "sweep" / b / "final.json").stat().st_mtime_ns
-              for b in ELEVEN if b != "drop"}
+              for b in ALL if b != "drop"}
     fixed = cfg.model_copy(deep=True)
     fixed.data.dir = str(data_dir)
-    out2 = run_sweep(fixed, ELEVEN, resume=True, progress=False)
+    out2 = run_sweep(fixed, ALL, resume=True, progress=False)
     assert out2["failed"] == []
     assert all(s["status"] == "done" for s in out2["status"].values())
     for b, ns in stamps.items():
         assert (tmp_path / "sweep" / b / "final.json").stat().st_mtime_ns == ns, b
     assert not (tmp_path / "sweep" / "drop" / "error.log").exists()
     text2 = Path(out2["report"]).read_text()
-    assert "FAILED" not in text2 and "11 of 11 benchmarks completed" in text2
+    assert "FAILED" not in text2 and f"{len(ALL)} of {len(ALL)} benchmarks completed" in text2
 
 
 @pytest.mark.timeout(900)

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from w4s_ray.benchmarks import data as data_mod
+from w4s_ray.benchmarks.official import (
+    choice_format_hint,
+    number_format_hint,
+    score_adas_choice,
+    score_aflow_number,
+)
+from w4s_ray.benchmarks.scoring import as_text, extract_code, score_choice, score_numeric
+from w4s_ray.benchmarks.seeds import render_seeds
 from w4s_ray.errors import DataError
+from w4s_ray.sandbox.judge import run_tests
 
 SPLITS = ("valid", "test")
 
@@ -54,7 +63,6 @@ class Benchmark(ABC):
     task_description: ClassVar[str]
     answer_format: ClassVar[str]
     seed_names: ClassVar[tuple[str, ...]] = ("cot", "cot_sc")
-    optional: ClassVar[bool] = False
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.data_dir = data_mod.resolve_data_dir(data_dir)
@@ -136,7 +144,6 @@ class Benchmark(ABC):
 
     def seed_workflows(self) -> dict[str, str]:
         """name -> Python source defining `solver(agent, task)` (W4S initial workflows)."""
-        from w4s_ray.benchmarks.seeds import render_seeds
 
         return render_seeds(self)
 
@@ -197,18 +204,12 @@ class NumericBenchmark(Benchmark):
                      "no units, no thousands separators, no words), e.g. 42 or 3.5.")
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.official import score_aflow_number
-
         return score_aflow_number(prediction, item.meta["gold_value"])
 
     def _score_lenient(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.scoring import score_numeric
-
         return score_numeric(prediction, item.meta["gold_value"], self.abs_tol)
 
     def format_hint(self, item: Item, prediction: Any) -> str | None:
-        from w4s_ray.benchmarks.official import number_format_hint
-
         return number_format_hint(prediction, item.meta["gold_value"])
 
     def gold_prediction(self, item: Item) -> str:
@@ -241,19 +242,13 @@ class MultipleChoiceBenchmark(Benchmark):
                            "option text); hedges score 0")
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.official import score_adas_choice
-
         return score_adas_choice(prediction, item.answer, len(item.meta["choices"]))
 
     def _score_lenient(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.scoring import score_choice
-
         choices = item.meta["choices"]
         return score_choice(prediction, item.answer, len(choices), choices)
 
     def format_hint(self, item: Item, prediction: Any) -> str | None:
-        from w4s_ray.benchmarks.official import choice_format_hint
-
         choices = item.meta["choices"]
         return choice_format_hint(prediction, item.answer, len(choices), choices)
 
@@ -290,8 +285,6 @@ class CodeBenchmark(Benchmark):
     exec_memory_mb: int = 1024
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.code_exec import run_tests
-
         code = self.candidate_source(item, prediction)
         if not code.strip():
             return 0.0
@@ -302,8 +295,6 @@ class CodeBenchmark(Benchmark):
         return 1.0 if res.passed else 0.0
 
     def candidate_source(self, item: Item, prediction: Any) -> str:
-        from w4s_ray.benchmarks.scoring import as_text, extract_code
-
         return extract_code(as_text(prediction), item.meta["entry_point"])
 
     def hidden_tests(self, item: Item) -> str:

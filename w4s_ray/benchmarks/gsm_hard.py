@@ -17,8 +17,10 @@ from typing import Any
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
 from w4s_ray.benchmarks.official import gsm_hard_format_hint, score_w4s_gsm_hard
+from w4s_ray.benchmarks.registry import register_benchmark
 
 
+@register_benchmark(order=30, aliases=("gsmhard", "gsm-hard"))
 class GSMHard(NumericBenchmark):
     name = "gsm_hard"
     files = ("gsm_hard/gsmhardv2.jsonl",)

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.benchmarks.scoring import parse_number
 from w4s_ray.errors import DataError
 
 EXCLUDED_TYPE = "critical thinking"
 
 
+@register_benchmark(order=40, aliases=("gsmplus", "gsm-plus"))
 class GSMPlus(NumericBenchmark):
     name = "gsm_plus"
     files = ("gsm_plus/gsmplus_testmini.jsonl.gz",)

@@ -17,10 +17,12 @@ from typing import Any
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Benchmark, Item
 from w4s_ray.benchmarks.official import math_format_hint, score_hendrycks_math
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.benchmarks.scoring import last_boxed_only_string, remove_boxed, score_math
 from w4s_ray.errors import DataError
 
 
+@register_benchmark(order=60)
 class MATH(Benchmark):
     name = "math"
     kind = "math"

@@ -35,19 +35,16 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import ray
-
-    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
     from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
-    from w4s_ray.runtime.collect import check_benchmarks
     from w4s_ray.runtime.policy_compare import (
         check_local_models,
         compare_policies,
         parse_model_args,
     )
-    from w4s_ray.runtime.ray_init import init_ray
+    from w4s_ray.runtime.ray_init import ray_session
 
     cfg = args.cfg
     models = parse_model_args(args.model)
@@ -69,14 +66,9 @@ def _run(args: argparse.Namespace) -> int:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
     info = check_executor(cfg.executor)
     out = Path(args.out or Path(cfg.run_dir) / "compare")
-    started_ray = not ray.is_initialized()
-    init_ray(cfg.ray)
-    try:
+    with ray_session(cfg.ray):
         summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
                                    progress=show_progress(args))
-    finally:
-        if started_ray:
-            ray.shutdown()
     for m in summary["models"]:
         p = summary["per_model"][m]
         line = (f"{m}: mean valid acc of a sample {100 * p['mean_accuracy']:.1f}% "

@@ -79,16 +79,10 @@ def _eval(args: argparse.Namespace) -> int:
                       seed=args.seed, tag="cli")
     if args.ray:
         from w4s_ray.runtime.evaluators import EvaluatorPool
-        from w4s_ray.runtime.rlao_eval import unwrap_user_error
 
         pool = EvaluatorPool(cfg, num_evaluators=1)
-        try:
+        try:  # a user error in the actor (e.g. ExecutorFatal) comes back as the plain error
             result = pool.evaluate([req])[0]
-        except Exception as exc:
-            err = unwrap_user_error(exc)  # e.g. ExecutorFatal raised in the actor
-            if err is None:
-                raise
-            raise err from None
         finally:
             pool.shutdown()
     else:

@@ -35,19 +35,17 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import ray
-
-    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
     from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
     from w4s_ray.meta_agent import check_meta_agent
     from w4s_ray.rlao.loop import TaskSpec
-    from w4s_ray.rlao.runs import optimize, preflight
-    from w4s_ray.runtime.collect import check_benchmarks
+    from w4s_ray.rlao.optimize import optimize
+    from w4s_ray.rlao.runs import preflight
+    from w4s_ray.runtime.evaluators import EvaluatorPool
     from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
-    from w4s_ray.runtime.ray_init import init_ray
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
+    from w4s_ray.runtime.ray_init import ray_session
 
     cfg = args.cfg
     name = check_benchmarks([args.benchmark or cfg.benchmark])[0]
@@ -61,21 +59,18 @@ def _run(args: argparse.Namespace) -> int:
     info = check_executor(cfg.executor)
     spec = TaskSpec.from_benchmark(bm)
 
-    started_ray = not ray.is_initialized()
-    init_ray(cfg.ray)
-    evaluator = agent = None
-    try:
-        evaluator = PoolEvaluator(cfg)
-        agent = make_hosted_meta_agent(cfg)
-        final = optimize(cfg, spec, run_dir, evaluator, agent, turns=args.turns,
-                         resume=args.resume, progress=show_progress(args), executor=info)
-    finally:
-        if agent is not None:
-            stop(agent)
-        if evaluator is not None:
-            evaluator.close()
-        if started_ray:
-            ray.shutdown()
+    with ray_session(cfg.ray):
+        evaluator = agent = None
+        try:
+            evaluator = EvaluatorPool(cfg)
+            agent = make_hosted_meta_agent(cfg)
+            final = optimize(cfg, spec, run_dir, evaluator, agent, turns=args.turns,
+                             resume=args.resume, progress=show_progress(args), executor=info)
+        finally:
+            if agent is not None:
+                stop(agent)
+            if evaluator is not None:
+                evaluator.close()
     test = final["test_accuracy"]
     print(f"{name}: best '{final['best']}' valid {final['valid_accuracy']:.3f} "
           f"test {test if test is None else round(test, 3)} ${final['dollars']:.4f} spent "

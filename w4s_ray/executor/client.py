@@ -186,9 +186,10 @@ class ExecutorClient:
         self._rejected = 0  # per-item rejections while nothing was answered yet
         self.cache = CompletionCache(cfg.cache.path) if cfg.cache.enabled else None
         if rate_limiter is not None:
-            from w4s_ray.runtime.rate_limiter import SharedRateLimiter
-
-            self._limiter: Any = SharedRateLimiter(rate_limiter)
+            # Injected by the caller: e.g. `runtime.rate_limiter.SharedRateLimiter` over the run's
+            # limiter actor. Anything with `acquire(tokens)`, `settle(tokens, cost_usd)` and
+            # (optionally) `run_spent(local_usd)` will do; this module knows no Ray.
+            self._limiter: Any = rate_limiter
         elif cfg.requests_per_minute or cfg.tokens_per_minute:
             self._limiter = AsyncRateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         else:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from w4s_ray.config import CacheConfig
+from w4s_ray.executor.client import ExecutorClient
+
 
 def check_executor(cfg: Any) -> dict:
     """The preflight of `cfg` (an ExecutorConfig); see the module docstring."""
-    from w4s_ray.config import CacheConfig
-    from w4s_ray.executor.client import ExecutorClient
-
     probe_cfg = cfg.model_copy(update={"cache": CacheConfig(enabled=False)})
     with ExecutorClient(probe_cfg) as client:
         info = asyncio.run(client.preflight())

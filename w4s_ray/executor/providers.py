@@ -23,9 +23,11 @@ Nothing here makes a network call.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import ConfigError, ExecutorFatal
 
 OPENAI_ROUTES = ("openai", "hosted_vllm")
@@ -114,10 +116,6 @@ def import_litellm() -> Any:
     global _LITELLM
     if _LITELLM is not None:
         return _LITELLM
-    import warnings
-
-    from w4s_ray.env import apply_offline_defaults
-
     apply_offline_defaults()
     # pydantic warns about litellm's own TypedDicts as provider modules load: noise for users.
     warnings.filterwarnings("ignore", message=r".*ReadOnly. qualifier", category=UserWarning)

@@ -3,10 +3,17 @@
 `make_meta_agent(cfg)` builds the backend named by `cfg.meta_agent.backend` in this process.
 In Ray jobs, host the local backend in an actor instead:
 `w4s_ray.runtime.meta_agent_actor.make_hosted_meta_agent(cfg)`.
+
+Backends are imported when chosen (inside `make_meta_agent`): the local one imports torch and
+transformers (seconds), the litellm one litellm (which also touches the network on import, see
+docs/PLATFORM.md); every importer of `meta_agent.base` (the RLAO loop) would pay for both.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from w4s_ray.errors import ConfigError
 from w4s_ray.meta_agent.base import MetaAgent, Usage
 
 
@@ -39,10 +46,6 @@ def check_meta_agent(cfg) -> None:
     local: `meta_agent.model` is a model directory (config.json) or a hub name in the local
     Hugging Face cache; litellm: a key is at hand (or an api_base); scripted: the replies exist.
     Loads nothing."""
-    from pathlib import Path
-
-    from w4s_ray.errors import ConfigError
-
     mcfg = cfg.meta_agent
     if mcfg.backend == "litellm":
         from w4s_ray.meta_agent.litellm_backend import meta_agent_key

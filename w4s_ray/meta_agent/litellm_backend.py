@@ -17,13 +17,12 @@ import os
 
 from w4s_ray.config import MetaAgentConfig
 from w4s_ray.errors import ConfigError, ExecutorError
+from w4s_ray.executor.providers import OPENAI_ROUTES, PROVIDER_KEYS, import_litellm, key_env_for
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
 
 
 def register_zero_cost(model: str) -> bool:
     """Add `model` (and its bare name) to litellm's price map at $0 if it is unknown."""
-    from w4s_ray.executor.providers import import_litellm
-
     litellm = import_litellm()
 
     if model in litellm.model_cost:
@@ -54,8 +53,6 @@ class LiteLLMMetaAgent(MetaAgent):
         return self._key
 
     def _call(self, messages, n: int, seed: int | None):
-        from w4s_ray.executor.providers import import_litellm
-
         litellm = import_litellm()
 
         kwargs = dict(
@@ -100,14 +97,10 @@ class LiteLLMMetaAgent(MetaAgent):
 def meta_agent_key(cfg: MetaAgentConfig) -> str | None:
     """The key for the meta-agent's model (module docstring); ConfigError when one is needed
     and missing. None: the provider's own credential chain."""
-    from w4s_ray.executor.providers import OPENAI_ROUTES, PROVIDER_KEYS, key_env_for
-
     model = cfg.model.strip()
     if model.startswith(tuple(p + "/" for p in OPENAI_ROUTES)):
         provider = model.split("/", 1)[0]
     else:
-        from w4s_ray.executor.providers import import_litellm
-
         try:
             provider = import_litellm().get_llm_provider(model, api_base=cfg.api_base)[1]
         except Exception:  # noqa: BLE001 - litellm's "LLM Provider NOT provided"

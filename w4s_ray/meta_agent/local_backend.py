@@ -23,6 +23,7 @@ from pathlib import Path
 from w4s_ray.config import MetaAgentConfig
 from w4s_ray.errors import ConfigError
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
+from w4s_ray.meta_agent.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ def _load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:
-        from w4s_ray.meta_agent.tiny import load_tokenizer  # handles the Qwen2 tokenizer quirk
-
         if Path(path).is_dir():
             return load_tokenizer(path)
     except ImportError:

@@ -130,10 +130,3 @@ def read_rows(out_dir: str | Path) -> list[dict]:
     rows = read_table(out_dir).to_pylist()
     rows.sort(key=lambda r: (r["episode_id"], r["turn"], r["candidate"]))
     return rows
-
-
-def completed_turns(rows: Iterable[dict]) -> dict[str, set[int]]:
-    done: dict[str, set[int]] = {}
-    for r in rows:
-        done.setdefault(r["episode_id"], set()).add(r["turn"])
-    return done

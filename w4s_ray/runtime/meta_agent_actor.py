@@ -11,22 +11,22 @@ actors can share it.
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 
 import ray
 
-from w4s_ray import errors
 from w4s_ray.config import MetaAgentConfig
+from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import ExecutorError
+from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.meta_agent.base import MetaAgent, Usage
+from w4s_ray.meta_agent.local_backend import LocalMetaAgent
+from w4s_ray.runtime.ray_init import reraise_user_error
 
 
 @ray.remote(max_restarts=0)
 class MetaAgentActor:
     def __init__(self, cfg: MetaAgentConfig) -> None:
-        from w4s_ray.env import apply_offline_defaults
-        from w4s_ray.meta_agent.local_backend import LocalMetaAgent
-
         apply_offline_defaults()
         self.agent = LocalMetaAgent(cfg)
 
@@ -59,28 +59,13 @@ class RemoteMetaAgent(MetaAgent):
                 f"meta-agent {self.name}: no reply within {self.timeout_s:.0f} s"
             ) from None
         except ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
-            if isinstance(cause, Exception) and hasattr(cause, "exit_code"):
-                raise cause from None
-            raise
+            reraise_user_error(exc)
         self.usage.calls += 1
         return out
 
 
-def creation_error(exc: BaseException) -> errors.W4SError | None:
-    """The user error that killed an actor in its __init__: Ray keeps it as text only (no cause
-    object), so it is recovered from the message; None when there is none."""
-    m = re.search(r"w4s_ray\.errors\.(\w+): (.+)", str(exc))
-    if m and isinstance(getattr(errors, m.group(1), None), type) and \
-            issubclass(getattr(errors, m.group(1)), errors.W4SError):
-        return getattr(errors, m.group(1))(m.group(2).strip())
-    return None
-
-
 def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
     """Start the actor and wait until the model is loaded (load errors surface here)."""
-    from pathlib import Path
-
     path = Path(cfg.model).expanduser()
     if path.is_dir():  # the actor's working directory may not be ours (a joined Ray)
         cfg = cfg.model_copy(update={"model": str(path.resolve())})
@@ -88,17 +73,14 @@ def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
     except ray.exceptions.RayActorError as exc:
-        err = creation_error(exc)
-        if err is not None:
-            raise err from None
-        raise
+        # An error in the actor's __init__ comes back as text only; `reraise_user_error`
+        # recovers our one-line user error from it when there is one.
+        reraise_user_error(exc)
     return RemoteMetaAgent(handle, name, cfg.timeout_s)
 
 
 def make_hosted_meta_agent(cfg) -> MetaAgent:
     """`make_meta_agent`, except that the local backend lives in a Ray actor."""
-    from w4s_ray.meta_agent import make_meta_agent
-
     if cfg.meta_agent.backend == "local":
         return start_meta_agent_actor(cfg.meta_agent)
     return make_meta_agent(cfg)

@@ -3,8 +3,8 @@
 Every benchmark runs `w4s_ray.sweep.benchmark.run_benchmark` (seed baselines on test, then the
 same `optimize` as `w4s optimize`) as its own Ray task. All tasks share:
 
-- ONE evaluator: the `EvaluatorPool` behind the `EvaluatorGateway` actor of `runtime.collect`,
-  so every benchmark's candidates queue on the same evaluator actors;
+- ONE evaluator: an `EvaluatorPool` hosted in one actor (`runtime.proxy.host`), so every
+  benchmark's candidates queue on the same evaluator actors;
 - ONE executor rate limit and dollar budget: a named `RateLimiterActor` handed to every
   evaluator's `ExecutorClient` (`executor.requests_per_minute`, `tokens_per_minute`,
   `budget_usd` hold for the whole sweep, not per benchmark);
@@ -34,13 +34,25 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tqdm.auto import tqdm
 
+from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
-from w4s_ray.sweep.benchmark import bench_dir_has_work, run_benchmark
+from w4s_ray.executor.preflight import check_executor
+from w4s_ray.meta_agent import check_meta_agent, make_meta_agent
+from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.runs import preflight
+from w4s_ray.runtime.evaluators import EvaluatorPool
+from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+from w4s_ray.runtime.proxy import host
+from w4s_ray.runtime.rate_limiter import get_rate_limiter
+from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
+from w4s_ray.sweep.benchmark import run_benchmark
 from w4s_ray.sweep.layout import SweepLayout, is_complete
 from w4s_ray.sweep.report import write_sweep_report
 from w4s_ray.utils.io import atomic_write_json
@@ -96,10 +108,7 @@ def benchmark_config(cfg, benchmark: str):
 
 def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     """Every check that can fail, before any work: (pinned cfg, names, layout, to-do names)."""
-    from w4s_ray.rlao.runs import preflight
-    from w4s_ray.runtime.collect import check_benchmarks
-
-    names = check_benchmarks(list(benchmarks) if benchmarks else list(cfg.benchmarks))
+    names = check_benchmarks(list(benchmarks) if benchmarks else cfg.benchmarks)
     check_cluster_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"),
                           cfg.sweep.connect_timeout_s)
     cfg = cfg.model_copy(deep=True)
@@ -110,11 +119,11 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     if layout.root.exists() and not layout.root.is_dir():
         raise ConfigError(f"run dir {layout.root} exists and is not a directory")
     if resume and not layout.status.exists() \
-            and not any(bench_dir_has_work(layout.bench_dir(b)) for b in names):
+            and not any(layout.bench(b).has_work() for b in names):
         raise ConfigError(f"--resume: {layout.root} holds no sweep to resume; check the "
                           "run_dir, or drop --resume to start one")
     if not resume:
-        used = [b for b in names if bench_dir_has_work(layout.bench_dir(b))]
+        used = [b for b in names if layout.bench(b).has_work()]
         if used:
             raise ConfigError(
                 f"run dir {layout.root} already holds a sweep ({', '.join(used)}); pass "
@@ -122,38 +131,21 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
             )
     todo = []
     for b in names:
-        preflight(layout.bench_dir(b), benchmark_config(cfg, b), resume, require_run=False)
+        preflight(layout.bench(b).path, benchmark_config(cfg, b), resume, require_run=False)
         if not (resume and is_complete(layout, b, cfg.rlao.turns, cfg.sweep.baselines)):
             todo.append(b)
     return cfg, names, layout, todo
-
-
-def shared_pool_evaluator(cfg, *, rate_limiter):
-    """The gateway's evaluator: one EvaluatorPool whose clients share the sweep's limiter."""
-    from w4s_ray.runtime.evaluators import EvaluatorPool
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
-
-    return PoolEvaluator(cfg, EvaluatorPool(cfg, rate_limiter=rate_limiter))
 
 
 @ray.remote(num_cpus=0, max_retries=0)
 def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
                     meta_agent_factory: Callable | None, resume: bool,
                     executor: dict | None = None) -> dict:
-    from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.env import apply_offline_defaults
-    from w4s_ray.rlao.loop import TaskSpec
-
     apply_offline_defaults()
     spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
     own = meta_agent is None
     if own:
-        if meta_agent_factory is not None:
-            meta_agent = meta_agent_factory(cfg)
-        else:
-            from w4s_ray.meta_agent import make_meta_agent
-
-            meta_agent = make_meta_agent(cfg)
+        meta_agent = (meta_agent_factory or make_meta_agent)(cfg)
     try:
         return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume,
                              executor=executor)
@@ -164,9 +156,7 @@ def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
 
 def one_line(exc: BaseException) -> str:
     """The message a user sees for a failed benchmark: the W4SError text, else type + text."""
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
-
-    err = unwrap_user_error(exc)
+    err = user_error(exc)
     if err is None and isinstance(exc, ray.exceptions.RayTaskError):
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         err = cause
@@ -179,15 +169,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def _turns_done(layout: SweepLayout, names: Sequence[str]) -> int:
-    n = 0
-    for b in names:
-        p = layout.bench_dir(b) / "metrics.jsonl"
-        if p.exists():
-            try:
-                n += sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line)
-            except OSError:
-                pass
-    return n
+    return sum(layout.bench(b).turns_done() for b in names)
 
 
 def _meta(cfg, wall_s: float | None, executor: dict | None = None) -> dict:
@@ -215,30 +197,26 @@ def run_sweep(
     `meta_agent_factory(cfg) -> MetaAgent`, when given, builds each task's meta-agent instead
     of the configured backend (it must pickle: a module-level function).
     """
-    from tqdm.auto import tqdm
-
-    from w4s_ray.runtime.collect import EvaluatorGateway, RemoteEvaluator
-    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
-    from w4s_ray.runtime.rate_limiter import get_rate_limiter
-    from w4s_ray.runtime.ray_init import init_ray
-
     t0 = time.monotonic()
     cfg, names, layout, todo = prepare_sweep(cfg, benchmarks, resume)
     executor = None
     if todo:  # a missing meta-agent or a failing executor: one line, before Ray starts
-        from w4s_ray.executor.preflight import check_executor
-        from w4s_ray.meta_agent import check_meta_agent
-
         if meta_agent_factory is None:
             check_meta_agent(cfg)
         executor = check_executor(cfg.executor)
-    started_ray = not ray.is_initialized()
-    if todo:
-        try:
-            init_ray(cfg.ray)
-        except ConnectionError as exc:
-            raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
-                              ) from None
+    with ray_session(cfg.ray, start=False):
+        if todo:
+            try:
+                init_ray(cfg.ray)
+            except ConnectionError as exc:
+                raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
+                                  ) from None
+        return _run(cfg, names, layout, todo, t0, resume=resume, progress=progress,
+                    meta_agent_factory=meta_agent_factory, executor=executor)
+
+
+def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
+         executor) -> dict:
     previous = layout.load_status().get("benchmarks", {}) if resume else {}
     # Complete on disk means done, whatever a killed driver last recorded for it.
     status = {b: {"wall_s": None, **previous.get(b, {}), "status": "done", "error": None}
@@ -249,7 +227,7 @@ def run_sweep(
         atomic_write_json(layout.status, {"meta": _meta(cfg, wall, executor),
                                           "benchmarks": status})
 
-    limiter = gateway = agent = evaluator = here = None
+    limiter = agent = evaluator = here = None
     pending: dict = {}
     budget_error: BudgetExceeded | None = None
     fatal_error: W4SError | None = None
@@ -258,13 +236,10 @@ def run_sweep(
         save()
         if todo:
             limiter = get_rate_limiter(cfg.executor, name=f"w4s-sweep-{uuid.uuid4().hex[:8]}")
-            gateway = EvaluatorGateway.remote(partial(shared_pool_evaluator, rate_limiter=limiter),
-                                              cfg)
-            evaluator = RemoteEvaluator(gateway)
+            # One pool for every benchmark; its clients share the sweep's limiter and budget.
+            evaluator = host(EvaluatorPool, cfg, rate_limiter=limiter)
             if meta_agent_factory is None and cfg.meta_agent.backend == "local":
                 agent = make_hosted_meta_agent(cfg)
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                   soft=False)
         queue = list(todo)
@@ -281,7 +256,7 @@ def run_sweep(
                     b = queue.pop(0)
                     ref = _benchmark_task.options(scheduling_strategy=here).remote(
                         benchmark_config(cfg, b), b, str(layout.root), evaluator, agent,
-                        meta_agent_factory, resume or bench_dir_has_work(layout.bench_dir(b)),
+                        meta_agent_factory, resume or layout.bench(b).has_work(),
                         executor)
                     pending[ref] = b
                     started[b] = time.monotonic()
@@ -300,20 +275,20 @@ def run_sweep(
                         if kind == "budget" and budget_error is None:
                             budget_error = BudgetExceeded(msg)
                         if _is_fatal(exc) and fatal_error is None:
-                            fatal_error = _user_error(exc)
+                            fatal_error = user_error(exc)
                             _stop_all(pending, status, started, f"stopped: {msg}")
                         status[b] = {"status": kind, "error": msg, "wall_s": wall}
-                        layout.bench_dir(b).mkdir(parents=True, exist_ok=True)
-                        layout.error_log(b).write_text(str(exc), encoding="utf-8")
+                        layout.bench(b).path.mkdir(parents=True, exist_ok=True)
+                        layout.bench(b).error_log.write_text(str(exc), encoding="utf-8")
                     save()
                     done = sum(s["status"] == "done" for s in status.values())
                     bar.set_postfix(done=f"{done}/{len(names)}",
                                     failed=sum(s["status"] in ("failed", "budget")
                                                for s in status.values()))
             for b in queue:  # never started: the shared budget or the endpoint failed first
-                stop = fatal_error or budget_error
+                cause = fatal_error or budget_error
                 status[b] = {"status": "failed" if fatal_error else "budget",
-                             "error": f"not started: {stop}", "wall_s": None}
+                             "error": f"not started: {cause}", "wall_s": None}
         finally:
             bar.close()
     finally:
@@ -321,16 +296,10 @@ def run_sweep(
             ray.cancel(ref, force=True)
         if agent is not None:
             stop(agent)
-        if gateway is not None:
-            try:
-                ray.get(gateway.close.remote(), timeout=60)
-            except Exception:  # noqa: BLE001 - best effort; killed next anyway
-                pass
-            ray.kill(gateway, no_restart=True)
+        if evaluator is not None:
+            evaluator.close()
         if limiter is not None:
             ray.kill(limiter, no_restart=True)
-        if started_ray and ray.is_initialized():
-            ray.shutdown()
     wall_s = round(time.monotonic() - t0, 2)
     save(wall_s)
     report = write_sweep_report(layout.root, names)
@@ -345,19 +314,11 @@ def run_sweep(
 
 
 def _is_budget(exc: BaseException) -> bool:
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
-
-    return isinstance(unwrap_user_error(exc), BudgetExceeded)
-
-
-def _user_error(exc: BaseException) -> W4SError | None:
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
-
-    return unwrap_user_error(exc)
+    return isinstance(user_error(exc), BudgetExceeded)
 
 
 def _is_fatal(exc: BaseException) -> bool:
-    return isinstance(_user_error(exc), ExecutorFatal)
+    return isinstance(user_error(exc), ExecutorFatal)
 
 
 def _stop_all(pending: dict, status: dict, started: dict, why: str, grace_s: float = 20.0) -> None:

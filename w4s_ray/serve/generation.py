@@ -92,7 +92,7 @@ def load_tokenizer(path: str):
     """The tokenizer saved with a model.
 
     With `model_type=qwen2`, transformers 5's AutoTokenizer swaps in Qwen2's own pre-tokenizer
-    (PLATFORM-NOTES), so ids would differ from the saved tokenizer.json; the fast class reads
+    (docs/PLATFORM.md), so ids would differ from the saved tokenizer.json; the fast class reads
     tokenizer.json as is.
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast

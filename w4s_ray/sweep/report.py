@@ -22,7 +22,8 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from w4s_ray.sweep.layout import SweepLayout, read_json
+from w4s_ray.rlao.report import turn_table
+from w4s_ray.sweep.layout import SweepLayout
 from w4s_ray.utils.io import atomic_write_bytes, atomic_write_text
 
 METHOD_NAMES = {
@@ -50,20 +51,18 @@ def _cell(text: str) -> str:
 
 def collect_results(layout: SweepLayout, benchmarks: Sequence[str]) -> dict[str, dict]:
     """Per benchmark: status, error, baselines, final, dollars, wall time, validation curve."""
-    from w4s_ray.report import turn_table
-    from w4s_ray.rlao import trajectories as traj
 
     status = layout.load_status().get("benchmarks", {})
     out: dict[str, dict] = {}
     for b in benchmarks:
-        d = layout.bench_dir(b)
+        rd = layout.bench(b)
         st = status.get(b, {})
-        base = read_json(layout.baselines(b))
-        final = read_json(layout.final(b))
-        cost = read_json(d / "cost.json")
-        seeds = read_json(d / "seeds" / f"{b}.json") or []
-        rows = traj.read_rows(d / "trajectories") if (d / "trajectories").is_dir() else []
-        table = turn_table(rows, {b: seeds}, {})
+        base = rd.load_baselines()
+        final = rd.load_final()
+        cost = rd.load_cost()
+        seeds = rd.load_seeds(b) or []
+        rows = rd.read_rows()
+        table = turn_table(rows, {b: seeds})
         curve = []
         if seeds:
             curve.append((0, max(s["val_accuracy"] for s in seeds)))

@@ -1,41 +1,52 @@
 """Evaluate one workflow on a benchmark split with a given executor (no Ray).
 
-`evaluate(request, benchmark, executor, sandbox_cfg, eval_cfg)` is an async function used
+`evaluate(request, benchmark, executor, sandbox, eval_cfg)` is an async function used
 in-process (tests, `w4s eval`) and inside Ray evaluator actors alike. It loads the items in
-their fixed order, runs the workflow in sandbox children (`sandbox.WorkflowRunner`), serves the
-children's agent calls (executor chats, execute_code, public tests) from this process, scores
-each returned answer with `benchmark.score` under `eval.scoring` here — where the gold answers
-are — with a format hint for right values the official rule rejected, and counts calls,
-tokens, dollars and cache hits itself.
+their fixed order, runs the workflow in the `Sandbox` it is given (`w4s_ray.sandbox`; a
+`SandboxConfig` builds the configured backend), serves the workflow's agent calls (executor
+chats, execute_code, public tests) from this process, scores each returned answer with
+`benchmark.score` under `eval.scoring` here — where the gold answers are — with a format hint
+for right values the official rule rejected, and counts calls, tokens, dollars and cache hits
+itself.
 
-`self_check` runs a workflow strictly on the first item(s) and returns the first failure with
-its traceback and the failing line of the workflow (for the meta-agent's repair loop, see
-`repair.py`). `format_feedback` writes W4S-style feedback from a VALIDATION result; given a
-test-split result it raises, so test answers can never reach the meta-agent.
+The two data types of the evaluation seam live here: an `EvalRequest` goes from the RLAO loop
+to an evaluator, an `EvalResult` comes back (the same two types in-process, in Ray actors and
+in tests). A request with `self_check=True` runs strictly on the first `eval.self_check_items`
+validation item(s); its first failure (kind, traceback, failing workflow line) travels in
+`EvalResult.first_failure`, from which `rlao.prompts.repair_messages` writes the repair prompt.
+A validation result also carries `cases`, the question and correct answer of each item it got
+wrong, so that `rlao.prompts.format_feedback` can write the W4S feedback (in the evaluator, and
+again after racing merges slices) without the driver ever loading a benchmark. Test-split
+results carry no cases, and formatting feedback from one raises, so test answers never reach
+the meta-agent.
+
+Defaults the evaluator applies: a validation request without item ids or a limit runs on the
+first `eval.limit` items; a self-check request without a limit on `eval.self_check_items`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from w4s_ray.config import EvalConfig, SandboxConfig
 from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorFatal
-from w4s_ray.workflow import codeexec
-from w4s_ray.workflow.errors import TestSplitLeak, WorkflowError
+from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
+from w4s_ray.sandbox.process import hidden_paths
+from w4s_ray.sandbox.runner import Abort, RpcFailure
+from w4s_ray.workflow.errors import WorkflowError
 from w4s_ray.workflow.extract import check_workflow
-from w4s_ray.workflow.sandbox import Abort, RpcFailure, WorkflowRunner, hidden_paths
 
 # A seed offsets the occurrence numbers sent to the executor, so the same workflow evaluated
 # with another seed draws other (cached, reproducible) samples; seed 0 is the plain numbering.
 SEED_STRIDE = 1_000_003
 MAX_RESPONSES = 64
 MAX_PROMPT_CHARS = 2_000_000
+MAX_CODE_CHARS = 200_000
 
 
 class Executor(Protocol):
@@ -55,6 +66,8 @@ class EvalRequest:
     item_ids: list[str] | None = None
     seed: int = 0
     tag: str = ""
+    # Strict run on a few validation items whose first failure feeds the repair loop.
+    self_check: bool = False
 
 
 @dataclass
@@ -86,6 +99,16 @@ class EvalResult:
     first_failure: dict[str, Any] | None = None
     stdout: str = ""
     stderr: str = ""
+    # Validation only: {"index", "question", "answer"} (the correct answer) of each item scored
+    # below 1, in item order; the material of the feedback's failure cases.
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    # W4S feedback text for the meta-agent (validation results of an evaluator; else "").
+    feedback: str = ""
+
+    @property
+    def accuracy_or_none(self) -> float | None:
+        """The accuracy, or None when the workflow failed as a whole (`error` says why)."""
+        return None if self.error else self.accuracy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +122,17 @@ class EvalResult:
                 "cached_usd", "calls", "cache_hits", "prompt_tokens", "completion_tokens",
                 "wall_s", "tag")
         return {k: getattr(self, k) for k in keys}
+
+
+def with_defaults(request: EvalRequest, eval_cfg: EvalConfig) -> EvalRequest:
+    """The request with the evaluator's default item count filled in (module docstring)."""
+    if request.item_ids is not None or request.limit is not None:
+        return request
+    if request.self_check:
+        return replace(request, split="valid", limit=max(1, eval_cfg.self_check_items))
+    if request.split == "valid" and eval_cfg.limit is not None:
+        return replace(request, limit=eval_cfg.limit)
+    return request
 
 
 def select_items(bm: Any, request: EvalRequest) -> list[Any]:
@@ -157,7 +191,7 @@ async def evaluate(
     request: EvalRequest,
     benchmark: Any,
     executor: Executor,
-    sandbox_cfg: SandboxConfig,
+    sandbox: Sandbox | SandboxConfig,
     eval_cfg: EvalConfig,
     *,
     call_limiter: asyncio.Semaphore | None = None,
@@ -172,6 +206,10 @@ async def evaluate(
     to cover in the child's mount namespace (the data dir and completion cache always are).
     """
     t0 = time.monotonic()
+    sandbox = as_sandbox(sandbox)
+    sandbox_cfg = sandbox.cfg
+    request = with_defaults(request, eval_cfg)
+    strict = strict or request.self_check
     # The first load of a split parses files (up to ~1 s): keep the event loop serving others.
     items = await asyncio.to_thread(select_items, benchmark, request)
     result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag,
@@ -226,7 +264,7 @@ async def evaluate(
                 raise RpcFailure("execute_code needs a code string and a timeout", "value")
             async with code_sem:
                 stats.code_runs += 1
-                return await codeexec.execute_code(code, timeout, sandbox_cfg, hidden)
+                return await sandbox.execute_code(code, timeout, hidden)
         if method == "public_test":
             sol, entry = params.get("solution"), params.get("entry_point")
             if not isinstance(sol, str) or not isinstance(entry, str):
@@ -234,8 +272,7 @@ async def evaluate(
                                  "value")
             async with code_sem:
                 stats.code_runs += 1
-                return await codeexec.run_public_tests(
-                    benchmark, items[idx], sol, entry, sandbox_cfg)
+                return await run_public_tests(sandbox, benchmark, items[idx], sol, entry)
         raise RpcFailure(f"unknown agent method {method!r}", "value")
 
     child_items = [
@@ -244,9 +281,9 @@ async def evaluate(
         for k, it in enumerate(items)
     ]
     threads = min(eval_cfg.max_inflight_per_evaluator, len(items))
-    runner = WorkflowRunner(sandbox_cfg, threads=threads, handler=handler, hide=hidden,
-                            strict=strict, on_item=progress)
-    run = await runner.run(request.code, child_items)
+    run = await sandbox.run_workflow(request.code, child_items, threads=threads,
+                                     handler=handler, hide=hidden, strict=strict,
+                                     on_item=progress)
     scores = await _score_all(benchmark, items, run.outcomes, code_sem, eval_cfg.scoring)
 
     result.stdout, result.stderr = run.stdout[-4000:], run.stderr[-4000:]
@@ -281,11 +318,34 @@ async def evaluate(
                                                 request.code)
     result.n = len(items)
     result.accuracy = sum(result.scores) / result.n if result.n else 0.0
+    _add_cases(result, items)
     if result.errors.get("executor") == result.n:
         result.error = result.first_failure["error"] if result.first_failure else "executor error"
     _copy_stats(result, stats)
     result.wall_s = time.monotonic() - t0
     return result
+
+
+async def run_public_tests(sandbox: Sandbox, bm: Any, item: Any, solution: str,
+                           entry_point: str) -> dict[str, Any]:
+    """`agent.test_on_public_test`: the item's PUBLIC tests only (`bm.public_tests(item)`; the
+    hidden scoring tests never leave this process), judged by the sandbox.
+    {"passed": bool|None, "feedback": str, "exec_error": bool}; None: no public tests."""
+    tests = bm.public_tests(item)
+    if not tests:
+        return {"passed": None, "feedback": "no public tests for this task", "exec_error": False}
+    cfg = sandbox.cfg
+    res = await run_tests_async(
+        sandbox, solution[:MAX_CODE_CHARS], tests, entry_point=entry_point or None,
+        timeout_s=cfg.code_exec_timeout_s, memory_mb=min(cfg.memory_mb, 1024))
+    if res.passed:
+        return {"passed": True, "feedback": "no error", "exec_error": False}
+    # "failed" covers both a failing assert and code that raised; an assertion is a test failure.
+    exec_error = res.status != "failed" or not res.detail.startswith("AssertionError")
+    detail = res.detail or res.status
+    if not exec_error:  # a bare assert says nothing: show the public tests that failed
+        detail = f"{detail}\nfailed test cases (public tests):\n{tests.strip()[:4000]}"
+    return {"passed": False, "feedback": detail, "exec_error": exec_error}
 
 
 async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore,
@@ -341,8 +401,18 @@ def _finish_load_error(result: EvalResult, items: list, error: str, tb: str | No
     result.error = error
     result.first_failure = _failure(-1, None, "load_error", error, tb, line, code)
     result.accuracy = 0.0
+    _add_cases(result, items)
     result.wall_s = time.monotonic() - t0
     return result
+
+
+def _add_cases(result: EvalResult, items: list) -> None:
+    """The failed items' question and correct answer, for feedback; validation only."""
+    if result.split != "valid":
+        return
+    result.cases = [{"index": j, "question": it.question, "answer": it.answer}
+                    for j, (it, s) in enumerate(zip(items, result.scores, strict=True))
+                    if s < 1.0]
 
 
 # ------------------------------------------------------------------------------ self-check
@@ -359,63 +429,19 @@ class SelfCheck:
     result: EvalResult | None = None
 
 
-async def self_check(code: str, benchmark: Any, executor: Executor, sandbox_cfg: SandboxConfig,
-                     eval_cfg: EvalConfig, *, items: int | None = None) -> SelfCheck:
+async def self_check(code: str, benchmark: Any, executor: Executor,
+                     sandbox: Sandbox | SandboxConfig, eval_cfg: EvalConfig, *,
+                     items: int | None = None) -> SelfCheck:
     """Run `code` strictly on the first `eval_cfg.self_check_items` validation item(s).
 
     ok=False carries the first failure: its kind, message, traceback from the workflow's own
     frames on, and the failing workflow line. A wrong answer is not a failure here."""
-    n = eval_cfg.self_check_items if items is None else items
-    req = EvalRequest(code=code, benchmark=benchmark.name, split="valid", limit=max(1, n),
-                      tag="self-check")
-    res = await evaluate(req, benchmark, executor, sandbox_cfg, eval_cfg, strict=True)
+    req = EvalRequest(code=code, benchmark=benchmark.name, split="valid",
+                      limit=None if items is None else max(1, items), tag="self-check",
+                      self_check=True)
+    res = await evaluate(req, benchmark, executor, sandbox, eval_cfg)
     f = res.first_failure
     if f is None:
         return SelfCheck(ok=True, result=res)
     return SelfCheck(ok=False, kind=f["kind"], error=f["error"], traceback=f["traceback"],
                      line=f["line"], line_text=f["line_text"], result=res)
-
-
-# ------------------------------------------------------------------------------ feedback
-
-
-def format_feedback(result: EvalResult, items: list[Any], prev_accuracy: float | None,
-                    k: int, *, seed: int = 0) -> str:
-    """W4S-style feedback for the meta-agent from a VALIDATION result.
-
-    Validation accuracy, the change against the previous turn, and up to `k` failure cases
-    (question, the workflow's answer or error, the correct answer, and the format hint when
-    the value was right) sampled reproducibly.
-    `items` are the benchmark items (any order); they are matched to the result by id."""
-    if result.split != "valid":
-        raise TestSplitLeak(
-            f"format_feedback got a {result.split!r}-split result; feedback is validation-only")
-    by_id = {it.id: it for it in items}
-    lines = []
-    if result.error:
-        lines.append(f"The workflow failed to run: {result.error}")
-    lines.append(f"Accuracy on the validation set: {result.accuracy * 100:.1f}% "
-                 f"({sum(1 for s in result.scores if s >= 1.0)}/{result.n} fully correct).")
-    if prev_accuracy is not None:
-        delta = (result.accuracy - prev_accuracy) * 100
-        trend = "improved" if delta > 0 else "dropped" if delta < 0 else "did not change"
-        lines.append(f"Compared with the previous workflow ({prev_accuracy * 100:.1f}%), "
-                     f"accuracy {trend} by {abs(delta):.1f} points.")
-    if result.errors:
-        hist = ", ".join(f"{kind}: {cnt}" for kind, cnt in sorted(result.errors.items()))
-        lines.append(f"Items that raised errors instead of answering: {hist}.")
-    failed = [j for j, s in enumerate(result.scores) if s < 1.0 and result.item_ids[j] in by_id]
-    picked = sorted(random.Random(seed).sample(failed, min(max(0, k), len(failed))))
-    if picked:
-        lines.append(f"\nHere are {len(picked)} cases where the workflow was wrong:")
-    for num, j in enumerate(picked, 1):
-        it = by_id[result.item_ids[j]]
-        got = result.answers[j] if result.answers[j] is not None \
-            else f"(no answer) {result.item_errors[j]}"
-        lines.append(f"\n### Case {num}\n#### Question\n{it.question}\n"
-                     f"#### Workflow's answer\n{str(got)[:2000]}\n"
-                     f"#### Correct answer\n{it.answer}")
-        hint = result.format_hints[j] if j < len(result.format_hints) else None
-        if hint:
-            lines.append(f"#### Scoring note\n{hint}")
-    return "\n".join(lines)

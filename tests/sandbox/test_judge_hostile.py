@@ -1,6 +1,6 @@
 """Hostile candidates against the code scorer: none may forge a pass, honest code still passes.
 
-The verdict is written by a judge process that never runs candidate code (code_exec.py); these
+The verdict is written by a judge process that never runs candidate code (w4s_ray/sandbox/judge.py); these
 tests are the attacks that beat the earlier single-process harness (frames, patched builtins,
 lying __eq__), plus the plain-data bridge that honest solutions rely on.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from w4s_ray.benchmarks.code_exec import run_tests
+from w4s_ray.sandbox.judge import run_tests
 
 CHECK = "def check(candidate):\n    assert candidate(2) == 5\n"
 WRONG = "def f(x):\n    return 0\n"

@@ -1,9 +1,9 @@
 """Markdown tables and PNG plots for a run directory (`w4s report RUN_DIR`).
 
-Reads only files: the trajectory rows (the truth), `seeds/*.json`, `metrics.jsonl` (wall
-times), `cost.json`, `executor.json` (which executor; a simulated one is said so in the
-title and first line) and, for optimize runs, `final.json`. Dollars are shown next to what
-the completion-cache hits would have cost. Writes `report.md` and `curve.png`
+Reads only files, through `rlao.runs.RunDir`: the trajectory rows (the truth), `seeds/*.json`,
+`metrics.jsonl` (wall times), `cost.json`, the executor record (which executor; a simulated one
+is said so in the title and first line) and, for optimize runs, `final.json`. Dollars are shown
+next to what the completion-cache hits would have cost. Writes `report.md` and `curve.png`
 (validation accuracy and cumulative dollars per turn, one line per episode) with matplotlib's
 Agg backend. Regenerating is idempotent and safe while nothing else writes the directory.
 
@@ -13,10 +13,13 @@ What it does not do: evaluate anything, or show numbers it cannot find (missing 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import yaml
+
 from w4s_ray.errors import DataError
+from w4s_ray.rlao.loop import turn_metrics
+from w4s_ray.rlao.runs import RunDir
 from w4s_ray.utils.io import atomic_write_bytes, atomic_write_text
 
 
@@ -28,17 +31,10 @@ def _fmt(x, digits: int = 3) -> str:
     return str(x)
 
 
-def _load_json(path: Path):
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise DataError(f"{path}: not valid JSON") from None
-
-
-def turn_table(rows: list[dict], seeds: dict[str, list[dict]], walls: dict) -> list[dict]:
-    """Per (episode, turn): valid count, best/mean valid accuracy, best so far, calls, dollars."""
+def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
+               walls: dict | None = None) -> list[dict]:
+    """Per (episode, turn): `loop.turn_metrics` (the one per-turn aggregate) with best-so-far
+    counted from the seed workflows on, plus cumulative dollars and the measured wall time."""
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["episode_id"], r["turn"]), []).append(r)
@@ -52,24 +48,13 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]], walls: dict) -> l
             seed_accs = [s["val_accuracy"] for s in seeds.get(bench, [])]
             best_so_far[eid] = max(seed_accs) if seed_accs else 0.0
             cum_usd[eid] = sum(s.get("cost_usd", 0.0) for s in seeds.get(bench, []))
-        full = [r["val_accuracy"] for r in grp if r["valid"] and not r["racing_stopped"]]
-        accs = [r["val_accuracy"] for r in grp if r["valid"]]
-        if full:
-            best_so_far[eid] = max(best_so_far[eid], max(full))
-        usd = sum(r["cost_usd"] for r in grp)
-        cum_usd[eid] += usd
-        cached = sum(r.get("cached_usd") or 0.0 for r in grp)
-        out.append({
-            "episode_id": eid, "benchmark": bench, "turn": turn, "candidates": len(grp),
-            "valid": len(accs), "best": max(full) if full else None,
-            "mean": sum(accs) / len(accs) if accs else None, "best_so_far": best_so_far[eid],
-            "mean_reward": sum(r["reward"] for r in grp) / len(grp),
-            "calls": sum(r["eval_calls"] for r in grp), "usd": usd, "cum_usd": cum_usd[eid],
-            "cached_usd": cached,
-            "repairs": sum(r["repair_count"] for r in grp),
-            "stopped": sum(bool(r["racing_stopped"]) for r in grp),
-            "wall_s": walls.get((eid, turn)),
-        })
+        m = turn_metrics(grp, best_so_far[eid])
+        if m["best_val_accuracy"] is not None:
+            best_so_far[eid] = m["best_so_far"] = max(best_so_far[eid], m["best_val_accuracy"])
+        cum_usd[eid] += m["cost_usd"]
+        m["cum_usd"] = cum_usd[eid]
+        m["wall_s"] = (walls or {}).get((eid, turn))
+        out.append(m)
     return out
 
 
@@ -88,23 +73,21 @@ def executor_line(info: dict | None) -> str:
     return f"Executor: `{model}` at {info.get('endpoint')} ({info.get('provider')}{note})."
 
 
-def _scoring(run_dir: Path, final) -> str:
+def _scoring(rd: RunDir, final) -> str:
     """eval.scoring of the run: final.json, else config.yaml; older runs were lenient."""
-    import yaml
-
     if final and final.get("scoring"):
         return final["scoring"]
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        return str(cfg["eval"]["scoring"])
+        return str(rd.recorded_config()["eval"]["scoring"])
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return "lenient (run predates eval.scoring)"
 
 
-def _markdown(run_dir: Path, table: list[dict], seeds, final, cost, executor=None) -> str:
+def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) -> str:
+    run_dir = rd.path
     sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
     lines = [f"# Run report: {run_dir.name}{sim}", "",
-             f"Scoring: {_scoring(run_dir, final)} (`eval.scoring`, docs/BENCHMARKS.md).", ""]
+             f"Scoring: {_scoring(rd, final)} (`eval.scoring`, docs/BENCHMARKS.md).", ""]
     if executor:
         lines += [executor_line(executor), ""]
     if final:
@@ -147,7 +130,7 @@ def _markdown(run_dir: Path, table: list[dict], seeds, final, cost, executor=Non
                     f"| {eid} | {len(ts)} | {n} | {sum(t['valid'] for t in ts)} | "
                     f"{_fmt(ts[-1]['best_so_far'])} | "
                     f"{_fmt(sum(t['mean_reward'] * t['candidates'] for t in ts) / n)} | "
-                    f"{sum(t['calls'] for t in ts)} | {_fmt(sum(t['usd'] for t in ts), 4)} |")
+                    f"{sum(t['calls'] for t in ts)} | {_fmt(sum(t['cost_usd'] for t in ts), 4)} |")
             lines.append("")
         lines += ["## Turns", "",
                   "| episode | turn | valid/cands | best valid acc | mean valid acc | best so far"
@@ -156,9 +139,10 @@ def _markdown(run_dir: Path, table: list[dict], seeds, final, cost, executor=Non
         for t in table:
             lines.append(
                 f"| {t['episode_id']} | {t['turn']} | {t['valid']}/{t['candidates']} | "
-                f"{_fmt(t['best'])} | {_fmt(t['mean'])} | {_fmt(t['best_so_far'])} | "
-                f"{_fmt(t['mean_reward'])} | {t['repairs']} | {t['stopped']} | {t['calls']} | "
-                f"{_fmt(t['usd'], 4)} | {_fmt(t['cached_usd'], 4)} | {_fmt(t['wall_s'], 1)} |")
+                f"{_fmt(t['best_val_accuracy'])} | {_fmt(t['mean_val_accuracy'])} | "
+                f"{_fmt(t['best_so_far'])} | {_fmt(t['mean_reward'])} | {t['repairs']} | "
+                f"{t['racing_stopped']} | {t['calls']} | {_fmt(t['cost_usd'], 4)} | "
+                f"{_fmt(t['cached_usd'], 4)} | {_fmt(t['wall_s'], 1)} |")
         lines.append("")
     else:
         lines += ["No completed turns yet.", ""]
@@ -190,7 +174,8 @@ def _plot(table: list[dict], path: Path) -> None:
     for eid, ts in sorted(by_ep.items()):
         turns = [t["turn"] for t in ts]
         line, = ax1.plot(turns, [t["best_so_far"] for t in ts], marker="o", label=f"{eid} best")
-        ax1.plot(turns, [t["best"] if t["best"] is not None else float("nan") for t in ts],
+        ax1.plot(turns, [t["best_val_accuracy"] if t["best_val_accuracy"] is not None
+                         else float("nan") for t in ts],
                  linestyle="--", marker="x", color=line.get_color(), alpha=0.6,
                  label=f"{eid} turn best")
         ax2.plot(turns, [t["cum_usd"] for t in ts], marker="o", label=eid)
@@ -209,36 +194,16 @@ def _plot(table: list[dict], path: Path) -> None:
 
 def write_report(run_dir: str | Path) -> Path:
     """(Re)generate report.md and curve.png for a run directory; returns report.md's path."""
-    from w4s_ray.rlao import trajectories as traj
-    from w4s_ray.rlao.runs import valid_seed_records
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        what = "is not a directory" if run_dir.exists() else "does not exist"
-        raise DataError(f"run dir {run_dir} {what}")
-    if not (run_dir / "config.yaml").exists() and not traj.part_files(run_dir / "trajectories"):
-        raise DataError(f"{run_dir} is not a w4s run directory (no config.yaml, no trajectories)")
-    rows = traj.read_rows(run_dir / "trajectories")
-    seeds = {}
-    for p in sorted((run_dir / "seeds").glob("*.json")):
-        seeds[p.stem] = _load_json(p)
-        if not valid_seed_records(seeds[p.stem]):
-            raise DataError(f"{p}: corrupt seed results (delete it to re-evaluate)")
-    walls = {}
-    metrics_path = run_dir / "metrics.jsonl"
-    if metrics_path.exists():
-        for line in metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                m = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            walls[(m.get("episode_id"), m.get("turn"))] = m.get("wall_s")
-    table = turn_table(rows, seeds, walls)
-    final = _load_json(run_dir / "final.json")
-    cost = _load_json(run_dir / "cost.json")
-    executor = _load_json(run_dir / "executor.json")
-    report = run_dir / "report.md"
-    atomic_write_text(report, _markdown(run_dir, table, seeds, final, cost,
-                                        executor if isinstance(executor, dict) else None))
-    _plot(table, run_dir / "curve.png")
-    return report
+    rd = RunDir(run_dir)
+    if not rd.path.is_dir():
+        what = "is not a directory" if rd.path.exists() else "does not exist"
+        raise DataError(f"run dir {rd.path} {what}")
+    if not rd.has_run():
+        raise DataError(f"{rd.path} is not a w4s run directory (no config.yaml, no trajectories)")
+    rows = rd.read_rows()
+    seeds = rd.all_seeds()
+    table = turn_table(rows, seeds, rd.walls())
+    atomic_write_text(rd.report, _markdown(rd, table, seeds, rd.load_final(),
+                                           rd.load_cost(), rd.load_executor()))
+    _plot(table, rd.curve)
+    return rd.report

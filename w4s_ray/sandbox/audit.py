@@ -1,10 +1,11 @@
-"""In-process guard for untrusted code: a `sys.addaudithook` installed before the code loads.
+"""The one deny-list: an in-process guard (`sys.addaudithook`) installed before untrusted code
+loads, in every child that runs it (the workflow child, `execute_code`, the judge's runner).
 
 Defense in depth only. Audit hooks cannot be removed from Python code, but they are not a
 security boundary (PEP 578 says so): native code (a C extension, a ctypes call that slipped
 through) does not raise audit events, and determined Python code can sometimes reach objects
 the hook relies on. The boundaries that hold are the process (no secrets, gold answers or
-scorer inside it), rlimits, the network and mount namespaces set up by `sandbox.py`, and
+scorer inside it), rlimits, the namespaces of the isolation backend (`isolation.py`), and
 scoring in the parent. This hook makes the common escapes fail loudly with a PermissionError:
 
 - `open`: writing anywhere but the sandbox temp dir (and /dev/null); reading anywhere but the
@@ -31,14 +32,15 @@ _DENY = frozenset({
     "signal.pthread_kill", "os.symlink", "os.link", "pty.spawn", "gc.get_objects",
     "gc.get_referrers", "gc.get_referents", "resource.setrlimit", "resource.prlimit",
     "sys._current_frames", "os.chroot", "os.setuid", "webbrowser.open", "os.startfile",
-    "syslog.openlog", "fcntl.ioctl",
+    "syslog.openlog", "fcntl.ioctl", "sys.addaudithook",
 })
 # The runtime imports `_posixsubprocess` first and removes its `fork_exec` (which forks without
 # an audit event); a fresh import would bring it back, so importing it again is refused.
 # readline (read/write_history_file), sqlite3 (connect, ATTACH DATABASE) and dbm open files in
 # C without an `open` event: they would read and write any path (found by tests/reliability).
+# Sub-interpreters would start without this hook.
 _DENY_IMPORTS = frozenset({"_posixsubprocess", "readline", "sqlite3", "_sqlite3", "_dbm",
-                           "_gdbm"})
+                           "_gdbm", "_xxsubinterpreters", "_xxinterpchannels"})
 # Filesystem changes: allowed only under the temp dir (first argument is the path).
 _FS_CHANGE = frozenset({
     "os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",

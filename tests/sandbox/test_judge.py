@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from w4s_ray.benchmarks import get_benchmark
-from w4s_ray.benchmarks.code_exec import run_tests
+from w4s_ray.sandbox.judge import run_tests
 
 CHECK = "def check(candidate):\n    assert candidate(2) == 3\n"
 GOOD = "def inc(x):\n    return x + 1\n"

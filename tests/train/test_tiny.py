@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from w4s_ray.config import TinyModelConfig
-from w4s_ray.errors import W4SError
+from w4s_ray.config import TinyModelConfig, load_config
+from w4s_ray.errors import ConfigError, W4SError
 
 
 def test_tiny_model_loads_with_auto_classes_and_ids_match_trained_tokenizer(tiny_model_dir):
@@ -35,7 +35,7 @@ def test_tiny_model_loads_with_auto_classes_and_ids_match_trained_tokenizer(tiny
 
 
 def test_build_is_deterministic_and_validates_shape(tmp_path):
-    from w4s_ray.meta_agent.tiny import build_tiny_model
+    from w4s_ray.train.tiny import build_tiny_model
 
     corpus = ["def solver(agent, task):\n    return {'answer': 1}\n"] * 20
     cfg = TinyModelConfig(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
@@ -47,8 +47,8 @@ def test_build_is_deterministic_and_validates_shape(tmp_path):
     sa, sb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not list(tmp_path.glob(".*tmp*"))  # no temp dirs left behind
-    with pytest.raises(W4SError, match="divide"):
-        build_tiny_model(tmp_path / "c", TinyModelConfig(hidden_size=30, num_heads=4), corpus)
+    with pytest.raises(ConfigError, match="tiny: Value error, hidden_size 30.*divide evenly"):
+        load_config(None, ["tiny.hidden_size=30"])  # a schema rule, before anything is built
     with pytest.raises(W4SError, match="corpus is empty"):
         build_tiny_model(tmp_path / "d", cfg, ["  "])
 
@@ -101,7 +101,7 @@ def test_warmstart_prompts_are_the_w4s_meta_agent_prompt():
 def test_init_tiny_writes_model_report_and_parse_rate(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from w4s_ray.meta_agent.tiny import init_tiny
+    from w4s_ray.train.tiny import init_tiny
 
     cfg = TinyModelConfig(vocab_size=1024, warmstart_max_seq_len=512, warmstart_batch_size=2)
     rep = init_tiny(cfg, out_dir=tmp_path / "tiny", benchmarks=["gsm8k"], steps=3,
@@ -130,7 +130,8 @@ def test_qwen2_arch_keeps_trained_ids_through_load_tokenizer(tmp_path):
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
 
-    from w4s_ray.meta_agent.tiny import build_tiny_model, load_tokenizer
+    from w4s_ray.meta_agent.tokenizer import load_tokenizer
+    from w4s_ray.train.tiny import build_tiny_model
 
     corpus = ["def solver(agent, task):\n    return {'answer': task.strip()}\n"] * 20
     cfg = TinyModelConfig(arch="qwen2", vocab_size=300, hidden_size=32, num_layers=1,

@@ -1,4 +1,5 @@
-"""The tiny offline meta-agent: a local BPE tokenizer, a small Llama model, and its warm start.
+"""The tiny offline meta-agent: a local BPE tokenizer, a small Llama model, and its warm start
+(`w4s meta-agent init-tiny`; it lives next to `warmstart.py`, which trains it).
 
 `build_tiny_model` trains a byte-level BPE tokenizer on local text only (by default the repo's
 own Python files and the seed workflows; `init_tiny` passes the warm-start prompts, answers and
@@ -24,12 +25,32 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import shutil
+import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    GenerationConfig,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
+
+from w4s_ray.benchmarks import get_benchmark, list_benchmarks
 from w4s_ray.config import REPO_ROOT, TinyModelConfig
 from w4s_ray.errors import W4SError
+from w4s_ray.meta_agent.tokenizer import MARKER_FILE, load_tokenizer
+from w4s_ray.train import warmstart
+from w4s_ray.train.plots import plot_loss
+from w4s_ray.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +59,6 @@ EOS = "<|end_of_text|>"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"  # end of every turn; the generation stop token
 PAD = "<|pad|>"
-# Written next to a tiny build: how it was made (and marks our qwen2 builds for load_tokenizer).
-MARKER_FILE = "w4s_tiny.json"
 SPECIAL_TOKENS = [PAD, BOS, EOS, IM_START, IM_END]
 
 # ChatML. The assistant content and its end-of-turn token sit inside {% generation %} so
@@ -72,10 +91,6 @@ def default_corpus(max_files: int = 400) -> list[str]:
 
 
 def _seed_workflow_texts() -> list[str]:
-    try:
-        from w4s_ray.benchmarks import get_benchmark, list_benchmarks
-    except ImportError:
-        return []
     texts: list[str] = []
     for name in list_benchmarks():
         try:
@@ -89,8 +104,6 @@ def _seed_workflow_texts() -> list[str]:
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int):
     """A byte-level BPE (GPT-2 style pre-tokenizer) with the chat special tokens first."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -107,8 +120,6 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
 
 
 def _wrap_tokenizer(tok):
-    from transformers import PreTrainedTokenizerFast
-
     hf_tok = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,
@@ -140,11 +151,7 @@ def _model_config(cfg: TinyModelConfig, tokenizer):
         **ids,
     )
     if cfg.arch == "qwen2":
-        from transformers import Qwen2Config
-
         return Qwen2Config(**common)
-    from transformers import LlamaConfig
-
     return LlamaConfig(**common)
 
 
@@ -152,15 +159,7 @@ def build_tiny_model(
     out_dir: str | Path, cfg: TinyModelConfig | None = None, corpus: list[str] | None = None
 ) -> Path:
     """Train a tokenizer, build an untrained model, save both to `out_dir`; returns `out_dir`."""
-    import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
-
-    cfg = cfg or TinyModelConfig()
-    if cfg.hidden_size % cfg.num_heads or cfg.num_heads % cfg.num_kv_heads:
-        raise W4SError(
-            f"tiny: hidden_size {cfg.hidden_size}, num_heads {cfg.num_heads} and num_kv_heads "
-            f"{cfg.num_kv_heads} must divide evenly"
-        )
+    cfg = cfg or TinyModelConfig()  # the schema guarantees the heads divide evenly
     texts = corpus if corpus is not None else default_corpus()
     if not any(t.strip() for t in texts):
         raise W4SError("tiny: the tokenizer corpus is empty")
@@ -193,10 +192,6 @@ def save_model_dir(model, tokenizer, out: Path, extra: dict[str, str] | None = N
 
     A reader that waits for config.json never sees a half-written model.
     """
-    import os
-    import shutil
-    import tempfile
-
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -212,24 +207,7 @@ def save_model_dir(model, tokenizer, out: Path, extra: dict[str, str] | None = N
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_tokenizer(model_dir: str | Path):
-    """The tokenizer saved next to a model (Llama: AutoTokenizer; Qwen2: the fast class)."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    # Only our own qwen2 builds need the fast class; a real Qwen keeps its own tokenizer class.
-    marker = Path(model_dir) / MARKER_FILE
-    arch = json.loads(marker.read_text()).get("arch") if marker.exists() else None
-    if arch == "qwen2":
-        tok = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
-    else:
-        tok = AutoTokenizer.from_pretrained(str(model_dir))
-    return tok
-
-
 def set_seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -253,24 +231,9 @@ def init_tiny(
     Writes `<out>/model` (HF dir), `<out>/warmstart.json` (loss per step, parse rate per
     benchmark, one sample each) and `<out>/warmstart.md` + `<out>/warmstart_loss.png`.
     """
-    import shutil
-    import time
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from w4s_ray.train import warmstart
-    from w4s_ray.train.plots import plot_loss
-    from w4s_ray.utils.io import atomic_write_text
-
     out = Path(out_dir or cfg.out_dir).expanduser().resolve()
     if benchmarks is None:
-        try:
-            from w4s_ray.benchmarks import list_benchmarks
-
-            benchmarks = list_benchmarks()
-        except ImportError:
-            benchmarks = ["gsm8k"]
+        benchmarks = list_benchmarks()
     t0 = time.perf_counter()
     set_seed(cfg.seed)
     pairs, prompts = warmstart.warmstart_pairs(benchmarks, seed=cfg.seed)

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.workflow.helpers import FAKE_KEY, GOOD, children_of, gold_lm, run_eval, sandbox_temp_dirs
-from w4s_ray.workflow.sandbox import isolation_status
+from w4s_ray.sandbox.process import isolation_status
 
 OUTSIDE = f"/tmp/w4s-hostile-{uuid.uuid4().hex}"
 
@@ -166,7 +166,7 @@ def solver(agent, task):
 
 def test_monkeypatching_the_agent_cannot_raise_the_score(gsm8k, sandbox_cfg, eval_cfg):
     code = '''
-import w4s_ray.workflow.agent_api as api
+import w4s_ray.sandbox.agent as api
 api.Agent.call_llm = lambda self, **kw: [{"answer": "1"}]
 def solver(agent, task):
     agent._rpc = lambda m, p: {"texts": ['{"answer": "2"}']}
@@ -234,7 +234,7 @@ def test_isolation_layers_are_probed():
 def test_temp_dirs_of_dead_evaluators_are_swept(monkeypatch, tmp_path):
     import tempfile
 
-    from w4s_ray.workflow import sandbox
+    from w4s_ray.sandbox import process as sandbox
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(sandbox, "_swept", False)

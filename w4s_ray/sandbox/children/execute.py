@@ -1,6 +1,6 @@
-"""Entry point of the nested process behind `agent.execute_code` (see codeexec.py).
+"""The nested child behind `agent.execute_code` (see `sandbox/nested.py`).
 
-`python -I -B -m w4s_ray.workflow._codeexec_child REQ_FD REP_FD`: reads {"t": "init", "code"},
+`python -I -B .../sandbox/children/execute.py REQ_FD REP_FD` (run by path): reads {"t": "init", "code"},
 installs the same audit hook as the workflow child, runs the code and writes one frame
 {"t": "result", "ok": bool, "value": ..., "error": str}. W4S semantics: the value of
 `solution()` if the code defines a callable `solution`, else the value of the last line (an
@@ -19,8 +19,8 @@ import sys
 import traceback
 from typing import Any
 
-from w4s_ray.workflow import audit
-from w4s_ray.workflow.rpc import FdWriter, read_frame_blocking
+from w4s_ray.sandbox import audit
+from w4s_ray.sandbox.rpc import FdWriter, read_frame_blocking
 
 
 def _jsonable(value: Any, limit: int) -> Any:

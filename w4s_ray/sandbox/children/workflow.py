@@ -1,7 +1,7 @@
-"""Entry point of the sandbox child: `python -I -B -m w4s_ray.workflow._child REQ_FD REP_FD`.
+"""The workflow child: `python -I -B .../sandbox/children/workflow.py REQ_FD REP_FD`.
 
-Started by `sandbox.py` with rlimits, a fresh temp cwd, an empty environment and (where the
-platform allows) its own network and mount namespaces. Order matters: everything the runtime
+Started by `sandbox.runner` (run by path, never as a module) with rlimits, a fresh temp cwd, an
+empty environment and the isolation backend's namespaces (see `sandbox/isolation.py`). Order matters: everything the runtime
 itself needs (pipes, threads, the ctypes pointer used to interrupt timed-out items) is set up
 first, then the audit hook is installed, and only then is the untrusted workflow code compiled
 and run. Items run on a thread pool; each gets its own `Agent` whose calls go to the parent.
@@ -23,9 +23,9 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from w4s_ray.workflow import audit
-from w4s_ray.workflow.agent_api import Agent, BudgetStop, ExecutorCallError
-from w4s_ray.workflow.rpc import FdWriter, read_frame_blocking
+from w4s_ray.sandbox import audit
+from w4s_ray.sandbox.agent import Agent, BudgetStop, ExecutorCallError
+from w4s_ray.sandbox.rpc import FdWriter, read_frame_blocking
 
 WORKFLOW_FILE = "<workflow>"
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from w4s_ray.errors import DataError
-from w4s_ray.report import turn_table, write_report
+from w4s_ray.rlao.report import turn_table, write_report
 from w4s_ray.rlao.trajectories import write_turn
 
 
@@ -49,10 +49,11 @@ def test_turn_table_best_so_far_ignores_partial_raced_means(tmp_path):
     table = turn_table(read_rows(d / "trajectories"), seeds, {})
     by = {(t["episode_id"], t["turn"]): t for t in table}
     assert by[("gsm8k-e00", 0)]["best_so_far"] == 0.7
-    assert by[("gsm8k-e00", 1)]["best"] == 0.6  # the stopped 0.9 is a partial mean
+    assert by[("gsm8k-e00", 1)]["best_val_accuracy"] == 0.6  # the stopped 0.9 is a partial mean
     assert by[("gsm8k-e00", 1)]["best_so_far"] == 0.7
     assert by[("gsm8k-e00", 1)]["cum_usd"] == pytest.approx(0.1 + 0.04)
-    assert by[("svamp-e00", 0)]["best"] is None and by[("svamp-e00", 0)]["best_so_far"] == 0.6
+    assert by[("svamp-e00", 0)]["best_val_accuracy"] is None
+    assert by[("svamp-e00", 0)]["best_so_far"] == 0.6
 
 
 def test_collect_report_has_episode_and_turn_tables_and_png(tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from w4s_ray.workflow.agent_api import Agent
+from w4s_ray.sandbox.agent import Agent
 
 
 class FakeRpc:
