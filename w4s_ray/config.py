@@ -72,10 +72,23 @@ class ExecutorConfig(_Section):
                                 "docs/EXECUTOR.md \"Providers\").")
     api_key_file: str | None = F(None, "A file holding the key, read instead of api_key_env.")
     pricing_model: str | None = F("gpt-4o-mini", "Price-map entry for dollars when `model` is "
-                                  "not in litellm's map (e.g. the simulator).")
+                                  "not in litellm's map (e.g. the simulator); `free`: every "
+                                  "call costs $0 (a self-hosted executor); None: only models in "
+                                  "the map (others are refused).")
+    price_per_mtok_in: float | None = F(None, "Dollars per million prompt tokens; set with "
+                                        "price_per_mtok_out it prices every call (over "
+                                        "pricing_model and litellm's map).", ge=0)
+    price_per_mtok_out: float | None = F(None, "Dollars per million completion tokens (with "
+                                         "price_per_mtok_in).", ge=0)
     temperature: float = F(0.0, "Default sampling temperature of a call.", resume=True, ge=0,
                            le=2)
     max_tokens: int = F(1024, "Default completion-token limit of a call.", resume=True, ge=1)
+    max_tokens_cap: int | None = F(
+        4096, "Most completion tokens any call may ask for: a workflow asking more is sent the "
+        "cap (counted as `capped` in the usage stats), never refused. 4096 is the W4S agent "
+        "API's own default, so API-hosted runs are unchanged; lower it for a slow self-hosted "
+        "executor (about timeout_s x its tokens/s, docs/EXECUTOR.md). None: no cap.",
+        resume=True, ge=1)
     max_concurrency: int = F(64, "Executor calls in flight per process.", ge=1)
     requests_per_minute: int | None = F(None, "Run-wide request rate limit.", ge=1)
     tokens_per_minute: int | None = F(None, "Run-wide token rate limit.", ge=1)
@@ -93,6 +106,18 @@ class ExecutorConfig(_Section):
                           "with the same max_tokens is tried: rejected too, the endpoint cannot "
                           "serve the run and it stops (ExecutorFatal) instead of scoring every "
                           "item 0 (docs/EXECUTOR.md \"Errors\").", ge=1)
+
+    @model_validator(mode="after")
+    def _prices_together(self) -> ExecutorConfig:
+        given = (self.price_per_mtok_in is not None, self.price_per_mtok_out is not None)
+        if any(given) and not all(given):
+            raise ValueError("executor.price_per_mtok_in and executor.price_per_mtok_out are "
+                             "set together (one alone would leave the other side unpriced)")
+        if all(given) and self.pricing_model == "free" \
+                and (self.price_per_mtok_in or self.price_per_mtok_out):
+            raise ValueError("executor.pricing_model=free contradicts non-zero "
+                             "executor.price_per_mtok_in/out: choose one")
+        return self
 
 
 class SimConfig(_Section):

@@ -20,6 +20,9 @@ it is, so the simulator is told apart from a real server. The identity keys the 
 the URL changed). A real model name sent to the simulator is refused with a hint.
 `preflight()` makes one cheap uncached call before a run spends anything else.
 
+`max_tokens` above `executor.max_tokens_cap` is lowered to the cap before anything else (cache
+key included), never refused; `stats()["capped"]` and the ledger count such calls.
+
 Cost and tokens in a `ChatResult` are what this call paid; samples served from the cache cost
 nothing, and what they cost when first fetched is `cached_usd` (the would-have-cost; `saved_usd`
 in `stats()`). The budget (`budget_usd`) is checked before
@@ -47,7 +50,7 @@ from typing import Any
 from w4s_ray.config import ExecutorConfig
 from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorFatal
 from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
-from w4s_ray.executor.cost import cost_usd, resolve_price_model
+from w4s_ray.executor.cost import Pricing, cost_usd, resolve_pricing
 from w4s_ray.executor.failures import call_error, fatal_error
 from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
@@ -132,7 +135,8 @@ def _check_messages(messages: Any) -> list[dict]:
 
 
 class _Prices:
-    """Dollars for (prompt, completion) tokens from litellm's price map, cheaply.
+    """Dollars for (prompt, completion) tokens, cheaply: fixed rates of a `Pricing` (free or
+    per-token prices from the config) as they are, litellm's price map otherwise.
 
     `litellm.cost_per_token` costs ~0.3 ms of CPU per call here (more than a whole HTTP
     exchange). When the entry's price is linear in tokens (checked against litellm at points
@@ -142,14 +146,18 @@ class _Prices:
 
     _PROBES = ((1, 1), (977, 313), (150_000, 40_000), (1_000_000, 250_000))
 
-    def __init__(self, price_model: str) -> None:
+    def __init__(self, pricing: Pricing) -> None:
+        self.price_model = pricing.label
+        if pricing.rates is not None:
+            self._rates: tuple[float, float] | None = pricing.rates
+            return
+        price_model = self.price_model = str(pricing.map_entry)
         litellm = import_litellm()
-        self.price_model = price_model
         rate_in, _ = litellm.cost_per_token(model=price_model, prompt_tokens=1,
                                             completion_tokens=0)
         _, rate_out = litellm.cost_per_token(model=price_model, prompt_tokens=0,
                                              completion_tokens=1)
-        self._rates: tuple[float, float] | None = (float(rate_in), float(rate_out))
+        self._rates = (float(rate_in), float(rate_out))
         for pt, ct in self._PROBES:
             want = cost_usd(price_model, pt, ct)
             got = self._linear(pt, ct)
@@ -174,8 +182,10 @@ class ExecutorClient:
         import_litellm()  # litellm prices every call, whichever transport
         self.cfg = cfg
         self.endpoint = resolve_endpoint(cfg)
-        self.price_model = resolve_price_model(self.endpoint.model, cfg.pricing_model)
-        self._prices = _Prices(self.price_model)
+        self.pricing = resolve_pricing(self.endpoint.model, cfg.pricing_model,
+                                       cfg.price_per_mtok_in, cfg.price_per_mtok_out)
+        self.price_model = self.pricing.label
+        self._prices = _Prices(self.pricing)
         self._key = resolve_api_key(cfg, self.endpoint)
         self.transport = make_transport(cfg, self.endpoint, self._key)
         self.server: ServerInfo | None = None  # what the server said it is (OpenAI routes)
@@ -230,13 +240,14 @@ class ExecutorClient:
         with self._lock:
             s = dict(self._stats)
         keys = ("calls", "api_calls", "cache_hits", "cache_misses", "saved_usd", "cost_usd",
-                "prompt_tokens", "completion_tokens", "errors", "retries")
+                "prompt_tokens", "completion_tokens", "errors", "retries", "capped")
         out = {k: s.get(k, 0) for k in keys}
         for k in ("calls", "api_calls", "cache_hits", "cache_misses", "prompt_tokens",
-                  "completion_tokens", "errors", "retries"):
+                  "completion_tokens", "errors", "retries", "capped"):
             out[k] = int(out[k])
         out["tokens"] = out["prompt_tokens"] + out["completion_tokens"]
         out["budget_usd"] = self.cfg.budget_usd
+        out["max_tokens_cap"] = self.cfg.max_tokens_cap
         out["run_spent_usd"] = self._run_spent()
         return out
 
@@ -336,8 +347,15 @@ class ExecutorClient:
             raise ExecutorError(f"n must be a positive integer (got {n!r})")
         temperature = cfg.temperature if temperature is None else float(temperature)
         max_tokens = cfg.max_tokens if max_tokens is None else int(max_tokens)
+        if max_tokens < 1:
+            raise ExecutorError(f"max_tokens must be a positive integer (got {max_tokens})")
+        capped = cfg.max_tokens_cap is not None and max_tokens > cfg.max_tokens_cap
+        if capped:  # sent (and cached) as the cap: the request the endpoint really got
+            max_tokens = int(cfg.max_tokens_cap)
         rf = _normalise_response_format(response_format)
-        self._bump(calls=1)
+        self._bump(calls=1, capped=int(capped))
+        if capped:
+            self._book(tags, capped=1)
 
         identity = await self._ensure_identity()
         keys = [sample_key(identity, messages, temperature, max_tokens, rf, cfg.seed,
@@ -499,7 +517,7 @@ class ExecutorClient:
                 "transport": self.transport.name, "price_model": self.price_model,
                 "simulated": bool(self.simulated),
                 "simulator": self.server.simulator if self.server else None,
-                "dropped_params": ep.dropped}
+                "dropped_params": ep.dropped, "max_tokens_cap": self.cfg.max_tokens_cap}
 
     # ------------------------------------------------------------------ sync use from threads
 
