@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from w4s_ray.sandbox.jsonreply import NO_JSON, parse_json_reply
+
 REFLECTION_PROMPT = """A Python solution to the programming problem below failed its public tests or \
 did not run. Find the cause, then write a corrected solution.
 
@@ -85,10 +87,10 @@ def _check_messages(messages: Any, *, strict: bool) -> list[dict[str, str]]:
 
 
 def _parse_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        return {"JSONDecodeError": text}
+    """The reply's JSON (bare, fenced or embedded in prose: `jsonreply`), else W4S's
+    {"JSONDecodeError": reply}."""
+    value = parse_json_reply(text)
+    return {"JSONDecodeError": text} if value is NO_JSON else value
 
 
 class Agent:
