@@ -230,8 +230,11 @@ def format_feedback(result: EvalResult, k: int, prev_accuracy: float | None = No
         got = result.answers[j] if result.answers[j] is not None \
             else f"(no answer) {result.item_errors[j]}"
         lines.append(f"\n### Case {num}\n#### Question\n{cases[j]['question']}\n"
-                     f"#### Workflow's answer\n{str(got)[:MAX_CASE_ANSWER_CHARS]}\n"
-                     f"#### Correct answer\n{cases[j]['answer']}")
+                     f"#### Workflow's answer\n{str(got)[:MAX_CASE_ANSWER_CHARS]}")
+        if cases[j].get("executor_reply"):  # JSON was asked for; the reply had none usable
+            lines.append("#### Executor reply (no usable JSON; excerpt)\n"
+                         f"{str(cases[j]['executor_reply'])[:MAX_CASE_ANSWER_CHARS]}")
+        lines.append(f"#### Correct answer\n{cases[j]['answer']}")
         hint = result.format_hints[j] if j < len(result.format_hints) else None
         if hint:  # the value was right but the official rule rejected its form
             lines.append(f"#### Scoring note\n{hint}")

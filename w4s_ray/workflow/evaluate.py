@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 from w4s_ray.config import EvalConfig, SandboxConfig
 from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorFatal
 from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
+from w4s_ray.sandbox.jsonreply import parse_json_reply, reply_excerpt
 from w4s_ray.sandbox.process import hidden_paths
 from w4s_ray.sandbox.runner import Abort, RpcFailure
 from w4s_ray.workflow.errors import WorkflowError
@@ -47,6 +49,8 @@ SEED_STRIDE = 1_000_003
 MAX_RESPONSES = 64
 MAX_PROMPT_CHARS = 2_000_000
 MAX_CODE_CHARS = 200_000
+# The answer `call_json_format_llm` fills in for a key the reply's JSON lacked.
+_MISSING_KEY = re.compile(r"^NO \S+ IN DICTIONARY$")
 
 
 class Executor(Protocol):
@@ -100,7 +104,8 @@ class EvalResult:
     stdout: str = ""
     stderr: str = ""
     # Validation only: {"index", "question", "answer"} (the correct answer) of each item scored
-    # below 1, in item order; the material of the feedback's failure cases.
+    # below 1, in item order; the material of the feedback's failure cases. An item whose JSON
+    # call got no usable JSON also has "executor_reply": a clipped excerpt of that raw reply.
     cases: list[dict[str, Any]] = field(default_factory=list)
     # W4S feedback text for the meta-agent (validation results of an evaluator; else "").
     feedback: str = ""
@@ -156,6 +161,23 @@ class _Stats:
         self.calls = self.prompt_tokens = self.completion_tokens = 0
         self.cache_hits = self.cache_misses = self.code_runs = 0
         self.cost_usd = self.cached_usd = 0.0
+        # Per item: excerpt of the last JSON-mode reply without a JSON object, and of the last
+        # JSON-mode reply at all (quoted when the answer says a key was missing).
+        self.no_json: dict[int, str] = {}
+        self.last_json: dict[int, str] = {}
+
+    def note_json_replies(self, idx: int, texts: list[str]) -> None:
+        for t in texts:
+            self.last_json[idx] = t
+            if not isinstance(parse_json_reply(t), dict):
+                self.no_json[idx] = t
+
+    def reply_for(self, idx: int, answer: str | None) -> str | None:
+        """The raw reply the meta-agent should see for a failed item, clipped; else None."""
+        raw = self.no_json.get(idx)
+        if raw is None and answer is not None and _MISSING_KEY.match(answer.strip()):
+            raw = self.last_json.get(idx)
+        return None if raw is None else reply_excerpt(raw)
 
 
 def _check_llm_params(p: dict) -> dict[str, Any]:
@@ -256,7 +278,10 @@ async def evaluate(
             hits = sum(1 for c in cached if c) if isinstance(cached, list) else int(bool(cached))
             stats.cache_hits += hits
             stats.cache_misses += len(res.texts) - hits
-            return {"texts": [str(t) for t in res.texts]}
+            texts = [str(t) for t in res.texts]
+            if p.get("response_format") == "json_object":
+                stats.note_json_replies(idx, texts)
+            return {"texts": texts}
         if method == "exec":
             code, timeout = params.get("code"), params.get("timeout", 5)
             if not isinstance(code, str) or isinstance(timeout, bool) \
@@ -318,7 +343,7 @@ async def evaluate(
                                                 request.code)
     result.n = len(items)
     result.accuracy = sum(result.scores) / result.n if result.n else 0.0
-    _add_cases(result, items)
+    _add_cases(result, items, stats)
     if result.errors.get("executor") == result.n:
         result.error = result.first_failure["error"] if result.first_failure else "executor error"
     _copy_stats(result, stats)
@@ -406,13 +431,20 @@ def _finish_load_error(result: EvalResult, items: list, error: str, tb: str | No
     return result
 
 
-def _add_cases(result: EvalResult, items: list) -> None:
-    """The failed items' question and correct answer, for feedback; validation only."""
+def _add_cases(result: EvalResult, items: list, stats: _Stats | None = None) -> None:
+    """The failed items' question and correct answer (and the excerpt of a reply with no
+    usable JSON), for feedback; validation only."""
     if result.split != "valid":
         return
-    result.cases = [{"index": j, "question": it.question, "answer": it.answer}
-                    for j, (it, s) in enumerate(zip(items, result.scores, strict=True))
-                    if s < 1.0]
+    result.cases = []
+    for j, (it, s) in enumerate(zip(items, result.scores, strict=True)):
+        if s >= 1.0:
+            continue
+        case = {"index": j, "question": it.question, "answer": it.answer}
+        reply = stats.reply_for(j, result.answers[j]) if stats is not None else None
+        if reply:
+            case["executor_reply"] = reply
+        result.cases.append(case)
 
 
 # ------------------------------------------------------------------------------ self-check
