@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -103,6 +104,38 @@ def _int(v: Any) -> int | None:
 
 def _str(v: Any, limit: int) -> str:
     return v[:limit] if isinstance(v, str) else ""
+
+
+def _host_paths() -> list[tuple[str, str]]:
+    """(host path, placeholder) pairs a child's error text must not show, longest first."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    pkg = Path(__file__).resolve().parent.parent  # the w4s_ray package
+    pairs = {str(pkg.parent): "<w4s>", str(pkg): "<w4s>/w4s_ray"}
+    for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        if p and len(p) > 1:
+            pairs.setdefault(p, "<python>")
+            pairs.setdefault(str(Path(p).resolve()), "<python>")
+    pairs.pop("", None)
+    pairs[str(Path(tempfile.gettempdir()).resolve())] = "<tmp>"
+    # A path counts only as a whole path component: "/tmp" is not replaced in "/tmpfs".
+    return [(re.compile(re.escape(p) + r"(?![\w.-])"), t)
+            for p, t in sorted(pairs.items(), key=lambda kv: -len(kv[0]))]
+
+
+_HOST_PATHS = _host_paths()
+
+
+def scrub_host_paths(text: str) -> str:
+    """`text` with this host's platform, Python and temp-dir paths replaced by placeholders:
+    a workflow's traceback or error message goes to the meta-agent, which has no business
+    with where the platform is installed (a defence in depth behind the child's own frame
+    filter, which the untrusted child could skip)."""
+    for pattern, token in _HOST_PATHS:
+        text = pattern.sub(token, text)
+    return text
 
 
 class WorkflowRunner:
@@ -294,8 +327,9 @@ class WorkflowRunner:
                 else:
                     sess.finished[idx] = ItemOutcome(
                         kind=_str(frame.get("kind"), 40) or "exception",
-                        error=_str(frame.get("error"), 2000) or "failed",
-                        tb=_str(frame.get("tb"), 8000), line=_int(frame.get("line")))
+                        error=scrub_host_paths(_str(frame.get("error"), 2000)) or "failed",
+                        tb=scrub_host_paths(_str(frame.get("tb"), 8000)),
+                        line=_int(frame.get("line")))
                     if self.strict:
                         sess.status = "strict_stop"
                         return
@@ -307,9 +341,11 @@ class WorkflowRunner:
                 ready = True
             elif kind == "load_error" and not ready:
                 sess.status = "load_error"
-                sess.reason = _str(frame.get("error"), 2000) or "workflow failed to load"
+                sess.reason = scrub_host_paths(_str(frame.get("error"), 2000)) \
+                    or "workflow failed to load"
                 sess.load_error = ItemOutcome(
-                    kind="load_error", error=sess.reason, tb=_str(frame.get("tb"), 8000),
+                    kind="load_error", error=sess.reason,
+                    tb=scrub_host_paths(_str(frame.get("tb"), 8000)),
                     line=_int(frame.get("line")))
                 return
             elif kind == "abort":

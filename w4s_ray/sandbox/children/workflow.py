@@ -65,13 +65,31 @@ def _workflow_line(tb: Any) -> int | None:
 
 
 def _format_tb(exc: BaseException) -> str:
-    """The traceback from the first workflow frame on (runtime frames above it are noise)."""
+    """The traceback as the meta-agent sees it: the workflow's own frames only. The runtime's
+    frames above the first workflow frame are dropped; a run of other frames after one (the
+    agent API, the standard library) becomes one line naming the function the workflow called
+    and how many frames were left out - no file paths of the platform or of the host."""
     frames = traceback.extract_tb(exc.__traceback__)
-    start = next((k for k, f in enumerate(frames) if f.filename == WORKFLOW_FILE), 0)
     lines = ["Traceback (most recent call last):\n"]
-    lines += traceback.format_list(frames[start:])
+    seen_workflow, hidden, entry = False, 0, ""
+    for f in frames:
+        if f.filename == WORKFLOW_FILE:
+            if hidden:
+                lines.append(_omitted(entry, hidden))
+            lines += traceback.format_list([f])
+            seen_workflow, hidden = True, 0
+        elif seen_workflow:
+            if not hidden:
+                entry = f.name
+            hidden += 1
+    if hidden:
+        lines.append(_omitted(entry, hidden))
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines)[-8000:]
+
+
+def _omitted(entry: str, n: int) -> str:
+    return f"  [in {entry}(): {n} frame{'s' if n > 1 else ''} outside the workflow omitted]\n"
 
 
 def _safe_str(value: Any, limit: int) -> str:
