@@ -71,3 +71,32 @@ def solver(agent, task):
     assert res.scores == [0.0, 0.0] and len(res.cases) == 2
     assert all("executor_reply" not in c for c in res.cases)
     assert "Executor reply" not in format_feedback(res, 2)
+
+
+def test_a_capped_and_free_executor_end_to_end(gsm8k, sim_executor_cfg, sandbox_cfg, eval_cfg):
+    """Workflow -> sandbox -> ExecutorClient -> HTTP -> simulator: a workflow asking 100k
+    tokens is answered (sent the cap, counted), and a free executor's result costs $0."""
+    import asyncio
+
+    from w4s_ray.executor.client import ExecutorClient
+    from w4s_ray.workflow.evaluate import EvalRequest, evaluate
+
+    code = '''
+def solver(agent, task):
+    r = agent.call_json_format_llm(messages=[{"role": "user", "content": task}],
+                                   max_completion_tokens=100000, return_dict_keys=["answer"])
+    return {"answer": str(r[0]["answer"])}
+'''
+    cfg = sim_executor_cfg.model_copy(update={"max_tokens_cap": 48, "pricing_model": "free"})
+
+    async def run():
+        with ExecutorClient(cfg) as client:
+            res = await evaluate(EvalRequest(code=code, benchmark="gsm8k", limit=3), gsm8k,
+                                 client, sandbox_cfg, eval_cfg)
+            return res, client.stats()
+
+    res, stats = asyncio.run(run())
+    assert res.errors == {} and res.calls == 3 and res.capped_calls == 3
+    assert stats["capped"] == 3 and res.summary()["capped_calls"] == 3
+    assert res.completion_tokens <= 3 * 48 and res.prompt_tokens > 0
+    assert res.cost_usd == 0.0 and stats["cost_usd"] == 0.0

@@ -128,7 +128,9 @@ def _summary_text(r, info: dict | None = None) -> str:
         ("scoring", r.scoring),
         ("accuracy", f"{r.accuracy * 100:.2f}% of {r.n} items"),
         ("errors", ", ".join(f"{k}: {v}" for k, v in sorted(r.errors.items())) or "none"),
-        ("executor calls", f"{r.calls} ({r.cache_hits} cached samples)"),
+        ("executor calls", f"{r.calls} ({r.cache_hits} cached samples)"
+                           + (f"; {r.capped_calls} asked for more than executor.max_tokens_cap "
+                              f"and were sent the cap" if r.capped_calls else "")),
         ("tokens", f"{r.prompt_tokens} prompt + {r.completion_tokens} completion"),
         ("cost", f"${r.cost_usd:.4f} spent; cache hits would have cost ${r.cached_usd:.4f}"
                  + (f" ({info['price_model']} prices)" if info else "")),

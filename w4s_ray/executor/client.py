@@ -74,6 +74,7 @@ class ChatResult:
     cost_usd: float
     cached: list[bool] = field(default_factory=list)
     cached_usd: float = 0.0  # what the cached samples cost when they were first fetched
+    capped: bool = False  # max_tokens was lowered to executor.max_tokens_cap
 
 
 class _Failed(Exception):
@@ -365,7 +366,8 @@ class ExecutorClient:
         self._bump(cache_hits=len(hits), cache_misses=n - len(hits), saved_usd=saved)
         if keys and len(hits) == n:
             self._book(tags, calls=1, cache_hits=n, saved_usd=saved)
-            return ChatResult([hits[k].text for k in keys], 0, 0, 0.0, [True] * n, saved)
+            return ChatResult([hits[k].text for k in keys], 0, 0, 0.0, [True] * n, saved,
+                              capped)
 
         est_tokens = sum(len(str(m["content"])) for m in messages) / 4 + min(max_tokens, 512) * n
         async with self._semaphore():
@@ -406,9 +408,9 @@ class ExecutorClient:
                      for j, k in enumerate(keys) if k not in hits}
             self.cache.put_many(self.endpoint.model, fresh, identity or "")
         if not keys:
-            return ChatResult(list(texts), pt, ct, cost, [False] * n, 0.0)
+            return ChatResult(list(texts), pt, ct, cost, [False] * n, 0.0, capped)
         out = [hits[k].text if k in hits else texts[j] for j, k in enumerate(keys)]
-        return ChatResult(out, pt, ct, cost, [k in hits for k in keys], saved)
+        return ChatResult(out, pt, ct, cost, [k in hits for k in keys], saved, capped)
 
     async def _escalate(self, failure: Failure, max_tokens: int,
                         err: ExecutorError) -> ExecutorError:

@@ -91,6 +91,7 @@ class EvalResult:
     cost_usd: float = 0.0
     cached_usd: float = 0.0  # what the samples served from the cache cost when first fetched
     calls: int = 0
+    capped_calls: int = 0  # calls sent with max_tokens lowered to executor.max_tokens_cap
     cache_hits: int = 0
     cache_misses: int = 0
     code_runs: int = 0
@@ -124,7 +125,8 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         keys = ("benchmark", "split", "scoring", "accuracy", "n", "errors", "error", "cost_usd",
-                "cached_usd", "calls", "cache_hits", "prompt_tokens", "completion_tokens",
+                "cached_usd", "calls", "capped_calls", "cache_hits", "prompt_tokens",
+                "completion_tokens",
                 "wall_s", "tag")
         return {k: getattr(self, k) for k in keys}
 
@@ -158,7 +160,7 @@ def select_items(bm: Any, request: EvalRequest) -> list[Any]:
 
 class _Stats:
     def __init__(self) -> None:
-        self.calls = self.prompt_tokens = self.completion_tokens = 0
+        self.calls = self.prompt_tokens = self.completion_tokens = self.capped = 0
         self.cache_hits = self.cache_misses = self.code_runs = 0
         self.cost_usd = self.cached_usd = 0.0
         # Per item: excerpt of the last JSON-mode reply without a JSON object, and of the last
@@ -270,6 +272,7 @@ async def evaluate(
             except ExecutorError as exc:
                 raise RpcFailure(str(exc), "executor") from None
             stats.calls += 1
+            stats.capped += int(bool(getattr(res, "capped", False)))
             stats.prompt_tokens += int(getattr(res, "prompt_tokens", 0) or 0)
             stats.completion_tokens += int(getattr(res, "completion_tokens", 0) or 0)
             stats.cost_usd += float(getattr(res, "cost_usd", 0.0) or 0.0)
@@ -402,6 +405,7 @@ def _hint(bm: Any, item: Any, answer: Any) -> str | None:
 
 def _copy_stats(result: EvalResult, stats: _Stats) -> None:
     result.calls, result.cost_usd = stats.calls, stats.cost_usd
+    result.capped_calls = stats.capped
     result.cached_usd = stats.cached_usd
     result.prompt_tokens, result.completion_tokens = stats.prompt_tokens, stats.completion_tokens
     result.cache_hits, result.cache_misses = stats.cache_hits, stats.cache_misses
