@@ -71,6 +71,8 @@ def test_the_scan_is_bounded_to_the_head_of_a_huge_reply():
     tail = '{"answer": "late"}'
     assert parse_json_reply("x" * (MAX_SCAN_CHARS + 10) + tail) is NO_JSON
     assert parse_json_reply("x" * 1000 + tail) == {"answer": "late"}
+    whole = '{"answer": "' + "z" * (MAX_SCAN_CHARS * 2) + '"}'  # a bare JSON reply: any length
+    assert parse_json_reply(whole)["answer"] == "z" * (MAX_SCAN_CHARS * 2)
 
 
 def test_the_agent_reads_fenced_json_and_still_fills_missing_keys():

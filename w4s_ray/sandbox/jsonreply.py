@@ -7,8 +7,8 @@ the answer: {...} Hope it helps"). `parse_json_reply` tries, in order:
 2. each fenced block (```json, ```JSON or a bare ```) - the first whose body is JSON;
 3. the first balanced `{...}` in the text that parses as a non-empty JSON object.
 Anything else (Python dict literals, single quotes, trailing commas, truncated objects) is
-refused: `NO_JSON` is returned and the caller reports the reply as undecodable. The scan is
-bounded (`MAX_SCAN_CHARS` of text, `MAX_STARTS` opening braces tried) so a hostile or huge
+refused: `NO_JSON` is returned and the caller reports the reply as undecodable. Steps 2-3
+are bounded (`MAX_SCAN_CHARS` of text, `MAX_STARTS` opening braces tried) so a hostile or huge
 reply costs little. NaN/Infinity are read as Python's `json` reads them (as W4S did).
 
 Pure stdlib and no w4s imports beyond this package: it runs in the sandbox child (the agent)
@@ -46,13 +46,14 @@ def parse_json_reply(text: Any) -> Any:
     """The reply's JSON value (module docstring), or `NO_JSON`."""
     if not isinstance(text, str):
         return NO_JSON
-    text = str.__str__(text)[:MAX_SCAN_CHARS]
+    text = str.__str__(text)
     stripped = text.strip()
     if not stripped:
         return NO_JSON
-    value = _loads(stripped)
+    value = _loads(stripped)  # one linear pass, whatever the length
     if value is not NO_JSON:
         return value
+    text = text[:MAX_SCAN_CHARS]
     for m in _FENCE.finditer(text):
         value = _loads(m.group(1).strip())
         if value is not NO_JSON:
