@@ -67,7 +67,9 @@ def _first_object(text: str) -> Any:
         tried += 1
         try:
             value, _ = _DECODER.raw_decode(text, start)
-        except (ValueError, RecursionError):
+        except RecursionError:  # nesting no model writes: a pathological reply, stop here
+            return NO_JSON
+        except ValueError:
             value = None
         if isinstance(value, dict) and value:  # `{}` in prose is code (a JS body), not a reply
             return value

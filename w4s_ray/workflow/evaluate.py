@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from w4s_ray.config import EvalConfig, SandboxConfig
 from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorFatal
 from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
-from w4s_ray.sandbox.jsonreply import parse_json_reply, reply_excerpt
+from w4s_ray.sandbox.jsonreply import EXCERPT_CHARS, parse_json_reply, reply_excerpt
 from w4s_ray.sandbox.process import hidden_paths
 from w4s_ray.sandbox.runner import Abort, RpcFailure
 from w4s_ray.workflow.errors import WorkflowError
@@ -170,9 +170,10 @@ class _Stats:
 
     def note_json_replies(self, idx: int, texts: list[str]) -> None:
         for t in texts:
-            self.last_json[idx] = t
+            kept = t[: 4 * EXCERPT_CHARS]  # all an excerpt can show
+            self.last_json[idx] = kept
             if not isinstance(parse_json_reply(t), dict):
-                self.no_json[idx] = t
+                self.no_json[idx] = kept
 
     def reply_for(self, idx: int, answer: str | None) -> str | None:
         """The raw reply the meta-agent should see for a failed item, clipped; else None."""
