@@ -369,7 +369,7 @@ class RayConfig(_Section):
     temp_dir: str | None = F(None, "Ray's temp dir; None: a short one under the system tmp.")
     dashboard: bool = F(False, "Start the Ray dashboard with a local Ray (the stage prints its "
                         "URL); joined clusters keep their own.")
-    dashboard_port: int | None = F(None, "Dashboard port; None: Ray's default (8265).", ge=0,
+    dashboard_port: int | None = F(None, "Dashboard port; None: Ray's default (8265).", ge=1,
                                    le=65535)
 
 
