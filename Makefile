@@ -18,7 +18,7 @@ $(BIN)/w4s: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first and exactly: a CPU wheel; a looser spec pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,tracking]"
 	@touch $(BIN)/w4s
 
 install: $(BIN)/w4s

@@ -10,8 +10,10 @@ would otherwise pay.
 Every verb that runs a stage takes `--config FILE` and repeated `--set key.path=value`; the
 config is loaded once here and handed to the handler as `args.cfg`. They also take
 `--address` (join that Ray cluster; same as `--set ray.address=...`), and `--verbose` /
-`--quiet` (also accepted before the verb; see `w4s_ray.console`). `w4s --version` prints
-the installed version.
+`--quiet` (also accepted before the verb; see `w4s_ray.console`), and `--include PATH` (your
+own benchmarks and seeds, `w4s_ray.benchmarks.plugins`). `w4s --version` prints the
+installed version. The stages themselves are the Python API (`w4s_ray.api`); a verb parses,
+calls it and prints.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def add_config_args(parser: argparse.ArgumentParser, *, default: str | None = No
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one config value, e.g. --set executor.model=gpt-4o-mini (repeatable)",
+    )
+    parser.add_argument(
+        "--include", action="append", default=[], metavar="PATH",
+        help="load your own benchmarks / seed workflows from a directory or an installed "
+             "module (repeatable; adds to the config's `include`; docs/HOWTO.md)",
     )
     parser.add_argument(
         "--address", default=None, metavar="ADDR",
@@ -97,6 +104,12 @@ def _load_cfg(args: argparse.Namespace):
     cfg = load_config(getattr(args, "config", None), args.overrides)
     if getattr(args, "address", None):
         cfg.ray.address = args.address
+    if getattr(args, "include", None):
+        cfg.include = [*cfg.include, *args.include]
+    if cfg.include:  # registered before any verb looks a benchmark up
+        from w4s_ray.benchmarks.plugins import load_includes
+
+        load_includes(cfg.include)
     return cfg
 
 

@@ -392,6 +392,22 @@ class RayConfig(_Section):
     num_cpus: int | None = F(4, "Logical CPUs of a local Ray (over-subscribed on purpose: "
                              "actors mostly wait).", ge=1)
     temp_dir: str | None = F(None, "Ray's temp dir; None: a short one under the system tmp.")
+    dashboard: bool = F(False, "Start the Ray dashboard with a local Ray (the stage prints its "
+                        "URL); joined clusters keep their own.")
+    dashboard_port: int | None = F(None, "Dashboard port; None: Ray's default (8265).", ge=1,
+                                   le=65535)
+
+
+class TrackingConfig(_Section):
+    """Experiment tracking (docs/API.md "Tracking", `w4s_ray.tracking`): per-turn metrics,
+    dollars, the chosen workflow and the final table logged to MLflow. Off by default."""
+
+    backend: Literal["none", "mlflow"] = F(
+        "none", "none: no tracking; mlflow: log every stage run through the API or the CLI "
+        "(needs `pip install -e .[tracking]`).")
+    uri: str | None = F(None, "MLflow tracking URI; None: sqlite:///<run_dir>/mlflow.db "
+                        "(absolute). Any MLflow URI works (http://host:5000, databricks, ...).")
+    experiment: str | None = F(None, "MLflow experiment; None: the config's name.")
 
 
 class ExperimentConfig(_Section):
@@ -403,6 +419,10 @@ class ExperimentConfig(_Section):
                                      "sweep, compare, the demo's training set); None: every "
                                      "registered benchmark.")
     run_dir: str = F("runs", "Root of the run directories.")
+    include: list[str] = FF(list, "Your own benchmarks and seed workflows: directories (each "
+                            "imported as a package named after it) or installed module names, "
+                            "loaded by every stage and every Ray worker (docs/HOWTO.md). "
+                            "Also `--include`.")
     data: DataConfig = FF(DataConfig, "Benchmark data.")
     executor: ExecutorConfig = FF(ExecutorConfig, "The strong executor.")
     sim: SimConfig = FF(SimConfig, "The simulated executor.")
@@ -416,6 +436,7 @@ class ExperimentConfig(_Section):
     serve: ServeConfig = FF(ServeConfig, "Serving.")
     ray: RayConfig = FF(RayConfig, "Ray.")
     sweep: SweepConfig = FF(SweepConfig, "Sweeps.")
+    tracking: TrackingConfig = FF(TrackingConfig, "Experiment tracking (MLflow).")
 
     def data_dir(self) -> Path:
         """The benchmark data directory: config, else $W4S_DATA_DIR, else ./data."""
@@ -537,6 +558,53 @@ def load_config(
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, Any] | list[str] | None
+                    ) -> ExperimentConfig:
+    """A new config: `cfg` with overrides applied, validated like `--set` (the Python API's
+    keyword overrides: {"eval.limit": 8} or ["eval.limit=8"]). `cfg` itself is unchanged."""
+    if not overrides:
+        return cfg
+    if isinstance(overrides, dict):
+        items = [(str(k).split("."), v) for k, v in overrides.items()]
+        names = [str(k) for k in overrides]
+    else:
+        items = [_parse_override(o) for o in overrides]
+        names = [o.split("=", 1)[0] for o in overrides]
+    tree = cfg.model_dump(mode="json")
+    for key_path, value in items:
+        if not key_path or any(not part for part in key_path):
+            raise ConfigError(f"override {'.'.join(key_path)!r}: empty key")
+        node = tree
+        for part in key_path[:-1]:  # a section given as a dict merges into the section
+            node = node.get(part) if isinstance(node.get(part), dict) else {}
+        old = node.get(key_path[-1]) if isinstance(node, dict) else None
+        if isinstance(value, dict) and isinstance(old, dict):
+            value = _merged(old, value)
+        _apply_override(tree, key_path, value)
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        loc = [str(p) for p in err.errors()[0]["loc"]]
+        source = "overrides"
+        for (key_path, _), name in zip(items, names, strict=True):
+            if loc[: len(key_path)] == key_path or key_path[: len(loc)] == loc:
+                source = f"override {name}"
+                break
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def _merged(old: dict, new: dict) -> dict:
+    out = dict(old)
+    for k, v in new.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def dump_config(cfg: ExperimentConfig, path: str | os.PathLike) -> None:
     """Write the resolved config next to a run's outputs, so a run records what it used."""
     Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+from w4s_ray import _callable_stage  # noqa: E402
+
+_callable_stage(__name__)  # `w4s_ray.config(...)` is `w4s_ray.api.config` (docs/API.md)

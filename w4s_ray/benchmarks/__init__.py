@@ -10,6 +10,7 @@ Every module of this package is imported here; benchmark classes register themse
 the canonical order (the eleven W4S benchmarks: mgsm gsm8k gsm_hard gsm_plus svamp math drop
 mmlu_pro gpqa humaneval mbpp). Names are case-insensitive; W4S's spellings (gsmhard, gsmplus,
 mmlupro) are accepted as aliases. An unknown name is a `DataError` listing the known ones.
+Benchmarks and seed workflows from outside the package: `plugins.py` (docs/HOWTO.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import importlib
 import pkgutil
 
 from w4s_ray.benchmarks.base import Benchmark, Item
+from w4s_ray.benchmarks.plugins import load_includes
 from w4s_ray.benchmarks.registry import (
     ALIASES,
     BENCHMARKS,
@@ -26,10 +28,11 @@ from w4s_ray.benchmarks.registry import (
     list_benchmarks,
     register_benchmark,
 )
+from w4s_ray.benchmarks.seeds import register_seed_workflow
 
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.ispkg:
         importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["ALIASES", "BENCHMARKS", "Benchmark", "Item", "check_benchmarks", "get_benchmark",
-           "list_benchmarks", "register_benchmark"]
+           "list_benchmarks", "load_includes", "register_benchmark", "register_seed_workflow"]

@@ -9,6 +9,8 @@
 a new one slots in between without renumbering); `aliases` are other spellings accepted by
 `get_benchmark`. `w4s_ray.benchmarks` imports every module of the package, so a new benchmark
 is its own module plus its data manifest entry and its docs row; nothing else lists names.
+Benchmarks from outside the package (`include`, entry points: `plugins.py`) register the same
+way; every lookup here first makes sure they are loaded in this process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from w4s_ray.benchmarks.plugins import ensure_loaded
 from w4s_ray.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -27,8 +30,9 @@ ALIASES: dict[str, str] = {}
 _ORDER: dict[str, int] = {}
 
 
-def register_benchmark(order: int, aliases: Iterable[str] = ()) -> Callable:
-    """Class decorator: make the benchmark known under its `name` (and `aliases`)."""
+def register_benchmark(order: int = 1000, aliases: Iterable[str] = ()) -> Callable:
+    """Class decorator: make the benchmark known under its `name` (and `aliases`); `order`
+    defaults to after the built-in ones."""
     def deco(cls: type[Benchmark]) -> type[Benchmark]:
         name = cls.name
         if name in BENCHMARKS and BENCHMARKS[name] is not cls:
@@ -43,6 +47,7 @@ def register_benchmark(order: int, aliases: Iterable[str] = ()) -> Callable:
 
 def list_benchmarks() -> list[str]:
     """Every registered benchmark, in the canonical order."""
+    ensure_loaded()
     return sorted(BENCHMARKS, key=lambda n: (_ORDER[n], n))
 
 
@@ -53,6 +58,7 @@ def canonical_name(name: str) -> str:
 
 def get_benchmark(name: str, data_dir: str | Path | None = None) -> Benchmark:
     """A benchmark by name; data_dir None -> $W4S_DATA_DIR, else ./data."""
+    ensure_loaded()
     cls = BENCHMARKS.get(canonical_name(name))
     if cls is None:
         raise DataError(f"unknown benchmark {name!r}; known: {', '.join(list_benchmarks())}")
@@ -64,6 +70,7 @@ def check_benchmarks(names: Iterable[str] | None) -> list[str]:
     config's `benchmarks`). Unknown or repeated names are a ConfigError."""
     if names is None:
         return list_benchmarks()
+    ensure_loaded()
     known = set(BENCHMARKS)
     names = [canonical_name(n) for n in names if n.strip()]
     if not names:

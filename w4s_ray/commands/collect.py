@@ -3,7 +3,7 @@
 Appends one Parquet part per completed turn to <out>/trajectories (schema:
 docs/TRAJECTORIES.md); `--resume` continues from the rows already there (and refuses a
 directory that holds no run). The meta-agent and the executor (one preflight call) are
-checked before Ray starts.
+checked before Ray starts. The stage itself is `w4s_ray.api.collect`.
 """
 
 from __future__ import annotations
@@ -31,32 +31,13 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+    from w4s_ray import api
     from w4s_ray.cli import show_progress
-    from w4s_ray.errors import ConfigError
-    from w4s_ray.executor.preflight import check_executor, simulated_note
-    from w4s_ray.meta_agent import check_meta_agent
-    from w4s_ray.rlao.runs import preflight
-    from w4s_ray.runtime.collect import collect
-    from w4s_ray.runtime.ray_init import ray_session
+    from w4s_ray.executor.preflight import simulated_note
 
-    cfg = args.cfg
-    names = check_benchmarks(args.benchmarks.split(",") if args.benchmarks else cfg.benchmarks)
-    for flag in ("episodes", "turns"):
-        val = getattr(args, flag)
-        if val is not None and val < 1:
-            raise ConfigError(f"--{flag} must be >= 1, got {val}")
-    out = Path(args.out or Path(cfg.run_dir) / "collect")
-    preflight(out, cfg, args.resume)
-    for name in names:  # missing data, meta-agent or a failing executor: one line, before Ray
-        get_benchmark(name, data_dir=cfg.data_dir()).check_files()
-    check_meta_agent(cfg)
-    info = check_executor(cfg.executor)
-    with ray_session(cfg.ray):
-        summary = collect(cfg, names, out, episodes=args.episodes, turns=args.turns,
-                          resume=args.resume, progress=show_progress(args), executor=info)
-    print(f"collected {summary['rows']} rows from {summary['episodes']} episodes"
-          f"{simulated_note(info)} -> {out / 'trajectories'} (report: {out / 'report.md'})")
+    res = api.collect(args.cfg, benchmarks=args.benchmarks, episodes=args.episodes,
+                      turns=args.turns, out=args.out, resume=args.resume,
+                      progress=show_progress(args))
+    print(f"collected {res.rows} rows from {res.episodes} episodes"
+          f"{simulated_note(res.executor)} -> {res.trajectories} (report: {res.report})")
     return 0

@@ -8,14 +8,13 @@ still runs in its sandbox child); `--ray` uses an `EvaluatorPool`. Before evalua
 executor gets one cheap preflight call (`executor.preflight`), so a stopped simulator, a bad
 key, an unknown model or provider is one clear error line instead of every item scoring 0; an
 endpoint that starts failing that way mid-run stops the evaluation the same way. A simulated
-executor is named as such in the summary.
+executor is named as such in the summary. The evaluation itself is `w4s_ray.api.evaluate`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def register(subparsers) -> None:
@@ -39,55 +38,27 @@ def register(subparsers) -> None:
 
 def read_workflow(path: str) -> str:
     """The workflow code in FILE (plain Python, or the last fenced block defining solver)."""
-    from pathlib import Path
+    from w4s_ray.api import read_workflow as read
 
-    from w4s_ray.workflow.errors import WorkflowError
-    from w4s_ray.workflow.extract import check_workflow, extract_workflow
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkflowError(f"workflow file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkflowError(f"cannot read workflow file {path}: {exc}") from None
-    try:
-        return extract_workflow(text) if "```" in text else check_workflow(text)
-    except WorkflowError as exc:
-        raise WorkflowError(f"{path}: {exc}") from None
+    return read(path)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from w4s_ray import console
+    from w4s_ray import api
     from w4s_ray.benchmarks import get_benchmark
     from w4s_ray.errors import DataError
     from w4s_ray.executor.preflight import check_executor
-    from w4s_ray.workflow.evaluate import EvalRequest
 
     cfg = args.cfg
     code = read_workflow(args.workflow)
-    name = args.benchmark or cfg.benchmark
-    bm = get_benchmark(name, cfg.data_dir())
+    bm = get_benchmark(args.benchmark or cfg.benchmark, cfg.data_dir())
     if args.limit is not None and args.limit < 1:
         raise DataError(f"--limit must be >= 1, got {args.limit}")
-    limit = args.limit if args.limit is not None else cfg.eval.limit
     bm.load(args.split)  # a missing/corrupt data file is reported before anything starts
     info = check_executor(cfg.executor)  # one cheap call: a fatal endpoint stops us here
-    req = EvalRequest(code=code, benchmark=bm.name, split=args.split, limit=limit,
-                      seed=args.seed, tag="cli")
-    if args.ray:
-        from w4s_ray.runtime.evaluators import EvaluatorPool
-
-        pool = EvaluatorPool(cfg, num_evaluators=1)
-        try:  # a user error in the actor (e.g. ExecutorFatal) comes back as the plain error
-            result = pool.evaluate([req])[0]
-        finally:
-            pool.shutdown()
-    else:
-        quiet = args.json or not console.progress_enabled()
-        result = asyncio.run(_evaluate_here(req, bm, cfg, quiet=quiet, info=info))
+    result = api.evaluate(code, cfg, benchmark=bm.name, split=args.split, limit=args.limit,
+                          seed=args.seed, ray=args.ray, executor_info=info,
+                          progress=False if args.json else None)
     if args.json:
         out = result.summary()
         out.update(item_ids=result.item_ids, scores=result.scores,
@@ -97,21 +68,6 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         print(_summary_text(result, info))
     return 0
-
-
-async def _evaluate_here(req, bm, cfg, *, quiet: bool, info: dict | None = None):
-    from tqdm import tqdm
-
-    from w4s_ray.executor.client import ExecutorClient
-    from w4s_ray.executor.preflight import simulated_note
-    from w4s_ray.workflow.evaluate import evaluate, select_items
-
-    total = len(select_items(bm, req))
-    with ExecutorClient(cfg.executor) as client, tqdm(
-        total=total, desc=f"{bm.name}/{req.split}{simulated_note(info)}",
-        unit="item", disable=quiet or None, file=sys.stderr,
-    ) as bar:
-        return await evaluate(req, bm, client, cfg.sandbox, cfg.eval, progress=bar.update)
 
 
 def _summary_text(r, info: dict | None = None) -> str:

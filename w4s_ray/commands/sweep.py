@@ -37,11 +37,11 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     import sys
 
+    from w4s_ray import api
     from w4s_ray.cli import show_progress
     from w4s_ray.config import load_config
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import simulated_note
-    from w4s_ray.runtime.sweep import run_sweep
 
     cfg = args.cfg
     if args.config_file:
@@ -50,12 +50,10 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config_file, args.overrides)
         if args.address:
             cfg.ray.address = args.address
-    benches = None
-    if args.benchmarks is not None:
-        benches = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
-        if not benches:
-            raise ConfigError("--benchmarks: no benchmark names given")
-    out = run_sweep(cfg, benches, resume=args.resume, progress=show_progress(args))
+    res = api.sweep(cfg, benchmarks=args.benchmarks, resume=args.resume,
+                    progress=show_progress(args))
+    out = {"status": res.status, "failed": res.failed, "wall_s": res.wall_s,
+           "executor": res.executor, "report": res.report}
     n = len(out["status"])
     print(f"sweep: {n - len(out['failed'])}/{n} benchmarks completed in {out['wall_s']:.1f} s"
           f"{simulated_note(out.get('executor'))} -> {out['report']}")

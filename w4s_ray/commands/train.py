@@ -1,4 +1,5 @@
-"""`w4s train`: RWR fine-tuning of the meta-agent on trajectory Parquet (Ray Train)."""
+"""`w4s train`: RWR fine-tuning of the meta-agent on trajectory Parquet (Ray Train); the stage
+itself is `w4s_ray.api.train`."""
 
 from __future__ import annotations
 
@@ -26,14 +27,10 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from w4s_ray.runtime.train_job import run_training
+    from w4s_ray import api
 
-    cfg = args.cfg
-    for flag, key in (("data", "data"), ("base_model", "base_model"), ("out", "out_dir")):
-        value = getattr(args, flag)
-        if value:
-            setattr(cfg.train, key, value)
-    res = run_training(cfg, resume=args.resume, overwrite=args.overwrite)
+    res = api.train(args.cfg, data=args.data, base_model=args.base_model, out=args.out,
+                    resume=args.resume, overwrite=args.overwrite)
     first = res.history[0]["loss"] if res.history else float("nan")
     last = res.history[-1]["loss"] if res.history else float("nan")
     print(f"trained {res.steps} steps (resumed from {res.resumed_from}); weighted loss "

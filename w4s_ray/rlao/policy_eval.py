@@ -178,8 +178,9 @@ def render_markdown(summary: dict, *, samples_per_cell: int, title: str = "Polic
     return "\n".join(lines)
 
 
-def plot(summary: dict, path) -> None:
-    """Bar chart of mean accuracy per model and benchmark (error bars: sd over seeds)."""
+def compare_figure(summary: dict):
+    """Bar chart of mean accuracy per model and benchmark; error bars are the sd over seeds,
+    clipped to [0, 100] (an accuracy cannot leave it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,20 +192,30 @@ def plot(summary: dict, path) -> None:
     width = 0.8 / max(1, len(models))
     groups = benches + ["all"]
     for j, m in enumerate(models):
-        means, errs = [], []
+        means, lows, highs = [], [], []
         for b in groups:
             vals = [c[m] for c in cells if c.get(m) is not None and (b == "all" or c["benchmark"] == b)]
             if b == "all":
                 vals = list(summary["per_model"][m]["per_seed"].values())
-            means.append(100 * _mean(vals))
-            errs.append(100 * _sd(vals))
+            mean, sd = 100 * _mean(vals), 100 * _sd(vals)
+            means.append(mean)
+            lows.append(min(sd, mean))
+            highs.append(min(sd, 100 - mean))
         xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(groups))]
-        ax.bar(xs, means, width, yerr=errs, capsize=3, label=m)
+        ax.bar(xs, means, width, yerr=[lows, highs], capsize=3, label=m)
     ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylim(0, 105)
     ax.set_ylabel("mean valid acc of a sample (%)")
     ax.set_title("Sampled workflows by meta-agent")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot(summary: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = compare_figure(summary)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -159,13 +159,14 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
     return "\n".join(lines)
 
 
-def _plot(table: list[dict], path: Path) -> None:
-    import io
-
+def curve_figure(table: list[dict]):
+    """Validation accuracy and cumulative dollars per turn (integer turn ticks; the dollars
+    panel also shows what cache hits would have cost, when there were any)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     by_ep: dict[str, list[dict]] = {}
@@ -178,14 +179,33 @@ def _plot(table: list[dict], path: Path) -> None:
                          else float("nan") for t in ts],
                  linestyle="--", marker="x", color=line.get_color(), alpha=0.6,
                  label=f"{eid} turn best")
-        ax2.plot(turns, [t["cum_usd"] for t in ts], marker="o", label=eid)
-    ax1.set(xlabel="turn", ylabel="validation accuracy", title="Validation accuracy")
+        spent, = ax2.plot(turns, [t["cum_usd"] for t in ts], marker="o", label=f"{eid} spent")
+        cached, would = 0.0, []
+        for t in ts:
+            cached += t.get("cached_usd") or 0.0
+            would.append(t["cum_usd"] + cached)
+        if cached > 0:  # a cache-served run shows what it would have cost, not a flat $0
+            ax2.plot(turns, would, linestyle="--", color=spent.get_color(), alpha=0.6,
+                     label=f"{eid} would have cost without the cache")
+    ax1.set(xlabel="turn", ylabel="validation accuracy", title="Validation accuracy",
+            ylim=(-0.02, 1.02))
     ax2.set(xlabel="turn", ylabel="cumulative executor $", title="Dollars")
+    ax2.set_ylim(bottom=0)
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if by_ep:
             ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def _plot(table: list[dict], path: Path) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = curve_figure(table)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

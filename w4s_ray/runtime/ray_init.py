@@ -3,7 +3,7 @@
 Measured here: Ray 2.60 turns token auth on by default (breaks `ray job submit` later), actors
 with whole CPUs on a 2-core box starve each other, and the default temp dir path can be too long
 for Unix sockets. So: auth off unless the user set it, logical CPUs over-subscribed, a short temp
-dir, no dashboard for local runs.
+dir, no dashboard for local runs unless `ray.dashboard` (its URL is printed).
 
 - `init_ray(cfg.ray)`: idempotent start/join.
 - `ray_session(cfg.ray)`: a context manager around a stage: joins or starts Ray, and shuts it
@@ -18,6 +18,8 @@ dir, no dashboard for local runs.
   legacy scan of running processes: it means "the cluster I started with `ray start` on this
   machine" and refuses one started by another user. Joining prints one line saying where
   (unless --quiet).
+- Your own benchmarks (`include`, `w4s_ray.benchmarks.plugins`): the job's runtime_env carries
+  $W4S_INCLUDE to every worker, and the directories as py_modules when joining a cluster.
 - Console noise follows `w4s_ray.console` (worker log forwarding, log level); every worker of a
   local Ray started here runs `worker_setup` (the same console level, RAY_ADDRESS pointing at
   this instance).
@@ -37,6 +39,7 @@ import ray
 from ray._private.utils import get_ray_address_file
 
 from w4s_ray import console, errors
+from w4s_ray.benchmarks import plugins
 from w4s_ray.config import RayConfig
 from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import ConfigError, W4SError
@@ -82,8 +85,11 @@ def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool | None = None)
             address = resolve_auto(cfg.temp_dir)
         if console.level() != "quiet":
             print(f"w4s: joining the Ray cluster at {address}", file=sys.stderr, flush=True)
+        # Included benchmark directories travel with the job (py_modules): a cluster's nodes
+        # need not share this filesystem.
+        extra = {"runtime_env": env} if (env := plugins.runtime_env(ship=True)) else {}
         ray.init(address=address, log_to_driver=log_to_driver, ignore_reinit_error=True,
-                 logging_level="WARNING")
+                 logging_level="WARNING", **extra)
         return
     temp_dir = cfg.temp_dir or os.path.join(tempfile.gettempdir(), "w4sray")
     try:
@@ -106,12 +112,14 @@ def worker_setup() -> None:
 
 
 def _start_local(cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> None:
-    ray.init(
+    ctx = ray.init(
         # "local": always a fresh instance, never an unrelated `ray start` cluster that happens to
         # share the temp dir.
         address="local",
         num_cpus=cfg.num_cpus,
-        include_dashboard=False,
+        include_dashboard=cfg.dashboard,
+        **({"dashboard_port": cfg.dashboard_port} if cfg.dashboard and cfg.dashboard_port
+           is not None else {}),
         _temp_dir=temp_dir,
         log_to_driver=log_to_driver,
         ignore_reinit_error=True,
@@ -119,8 +127,11 @@ def _start_local(cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> None:
         logging_level="INFO" if console.level() == "verbose" else "WARNING",
         # Workers apply the same console level (W4S_VERBOSITY is inherited): Ray Train's and
         # Ray Data's own warnings (e.g. PlacementGroupCleaner) stay off the terminal.
-        runtime_env={"worker_process_setup_hook": "w4s_ray.runtime.ray_init.worker_setup"},
+        runtime_env={"worker_process_setup_hook": "w4s_ray.runtime.ray_init.worker_setup",
+                     **plugins.runtime_env(ship=False)},
     )
+    if cfg.dashboard and console.level() != "quiet":
+        print(f"w4s: Ray dashboard at http://{ctx.dashboard_url}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

@@ -13,3 +13,7 @@ plain parts it calls:
 from w4s_ray.sweep.layout import SweepLayout, is_complete
 
 __all__ = ["SweepLayout", "is_complete"]
+
+from w4s_ray import _callable_stage  # noqa: E402
+
+_callable_stage(__name__)  # `w4s_ray.sweep(cfg)` is the stage (w4s_ray.api.sweep)

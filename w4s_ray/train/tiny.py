@@ -272,7 +272,8 @@ def init_tiny(
     }
     atomic_write_text(out / "warmstart.json", json.dumps(report, indent=1) + "\n")
     if history:
-        plot_loss(history, out / "warmstart_loss.png", title="tiny meta-agent warm start")
+        plot_loss(history, out / "warmstart_loss.png", title="tiny meta-agent warm start",
+                  loss_label="supervised loss (cross-entropy)")
     rows = "\n".join(f"| {b} | {r:.2f} |" for b, r in rate["per_benchmark"].items())
     atomic_write_text(out / "warmstart.md", (
         "# Tiny meta-agent warm start\n\n"

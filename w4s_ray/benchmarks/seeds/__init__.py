@@ -10,6 +10,11 @@ Strategies: "cot" (Chain-of-Thought), "cot_sc" (5 samples at temperature 0.8, ma
 "code_generation" (math: solution() run by agent.execute_code, CoT fallback), "test_repair"
 (code: generate, agent.test_on_public_test repairs up to 3 times). Code benchmarks use code
 flavours of cot / cot_sc that answer with the function source.
+
+Your own seed workflows (docs/HOWTO.md): `register_seed_workflow(benchmark, name, source)`,
+called from an included module, adds a workflow (source text or a .py path, no placeholders)
+to a benchmark's seeds, or replaces the built-in one of the same name; `only=True` makes the
+registered workflows that benchmark's whole initial archive.
 """
 
 from __future__ import annotations
@@ -58,6 +63,30 @@ def _test_repair(kind: str) -> str | None:
     return "test_repair.py" if kind == "code" else None
 
 
+# benchmark name or alias as given -> {seed name -> source}; those whose built-in seeds are
+# dropped.
+EXTRA_SEEDS: dict[str, dict[str, str]] = {}
+ONLY_EXTRA: set[str] = set()
+
+
+def register_seed_workflow(benchmark: str, name: str, source: str | Path, *,
+                           only: bool = False) -> None:
+    """Add seed workflow `name` to `benchmark` (its canonical name). `source`: Python text
+    defining solver(agent, task), or the Path of a file holding it. A ValueError when it does
+    not define solver(agent, task) (raised at import of the plugin, before anything runs)."""
+    text = source.read_text(encoding="utf-8") if isinstance(source, Path) else str(source)
+    try:
+        check_solver_source(text)
+    except SyntaxError as exc:
+        raise ValueError(f"seed workflow {name!r} for {benchmark}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"seed workflow {name!r} for {benchmark}: {exc}") from None
+    key = str(benchmark).strip().lower()  # aliases resolve when seeds are rendered
+    EXTRA_SEEDS.setdefault(key, {})[str(name)] = text
+    if only:
+        ONLY_EXTRA.add(key)
+
+
 def template_path(strategy: str, kind: str) -> Path:
     name = SEEDS[strategy](kind) if strategy in SEEDS else None
     if name is None:
@@ -84,10 +113,19 @@ def check_solver_source(source: str) -> None:
 
 
 def render_seeds(bench: Benchmark) -> dict[str, str]:
+    from w4s_ray.benchmarks.registry import canonical_name
+
     values = bench.seed_instructions()
     out = {}
-    for strategy in bench.seed_names:
-        source = render(template_path(strategy, bench.kind).read_text(encoding="utf-8"), values)
-        check_solver_source(source)
-        out[strategy] = source
+    mine = [k for k in EXTRA_SEEDS if canonical_name(k) == bench.name]
+    extra = {n: src for k in mine for n, src in EXTRA_SEEDS[k].items()}
+    if not any(k in ONLY_EXTRA for k in mine):
+        for strategy in bench.seed_names:
+            if strategy in extra:
+                continue
+            source = render(template_path(strategy, bench.kind).read_text(encoding="utf-8"),
+                            values)
+            check_solver_source(source)
+            out[strategy] = source
+    out.update(extra)
     return out
