@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
-    from w4s_ray.meta_agent import check_meta_agent
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
     from w4s_ray.rlao.runs import preflight
     from w4s_ray.runtime.collect import collect
     from w4s_ray.runtime.ray_init import ray_session
@@ -54,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
     check_meta_agent(cfg)
     info = check_executor(cfg.executor)
+    preflight_meta_agent(cfg)
     with ray_session(cfg.ray):
         summary = collect(cfg, names, out, episodes=args.episodes, turns=args.turns,
                           resume=args.resume, progress=show_progress(args), executor=info)

@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
-    from w4s_ray.meta_agent import check_meta_agent
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
     from w4s_ray.rlao.loop import TaskSpec
     from w4s_ray.rlao.optimize import optimize
     from w4s_ray.rlao.runs import preflight
@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     bm.check_files()  # missing data, meta-agent or a failing executor: one line, before Ray
     check_meta_agent(cfg)
     info = check_executor(cfg.executor)
+    preflight_meta_agent(cfg)
     spec = TaskSpec.from_benchmark(bm)
 
     with ray_session(cfg.ray):
