@@ -134,7 +134,7 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     workflow by validation once on test. `resume` continues a stopped run."""
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
     from w4s_ray.executor.preflight import check_executor
-    from w4s_ray.meta_agent import check_meta_agent
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
     from w4s_ray.rlao.loop import TaskSpec
     from w4s_ray.rlao.optimize import optimize as run_optimize
     from w4s_ray.rlao.runs import RunDir, preflight
@@ -153,6 +153,7 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     check_meta_agent(cfg)
     tracking.check(cfg)
     info = check_executor(cfg.executor)
+    preflight_meta_agent(cfg)
     spec = TaskSpec.from_benchmark(bm)
     rd = RunDir(out, single_episode=True)
     with tracking.run(cfg, "optimize", name) as tr, ray_session(cfg.ray):
@@ -232,7 +233,7 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
     (default <run_dir>/collect), episodes in parallel on Ray."""
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
     from w4s_ray.executor.preflight import check_executor
-    from w4s_ray.meta_agent import check_meta_agent
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
     from w4s_ray.rlao.runs import preflight
     from w4s_ray.runtime.collect import collect as run_collect
     from w4s_ray.runtime.ray_init import ray_session
@@ -251,6 +252,7 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
     check_meta_agent(cfg)
     tracking.check(cfg)
     info = check_executor(cfg.executor)
+    preflight_meta_agent(cfg)
     with tracking.run(cfg, "collect", ",".join(names)) as tr, ray_session(cfg.ray):
         tr.params({"benchmarks": ",".join(names), "out": out_dir.resolve()})
         try:

@@ -36,6 +36,13 @@ class ExecutorUnreachable(ExecutorFatal):
     """No connection to the executor after all retries (refused, DNS, reset)."""
 
 
+class MetaAgentFatal(ExecutorFatal):
+    """The meta-agent's API endpoint cannot serve this run (bad key, unknown model or
+    provider, nothing listening): no workflow can be written. A subclass of `ExecutorFatal`
+    so every stage stops on it the same way (in a sweep: every benchmark, as they share the
+    meta-agent); the line names `meta_agent.*` settings, not `executor.*` ones."""
+
+
 class BudgetExceeded(W4SError):
     """The run's dollar budget is spent; state up to the last safe point is written."""
 

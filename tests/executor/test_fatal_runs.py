@@ -91,6 +91,23 @@ def test_failing_endpoint_stops_every_stage_before_it_starts(
     assert meta.requests == []  # no meta-agent call was made
 
 
+def test_api_meta_agent_rejecting_every_call_stops_before_ray(
+        fake_provider, sim_server, tmp_path, capsys, monkeypatch):
+    import ray
+
+    ray_was_up = ray.is_initialized()
+    monkeypatch.setenv("OPENAI_API_KEY", KEY + "-wrong")
+    meta = fake_provider("openai", mode="401", served=("meta",))
+    for verb in (["optimize", "--benchmark", "gsm8k"], ["sweep", "--benchmarks", "gsm8k,svamp"]):
+        rc = main([*verb, *_sets([*_meta_sets(meta), "meta_agent.max_retries=0",
+                                  f"executor.api_base={sim_server.url}",
+                                  f"run_dir={tmp_path / verb[0]}"])])
+        _one_line(capsys, rc, [f"meta-agent openai/meta at {meta.url}", "401",
+                               "$OPENAI_API_KEY", "--set meta_agent.api_key_env"])
+        assert ray.is_initialized() == ray_was_up
+    assert len(meta.chat_requests()) == 2  # one preflight call per command, nothing more
+
+
 def test_missing_meta_agent_checkpoint_is_one_line_before_ray(tmp_path, capsys, sim_server):
     import ray
 

@@ -9,9 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.fixtures.providers import KEY
 from w4s_ray.config import load_config
-from w4s_ray.errors import ConfigError, ExecutorError, W4SError
-from w4s_ray.meta_agent import make_meta_agent
+from w4s_ray.errors import ConfigError, ExecutorError, MetaAgentFatal, W4SError
+from w4s_ray.meta_agent import make_meta_agent, preflight_meta_agent
 from w4s_ray.meta_agent.scripted import (
     ScriptedMetaAgent,
     SeedVariantsMetaAgent,
@@ -134,6 +135,50 @@ def test_litellm_backend_unreachable_server_is_executor_error():
                              "meta_agent.max_retries=0", "meta_agent.timeout_s=5"])
     with pytest.raises(ExecutorError, match="meta-agent openai/nobody"):
         make_meta_agent(cfg).generate(MSGS, 1)
+
+
+def _api_meta(url: str, *extra: str):
+    return load_config(None, ["meta_agent.backend=litellm", "meta_agent.model=openai/meta",
+                              f"meta_agent.api_base={url}", "meta_agent.max_retries=0", *extra])
+
+
+@pytest.mark.parametrize("mode, words", [
+    ("401", ["401 authentication failed", "$OPENAI_API_KEY", "--set meta_agent.api_key_env"]),
+    ("404", ["404", "does not exist", "--set meta_agent.model", "--set meta_agent.api_base"]),
+])
+def test_litellm_meta_agent_rejecting_every_call_is_fatal(fake_provider, monkeypatch, mode,
+                                                          words):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY + "-wrong" if mode == "401" else KEY)
+    fake = fake_provider("openai", mode=mode, served=("meta",))
+    cfg = _api_meta(fake.url)
+    for attempt in (lambda: preflight_meta_agent(cfg),
+                    lambda: make_meta_agent(cfg).generate(MSGS, 2, seed=1)):
+        with pytest.raises(MetaAgentFatal) as exc:
+            attempt()
+        msg = str(exc.value)
+        assert msg.startswith(f"meta-agent openai/meta at {fake.url}: ") and "\n" not in msg
+        assert all(w in msg for w in words), msg
+        assert KEY not in msg
+
+
+def test_litellm_meta_agent_preflight_is_one_cheap_uncounted_call(fake_provider, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    fake = fake_provider("openai", served=("meta",))
+    cfg = _api_meta(fake.url, "meta_agent.max_tokens=900")
+    preflight_meta_agent(cfg)
+    (req,) = fake.chat_requests()
+    assert req["body"]["max_tokens"] <= 16 and req["body"]["n"] == 1
+    agent = make_meta_agent(cfg)
+    assert agent.usage.calls == 0 and "def solver" in agent.generate(MSGS + [
+        {"role": "user", "content": "def solver(agent, task): ..."}], 1)[0]
+
+
+def test_litellm_meta_agent_per_request_error_is_not_fatal(fake_provider, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    fake = fake_provider("openai", mode="context", served=("meta",))
+    with pytest.raises(ExecutorError, match="context too long") as exc:
+        make_meta_agent(_api_meta(fake.url)).generate(MSGS, 1)
+    assert not isinstance(exc.value, MetaAgentFatal)
 
 
 # -- local transformers -----------------------------------------------------------------------

@@ -12,7 +12,8 @@ null and the provider's URL variable supplied one), so every worker calls that U
 its environment differs (a Ray cluster's nodes).
 
 The call costs what a dozen tokens cost at the model's price and is not counted in the run's
-dollars or budget. Not done: checking the meta-agent endpoint the same way.
+dollars or budget. The meta-agent's endpoint (litellm backend) has its own preflight:
+`meta_agent.preflight_meta_agent`, run after this one.
 """
 
 from __future__ import annotations

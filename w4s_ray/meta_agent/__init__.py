@@ -73,6 +73,16 @@ def check_meta_agent(cfg) -> None:
         f"--set meta_agent.model=gpt-4o-mini")
 
 
+def preflight_meta_agent(cfg) -> None:
+    """An API meta-agent answers one cheap call, else `MetaAgentFatal` (one line) before the
+    run spends anything. Called after `check_executor`, so a dead executor costs no
+    meta-agent call. Local and scripted backends: nothing to check here."""
+    if cfg.meta_agent.backend == "litellm":
+        from w4s_ray.meta_agent.litellm_backend import LiteLLMMetaAgent
+
+        LiteLLMMetaAgent(cfg.meta_agent).preflight()
+
+
 def _in_hf_cache(name: str) -> bool:
     if name.count("/") != 1 or name.startswith((".", "/", "~")):
         return False
@@ -87,4 +97,4 @@ def _in_hf_cache(name: str) -> bool:
     return isinstance(found, str)
 
 
-__all__ = ["MetaAgent", "Usage", "check_meta_agent", "make_meta_agent"]
+__all__ = ["MetaAgent", "Usage", "check_meta_agent", "make_meta_agent", "preflight_meta_agent"]

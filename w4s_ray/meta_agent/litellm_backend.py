@@ -9,6 +9,12 @@ server returns fewer than n choices (some ignore `n`), the rest are requested on
 time. The API key is read from the env var named by `meta_agent.api_key_env`, else the
 provider's own (`ANTHROPIC_API_KEY` for anthropic/..., as for the executor), and never logged;
 a missing key is one error line at construction, before any work.
+
+Failures are classified as the executor's are (`executor.transport.classify`, after litellm's
+own `max_retries`): one the endpoint will repeat for every call (401, 403, 404, exhausted
+quota, unknown provider, rejected parameter, nothing listening) raises `MetaAgentFatal` with
+what to change (`--set meta_agent.*`); anything else `ExecutorError`. `preflight()` makes one
+cheap call (a few tokens) before a run spends anything, and any failure of it is fatal.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from __future__ import annotations
 import os
 
 from w4s_ray.config import MetaAgentConfig
-from w4s_ray.errors import ConfigError, ExecutorError
+from w4s_ray.errors import ConfigError, ExecutorError, MetaAgentFatal
+from w4s_ray.executor.keys import is_local, redact
 from w4s_ray.executor.providers import OPENAI_ROUTES, PROVIDER_KEYS, import_litellm, key_env_for
+from w4s_ray.executor.transport import FATAL, Failure, classify
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
 
 
@@ -47,14 +55,59 @@ class LiteLLMMetaAgent(MetaAgent):
         self.cfg = cfg
         self.name = cfg.model
         self._key = meta_agent_key(cfg)
+        self._provider, self._key_env = _provider_and_var(cfg)
         register_zero_cost(cfg.model)
 
     def _api_key(self) -> str | None:
         return self._key
 
-    def _call(self, messages, n: int, seed: int | None):
-        litellm = import_litellm()
+    @property
+    def where(self) -> str:
+        """The endpoint as an error line names it."""
+        return self.cfg.api_base or f"{self._provider}'s default endpoint"
 
+    def _error(self, exc: Exception, *, preflight: bool = False) -> ExecutorError:
+        """The one-line error a failed call becomes (module docstring)."""
+        f = classify(exc)
+        cause = redact(f.cause, self._key)
+        if f.kind == FATAL or f.reason == "connection" or preflight:
+            what = "" if f.kind == FATAL or f.reason == "connection" else \
+                "the preflight call failed: "
+            return MetaAgentFatal(f"meta-agent {self.cfg.model} at {self.where}: {what}{cause}; "
+                                  f"{self._hint(f)}")
+        return ExecutorError(f"meta-agent {self.cfg.model}: {cause}")
+
+    def _hint(self, f: Failure) -> str:
+        key = f"${self._key_env}" if self._key_env else f"the {self._provider} credentials"
+        if f.reason in ("auth", "permission", "payment", "quota"):
+            return (f"check {key} (another variable: --set meta_agent.api_key_env=VAR), its "
+                    f"access and credit")
+        if f.reason == "not_found":
+            return ("check the model name (--set meta_agent.model=...) and the URL "
+                    "(--set meta_agent.api_base=...)")
+        if f.reason == "provider":
+            return (f"prefix the provider (e.g. openai/{self.cfg.model}) or set "
+                    f"--set meta_agent.api_base=URL")
+        if f.reason == "connection":
+            where = "is the server running? " if is_local(self.cfg.api_base) else ""
+            return f"{where}check --set meta_agent.api_base=... and the network"
+        if f.reason == "param":
+            return ("the provider rejects a parameter litellm sends (temperature, top_p, n, "
+                    "seed, max_tokens): change the meta_agent.* setting it names")
+        return "check the endpoint by hand (--set meta_agent.model=..., meta_agent.api_base=...)"
+
+    def preflight(self) -> None:
+        """One cheap uncached call; raises `MetaAgentFatal` if the endpoint cannot answer it.
+        Not counted in `usage` (the run's meta-agent dollars)."""
+        kwargs = self._kwargs([{"role": "user", "content": "Reply with the single word OK."}],
+                              1, self.cfg.seed)
+        kwargs["max_tokens"] = min(16, self.cfg.max_tokens)
+        try:
+            import_litellm().completion(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified into one line
+            raise self._error(exc, preflight=True) from None
+
+    def _kwargs(self, messages, n: int, seed: int | None) -> dict:
         kwargs = dict(
             model=self.cfg.model, messages=messages, n=n,
             temperature=self.cfg.temperature, top_p=self.cfg.top_p,
@@ -68,12 +121,14 @@ class LiteLLMMetaAgent(MetaAgent):
         key = self._api_key()
         if key:
             kwargs["api_key"] = key
+        return kwargs
+
+    def _call(self, messages, n: int, seed: int | None):
+        litellm = import_litellm()
         try:
-            resp = litellm.completion(**kwargs)
-        except Exception as exc:  # litellm raises many provider-specific types
-            raise ExecutorError(
-                f"meta-agent {self.cfg.model}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            ) from None
+            resp = litellm.completion(**self._kwargs(messages, n, seed))
+        except Exception as exc:  # noqa: BLE001 - litellm raises many provider-specific types
+            raise self._error(exc) from None
         usage = getattr(resp, "usage", None)
         self.usage.calls += 1
         if usage is not None:
@@ -94,9 +149,8 @@ class LiteLLMMetaAgent(MetaAgent):
         return texts
 
 
-def meta_agent_key(cfg: MetaAgentConfig) -> str | None:
-    """The key for the meta-agent's model (module docstring); ConfigError when one is needed
-    and missing. None: the provider's own credential chain."""
+def _provider_and_var(cfg: MetaAgentConfig) -> tuple[str, str | None]:
+    """The litellm provider serving `cfg.model` and the env var holding its key."""
     model = cfg.model.strip()
     if model.startswith(tuple(p + "/" for p in OPENAI_ROUTES)):
         provider = model.split("/", 1)[0]
@@ -109,7 +163,14 @@ def meta_agent_key(cfg: MetaAgentConfig) -> str | None:
                     f"meta_agent.model {model}: litellm cannot tell which provider serves it; "
                     f"prefix it (e.g. openai/{model}) or set meta_agent.api_base") from None
             provider = "openai"
-    var = key_env_for(provider, cfg.api_key_env)
+    return provider, key_env_for(provider, cfg.api_key_env)
+
+
+def meta_agent_key(cfg: MetaAgentConfig) -> str | None:
+    """The key for the meta-agent's model (module docstring); ConfigError when one is needed
+    and missing. None: the provider's own credential chain."""
+    model = cfg.model.strip()
+    provider, var = _provider_and_var(cfg)
     key = os.environ.get(var, "").strip() if var else ""
     if key:
         return key

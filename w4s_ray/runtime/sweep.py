@@ -15,15 +15,16 @@ The tasks are pinned to the driver's node, so every run directory is written whe
 
 Before any work: unknown benchmark names, an unreachable `ray.address` (TCP connect with
 `sweep.connect_timeout_s`), run directories that cannot be started or resumed (`--resume`
-with no sweep there included), a missing meta-agent, and an executor that fails its preflight
-call (bad key, unknown model or provider, nothing listening) are each one error line, raised
-before Ray starts. A benchmark that fails is recorded (`FAILED: <one line>` in the report, the
-full error in `<benchmark>/error.log`) and the others carry on. `BudgetExceeded` stops the
-benchmark that hit it (every other one hits the same shared budget); the report is written,
-then the error is raised (exit 3). `ExecutorFatal` (the endpoint stopped serving mid-run)
-stops every benchmark at once, since they all share the one executor endpoint: running ones
-are cancelled (their completed turns stay on disk), the report is written, then the one-line
-error is raised (exit 2). `--resume` skips complete benchmarks and stored baselines and
+with no sweep there included), a missing meta-agent, an executor that fails its preflight
+call (bad key, unknown model or provider, nothing listening), then an API meta-agent that
+fails its own are each one error line, raised before Ray starts. A benchmark that fails is
+recorded (`FAILED: <one line>` in the report, the full error in `<benchmark>/error.log`) and
+the others carry on. `BudgetExceeded` stops the benchmark that hit it (every other one hits
+the same shared budget); the report is written, then the error is raised (exit 3).
+`ExecutorFatal` or `MetaAgentFatal` (the endpoint stopped serving mid-run) stops every
+benchmark at once, since they all share the endpoint: running ones are cancelled (their
+completed turns stay on disk), the report is written, then the one-line error is raised
+(exit 2). `--resume` skips complete benchmarks and stored baselines and
 resumes optimization from the last completed turn.
 """
 
@@ -44,7 +45,7 @@ from w4s_ray.benchmarks import check_benchmarks, get_benchmark
 from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
 from w4s_ray.executor.preflight import check_executor
-from w4s_ray.meta_agent import check_meta_agent, make_meta_agent
+from w4s_ray.meta_agent import check_meta_agent, make_meta_agent, preflight_meta_agent
 from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.runs import preflight
 from w4s_ray.runtime.evaluators import EvaluatorPool
@@ -204,6 +205,8 @@ def run_sweep(
         if meta_agent_factory is None:
             check_meta_agent(cfg)
         executor = check_executor(cfg.executor)
+        if meta_agent_factory is None:
+            preflight_meta_agent(cfg)
     with ray_session(cfg.ray, start=False):
         if todo:
             try:
