@@ -86,7 +86,7 @@ def test_failing_endpoint_stops_every_stage_before_it_starts(
         t0 = time.monotonic()
         rc = main([*argv, *common])
         _one_line(capsys, rc, words)
-        assert time.monotonic() - t0 < 30  # seconds, on a loaded 2-core box
+        assert time.monotonic() - t0 < 90  # seconds: no retry storm (the bound is loose for loaded boxes)
         assert ray.is_initialized() == ray_was_up  # stopped before Ray started
     assert meta.requests == []  # no meta-agent call was made
 
