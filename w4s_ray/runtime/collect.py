@@ -92,13 +92,13 @@ def collect(
     spec_loader = spec_loader or default_spec_loader(cfg)
     specs = {b: spec_loader(b) for b in benchmarks}
 
+    if evaluator_factory is None:  # a role that cannot be placed: one line, before any work
+        check_roles(cfg.ray, ["evaluator"] + (["meta_agent"] if cfg.meta_agent.backend == "local"
+                                               else []))
     rd = RunDir(out_dir)
     rd.prepare(cfg, resume)
     rd.record_executor(executor)
     rows = rd.read_rows()  # a corrupt part file stops us here, before any work
-    if evaluator_factory is None:  # a role that cannot be placed: one line, before any work
-        check_roles(cfg.ray, ["evaluator"] + (["meta_agent"] if cfg.meta_agent.backend == "local"
-                                               else []))
     evaluator = host(evaluator_factory or EvaluatorPool, cfg)
     actors: dict[str, object] = {}
     shared_agent = None
