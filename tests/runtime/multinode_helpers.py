@@ -33,7 +33,9 @@ def actor_ids() -> set[str]:
 
 
 def strip_timings(rows: list[dict]) -> list[dict]:
-    """Rows minus what differs between identical runs (wall clock, latency)."""
+    """Rows minus what differs between identical runs (wall clock, latency), floats to 12
+    significant digits: a cost is summed in the order calls complete, so its last bits vary
+    (0.00087 vs 0.0008699999999999999) with or without a lost node."""
     def keep(key: str) -> bool:
         return not any(t in key for t in ("wall", "latency", "elapsed", "time", "_at"))
 
@@ -42,6 +44,8 @@ def strip_timings(rows: list[dict]) -> list[dict]:
             return {k: clean(x) for k, x in v.items() if keep(k)}
         if isinstance(v, list):
             return [clean(x) for x in v]
+        if isinstance(v, float):
+            return float(f"{v:.12g}")
         if isinstance(v, str) and v[:1] in "{[":
             try:
                 return clean(json.loads(v))
