@@ -396,6 +396,33 @@ class RayConfig(_Section):
                         "URL); joined clusters keep their own.")
     dashboard_port: int | None = F(None, "Dashboard port; None: Ray's default (8265).", ge=1,
                                    le=65535)
+    placement: Literal["auto", "roles", "off"] = F(
+        "auto", "Placement by role (docs/CLUSTERS.md): 'auto' = each role requests its custom "
+        "resource when the cluster declares any role resource (none declared, e.g. one "
+        "machine: Ray's default scheduling); 'roles' = always (an absent resource is an "
+        "error); 'off' = never.")
+    evaluator_resource: str | None = F(
+        "evaluator", "Custom resource evaluator actors request (CPU nodes in clusters/); None: "
+        "none.")
+    evaluator_resource_per_actor: float = F(
+        1.0, "Units of `evaluator_resource` per evaluator actor (a node declaring 16 hosts 16).",
+        gt=0)
+    meta_agent_resource: str | None = F(
+        "meta_agent", "Custom resource of the meta-agent role: the local meta-agent actor, Ray "
+        "Train workers and Serve replicas (GPU nodes in clusters/); None: none.")
+    meta_agent_resource_per_actor: float = F(
+        0.01, "Units of `meta_agent_resource` per actor of that role (a share of the GPU "
+        "node's 1, so the meta-agent actor, train workers and replicas fit on one node).",
+        gt=0)
+
+    @model_validator(mode="after")
+    def _role_resource_names(self) -> RayConfig:
+        for key in ("evaluator_resource", "meta_agent_resource"):
+            name = getattr(self, key)
+            if name is not None and (not name.strip() or name in (
+                    "CPU", "GPU", "memory", "object_store_memory")):
+                raise ValueError(f"{key}: {name!r} is not a custom resource name")
+        return self
 
 
 class TrackingConfig(_Section):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
@@ -77,3 +79,60 @@ def test_runtime_env_is_valid_for_ray_job_submit():
     from ray.runtime_env import RuntimeEnv
 
     RuntimeEnv(**env)  # ray's own validation of the keys and types
+
+
+# -- autoscaling shape: what the code requests exists in every shipped cluster ------------------
+def _kuberay_groups(spec: dict) -> dict[str, dict]:
+    """{group: {resources, min, max}} of a RayCluster spec (resources from rayStartParams)."""
+    out = {}
+    for g in spec["workerGroupSpecs"]:
+        raw = g.get("rayStartParams", {}).get("resources", "{}")
+        res = json.loads(raw.strip().strip('"').replace('\\"', '"')) if raw else {}
+        out[g["groupName"]] = {"resources": res, "min": g["minReplicas"],
+                               "max": g["maxReplicas"], "replicas": g.get("replicas", 0)}
+    return out
+
+
+def _launcher_groups(cfg: dict) -> dict[str, dict]:
+    return {name: {"resources": t.get("resources", {}), "min": t.get("min_workers", 0),
+                   "max": t.get("max_workers", 0)}
+            for name, t in cfg["available_node_types"].items() if name != cfg["head_node_type"]}
+
+
+SHIPPED = {
+    "aws-gpu.yaml": lambda: _launcher_groups(_load("aws-gpu.yaml")),
+    "kuberay/raycluster.yaml": lambda: _kuberay_groups(_load("kuberay/raycluster.yaml")["spec"]),
+    "kuberay/rayjob.yaml": lambda: _kuberay_groups(
+        _load("kuberay/rayjob.yaml")["spec"]["rayClusterSpec"]),
+}
+
+
+def _requested_by_shipped_configs() -> dict[str, float]:
+    """Every role resource the code requests under the default config and every shipped
+    experiment config (runtime.placement)."""
+    from w4s_ray.config import load_config
+    from w4s_ray.runtime.placement import requested_resources
+
+    out: dict[str, float] = {}
+    for path in [None, *sorted((CLUSTERS.parent / "experiments").glob("*.yaml"))]:
+        for name, amount in requested_resources(load_config(path).ray).items():
+            out[name] = max(out.get(name, 0.0), amount)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_requested_resource_is_declared_by_a_group_that_stays_up(name):
+    groups = SHIPPED[name]()
+    requested = _requested_by_shipped_configs()
+    assert set(requested) == {"evaluator", "meta_agent"}  # the roles docs/CLUSTERS.md names
+    for res, per_actor in requested.items():
+        hosts = [g for g in groups.values() if g["resources"].get(res, 0) >= per_actor]
+        assert hosts, f"{name}: no worker group declares {res}"
+        # The placement check reads live nodes: a role's group must keep a node up.
+        assert any(g["min"] >= 1 for g in hosts), f"{name}: {res} group may scale to zero"
+    for gname, g in groups.items():
+        assert 1 <= g["max"] and g["min"] <= g["max"], (name, gname, g)
+        assert g.get("replicas", g["min"]) >= g["min"], (name, gname, g)
+    # Evaluators and the meta-agent never share a group: a lost evaluator node must not take
+    # the meta-agent (or training) with it.
+    assert not any({"evaluator", "meta_agent"} <= set(g["resources"]) for g in groups.values())

@@ -39,6 +39,7 @@ from w4s_ray.rlao.report import write_report
 from w4s_ray.rlao.runs import RunDir, cost_summary, episode_id, replay_episode
 from w4s_ray.runtime.evaluators import EvaluatorPool
 from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+from w4s_ray.runtime.placement import check_roles, driver_node
 from w4s_ray.runtime.proxy import ActorProxy, host
 from w4s_ray.runtime.ray_init import user_error
 from w4s_ray.utils.io import atomic_write_json
@@ -91,6 +92,9 @@ def collect(
     spec_loader = spec_loader or default_spec_loader(cfg)
     specs = {b: spec_loader(b) for b in benchmarks}
 
+    if evaluator_factory is None:  # a role that cannot be placed: one line, before any work
+        check_roles(cfg.ray, ["evaluator"] + (["meta_agent"] if cfg.meta_agent.backend == "local"
+                                               else []))
     rd = RunDir(out_dir)
     rd.prepare(cfg, resume)
     rd.record_executor(executor)
@@ -116,8 +120,9 @@ def collect(
             shared_agent = make_hosted_meta_agent(cfg)
         for eid, b, _ in todo:
             mine = [r for r in rows if r["episode_id"] == eid]
-            actors[eid] = EpisodeActor.remote(cfg, specs[b], eid, evaluator, shared_agent,
-                                              seeds[b], mine)
+            # Episodes hold the run's state: on the driver's node, never on a node that may go.
+            actors[eid] = EpisodeActor.options(scheduling_strategy=driver_node()).remote(
+                cfg, specs[b], eid, evaluator, shared_agent, seeds[b], mine)
         done_turns = {eid: done for eid, _, done in plan}
         sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=len(plan) * turns, initial=sum(min(d, turns) for d in done_turns.values()),

@@ -21,8 +21,11 @@ If an actor dies (RayActorError / ActorDiedError / ActorUnavailableError), it is
 the evaluations it was running are re-run on the pool; none is lost. A request that kills
 `eval.max_request_retries + 1` actors in a row fails with its last error.
 
-Not done here: placement across nodes beyond Ray's default scheduling, and sharing one
-sandbox child between requests (each evaluation gets its own, which is what isolates
+Placement (runtime.placement): each actor requests the `evaluator` role resource when the
+cluster declares roles and is scheduled with SPREAD; the pool's own rate limiter stays on the
+node that built the pool. An evaluator node lost mid-run is an actor death like any other.
+
+Not done here: sharing one sandbox child between requests (each evaluation gets its own, which is what isolates
 candidates from each other).
 """
 
@@ -42,6 +45,7 @@ from w4s_ray.errors import ConfigError
 from w4s_ray.executor.client import ExecutorClient
 from w4s_ray.rlao.evaluation import merge_results
 from w4s_ray.rlao.prompts import format_feedback
+from w4s_ray.runtime.placement import driver_node, evaluator_options
 from w4s_ray.runtime.rate_limiter import RateLimiterActor, SharedRateLimiter
 from w4s_ray.runtime.ray_init import init_ray, reraise_user_error, user_error
 from w4s_ray.sandbox.base import make_sandbox
@@ -111,7 +115,8 @@ class EvaluatorPool:
             # Each actor's client would otherwise enforce the rate limit and the budget alone,
             # letting the pool spend n times either. One limiter actor makes them pool-wide.
 
-            rate_limiter = self._own_limiter = RateLimiterActor.remote(
+            rate_limiter = self._own_limiter = RateLimiterActor.options(
+                scheduling_strategy=driver_node()).remote(
                 ex.requests_per_minute, ex.tokens_per_minute)
         self.rate_limiter = rate_limiter
         self.actors: list[Any] = [self._new_actor() for _ in range(n)]
@@ -119,8 +124,11 @@ class EvaluatorPool:
         self.replaced = 0
 
     def _new_actor(self) -> Any:
+        # Role resource and SPREAD (runtime.placement); re-read per actor, so a replacement
+        # after a lost node goes to a node that still declares the resource.
         return EvaluatorActor.options(
             num_cpus=self.cfg.eval.actor_num_cpus, max_concurrency=1000,
+            **evaluator_options(self.cfg.ray),
         ).remote(self.cfg, self.rate_limiter)
 
     def _replace(self, slot: int, dead: Any) -> None:

@@ -3,7 +3,8 @@
 Loading a model once per process would copy it into every episode; one actor holds it and
 serves `generate` calls from the optimize driver or from every collect episode. The actor asks
 for `meta_agent.num_cpus` (fractional: it must not starve evaluators on a 2-core box) and
-`meta_agent.num_gpus` (a GPU node on clusters). Calls run one at a time (the model is not
+`meta_agent.num_gpus` (a GPU node on clusters), plus the `meta_agent` role resource when the
+cluster declares roles (runtime.placement). Calls run one at a time (the model is not
 re-entrant); a timeout (`meta_agent.timeout_s`) turns a hung actor into an error instead of a
 hang. `RemoteMetaAgent` pickles (it holds only the actor handle), so episodes running in other
 actors can share it.
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import ray
 
-from w4s_ray.config import MetaAgentConfig
+from w4s_ray.config import MetaAgentConfig, RayConfig
 from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import ExecutorError
 from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.meta_agent.base import MetaAgent, Usage
 from w4s_ray.meta_agent.local_backend import LocalMetaAgent
+from w4s_ray.runtime.placement import meta_agent_options
 from w4s_ray.runtime.ray_init import reraise_user_error
 
 
@@ -64,12 +66,16 @@ class RemoteMetaAgent(MetaAgent):
         return out
 
 
-def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
-    """Start the actor and wait until the model is loaded (load errors surface here)."""
+def start_meta_agent_actor(cfg: MetaAgentConfig, ray_cfg: RayConfig | None = None
+                           ) -> RemoteMetaAgent:
+    """Start the actor and wait until the model is loaded (load errors surface here).
+    `ray_cfg`: where the meta-agent role goes (runtime.placement; None: anywhere)."""
     path = Path(cfg.model).expanduser()
     if path.is_dir():  # the actor's working directory may not be ours (a joined Ray)
         cfg = cfg.model_copy(update={"model": str(path.resolve())})
-    handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(cfg)
+    role = meta_agent_options(ray_cfg) if ray_cfg is not None else {}
+    handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
+                                    **role).remote(cfg)
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
     except ray.exceptions.RayActorError as exc:
@@ -82,7 +88,7 @@ def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
 def make_hosted_meta_agent(cfg) -> MetaAgent:
     """`make_meta_agent`, except that the local backend lives in a Ray actor."""
     if cfg.meta_agent.backend == "local":
-        return start_meta_agent_actor(cfg.meta_agent)
+        return start_meta_agent_actor(cfg.meta_agent, cfg.ray)
     return make_meta_agent(cfg)
 
 

@@ -137,7 +137,7 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
                 continue
             if start_agent is None:
                 mcfg = cfg.meta_agent.model_copy(update={"backend": "local", "model": str(path)})
-                agent = start_meta_agent_actor(mcfg)
+                agent = start_meta_agent_actor(mcfg, cfg.ray)
             else:
                 agent = start_agent(name, path)
             try:

@@ -7,7 +7,7 @@
 `ActorProxy` pickles (it holds the actor handle only), so episodes or sweep tasks running in
 other actors share the one hosted object. The host is threaded (`max_concurrency`), so callers
 overlap; a user error raised by the object comes back as the plain `W4SError`
-(`ray_init.user_error`). Private names (`_x`) are not forwarded.
+(`ray_init.user_error`). The host runs on the node of whoever called `host` (the driver's). Private names (`_x`) are not forwarded.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from w4s_ray.env import apply_offline_defaults
+from w4s_ray.runtime.placement import driver_node
 from w4s_ray.runtime.ray_init import reraise_user_error
 
 
@@ -59,5 +60,8 @@ class ActorProxy:
 
 
 def host(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> ActorProxy:
-    """Build `factory(*args, **kwargs)` inside a new actor; return a proxy to it."""
-    return ActorProxy(ObjectHost.remote(factory, *args, **kwargs))
+    """Build `factory(*args, **kwargs)` inside a new actor on the caller's node; return a
+    proxy to it. Pinned there because the hosted object is the run's bookkeeping (the pool's
+    slots, retries): it must not die with a worker node."""
+    return ActorProxy(ObjectHost.options(scheduling_strategy=driver_node()).remote(
+        factory, *args, **kwargs))

@@ -55,10 +55,12 @@ class RateLimiterActor:
 
 
 def get_rate_limiter(cfg: ExecutorConfig, name: str = "w4s-executor-limiter",
-                     namespace: str | None = None, burst_s: float = 1.0):
+                     namespace: str | None = None, burst_s: float = 1.0,
+                     scheduling_strategy: Any = None):
     """The run's limiter actor (created on first use, then shared by name)."""
     return RateLimiterActor.options(
         name=name, namespace=namespace, get_if_exists=True, lifetime=None,
+        scheduling_strategy=scheduling_strategy,
     ).remote(cfg.requests_per_minute, cfg.tokens_per_minute, burst_s)
 
 

@@ -10,8 +10,10 @@ same `optimize` as `w4s optimize`) as its own Ray task. All tasks share:
   `budget_usd` hold for the whole sweep, not per benchmark);
 - for the local backend, ONE hosted meta-agent actor (other backends: one client per task).
 
-The tasks are pinned to the driver's node, so every run directory is written where the driver
-(and the user) can read it; the evaluations themselves spread over the cluster.
+The tasks, the hosted pool and the limiter are pinned to the driver's node, so every run
+directory is written where the driver (and the user) can read it and losing a worker node loses
+only evaluations (re-run elsewhere); the evaluations themselves spread over the evaluator nodes
+(runtime.placement).
 
 Before any work: unknown benchmark names, an unreachable `ray.address` (TCP connect with
 `sweep.connect_timeout_s`), run directories that cannot be started or resumed (`--resume`
@@ -38,7 +40,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm.auto import tqdm
 
 from w4s_ray.benchmarks import check_benchmarks, get_benchmark
@@ -50,6 +51,7 @@ from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.runs import preflight
 from w4s_ray.runtime.evaluators import EvaluatorPool
 from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+from w4s_ray.runtime.placement import check_roles, driver_node
 from w4s_ray.runtime.proxy import host
 from w4s_ray.runtime.rate_limiter import get_rate_limiter
 from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
@@ -214,6 +216,9 @@ def run_sweep(
             except ConnectionError as exc:
                 raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
                                   ) from None
+            # A role no node can host would leave its actors pending forever: refuse now.
+            check_roles(cfg.ray, ["evaluator"] + (["meta_agent"] if meta_agent_factory is None
+                                                   and cfg.meta_agent.backend == "local" else []))
         return _run(cfg, names, layout, todo, t0, resume=resume, progress=progress,
                     meta_agent_factory=meta_agent_factory, executor=executor)
 
@@ -238,13 +243,13 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
         layout.root.mkdir(parents=True, exist_ok=True)
         save()
         if todo:
-            limiter = get_rate_limiter(cfg.executor, name=f"w4s-sweep-{uuid.uuid4().hex[:8]}")
+            here = driver_node()
+            limiter = get_rate_limiter(cfg.executor, name=f"w4s-sweep-{uuid.uuid4().hex[:8]}",
+                                       scheduling_strategy=here)
             # One pool for every benchmark; its clients share the sweep's limiter and budget.
             evaluator = host(EvaluatorPool, cfg, rate_limiter=limiter)
             if meta_agent_factory is None and cfg.meta_agent.backend == "local":
                 agent = make_hosted_meta_agent(cfg)
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                                  soft=False)
         queue = list(todo)
         width = cfg.sweep.max_parallel or len(todo) or 1
         total_turns = len(names) * cfg.rlao.turns

@@ -10,7 +10,9 @@ dataset shard, the checkpoint Ray Train restores, `ray.train.report`).
 Checkpoints are reported through `ray.train.report(..., checkpoint=...)`; Ray Train restores the
 latest one after a worker failure (`FailureConfig(train.max_failures)`) and, with `--resume`,
 after a driver failure: the same run name under the same storage path makes Ray Train hand the
-workers the latest checkpoint. Outputs under `train.out_dir`: `model/` (HF format + tokenizer;
+workers the latest checkpoint. A worker's node lost mid-run is such a failure: the group restarts
+(on nodes that still carry the `meta_agent` role resource, runtime.placement) from the latest
+checkpoint. Outputs under `train.out_dir`: `model/` (HF format + tokenizer;
 LoRA merged unless `merge_lora=false`, then `model/` is the adapter and `model/base` names the
 base), `train_log.jsonl`, `loss.png`, `train_summary.md`, `examples/`, `ray/` (Ray Train storage).
 """
@@ -34,8 +36,9 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from w4s_ray import console
-from w4s_ray.config import ExperimentConfig, TrainConfig
+from w4s_ray.config import ExperimentConfig, RayConfig, TrainConfig
 from w4s_ray.errors import ConfigError, DataError, W4SError
+from w4s_ray.runtime.placement import role_resources
 from w4s_ray.runtime.ray_init import init_ray
 from w4s_ray.train.trainer import (
     HF_DIR,
@@ -94,7 +97,10 @@ def train_worker(config: dict[str, Any]) -> None:
     train_steps(config, RayTrainContext())
 
 
-def _check_resources(tc: TrainConfig) -> None:
+def _check_resources(tc: TrainConfig, rc: RayConfig) -> dict[str, float]:
+    """One error line when the workers cannot be placed; returns the role resources each
+    worker requests (runtime.placement)."""
+    role = role_resources(rc, "meta_agent")
     res = ray.cluster_resources()
     need_cpu = tc.num_workers * tc.cpus_per_worker
     if res.get("CPU", 0) < need_cpu:
@@ -103,6 +109,7 @@ def _check_resources(tc: TrainConfig) -> None:
     if tc.use_gpu and res.get("GPU", 0) < tc.num_workers:
         raise ConfigError(f"train.use_gpu: {tc.num_workers} workers need "
                           f"{tc.num_workers} GPUs; the Ray cluster has {res.get('GPU', 0)}")
+    return role
 
 
 def run_training(
@@ -141,7 +148,7 @@ def run_training(
         raise DataError(f"{tc.data}: not enough examples for one step")
 
     init_ray(cfg.ray)
-    _check_resources(tc)
+    role = _check_resources(tc, cfg.ray)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # resume skips batches by position
     ds = ray.data.read_parquet(str(ex_path)).materialize()
@@ -164,7 +171,8 @@ def run_training(
         train_loop_config=loop_cfg,
         scaling_config=ScalingConfig(
             num_workers=tc.num_workers, use_gpu=tc.use_gpu,
-            resources_per_worker={"CPU": tc.cpus_per_worker},
+            # Workers go to the meta-agent (GPU) nodes when the cluster declares roles.
+            resources_per_worker={"CPU": tc.cpus_per_worker, **role},
         ),
         torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
         run_config=RunConfig(

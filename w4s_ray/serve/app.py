@@ -153,7 +153,8 @@ class MetaAgentServer:
         return JSONResponse(response.model_dump())
 
 
-def build_transformers_app(cfg: ServeConfig, resolved: ResolvedModel) -> serve.Application:
+def build_transformers_app(cfg: ServeConfig, resolved: ResolvedModel,
+                           resources: dict[str, float] | None = None) -> serve.Application:
     settings = {
         "max_n": cfg.max_n,
         "default_max_tokens": cfg.default_max_tokens,
@@ -167,7 +168,7 @@ def build_transformers_app(cfg: ServeConfig, resolved: ResolvedModel) -> serve.A
         "adapter_path": resolved.adapter_path,
         "tokenizer_path": resolved.tokenizer_path,
     }
-    return MetaAgentServer.options(**deployment_options(cfg)).bind(
+    return MetaAgentServer.options(**deployment_options(cfg, resources)).bind(
         resolved_dict, cfg.model_name, settings
     )
 
@@ -189,10 +190,12 @@ def build_vllm_app(cfg: ServeConfig, resolved: ResolvedModel) -> serve.Applicati
     return build_openai_app({"llm_configs": [llm_config]})
 
 
-def build_app(cfg: ServeConfig, resolved: ResolvedModel) -> serve.Application:
+def build_app(cfg: ServeConfig, resolved: ResolvedModel,
+              resources: dict[str, float] | None = None) -> serve.Application:
+    """`resources`: the replicas' role resources (runtime.placement; transformers backend)."""
     if select_backend(cfg, resolved) == "vllm":
         return build_vllm_app(cfg, resolved)
-    return build_transformers_app(cfg, resolved)
+    return build_transformers_app(cfg, resolved, resources)
 
 
 def app_builder(args: dict[str, Any]) -> serve.Application:

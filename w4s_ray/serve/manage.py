@@ -170,12 +170,14 @@ def start_app(cfg: ExperimentConfig, resolved: ResolvedModel, name: str) -> str:
     """Deploy the app on the Ray of this process (started/joined via init_ray); returns URL."""
     from ray import serve
 
+    from w4s_ray.runtime.placement import role_resources
     from w4s_ray.runtime.ray_init import init_ray
     from w4s_ray.serve.app import build_app
 
     init_ray(cfg.ray)
+    role = role_resources(cfg.ray, "meta_agent")  # replicas on the meta-agent (GPU) nodes
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-    app = build_app(cfg.serve, resolved)
+    app = build_app(cfg.serve, resolved, role)
     # Don't let serve.run wait: it waits forever if replicas can never be placed (e.g. GPUs).
     serve.run_many(
         [serve.RunTarget(target=app, name=name, route_prefix="/")],

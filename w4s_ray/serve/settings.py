@@ -65,10 +65,15 @@ def scaling_options(cfg: ServeConfig) -> dict[str, Any]:
     }
 
 
-def deployment_options(cfg: ServeConfig) -> dict[str, Any]:
-    """Options for `Deployment.options(...)` of the transformers backend."""
+def deployment_options(cfg: ServeConfig, resources: dict[str, float] | None = None
+                       ) -> dict[str, Any]:
+    """Options for `Deployment.options(...)` of the transformers backend; `resources`: the
+    replicas' custom (role) resources (runtime.placement)."""
+    actor: dict[str, Any] = {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus}
+    if resources:
+        actor["resources"] = dict(resources)
     opts: dict[str, Any] = {
-        "ray_actor_options": {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
+        "ray_actor_options": actor,
         "max_ongoing_requests": cfg.max_ongoing_requests,
         # Loading a big checkpoint can take minutes; don't let Serve kill a replica mid-load.
         "health_check_timeout_s": 120.0,
