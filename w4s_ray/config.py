@@ -357,6 +357,10 @@ class SweepConfig(_Section):
                                  "before any work starts.", gt=0)
     baselines: bool = F(True, "Evaluate each benchmark's seed workflows on test as reported "
                         "baselines.")
+    methods: list[str] | None = F(
+        None, "The paper-shaped table's methods (`w4s sweep --methods`): hand-designed "
+        "baselines (`w4s baselines list`), adas, aflow, w4s; None: W4S with each benchmark's "
+        "seed workflows as its baselines.", min_length=1)
 
 
 class AdasConfig(_Section):
