@@ -100,8 +100,7 @@ def _run_search(args: argparse.Namespace, cfg) -> int:
     from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
-    from w4s_ray.meta_agent import check_meta_agent
-    from w4s_ray.optimizers.run import for_meta_agent, run_search
+    from w4s_ray.optimizers.run import check_search_meta_agent, for_meta_agent, run_search
     from w4s_ray.rlao.runs import preflight
     from w4s_ray.runtime.evaluators import EvaluatorPool
     from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
@@ -124,7 +123,7 @@ def _run_search(args: argparse.Namespace, cfg) -> int:
         for b in cfg.optimizers.adas.initial:
             get_baseline(b)  # an unknown name: one line, before Ray
     meta_cfg = for_meta_agent(cfg)
-    check_meta_agent(meta_cfg)
+    check_search_meta_agent(cfg)
     info = check_executor(cfg.executor)
     with ray_session(cfg.ray):
         evaluator = agent = None

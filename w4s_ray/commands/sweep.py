@@ -61,8 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.methods is not None:
         from w4s_ray.sweep.methods import check_methods
 
-        cfg.sweep.methods = check_methods([m for m in args.methods.split(",") if m.strip()]
-                                          or [""])
+        cfg.sweep.methods = check_methods([m for m in args.methods.split(",") if m.strip()])
     out = run_sweep(cfg, benches, resume=args.resume, progress=show_progress(args))
     n = len(out["status"])
     print(f"sweep: {n - len(out['failed'])}/{n} benchmarks completed in {out['wall_s']:.1f} s"

@@ -142,6 +142,19 @@ def for_meta_agent(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg.model_copy(update={"meta_agent": meta_agent_config(cfg)})
 
 
+def check_search_meta_agent(cfg: ExperimentConfig) -> None:
+    """`check_meta_agent` for the ADAS/AFlow meta model; its errors name the section in use."""
+    from w4s_ray.meta_agent import check_meta_agent
+
+    try:
+        check_meta_agent(for_meta_agent(cfg))
+    except W4SError as exc:
+        if cfg.optimizers.meta_agent is None:
+            raise
+        raise type(exc)(str(exc).replace("meta_agent.", "optimizers.meta_agent.")
+                        .replace("meta-agent", "ADAS/AFlow meta model")) from None
+
+
 class _Search:
     """One method's loop behind one interface: run, best, iterations, finished."""
 

@@ -50,7 +50,7 @@ from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
 from w4s_ray.executor.preflight import check_executor
 from w4s_ray.meta_agent import check_meta_agent, make_meta_agent
-from w4s_ray.optimizers.run import for_meta_agent
+from w4s_ray.optimizers.run import check_search_meta_agent, for_meta_agent
 from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.runs import preflight
 from w4s_ray.runtime.evaluators import EvaluatorPool
@@ -234,7 +234,7 @@ def run_sweep(
             if not cfg.sweep.methods or "w4s" in cfg.sweep.methods:
                 check_meta_agent(cfg)
             if set(cfg.sweep.methods or []) & {"adas", "aflow"}:
-                check_meta_agent(for_meta_agent(cfg))
+                check_search_meta_agent(cfg)
         executor = check_executor(cfg.executor)
     with ray_session(cfg.ray, start=False):
         if todo:
