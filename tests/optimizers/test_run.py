@@ -112,13 +112,17 @@ def test_corrupt_record_in_the_middle_is_a_data_error(tmp_path):
                    SeedVariantsMetaAgent(), resume=True, progress=False, iterations=1)
 
 
-def test_budget_stop_keeps_records_and_writes_status_and_report(tmp_path):
-    ev = SeamFake(budget_requests=3)  # the initial archive (2) and one generation
+@pytest.mark.parametrize("method, kept", [
+    ("adas", ["initial", "initial", "generation"]),  # 3 requests: the archive, one generation
+    ("aflow", ["round"]),                             # round 1's 2 runs; round 2 needs 2 more
+])
+def test_budget_stop_keeps_records_and_writes_status_and_report(tmp_path, method, kept):
+    ev = SeamFake(budget_requests=3)
     with pytest.raises(BudgetExceeded):
-        run_search(_cfg(), "adas", Bench(), tmp_path / "r", ev, SeedVariantsMetaAgent(),
+        run_search(_cfg(), method, Bench(), tmp_path / "r", ev, SeedVariantsMetaAgent(),
                    progress=False, iterations=3)
     rd = SearchDir(tmp_path / "r")
-    assert [r["type"] for r in rd.read_records()] == ["initial", "initial", "generation"]
+    assert [r["type"] for r in rd.read_records()] == kept
     assert json.loads(rd.status.read_text())["status"] == "budget"
     assert "Stopped (budget)" in rd.report.read_text() and not rd.final.exists()
     assert json.loads(rd.cost.read_text())["total_usd"] > 0
