@@ -143,6 +143,10 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     from w4s_ray.runtime.ray_init import ray_session
 
     cfg = config(cfg, overrides)
+    if cfg.optimizers.method != "w4s":  # never run W4S silently in place of the asked search
+        raise ConfigError(f"optimizers.method={cfg.optimizers.method}: the Python API runs W4S "
+                          f"only; run ADAS/AFlow with `w4s optimize --method "
+                          f"{cfg.optimizers.method}`")
     name = check_benchmarks([benchmark or cfg.benchmark])[0]
     if turns is not None and turns < 0:
         raise ConfigError(f"--turns must be >= 0, got {turns}")

@@ -382,6 +382,62 @@ class SweepConfig(_Section):
                                  "before any work starts.", gt=0)
     baselines: bool = F(True, "Evaluate each benchmark's seed workflows on test as reported "
                         "baselines.")
+    methods: list[str] | None = F(
+        None, "The paper-shaped table's methods (`w4s sweep --methods`): hand-designed "
+        "baselines (`w4s baselines list`), adas, aflow, w4s; None: W4S with each benchmark's "
+        "seed workflows as its baselines.", min_length=1)
+
+
+class AdasConfig(_Section):
+    """ADAS (Meta Agent Search) as `w4s optimize --method adas` (docs/BASELINES.md)."""
+
+    generations: int = F(30, "Generations of the search (ADAS `n_generation`).", ge=0)
+    debug_max: int = F(3, "Evaluations per proposal, repairs included (ADAS).", resume=True,
+                       ge=1)
+    min_accuracy: float = F(0.01, "A proposal below this validation accuracy is repaired like "
+                            "an error (ADAS's 'All 0 accuracy').", resume=True, ge=0, le=1)
+    reflexion_rounds: int = F(2, "Reflexion prompts after each proposal (0-2; ADAS: 2).",
+                              resume=True, ge=0, le=2)
+    bootstrap_samples: int = F(100_000, "Bootstrap resamples of the fitness CI (ADAS: "
+                               "100,000).", resume=True, ge=1)
+    initial: list[str] | None = F(None, "Hand-designed baselines of the initial archive "
+                                  "(`w4s baselines list`); None: all seven.", resume=True)
+
+
+class AflowConfig(_Section):
+    """AFlow as `w4s optimize --method aflow` (docs/BASELINES.md)."""
+
+    max_rounds: int = F(20, "Optimisation rounds after round 1 (AFlow `max_rounds`).", ge=0)
+    validation_rounds: int = F(5, "Evaluations per candidate, averaged (AFlow).", resume=True,
+                               ge=1)
+    sample: int = F(4, "Top rounds a parent is drawn from (AFlow `--sample`).", resume=True,
+                    ge=1)
+    alpha: float = F(0.2, "Selection softmax sharpness (AFlow).", resume=True, ge=0)
+    lambda_: float = F(0.3, "Selection's uniform mixing weight (AFlow).", resume=True, ge=0,
+                       le=1)
+    check_convergence: bool = F(True, "Stop when the top-k mean is stable (AFlow).")
+    convergence_top_k: int = F(3, "Rounds in the convergence mean.", resume=True, ge=1)
+    convergence_z: float = F(0.0, "Standard errors the top-k mean may move and count as "
+                             "stable.", resume=True, ge=0)
+    convergence_rounds: int = F(5, "Stable rounds in a row that stop the search.", resume=True,
+                                ge=1)
+    max_generation_retries: int = F(20, "Rejected replies before a round is skipped.",
+                                    resume=True, ge=1)
+    dry_run_items: int = F(1, "Validation items a new graph is dry-run on (0: no dry run).",
+                           resume=True, ge=0)
+
+
+class OptimizersConfig(_Section):
+    """Which workflow optimizer `w4s optimize` runs, and the settings of ADAS and AFlow."""
+
+    method: Literal["w4s", "adas", "aflow"] = F(
+        "w4s", "w4s: the meta-agent's turns (rlao); adas / aflow: those searches on the same "
+        "runtime. Also `w4s optimize --method`.", resume=True)
+    meta_agent: MetaAgentConfig | None = F(
+        None, "The meta model of ADAS and AFlow (a strong API model in the papers); None: the "
+        "`meta_agent` section. W4S always uses `meta_agent`.", resume=True)
+    adas: AdasConfig = FF(AdasConfig, "ADAS settings.")
+    aflow: AflowConfig = FF(AflowConfig, "AFlow settings.")
 
 
 class RayConfig(_Section):
@@ -464,6 +520,7 @@ class ExperimentConfig(_Section):
     ray: RayConfig = FF(RayConfig, "Ray.")
     sweep: SweepConfig = FF(SweepConfig, "Sweeps.")
     tracking: TrackingConfig = FF(TrackingConfig, "Experiment tracking (MLflow).")
+    optimizers: OptimizersConfig = FF(OptimizersConfig, "ADAS / AFlow and the method choice.")
 
     def data_dir(self) -> Path:
         """The benchmark data directory: config, else $W4S_DATA_DIR, else ./data."""

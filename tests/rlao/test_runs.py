@@ -151,7 +151,7 @@ def test_budget_stop_keeps_completed_turns_and_resume_finishes(tmp_path):
     assert _strip(read_rows(d / "trajectories")) == _strip(read_rows(full / "trajectories"))
 
 
-def _other_value(value, annotation):
+def _other_value(value, annotation, upper=float("inf")):
     """A different valid value for a config field (the parametrised resume test)."""
     import typing
 
@@ -159,11 +159,17 @@ def _other_value(value, annotation):
     if typing.get_origin(annotation) is typing.Literal:
         return next(a for a in typing.get_args(annotation) if a != value)
     if value is None:
+        from pydantic import BaseModel
+
+        if isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            return {}  # a section that was unset: set, with its defaults
+        if typing.get_origin(args[0]) is list:
+            return ["other"]
         return {int: 7, str: "other", float: 0.5}[args[0]]
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
-        return value + 1
+        return value + 1 if value + 1 <= upper else value - 1
     if isinstance(value, float):
         return value / 2 if value else 0.5
     if isinstance(value, str):
@@ -215,7 +221,10 @@ def test_resume_refuses_every_changed_resume_key(tmp_path, key):
     current = base.model_dump(mode="json")
     for part in key.split("."):
         current = current[part]
-    other = _other_value(current, _field(key).annotation)
+    info = _field(key)
+    upper = next((m.le for m in info.metadata if getattr(m, "le", None) is not None),
+                 float("inf"))
+    other = _other_value(current, info.annotation, upper)
     changed = load_config(None, [f"{key}={json.dumps(other)}"])
     with pytest.raises(ConfigError, match=rf"--resume: {re.escape(key)} is "):
         preflight(tmp_path / "run", changed, resume=True)

@@ -1,4 +1,8 @@
-"""`w4s optimize`: run W4S on one benchmark with the configured meta-agent and executor.
+"""`w4s optimize`: run W4S (or, with `--method adas|aflow`, ADAS or AFlow) on one benchmark.
+
+ADAS/AFlow (`optimizers.run.run_search`) use the same preflight, evaluator pool, cache, rate
+limit, budget and resume; their meta model is `optimizers.meta_agent` (else `meta_agent`), and
+their run directory defaults to <run_dir>/optimize/<benchmark>-<method> (docs/BASELINES.md).
 
 Writes a run directory (resolved config, every workflow, per-turn metrics, cost, the final
 workflow, final.json with valid/test accuracy, report.md + curve.png); `--resume` continues a
@@ -24,7 +28,12 @@ def register(subparsers) -> None:
     )
     add_config_args(p)
     p.add_argument("--benchmark", "-b", help="benchmark name (default: config `benchmark`)")
-    p.add_argument("--turns", type=int, help="number of turns (default: rlao.turns)")
+    p.add_argument("--method", choices=["w4s", "adas", "aflow"],
+                   help="optimizer (default: config optimizers.method, i.e. w4s): adas / aflow "
+                        "run those searches on the same evaluators, cache, rate limit and budget")
+    p.add_argument("--turns", type=int, help="number of turns (default: rlao.turns); with "
+                   "adas: generations (optimizers.adas.generations); with aflow: rounds after "
+                   "round 1 (optimizers.aflow.max_rounds)")
     p.add_argument("--run-dir", help="output directory (default: <run_dir>/optimize/<benchmark>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir from its last completed turn")
@@ -37,11 +46,69 @@ def _run(args: argparse.Namespace) -> int:
     from w4s_ray.cli import show_progress
     from w4s_ray.executor.preflight import simulated_note
 
-    res = api.optimize(args.cfg, benchmark=args.benchmark, turns=args.turns,
+    cfg = args.cfg
+    if args.method:
+        cfg.optimizers.method = args.method
+    if cfg.optimizers.method != "w4s":
+        return _run_search(args, cfg)
+    res = api.optimize(cfg, benchmark=args.benchmark, turns=args.turns,
                        run_dir=args.run_dir, resume=args.resume, progress=show_progress(args))
     test = res.test_accuracy
     print(f"{res.benchmark}: best '{res.best}' valid {res.valid_accuracy:.3f} "
           f"test {test if test is None else round(test, 3)} ${res.dollars:.4f} spent "
           f"(cache hits would have cost ${res.cached_dollars or 0.0:.4f})"
           f"{simulated_note(res.executor)} -> {res.report}")
+    return 0
+
+
+def _run_search(args: argparse.Namespace, cfg) -> int:
+    """ADAS or AFlow: the same preflight, Ray session and evaluator pool as W4S."""
+    from pathlib import Path
+
+    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+    from w4s_ray.cli import show_progress
+    from w4s_ray.errors import ConfigError
+    from w4s_ray.executor.preflight import check_executor, simulated_note
+    from w4s_ray.optimizers.run import check_search_meta_agent, for_meta_agent, run_search
+    from w4s_ray.rlao.runs import preflight
+    from w4s_ray.runtime.evaluators import EvaluatorPool
+    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+    from w4s_ray.runtime.ray_init import ray_session
+
+    method = cfg.optimizers.method
+    name = check_benchmarks([args.benchmark or cfg.benchmark])[0]
+    if args.turns is not None and args.turns < 0:
+        raise ConfigError(f"--turns must be >= 0, got {args.turns}")
+    run_dir = Path(args.run_dir or Path(cfg.run_dir) / "optimize" / f"{name}-{method}")
+    preflight(run_dir, cfg, args.resume, require_run=False)
+    if args.resume and not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"--resume: {run_dir} holds no run to resume; check the directory, "
+                          "or drop --resume to start one")
+    bm = get_benchmark(name, data_dir=cfg.data_dir())
+    bm.check_files()
+    if method == "adas" and cfg.optimizers.adas.initial:
+        from w4s_ray.baselines import get_baseline
+
+        for b in cfg.optimizers.adas.initial:
+            get_baseline(b)  # an unknown name: one line, before Ray
+    meta_cfg = for_meta_agent(cfg)
+    check_search_meta_agent(cfg)
+    info = check_executor(cfg.executor)
+    with ray_session(cfg.ray):
+        evaluator = agent = None
+        try:
+            evaluator = EvaluatorPool(cfg)
+            agent = make_hosted_meta_agent(meta_cfg)
+            final = run_search(cfg, method, bm, run_dir, evaluator, agent, resume=args.resume,
+                               progress=show_progress(args), iterations=args.turns,
+                               executor=info)
+        finally:
+            if agent is not None:
+                stop(agent)
+            if evaluator is not None:
+                evaluator.close()
+    test = final["test_accuracy"]
+    print(f"{name} ({method}): best '{final['best']}' valid {final['valid_accuracy']:.3f} "
+          f"test {test if test is None else round(test, 3)} ${final['dollars']:.4f} spent"
+          f"{simulated_note(info)} -> {run_dir / 'report.md'}")
     return 0

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     add_config_args(p)
     p.add_argument("--benchmarks", "-b", help="comma-separated benchmarks (default: config "
                    "`benchmarks`)")
+    p.add_argument("--methods", "-m", help="comma-separated methods for the paper-shaped "
+                   "table: hand-designed baselines (w4s baselines list), adas, aflow, w4s "
+                   "(default: config sweep.methods; unset: W4S and the seed workflows)")
     p.add_argument("--resume", action="store_true",
                    help="skip completed benchmarks and stored baselines, resume the others")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -50,6 +53,10 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config_file, args.overrides)
         if args.address:
             cfg.ray.address = args.address
+    if args.methods is not None:
+        from w4s_ray.sweep.methods import check_methods
+
+        cfg.sweep.methods = check_methods([m for m in args.methods.split(",") if m.strip()])
     res = api.sweep(cfg, benchmarks=args.benchmarks, resume=args.resume,
                     progress=show_progress(args))
     out = {"status": res.status, "failed": res.failed, "wall_s": res.wall_s,

@@ -8,7 +8,8 @@ Two sources:
   without one, replies are handed out in order.
 - `seed-variants`: reads the workflows shown in its own prompt (the archive and earlier actions)
   and returns one of them with a sampling knob changed (`num_of_response`, `temperature`),
-  chosen by the seed. It is a cheap, deterministic stand-in for a policy that makes small
+  chosen by the seed; ADAS and AFlow prompts get answers in their formats
+  (`optimizer_sim`). It is a cheap, deterministic stand-in for a policy that makes small
   edits, not a model; it never looks at anything but its prompt.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from w4s_ray.errors import ConfigError
+from w4s_ray.meta_agent import optimizer_sim
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
 
 SEED_VARIANTS = "seed-variants"
@@ -141,6 +143,12 @@ class SeedVariantsMetaAgent(MetaAgent):
             else:
                 s = seed + i
             rng = random.Random(s)
+            if optimizer_sim.is_adas(messages):
+                out.append(optimizer_sim.adas_reply(messages, rng))
+                continue
+            if optimizer_sim.is_aflow(messages):
+                out.append(optimizer_sim.aflow_reply(messages, rng))
+                continue
             if not pool:
                 out.append("Analysis: the prompt shows no workflow to start from.")
                 continue

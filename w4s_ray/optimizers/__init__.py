@@ -5,6 +5,9 @@
   `aflow_graph` renders graphs into workflows, `aflow_operators` is the operator library
   copied into them.
 - `base`: the interfaces both use — the injected `Evaluate` callable and `Outcome`, seeds.
+- `pool`: `Evaluate` over the platform's evaluation seam (the evaluator pool W4S uses);
+  `run`: `w4s optimize --method adas|aflow` — run directory, resume, budget stop, the single
+  test evaluation; `report`: its report.md and curve.png.
 
 Both loops return JSON-able records and rebuild their state from them (`state_after`), so the
 caller owns persistence, resume, budget handling and reports. docs/BASELINES.md describes

@@ -138,6 +138,7 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
         "valid_accuracy": best.val_accuracy,
         "test_accuracy": outs[0].accuracy_or_none,
         "test_n": outs[0].n,
+        "test_scores": list(outs[0].scores),  # per item, for confidence intervals in tables
         "test_error": outs[0].error,
         "dollars": cost["total_usd"],
         "cached_dollars": cost["cached_usd"],

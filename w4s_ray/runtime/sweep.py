@@ -28,6 +28,11 @@ benchmark at once, since they all share the endpoint: running ones are cancelled
 completed turns stay on disk), the report is written, then the one-line error is raised
 (exit 2). `--resume` skips complete benchmarks and stored baselines and
 resumes optimization from the last completed turn.
+
+With `sweep.methods` (`--methods cot,...,adas,aflow,w4s`) each benchmark task runs every method
+(`sweep.methods.run_methods`: baselines on test, ADAS/AFlow searches, W4S) on the same pool,
+limiter and budget, and the report is the paper-shaped `sweep_table.md/.png/.json`
+(`sweep.table`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
 from w4s_ray.executor.preflight import check_executor
 from w4s_ray.meta_agent import check_meta_agent, make_meta_agent, preflight_meta_agent
+from w4s_ray.optimizers.run import check_search_meta_agent, for_meta_agent
 from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.runs import preflight
 from w4s_ray.runtime.evaluators import EvaluatorPool
@@ -57,7 +63,9 @@ from w4s_ray.runtime.rate_limiter import get_rate_limiter
 from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
 from w4s_ray.sweep.benchmark import run_benchmark
 from w4s_ray.sweep.layout import SweepLayout, is_complete
+from w4s_ray.sweep.methods import check_methods, method_done, run_methods
 from w4s_ray.sweep.report import write_sweep_report
+from w4s_ray.sweep.table import write_table
 from w4s_ray.utils.io import atomic_write_json
 
 _DEFAULT_PORTS = {"ray": 10001, "http": 8265, "https": 443, "": 6379}
@@ -112,6 +120,13 @@ def benchmark_config(cfg, benchmark: str):
 def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     """Every check that can fail, before any work: (pinned cfg, names, layout, to-do names)."""
     names = check_benchmarks(list(benchmarks) if benchmarks else cfg.benchmarks)
+    if cfg.sweep.methods:
+        cfg.sweep.methods = check_methods(cfg.sweep.methods)
+        if "adas" in cfg.sweep.methods and cfg.optimizers.adas.initial:
+            from w4s_ray.baselines import get_baseline
+
+            for b in cfg.optimizers.adas.initial:
+                get_baseline(b)
     check_cluster_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"),
                           cfg.sweep.connect_timeout_s)
     cfg = cfg.model_copy(deep=True)
@@ -135,7 +150,7 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     todo = []
     for b in names:
         preflight(layout.bench(b).path, benchmark_config(cfg, b), resume, require_run=False)
-        if not (resume and is_complete(layout, b, cfg.rlao.turns, cfg.sweep.baselines)):
+        if not (resume and _complete(cfg, layout, b)):
             todo.append(b)
     return cfg, names, layout, todo
 
@@ -146,15 +161,26 @@ def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
                     executor: dict | None = None) -> dict:
     apply_offline_defaults()
     spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
-    own = meta_agent is None
+    factory = meta_agent_factory or make_meta_agent
+    own = meta_agent is None and (not cfg.sweep.methods or "w4s" in cfg.sweep.methods)
     if own:
-        meta_agent = (meta_agent_factory or make_meta_agent)(cfg)
+        meta_agent = factory(cfg)
     try:
+        if cfg.sweep.methods:
+            return run_methods(cfg, spec, SweepLayout(root), evaluator, meta_agent,
+                               lambda: factory(for_meta_agent(cfg)), resume=resume,
+                               executor=executor)
         return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume,
                              executor=executor)
     finally:
         if own:
             meta_agent.close()
+
+
+def _complete(cfg, layout: SweepLayout, b: str) -> bool:
+    if cfg.sweep.methods:
+        return all(method_done(layout, b, m, cfg) for m in cfg.sweep.methods)
+    return is_complete(layout, b, cfg.rlao.turns, cfg.sweep.baselines)
 
 
 def one_line(exc: BaseException) -> str:
@@ -184,6 +210,9 @@ def _meta(cfg, wall_s: float | None, executor: dict | None = None) -> dict:
         "valid_limit": cfg.eval.limit, "test_limit": cfg.rlao.test_limit,
         "scoring": cfg.eval.scoring,
         "budget_usd": cfg.executor.budget_usd, "wall_s": wall_s,
+        "methods": cfg.sweep.methods,
+        "search_meta_agent": f"{for_meta_agent(cfg).meta_agent.backend}:"
+                             f"{for_meta_agent(cfg).meta_agent.model}",
     }
 
 
@@ -205,9 +234,12 @@ def run_sweep(
     executor = None
     if todo:  # a missing meta-agent or a failing executor: one line, before Ray starts
         if meta_agent_factory is None:
-            check_meta_agent(cfg)
+            if not cfg.sweep.methods or "w4s" in cfg.sweep.methods:
+                check_meta_agent(cfg)
+            if set(cfg.sweep.methods or []) & {"adas", "aflow"}:
+                check_search_meta_agent(cfg)
         executor = check_executor(cfg.executor)
-        if meta_agent_factory is None:
+        if meta_agent_factory is None and (not cfg.sweep.methods or "w4s" in cfg.sweep.methods):
             preflight_meta_agent(cfg)
     with ray_session(cfg.ray, start=False):
         if todo:
@@ -248,7 +280,8 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
                                        scheduling_strategy=here)
             # One pool for every benchmark; its clients share the sweep's limiter and budget.
             evaluator = host(EvaluatorPool, cfg, rate_limiter=limiter)
-            if meta_agent_factory is None and cfg.meta_agent.backend == "local":
+            if meta_agent_factory is None and cfg.meta_agent.backend == "local" and (
+                    not cfg.sweep.methods or "w4s" in cfg.sweep.methods):
                 agent = make_hosted_meta_agent(cfg)
         queue = list(todo)
         width = cfg.sweep.max_parallel or len(todo) or 1
@@ -311,6 +344,8 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
     wall_s = round(time.monotonic() - t0, 2)
     save(wall_s)
     report = write_sweep_report(layout.root, names)
+    if cfg.sweep.methods:
+        report = write_table(layout.root, names, cfg.sweep.methods)
     failed = [b for b, s in status.items() if s["status"] != "done"]
     if fatal_error is not None:
         raise fatal_error

@@ -6,6 +6,8 @@ plain parts it calls:
 - `layout`: where a sweep keeps its files and when a benchmark counts as complete;
 - `benchmark.run_benchmark`: seed baselines on test, then `rlao.optimize.optimize` (validation-only
   selection, one final test evaluation) for one benchmark;
+- `methods.run_methods`: with `sweep.methods`, every method (baselines, ADAS, AFlow, W4S) on
+  one benchmark; `table.write_table`: the paper-shaped method x benchmark table;
 - `report.write_sweep_report`: `sweep_report.md` (benchmarks as columns, methods as rows) and
   PNG plots, read from the files only.
 """

@@ -12,6 +12,7 @@
    `rlao.report_seed_test` decides.
 
 Errors propagate (the Ray fan-out turns them into a FAILED line for this benchmark only).
+With `sweep.methods` set (`w4s sweep --methods`), `sweep.methods.run_methods` runs instead.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def run_benchmark(cfg, spec: TaskSpec, layout: SweepLayout, evaluator: Evaluator
     """Baselines (unless stored or disabled), then optimize; returns a summary dict.
     `executor`: the preflight's description of the executor, recorded in the run dir."""
     t0 = time.monotonic()
+    if cfg.sweep.methods:
+        raise AssertionError("a --methods sweep runs sweep.methods.run_methods")
     rd = layout.bench(spec.name)
     rd.path.mkdir(parents=True, exist_ok=True)
     rd.error_log.unlink(missing_ok=True)
