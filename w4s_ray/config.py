@@ -20,6 +20,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from w4s_ray.errors import ConfigError
+from w4s_ray.models.sampling import (
+    DEFAULT_REPETITION_PENALTY,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_P,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -157,12 +162,19 @@ class MetaAgentConfig(_Section):
     """The weak model that writes workflows."""
 
     backend: Literal["litellm", "local", "scripted"] = "local"
-    # litellm: a model name (e.g. openai/<served-name>); local: an HF directory or hub name.
+    # litellm: a model name (e.g. openai/<served-name>); local: an HF directory, a .gguf file, a
+    # prepared model name (`w4s models list`) or a hub id (docs/MODELS.md).
     model: str = "runs/tiny-meta-agent/model"
     api_base: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+    # The W4S paper's meta-agent temperature; the other sampling settings default to the values
+    # `w4s serve` uses (w4s_ray/models/sampling.py), so local and served sampling agree.
     temperature: float = 0.5
-    top_p: float = 1.0
+    top_p: float = Field(default=DEFAULT_TOP_P, gt=0.0, le=1.0)
+    # 0 = off (no top-k cut), as in the OpenAI API and `w4s serve`.
+    top_k: int = Field(default=DEFAULT_TOP_K, ge=0)
+    # > 1 discourages tokens already in the prompt or reply (1 = off).
+    repetition_penalty: float = Field(default=DEFAULT_REPETITION_PENALTY, gt=0.0)
     max_tokens: int = 1024
     num_gpus: float = 0.0
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -252,11 +264,21 @@ class CompareConfig(_Section):
     benchmarks: list[str] | None = None
 
 
+class ModelsConfig(_Section):
+    """Where model inputs that need preparing go (`w4s models`, GGUF files; docs/MODELS.md)."""
+
+    # `w4s models prepare NAME` writes here; a preset name given as a model is looked up here.
+    dir: str = "runs/models"
+    # Converted .gguf files (one checkpoint per file content); None: ~/.cache/w4s/models.
+    cache_dir: str | None = None
+
+
 class ServeConfig(_Section):
     """`w4s serve`: a Ray Serve app with an OpenAI-compatible API over a meta-agent checkpoint."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # An HF directory, a .gguf file, a prepared preset (`smollm2`) or a hub id (docs/MODELS.md).
     model: str = "runs/train/model"
     model_name: str = "w4s-meta-agent"
     lora_base: str | None = None
@@ -264,12 +286,26 @@ class ServeConfig(_Section):
     # Either bound set: autoscaling between them instead of a fixed num_replicas.
     autoscale_min: int | None = Field(default=None, ge=0)
     autoscale_max: int | None = Field(default=None, ge=1)
-    # Autoscaling target: requests in flight per replica (each replica generates one at a time).
-    target_ongoing_requests: float = Field(default=2.0, gt=0)
-    max_ongoing_requests: int = Field(default=8, ge=1)
+    # Autoscaling target: requests in flight per replica (a replica decodes a batch of them).
+    target_ongoing_requests: float = Field(default=8.0, gt=0)
+    # Rows (sequences) a replica decodes together; a request takes n rows (1 when greedy).
+    max_batch_size: int = Field(default=16, ge=1)
+    # Cap on rows x padded length of the batch's KV cache, in tokens (None: no cap); a request
+    # that would exceed it waits for rows to finish (alone it is always admitted).
+    max_batch_tokens: int | None = Field(default=65536, ge=1)
+    # Requests that may wait for a full batch to make room; beyond that: 429 + Retry-After.
+    max_queue: int = Field(default=32, ge=0)
+    # JSON mode (response_format json_object/json_schema): attempts per choice before a 422.
+    json_max_attempts: int = Field(default=3, ge=1)
+    # Serve's per-replica limit of requests in flight; None: max_batch_size + max_queue + 16,
+    # so a full replica answers 429 itself instead of Serve queueing requests without bound.
+    max_ongoing_requests: int | None = Field(default=None, ge=1)
     num_gpus: float = Field(default=0.0, ge=0)
     num_cpus: float = Field(default=0.5, ge=0)
+    # transformers: the built-in batching engine (CPU or GPU); vllm: vLLM's engine in the
+    # replica behind the same API (GPU nodes with vLLM installed).
     backend: Literal["transformers", "vllm"] = "transformers"
+    # auto: bfloat16 on CUDA, float32 on CPU.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # torch threads per replica; None: the replica's whole CPUs (at least 1).
     torch_threads: int | None = Field(default=None, ge=1)
@@ -324,6 +360,7 @@ class ExperimentConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
 

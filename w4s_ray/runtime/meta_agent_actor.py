@@ -23,12 +23,12 @@ from w4s_ray.meta_agent.base import MetaAgent, Usage
 
 @ray.remote(max_restarts=0)
 class MetaAgentActor:
-    def __init__(self, cfg: MetaAgentConfig) -> None:
+    def __init__(self, cfg: MetaAgentConfig, models_cfg=None) -> None:
         from w4s_ray.env import apply_offline_defaults
         from w4s_ray.meta_agent.local_backend import LocalMetaAgent
 
         apply_offline_defaults()
-        self.agent = LocalMetaAgent(cfg)
+        self.agent = LocalMetaAgent(cfg, models_cfg=models_cfg)
 
     def name(self) -> str:
         return self.agent.name
@@ -67,9 +67,14 @@ class RemoteMetaAgent(MetaAgent):
         return out
 
 
-def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
-    """Start the actor and wait until the model is loaded (load errors surface here)."""
-    handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(cfg)
+def start_meta_agent_actor(cfg: MetaAgentConfig, models_cfg=None) -> RemoteMetaAgent:
+    """Start the actor and wait until the model is loaded (load errors surface here).
+    `models_cfg`: the `models:` section, for preset names and the GGUF cache."""
+    from w4s_ray.models.resolve import resolve_for
+
+    resolve_for(models_cfg, cfg.model, what="meta_agent.model")  # input errors before the actor
+    handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(
+        cfg, models_cfg)
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
     except ray.exceptions.RayActorError as exc:
@@ -87,7 +92,7 @@ def make_hosted_meta_agent(cfg) -> MetaAgent:
     from w4s_ray.meta_agent import make_meta_agent
 
     if cfg.meta_agent.backend == "local":
-        return start_meta_agent_actor(cfg.meta_agent)
+        return start_meta_agent_actor(cfg.meta_agent, getattr(cfg, "models", None))
     return make_meta_agent(cfg)
 
 
