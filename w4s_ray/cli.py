@@ -20,7 +20,7 @@ from w4s_ray.errors import W4SError
 # Order is the pipeline's order; a module that is absent is simply not offered.
 VERBS = [
     "data", "sim", "eval", "optimize", "collect", "meta_agent", "train", "compare", "serve", "sweep",
-    "demo", "report",
+    "demo", "report", "models",
 ]
 
 

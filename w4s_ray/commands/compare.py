@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     )
     add_config_args(p)
     p.add_argument("--model", "-m", action="append", default=[], metavar="NAME=PATH",
-                   help="a local Hugging Face model directory (repeat; first = baseline)")
+                   help="a model: HF directory, .gguf file, prepared preset or hub id "
+                        "(repeat; first = baseline)")
     p.add_argument("--benchmarks", help="comma-separated names (default: config `benchmarks`)")
     p.add_argument("--samples", type=int,
                    help="workflows per (seed, benchmark) and model (default: compare.samples)")
@@ -50,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = args.cfg
     models = parse_model_args(args.model)
-    check_local_models(models)
+    check_local_models(models, cfg.models)
     names = check_benchmarks(args.benchmarks.split(",") if args.benchmarks
                              else cfg.compare.benchmarks or cfg.benchmarks)
     seeds = list(cfg.compare.seeds)

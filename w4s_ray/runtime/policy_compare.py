@@ -40,15 +40,13 @@ def parse_model_args(items: Sequence[str]) -> dict[str, str]:
     return models
 
 
-def check_local_models(models: Mapping[str, str]) -> None:
-    """Each path must be a Hugging Face model directory (one clear line otherwise)."""
-    for name, path in models.items():
-        p = Path(path).expanduser()
-        if not p.is_dir():
-            raise ConfigError(f"--model {name}={path}: no such directory")
-        if not (p / "config.json").exists():
-            raise ConfigError(f"--model {name}={path}: no config.json (not a Hugging Face "
-                              "model directory)")
+def check_local_models(models: Mapping[str, str], models_cfg=None) -> dict[str, str]:
+    """Each model must resolve to a local checkpoint (HF dir, .gguf, preset, hub id; see
+    w4s_ray.models.resolve); returns {name: local dir}. One clear line otherwise."""
+    from w4s_ray.models.resolve import resolve_for
+
+    return {name: resolve_for(models_cfg, path, what=f"--model {name}={path}:")
+            for name, path in models.items()}
 
 
 def _settings_key(models, benchmarks, samples, seeds, cfg) -> dict:
@@ -137,7 +135,7 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
                 continue
             if start_agent is None:
                 mcfg = cfg.meta_agent.model_copy(update={"backend": "local", "model": str(path)})
-                agent = start_meta_agent_actor(mcfg)
+                agent = start_meta_agent_actor(mcfg, getattr(cfg, "models", None))
             else:
                 agent = start_agent(name, path)
             try:

@@ -111,16 +111,12 @@ def effective_max_seq_len(tc: TrainConfig) -> int:
     return min(tc.max_seq_len, ctx) if ctx else tc.max_seq_len
 
 
-def check_base_model(path: str) -> None:
-    p = Path(path).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").exists():
-            raise W4SError(f"train.base_model {path}: no config.json (not a Hugging Face model dir)")
-        return
-    looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
-    if looks_like_hub_id and os.environ.get("HF_HUB_OFFLINE") != "1":
-        return
-    raise W4SError(f"train.base_model not found: {path}")
+def check_base_model(path: str, models_cfg=None) -> str:
+    """The local checkpoint directory for `train.base_model`: an HF directory, a .gguf file
+    (converted once, cached), a prepared preset or a hub id (w4s_ray.models.resolve)."""
+    from w4s_ray.models.resolve import resolve_for
+
+    return resolve_for(models_cfg, path, what="train.base_model")
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -413,7 +409,10 @@ def run_training(
     bf16 = resolve_bf16(tc)
     if tc.num_workers < 1 or tc.batch_size < 1 or tc.checkpoint_every < 1:
         raise ConfigError("train.num_workers, batch_size and checkpoint_every must be >= 1")
-    check_base_model(tc.base_model)
+    base = check_base_model(tc.base_model, cfg.models)
+    if base != tc.base_model:  # workers and the tokenizer load the resolved local directory
+        cfg = cfg.model_copy(update={"train": tc.model_copy(update={"base_model": base})})
+        tc = cfg.train
     out_dir = Path(tc.out_dir).expanduser().resolve()
     storage = out_dir / "ray"
     if (storage / RUN_NAME).exists() and not resume:
