@@ -80,7 +80,7 @@ def _structured(schema: dict | None) -> dict[str, Any]:
 
 class VLLMGenerator:
     def __init__(self, model_path: str, tokenizer_path: str | None, *, dtype: str,
-                 max_rows: int, max_queue: int, seed: int = 0) -> None:
+                 max_rows: int, seed: int = 0) -> None:
         from vllm import AsyncEngineArgs, AsyncLLMEngine
 
         from w4s_ray.models.loading import load_tokenizer
