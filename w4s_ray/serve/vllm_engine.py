@@ -89,12 +89,12 @@ class VLLMGenerator:
         args = AsyncEngineArgs(model=model_path, tokenizer=tokenizer_path or model_path,
                                dtype=dtype, max_num_seqs=max_rows, seed=seed)
         self.engine = AsyncLLMEngine.from_engine_args(args)
-        cfg = getattr(self.tokenizer, "model_max_length", None)
         self.max_positions: int | None = None
-        try:
-            self.max_positions = int(self.engine.engine.model_config.max_model_len)
-        except AttributeError:
-            self.max_positions = cfg if isinstance(cfg, int) and cfg < 10**7 else None
+        for owner in (self.engine, getattr(self.engine, "engine", None)):  # v1 / v0 layouts
+            model_config = getattr(owner, "model_config", None)
+            if model_config is not None:
+                self.max_positions = int(model_config.max_model_len)
+                break
         self.max_rows = max_rows
         self.truncate_prompt = False
         self.truncated_prompts = 0
