@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -104,7 +105,7 @@ class ChatHandler:
 
     def health(self) -> dict[str, Any]:
         stats = self.gen.stats() if hasattr(self.gen, "stats") else {}
-        return {"status": "ok", "model": self.model_name, **stats}
+        return {"status": "ok", "model": self.model_name, "pid": os.getpid(), **stats}
 
     async def chat(self, body: bytes) -> Reply:
         try:
