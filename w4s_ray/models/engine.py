@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from w4s_ray.models.kvcache import concat_rows, new_cache, plain_layers, trim_left
 from w4s_ray.models.logits import RowSampling, choose_tokens, penalty_state, record_token
 from w4s_ray.models.sampling import SamplingParams
 from w4s_ray.models.textstate import IncrementalText, JsonObjectScan, StopScan
@@ -126,13 +127,6 @@ class _Row:
     @property
     def full_text(self) -> str:
         return self.prefix + self.text.text
-
-
-def _plain_layers(cache: Any) -> bool:
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 class BatchEngine:
@@ -328,17 +322,15 @@ class BatchEngine:
         return self.model(**kwargs).logits[:, -1, :]
 
     def _prefill(self, req: EngineRequest) -> None:
-        from transformers import DynamicCache
-
         req.started_at = time.monotonic()
         prefix_ids = self.json_prefix_ids if req.json_object else []
         ids = list(req.prompt_ids) + prefix_ids
         n_rows = 1 if req.params.greedy else req.params.n
-        cache = DynamicCache()
+        cache = new_cache()
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         logits = self._forward(x, torch.ones_like(x), torch.arange(len(ids), device=self.device)
                                .unsqueeze(0), cache)
-        if not _plain_layers(cache):
+        if not plain_layers(cache):
             if self.can_merge:
                 log.warning("model cache is not plain key/value tensors: one request at a time")
             self.can_merge = False
@@ -382,11 +374,8 @@ class BatchEngine:
         if self._cache is None:
             self._cache, self._mask, self._rows = cache, new_mask, rows
             return
-        old_len = self._mask.shape[1]
-        total = max(old_len, length)
-        for old, new in zip(self._cache.layers, cache.layers, strict=True):
-            old.keys = torch.cat([_pad_left(old.keys, total), _pad_left(new.keys, total)])
-            old.values = torch.cat([_pad_left(old.values, total), _pad_left(new.values, total)])
+        total = max(self._mask.shape[1], length)
+        concat_rows(self._cache, cache, total)
         self._mask = torch.cat([_pad_left_2d(self._mask, total), _pad_left_2d(new_mask, total)])
         self._rows = self._rows + rows
 
@@ -480,9 +469,7 @@ class BatchEngine:
         used = (self._mask.sum(dim=0) > 0).nonzero()
         start = int(used[0]) if len(used) else 0
         if start > 0 and self.can_merge:
-            for layer in self._cache.layers:
-                layer.keys = layer.keys[:, :, start:, :]
-                layer.values = layer.values[:, :, start:, :]
+            trim_left(self._cache, start)
             self._mask = self._mask[:, start:]
 
     def _drop_cancelled(self) -> None:
@@ -526,15 +513,6 @@ class _Cancelled(RuntimeError):
 
 
 RequestCancelled = _Cancelled
-
-
-def _pad_left(t: torch.Tensor, total: int) -> torch.Tensor:
-    """Zero-pad dim 2 (sequence) of a [B, H, T, D] cache tensor on the left to `total`."""
-    missing = total - t.shape[2]
-    if missing <= 0:
-        return t
-    pad = t.new_zeros(t.shape[0], t.shape[1], missing, t.shape[3])
-    return torch.cat([pad, t], dim=2)
 
 
 def _pad_left_2d(m: torch.Tensor, total: int) -> torch.Tensor:
