@@ -19,8 +19,8 @@ is not plain per-layer key/value tensors (e.g. recurrent state) fall back to one
 time, still batched over its n choices.
 
 Threading: `submit`/`cancel` may be called from any thread; `step` runs in one thread at a
-time (`run_forever` in a background thread for the server; `generate` drives the loop in the
-caller's thread when no background loop runs). Events (text deltas, finishes) are delivered
+time (`start()` runs the loop in a daemon thread for the server; without it, `generate` drives
+the loop in the caller's thread, and concurrent callers share the batch). Events (text deltas, finishes) are delivered
 through each request's `on_event` callback from the stepping thread.
 
 Not here: paged attention, chunked prefill, prefix caching across requests, speculative
