@@ -39,6 +39,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check w4s_ray tests bench
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -47,10 +47,10 @@ def run(items: int = 64, candidates: int = 5, seed: int = 0) -> list[dict]:
     from w4s_ray.config import load_config
     from w4s_ray.executor.sim.launch import start_sim
     from w4s_ray.rlao import mdp
-    from w4s_ray.rlao.evaluation import EvalJob
+    from w4s_ray.rlao.evaluation import EvalRequest
     from w4s_ray.rlao.racing import race
+    from w4s_ray.runtime.evaluators import EvaluatorPool
     from w4s_ray.runtime.ray_init import init_ray
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
 
     base = load_config(None, [f"eval.limit={items}", f"seed={seed}"])
     bm = get_benchmark("gsm8k", data_dir=base.data_dir())
@@ -70,13 +70,13 @@ def run(items: int = 64, candidates: int = 5, seed: int = 0) -> list[dict]:
         plain_cfg = load_config(None, common + ["executor.cache.enabled=false"])
         race_cfg = load_config(None, common + [f"executor.cache.path={tmp}/cache.sqlite"])
 
-        plain_ev = PoolEvaluator(plain_cfg)
+        plain_ev = EvaluatorPool(plain_cfg)
         try:
-            plain = plain_ev.evaluate([EvalJob(c, "gsm8k", "valid") for c in codes])
+            plain = plain_ev.evaluate([EvalRequest(c, "gsm8k", "valid") for c in codes])
             plain_calls = _api_calls(plain_ev)
         finally:
             plain_ev.close()
-        race_ev = PoolEvaluator(race_cfg)
+        race_ev = EvaluatorPool(race_cfg)
         try:
             raced = race(race_ev, codes, "gsm8k", fractions=slices, confidence=conf)
             race_calls = _api_calls(race_ev)
@@ -88,7 +88,7 @@ def run(items: int = 64, candidates: int = 5, seed: int = 0) -> list[dict]:
             ray.shutdown()
 
     def pick(outs, stopped):
-        cands = [mdp.Candidate(i, "", codes[i], o.accuracy, "", o.error, s)
+        cands = [mdp.Candidate(i, "", codes[i], o.accuracy_or_none, "", o.error, s)
                  for i, (o, s) in enumerate(zip(outs, stopped, strict=True))]
         return mdp.choose(cands)
 

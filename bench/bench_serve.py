@@ -81,7 +81,7 @@ def _model_dirs(models: list[str], tmp: Path) -> dict[str, tuple[str, int]]:
     out: dict[str, tuple[str, int]] = {}
     if "tiny" in models:
         from w4s_ray.config import TinyModelConfig
-        from w4s_ray.meta_agent.tiny import build_tiny_model
+        from w4s_ray.train.tiny import build_tiny_model
 
         out["tiny"] = (str(build_tiny_model(tmp / "tiny" / "model", TinyModelConfig())), 256)
     if "smollm2" in models:

@@ -43,7 +43,7 @@ REPLY_CHARS = 550
 
 
 def _feedback(bm, rng: random.Random) -> str:
-    """Validation feedback shaped like `workflow.evaluate.format_feedback` in a real run: 2
+    """Validation feedback shaped like `rlao.prompts.format_feedback` in a real run: 2
     failure cases whose "workflow's answer" is a step-by-step reply (format_feedback keeps up
     to 2,000 characters of it; REPLY_CHARS here)."""
     items = bm.load("valid")
@@ -123,9 +123,10 @@ def _run_at(steps: int, turns_per_batch: int, candidates: int, context: int,
     from transformers import AutoModelForCausalLM
 
     from w4s_ray.config import TinyModelConfig
-    from w4s_ray.meta_agent.tiny import build_tiny_model, load_tokenizer
+    from w4s_ray.meta_agent.tokenizer import load_tokenizer
     from w4s_ray.train.loss import collate_packed, packed_batch_loss, per_sample_rwr_loss
     from w4s_ray.train.rwr import pack_examples
+    from w4s_ray.train.tiny import build_tiny_model
 
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:

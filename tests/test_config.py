@@ -15,7 +15,44 @@ def test_defaults_are_the_paper_codes():
     assert cfg.rlao.history_window == 2
     assert cfg.rlao.max_repairs == 3
     assert cfg.train.temperature == 0.4
-    assert len(cfg.benchmarks) == 11
+
+
+def test_benchmark_list_defaults_to_the_registry():
+    from w4s_ray.benchmarks import check_benchmarks, list_benchmarks
+
+    cfg = load_config()
+    assert cfg.benchmarks is None  # no second list of names in the config
+    assert check_benchmarks(cfg.benchmarks) == list_benchmarks()
+
+
+def _fields(model, prefix=""):
+    from pydantic import BaseModel
+
+    for name, info in model.model_fields.items():
+        yield f"{prefix}{name}", info
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from _fields(info.annotation, f"{prefix}{name}.")
+
+
+def test_every_field_has_a_description():
+    missing = [path for path, info in _fields(ExperimentConfig) if not info.description]
+    assert missing == []
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("train.temperature", "0", "greater than 0"),
+    ("train.temperature", "-1", "greater than 0"),
+    ("executor.temperature", "3", "less than or equal to 2"),
+    ("eval.num_evaluators", "0", "greater than or equal to 1"),
+    ("eval.self_check_items", "0", "greater than or equal to 1"),
+    ("train.num_workers", "0", "greater than or equal to 1"),
+    ("serve.autoscale_max", "2", r"autoscale_min \(3\) is larger than autoscale_max \(2\)"),
+    ("tiny.num_kv_heads", "3", "must divide evenly"),
+])
+def test_bounds_and_cross_field_rules_live_in_the_schema(key, value, needle):
+    extra = ["serve.autoscale_min=3"] if key == "serve.autoscale_max" else []
+    with pytest.raises(ConfigError, match=needle):
+        load_config(None, [*extra, f"{key}={value}"])
 
 
 def test_yaml_then_overrides_with_types(tmp_path):
@@ -47,6 +84,7 @@ def test_override_keeps_strings_that_look_like_other_types():
         (["executor=3"], "executor"),
         (["novalue"], "expected key.path=value"),
         (["executor.model.deep=1"], "executor.model"),
+        (["eval.scoring=strict"], "eval.scoring"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, needle):
@@ -56,11 +94,37 @@ def test_bad_overrides_name_the_key(overrides, needle):
     assert "\n" not in str(err.value)
 
 
+def test_scoring_defaults_to_official_and_is_described():
+    from w4s_ray.config import EvalConfig
+
+    assert load_config(None, []).eval.scoring == "official"
+    assert load_config(None, ["eval.scoring=lenient"]).eval.scoring == "lenient"
+    assert "official" in EvalConfig.model_fields["scoring"].description
+
+
 def test_malformed_yaml_is_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("executor:\n  model: [unclosed\n")
-    with pytest.raises(ConfigError, match="malformed YAML at line"):
+    with pytest.raises(ConfigError, match="malformed YAML at line") as err:
         load_config(path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, line, reason", [
+    # the parser gives up at the end of the file: the line to fix is where the quote opened
+    ('name: x\nexecutor:\n  model: "abc\n  api_base: y\n', 3, "found unexpected end of stream"),
+    ("name: x\nexecutor:\n  model: a\n   api_base: y\n", 4, "mapping values are not allowed"),
+    ("name: x\n\tfoo: 1\n", 2, "found character '\\t' that cannot start any token"),
+    ("name: [a, b\nrun_dir: x\n", 2, "expected ',' or ']'"),
+])
+def test_malformed_yaml_names_the_reason_and_the_line(tmp_path, text, line, reason):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: malformed YAML at line {line}, column "), msg
+    assert reason in msg and "\n" not in msg
 
 
 def test_unknown_key_in_yaml_names_the_file(tmp_path):

@@ -4,7 +4,10 @@ Loaded once from YAML (files under `experiments/`), overridden from the CLI with
 `--set key.path=value`, validated on load, then passed down to every stage as an object. No
 stage re-reads YAML. An unknown key or a wrong type is a `ConfigError` naming the key path.
 
-Each section belongs to one part of the system; defaults are the paper code's where it has one
+Each section belongs to one part of the system and is passed to it as is (no mirror
+dataclasses); every field carries its description, bounds and cross-field rules live here, and a
+field marked `resume=True` is one `--resume` refuses to change (`resume_keys()`). Defaults are
+the paper code's where it has one
 (m = 5 candidates, meta-agent temperature 0.5, history window 2, up to 3 repairs, RWR T = 0.4)
 and otherwise what runs offline on a laptop: local Ray, the simulated executor, the tiny local
 meta-agent.
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from w4s_ray.errors import ConfigError
 from w4s_ray.models.sampling import (
@@ -35,339 +38,436 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def F(default: Any = ..., description: str = "", *, resume: bool = False, **kw: Any) -> Any:
+    """A field with its description; `resume=True` marks a setting that changes what a turn
+    means, so `--resume` refuses a run whose value differs (see `resume_keys`)."""
+    extra = {"resume": True} if resume else None
+    return Field(default, description=description, json_schema_extra=extra, **kw)
+
+
+def FF(factory: Any, description: str = "", *, resume: bool = False, **kw: Any) -> Any:
+    """`F` with a default factory."""
+    extra = {"resume": True} if resume else None
+    return Field(default_factory=factory, description=description, json_schema_extra=extra,
+                 **kw)
+
+
 class DataConfig(_Section):
-    # None: take W4S_DATA_DIR, else ./data under the current directory.
-    dir: str | None = None
+    dir: str | None = F(None, "Benchmark data directory; None: $W4S_DATA_DIR, else ./data.")
 
 
 class CacheConfig(_Section):
-    enabled: bool = True
-    # None: ~/.cache/w4s/completions.sqlite (node-local, shared by every worker of the node).
-    path: str | None = None
+    enabled: bool = F(True, "Answer repeated executor requests from the completion cache.")
+    path: str | None = F(None, "SQLite file of the cache; None: ~/.cache/w4s/completions.sqlite "
+                         "(node-local, shared by every worker of the node).")
 
 
 class ExecutorConfig(_Section):
     """The strong model every workflow calls (over plain HTTP or litellm, see `transport`)."""
 
-    model: str = "openai/sim-gpt-4o-mini"
-    api_base: str | None = "http://127.0.0.1:8765/v1"
-    # How a request is sent: "http" = plain aiohttp POST in the OpenAI wire format (about a
-    # tenth of litellm's CPU per call), "litellm" = litellm.acompletion (any provider), "auto" =
-    # http for OpenAI-compatible routes (openai/..., hosted_vllm/...) with an api_base, else
-    # litellm. See docs/EXECUTOR.md "Transports".
-    transport: Literal["auto", "litellm", "http"] = "auto"
-    # Name of the env var holding the key, or a file holding it; never the key itself.
-    api_key_env: str = "OPENAI_API_KEY"
-    api_key_file: str | None = None
-    # Price-map entry used for dollars when `model` is not in litellm's map (e.g. the simulator).
-    pricing_model: str | None = "gpt-4o-mini"
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    max_concurrency: int = 64
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-    max_retries: int = 6
-    retry_base_delay_s: float = 0.5
-    retry_max_delay_s: float = 30.0
-    timeout_s: float = 60.0
-    budget_usd: float | None = None
-    seed: int = 0
-    cache: CacheConfig = Field(default_factory=CacheConfig)
+    model: str = F("openai/sim-gpt-4o-mini", "litellm model name of the executor.", resume=True)
+    api_base: str | None = F("http://127.0.0.1:8765/v1", "OpenAI-compatible endpoint; None: the "
+                             "provider's default.")
+    transport: Literal["auto", "litellm", "http"] = F(
+        "auto", "http: a plain aiohttp POST in the OpenAI wire format (about a tenth of "
+        "litellm's CPU per call); litellm: litellm.acompletion (any provider); auto: http for "
+        "OpenAI-compatible routes with an api_base, else litellm (docs/EXECUTOR.md).")
+    api_key_env: str | None = F(None, "Name of the env var holding the key (never the key); "
+                                "None: the provider's own (ANTHROPIC_API_KEY for anthropic/..., "
+                                "docs/EXECUTOR.md \"Providers\").")
+    api_key_file: str | None = F(None, "A file holding the key, read instead of api_key_env.")
+    pricing_model: str | None = F("gpt-4o-mini", "Price-map entry for dollars when `model` is "
+                                  "not in litellm's map (e.g. the simulator).")
+    temperature: float = F(0.0, "Default sampling temperature of a call.", resume=True, ge=0,
+                           le=2)
+    max_tokens: int = F(1024, "Default completion-token limit of a call.", resume=True, ge=1)
+    max_concurrency: int = F(64, "Executor calls in flight per process.", ge=1)
+    requests_per_minute: int | None = F(None, "Run-wide request rate limit.", ge=1)
+    tokens_per_minute: int | None = F(None, "Run-wide token rate limit.", ge=1)
+    max_retries: int = F(6, "Retries of a failed call (backoff with full jitter).", ge=0)
+    retry_base_delay_s: float = F(0.5, "First backoff cap; doubles each retry.", ge=0)
+    retry_max_delay_s: float = F(30.0, "Longest wait between retries.", ge=0)
+    timeout_s: float = F(60.0, "Seconds one attempt may take.", gt=0)
+    budget_usd: float | None = F(None, "Run-wide executor budget in dollars; spent: the run "
+                                 "stops at a safe point (exit 3).", ge=0)
+    seed: int = F(0, "Sampling seed sent with every call (with the occurrence number).",
+                  resume=True)
+    cache: CacheConfig = FF(CacheConfig, "The completion cache.")
+    reject_limit: int = F(20, "Calls rejected in a row with a per-item error (a 4xx other than "
+                          "429) before any call was answered, after which a trivial request "
+                          "with the same max_tokens is tried: rejected too, the endpoint cannot "
+                          "serve the run and it stops (ExecutorFatal) instead of scoring every "
+                          "item 0 (docs/EXECUTOR.md \"Errors\").", ge=1)
 
 
 class SimConfig(_Section):
     """The simulated OpenAI-compatible executor (`w4s sim serve`)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8765
-    profile: str = "sim-gpt-4o-mini"
-    latency: Literal["profile", "fixed", "lognormal", "none"] = "profile"
-    latency_ms: float | None = None
-    rate_429: float = 0.0
-    rate_500: float = 0.0
-    rate_hang: float = 0.0
-    rate_malformed: float = 0.0
-    hang_s: float = 120.0
-    # Seconds sent in Retry-After with an injected 429.
-    retry_after_s: float = 1.0
-    seed: int = 0
+    host: str = F("127.0.0.1", "Bind address.")
+    port: int = F(8765, "Port (0: a free one).", ge=0, le=65535)
+    profile: str = F("sim-gpt-4o-mini", "Accuracy/latency profile (executor/sim/profiles.py).")
+    latency: Literal["profile", "fixed", "lognormal", "none"] = F(
+        "profile", "Reply latency model.")
+    latency_ms: float | None = F(None, "Latency for `fixed`/`lognormal`; None: the profile's.",
+                                 ge=0)
+    rate_429: float = F(0.0, "Share of requests answered 429 (fault injection).", ge=0, le=1)
+    rate_500: float = F(0.0, "Share of requests answered 500.", ge=0, le=1)
+    rate_hang: float = F(0.0, "Share of requests that hang for hang_s.", ge=0, le=1)
+    rate_malformed: float = F(0.0, "Share of requests answered with malformed JSON.", ge=0, le=1)
+    hang_s: float = F(120.0, "How long a hanging request hangs.", ge=0)
+    retry_after_s: float = F(1.0, "Seconds sent in Retry-After with an injected 429.", ge=0)
+    seed: int = F(0, "Seed of the simulator's draws.")
 
 
 class SandboxConfig(_Section):
-    """Limits for the OS process that runs untrusted workflow code."""
+    """Limits for the OS processes that run untrusted workflow code (w4s_ray.sandbox)."""
 
-    item_timeout_s: float = 120.0
-    workflow_timeout_s: float = 1800.0
-    cpu_seconds: int = 600
-    memory_mb: int = 2048
-    max_processes: int = 64
-    max_open_files: int = 256
-    max_output_bytes: int = 65536
-    code_exec_timeout_s: float = 10.0
-    # An answer longer than this is cut (a code answer is a whole function; 100k is generous).
-    max_answer_chars: int = 100_000
-    max_file_mb: int = 64
-    # Stack per item thread; the address-space limit must hold threads x stack.
-    thread_stack_kb: int = 4096
-    # Interpreter start-up allowance before the workflow's own load time counts.
-    startup_timeout_s: float = 20.0
-    # Nested processes (execute_code, public tests) running at once per evaluation.
-    max_code_procs: int = 4
+    backend: Literal["auto", "bwrap", "process"] = F(
+        "auto", "How children are isolated: bwrap = bubblewrap namespaces and a filesystem of "
+        "their own; process = rlimits and unshare() namespaces where the kernel allows; auto = "
+        "bwrap where it runs here, else process.")
+    item_timeout_s: float = F(120.0, "Wall-clock seconds per item.", gt=0)
+    workflow_timeout_s: float = F(1800.0, "Wall-clock seconds per evaluation.", gt=0)
+    cpu_seconds: int = F(600, "CPU-time rlimit of a workflow child.", ge=1)
+    memory_mb: int = F(2048, "Address-space rlimit of a workflow child.", ge=1)
+    max_processes: int = F(64, "Process rlimit (not enforced by the kernel for root).", ge=1)
+    max_open_files: int = F(256, "Open-file rlimit.", ge=1)
+    max_output_bytes: int = F(65536, "Captured stdout/stderr per evaluation.", ge=0)
+    code_exec_timeout_s: float = F(10.0, "Longest agent.execute_code / public-test run.", gt=0)
+    max_answer_chars: int = F(100_000, "An answer longer than this is cut (a code answer is a "
+                              "whole function).", ge=1)
+    max_file_mb: int = F(64, "File-size rlimit.", ge=1)
+    thread_stack_kb: int = F(4096, "Stack per item thread; memory_mb must hold threads x stack.",
+                             ge=1)
+    startup_timeout_s: float = F(20.0, "Interpreter start-up allowance before the workflow's "
+                                 "own load time counts.", gt=0)
+    max_code_procs: int = F(4, "Nested processes (execute_code, public tests) running at once "
+                            "per evaluation.", ge=1)
 
 
 class EvalConfig(_Section):
     """Parallel evaluation of workflows on a benchmark split."""
 
-    num_evaluators: int = 2
-    # Calls in flight across one evaluator (threads in its sandbox).
-    max_inflight_per_evaluator: int = 64
-    limit: int | None = None
-    failure_samples: int = 5
-    self_check_items: int = 1
-    # Logical CPUs per evaluator actor (fractional: they mostly wait on the executor).
-    actor_num_cpus: float = 0.25
-    # An evaluation whose actor died is re-run on a fresh one up to this many times.
-    max_request_retries: int = 2
+    num_evaluators: int = F(2, "Evaluator actors in the pool.", ge=1)
+    max_inflight_per_evaluator: int = F(64, "Executor calls in flight across one evaluator "
+                                        "(threads in its sandbox).", ge=1)
+    limit: int | None = F(None, "Validation items per evaluation (first N); None: all.",
+                          resume=True, ge=1)
+    failure_samples: int = F(5, "Failure cases shown in a workflow's feedback.", resume=True,
+                             ge=0)
+    self_check_items: int = F(1, "Validation items a candidate is self-checked on before its "
+                              "evaluation.", resume=True, ge=1)
+    actor_num_cpus: float = F(0.25, "Logical CPUs per evaluator actor (fractional: they mostly "
+                              "wait on the executor).", ge=0)
+    max_request_retries: int = F(2, "An evaluation whose actor died is re-run on a fresh one up "
+                                 "to this many times.", ge=0)
+    scoring: Literal["official", "lenient"] = F(
+        "official", "How every benchmark scores an answer: 'official' = each benchmark's one "
+        "upstream rule (docs/BENCHMARKS.md), 'lenient' = the tolerant matching (sentences, $, "
+        "commas, option text, ...). Reports name the mode used.", resume=True)
 
 
 class RacingConfig(_Section):
-    enabled: bool = False
-    slices: list[Annotated[float, Field(gt=0, le=1)]] = Field(
-        default_factory=lambda: [0.25, 0.5, 1.0], min_length=1)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    bound: Literal["wilson", "hoeffding"] = "wilson"
+    """Candidate racing: evaluate on growing validation slices, stop hopeless candidates."""
+
+    enabled: bool = F(False, "Race a turn's candidates instead of evaluating all on every item.",
+                      resume=True)
+    slices: list[Annotated[float, Field(gt=0, le=1)]] = FF(
+        lambda: [0.25, 0.5, 1.0], "Cumulative fractions of the validation items per round.",
+        resume=True, min_length=1)
+    confidence: float = F(0.95, "Confidence of the bounds that stop a candidate.", resume=True,
+                          gt=0, lt=1)
+    bound: Literal["wilson", "hoeffding"] = F("wilson", "Confidence bound.", resume=True)
 
 
 class RLAOConfig(_Section):
     """The W4S decision process and RLAO collection."""
 
-    turns: int = Field(default=10, ge=0)
-    candidates: int = Field(default=5, ge=1)
-    history_window: int = Field(default=2, ge=0)
-    max_repairs: int = Field(default=3, ge=0)
-    reward: Literal["w4s", "continuous"] = "w4s"
-    low_accuracy_threshold: float = Field(default=0.3, ge=0, le=1)
-    low_accuracy_penalty: float = Field(default=0.1, ge=0, allow_inf_nan=False)
-    episodes_per_benchmark: int = Field(default=1, ge=1)
-    racing: RacingConfig = Field(default_factory=RacingConfig)
-    # Trajectory rows carry this run id; None: the experiment name.
-    run_id: str | None = None
-    # optimize: also evaluate the seed workflows on test at the end, for the report only.
-    report_seed_test: bool = True
-    # optimize: test items for the final evaluation (None: the whole test split).
-    test_limit: int | None = Field(default=None, ge=1)
+    turns: int = F(10, "Turns per episode.", ge=0)
+    candidates: int = F(5, "Workflows sampled per turn (m).", resume=True, ge=1)
+    history_window: int = F(2, "Past turns shown in the prompt.", resume=True, ge=0)
+    max_repairs: int = F(3, "Repair rounds for a candidate that fails its self-check.",
+                         resume=True, ge=0)
+    reward: Literal["w4s", "continuous"] = F("w4s", "Turn reward (rlao/rewards.py).",
+                                             resume=True)
+    low_accuracy_threshold: float = F(0.3, "w4s reward: below this accuracy, the penalty "
+                                      "applies.", resume=True, ge=0, le=1)
+    low_accuracy_penalty: float = F(0.1, "w4s reward: subtracted below the threshold.",
+                                    resume=True, ge=0, allow_inf_nan=False)
+    episodes_per_benchmark: int = F(1, "collect: episodes per benchmark.", ge=1)
+    racing: RacingConfig = FF(RacingConfig, "Candidate racing.")
+    run_id: str | None = F(None, "Run id written in trajectory rows; None: the experiment name.",
+                           resume=True)
+    report_seed_test: bool = F(True, "optimize: also evaluate the seed workflows on test at the "
+                               "end, for the report only.")
+    test_limit: int | None = F(None, "optimize: test items of the final evaluation (first N); "
+                               "None: the whole test split.", ge=1)
 
 
 class MetaAgentConfig(_Section):
     """The weak model that writes workflows."""
 
-    backend: Literal["litellm", "local", "scripted"] = "local"
-    # litellm: a model name (e.g. openai/<served-name>); local: an HF directory, a .gguf file, a
-    # prepared model name (`w4s models list`) or a hub id (docs/MODELS.md).
-    model: str = "runs/tiny-meta-agent/model"
-    api_base: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    # The W4S paper's meta-agent temperature; the other sampling settings default to the values
-    # `w4s serve` uses (w4s_ray/models/sampling.py), so local and served sampling agree.
-    temperature: float = 0.5
-    top_p: float = Field(default=DEFAULT_TOP_P, gt=0.0, le=1.0)
-    # 0 = off (no top-k cut), as in the OpenAI API and `w4s serve`.
-    top_k: int = Field(default=DEFAULT_TOP_K, ge=0)
-    # > 1 discourages tokens already in the prompt or reply (1 = off).
-    repetition_penalty: float = Field(default=DEFAULT_REPETITION_PENALTY, gt=0.0)
-    max_tokens: int = 1024
-    num_gpus: float = 0.0
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    seed: int = 0
-    # litellm backend: retries/timeout per call; local backend: CPUs of its Ray actor.
-    max_retries: int = 3
-    timeout_s: float = 600.0
-    num_cpus: float = 0.5
+    backend: Literal["litellm", "local", "scripted"] = F("local", "Where the model runs.",
+                                                         resume=True)
+    model: str = F("runs/tiny-meta-agent/model", "litellm: a model name (e.g. "
+                   "openai/<served-name>); local: an HF directory, a .gguf file, a prepared "
+                   "model name (`w4s models list`) or a hub id (docs/MODELS.md); scripted: a "
+                   "replies file or seed-variants.", resume=True)
+    api_base: str | None = F(None, "litellm backend: the endpoint.")
+    api_key_env: str | None = F(None, "litellm backend: the env var holding the key; None: the "
+                                "provider's (OPENAI_API_KEY for openai/..., ANTHROPIC_API_KEY, ...).")
+    temperature: float = F(0.5, "Sampling temperature (the W4S paper's meta-agent value).",
+                           resume=True, ge=0, le=2)
+    # The other sampling settings default to the values `w4s serve` uses
+    # (w4s_ray/models/sampling.py), so local and served sampling agree.
+    top_p: float = F(DEFAULT_TOP_P, "Nucleus sampling mass.", resume=True, gt=0, le=1)
+    top_k: int = F(DEFAULT_TOP_K, "Top-k cut; 0 = off, as in the OpenAI API and `w4s serve`.",
+                   resume=True, ge=0)
+    repetition_penalty: float = F(DEFAULT_REPETITION_PENALTY, "> 1 discourages tokens already "
+                                  "in the prompt or reply (1 = off).", resume=True, gt=0)
+    max_tokens: int = F(1024, "Completion-token limit of one reply.", resume=True, ge=1)
+    num_gpus: float = F(0.0, "GPUs of the local backend's actor.", ge=0)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = F("auto", "Local model dtype.")
+    seed: int = F(0, "Sampling seed base (sample i of a call uses seed + i).", resume=True)
+    max_retries: int = F(3, "litellm backend: retries per call.", ge=0)
+    timeout_s: float = F(600.0, "Seconds one generate call may take.", gt=0)
+    num_cpus: float = F(0.5, "Logical CPUs of the local backend's actor.", ge=0)
 
 
 class TinyModelConfig(_Section):
     """The offline meta-agent built by `w4s meta-agent init-tiny`."""
 
-    out_dir: str = "runs/tiny-meta-agent"
-    arch: Literal["llama", "qwen2"] = "llama"
-    vocab_size: int = 4096
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    # The context the model is trained for. The local backend cuts prompts to this minus
-    # meta_agent.max_tokens, so generation never meets token distances the warm start did not.
-    max_position_embeddings: int = 1536
-    warmstart_steps: int = 300
-    warmstart_lr: float = 3e-3
-    # Warm-start sequences keep the prompt's tail (left truncation); None: the context above.
-    warmstart_max_seq_len: int | None = None
-    warmstart_batch_size: int = 4
-    # Samples per benchmark (T=0.5) for the reported parseable-solver rate.
-    parse_samples: int = 4
-    seed: int = 0
+    out_dir: str = F("runs/tiny-meta-agent", "Output directory (the model goes to OUT/model).")
+    arch: Literal["llama", "qwen2"] = F("llama", "Model architecture.")
+    vocab_size: int = F(4096, "BPE vocabulary size.", ge=1)
+    hidden_size: int = F(128, "Hidden size; a multiple of num_heads.", ge=1)
+    num_layers: int = F(2, "Transformer layers.", ge=1)
+    num_heads: int = F(4, "Attention heads; a multiple of num_kv_heads.", ge=1)
+    num_kv_heads: int = F(2, "Key/value heads.", ge=1)
+    max_position_embeddings: int = F(
+        1536, "The context the model is trained for. The local backend cuts prompts to this "
+        "minus meta_agent.max_tokens, so generation never meets token distances the warm start "
+        "did not.", ge=1)
+    warmstart_steps: int = F(300, "Supervised warm-start steps.", ge=0)
+    warmstart_lr: float = F(3e-3, "Warm-start learning rate.", gt=0)
+    warmstart_max_seq_len: int | None = F(None, "Warm-start sequences keep the prompt's tail "
+                                          "(left truncation); None: the context above.", ge=1)
+    warmstart_batch_size: int = F(4, "Warm-start batch size.", ge=1)
+    parse_samples: int = F(4, "Samples per benchmark (T=0.5) for the reported parseable-solver "
+                           "rate.", ge=1)
+    seed: int = F(0, "Seed of the tokenizer corpus order, initialisation and warm start.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinyModelConfig:
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(f"hidden_size {self.hidden_size}, num_heads {self.num_heads} and "
+                             f"num_kv_heads {self.num_kv_heads} must divide evenly")
+        return self
 
 
 class TrainConfig(_Section):
     """RWR training of the meta-agent (Ray Train)."""
 
-    data: str = "runs/collect/trajectories"
-    base_model: str = "runs/tiny-meta-agent/model"
-    out_dir: str = "runs/train"
-    temperature: float = 0.4
-    normalize_weights: bool = False
-    filter: Literal["all", "success", "selected", "valid"] = "all"
-    max_seq_len: int = 2048
-    epochs: int = 1
-    batch_size: int = 4
-    lr: float = 1e-4
-    # LR schedule over the run's optimizer steps (transformers.get_scheduler): constant, or
-    # linear / cosine decay to 0 after `warmup_steps` of linear warm-up.
-    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_steps: int = Field(default=0, ge=0)
-    # Micro-batches (of batch_size per worker) per optimizer step; a step's batch is
-    # batch_size x grad_accum_steps x num_workers. Leftover micro-batches of an epoch are dropped.
-    grad_accum_steps: int = Field(default=1, ge=1)
-    weight_decay: float = 0.0
-    num_workers: int = 2
-    cpus_per_worker: float = 0.5
-    strategy: Literal["deepspeed", "ddp"] = "deepspeed"
-    zero_stage: Literal[1, 2, 3] = 2
-    offload_optimizer: bool = False
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    merge_lora: bool = True
-    bf16: bool | None = None
-    use_gpu: bool = False
-    checkpoint_every: int = 10
-    seed: int = 0
-    # Stop after this many optimizer steps in total (None: all epochs); resume may raise it.
-    max_steps: int | None = None
-    # Worker-group restarts Ray Train attempts from the latest checkpoint before giving up.
-    max_failures: int = 2
-    grad_clip: float = 1.0
-    # Candidates sampled on the same prompt share one encoding of it in one packed sequence
-    # (same loss; batch_size then counts packed sequences).
-    pack_prompts: bool = True
-    lora_target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
-    )
+    data: str = F("runs/collect/trajectories", "Trajectory Parquet file or directory.")
+    base_model: str = F("runs/tiny-meta-agent/model", "HF model directory to start from.")
+    out_dir: str = F("runs/train", "Output directory.")
+    temperature: float = F(0.4, "RWR temperature T of the weights exp(r / T).", gt=0,
+                           allow_inf_nan=False)
+    normalize_weights: bool = F(False, "Scale weights to mean 1 over the kept examples.")
+    filter: Literal["all", "success", "selected", "valid"] = F(
+        "all", "Rows trained on: all, success (reward > 0), selected (chosen), valid.")
+    max_seq_len: int = F(2048, "Tokens per example (prompt cut from the left).", ge=1)
+    epochs: int = F(1, "Passes over the examples.", ge=1)
+    batch_size: int = F(4, "Micro-batch per worker (packed sequences).", ge=1)
+    lr: float = F(1e-4, "Peak learning rate.", gt=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = F(
+        "constant", "LR schedule over the run's optimizer steps (transformers.get_scheduler): "
+        "constant, or linear / cosine decay to 0 after the warm-up.")
+    warmup_steps: int = F(0, "Steps of linear warm-up.", ge=0)
+    grad_accum_steps: int = F(1, "Micro-batches per optimizer step; a step's batch is "
+                              "batch_size x grad_accum_steps x num_workers. Leftover "
+                              "micro-batches of an epoch are dropped.", ge=1)
+    weight_decay: float = F(0.0, "AdamW weight decay.", ge=0)
+    num_workers: int = F(2, "Ray Train workers.", ge=1)
+    cpus_per_worker: float = F(0.5, "Logical CPUs per worker.", gt=0)
+    strategy: Literal["deepspeed", "ddp"] = F("deepspeed", "Data-parallel strategy.")
+    zero_stage: Literal[1, 2, 3] = F(2, "DeepSpeed ZeRO stage.")
+    offload_optimizer: bool = F(False, "DeepSpeed: optimizer state on the CPU.")
+    lora: bool = F(False, "Train LoRA adapters (peft) instead of all weights.")
+    lora_r: int = F(16, "LoRA rank.", ge=1)
+    lora_alpha: int = F(32, "LoRA alpha.", ge=1)
+    merge_lora: bool = F(True, "Export the base with the adapters merged in.")
+    bf16: bool | None = F(None, "bf16 mixed precision (needs a GPU); None: with use_gpu.")
+    use_gpu: bool = F(False, "Workers on GPUs.")
+    checkpoint_every: int = F(10, "Optimizer steps between checkpoints.", ge=1)
+    seed: int = F(0, "Seed of example order and initialisation.")
+    max_steps: int | None = F(None, "Stop after this many optimizer steps in total (None: all "
+                              "epochs); resume may raise it.", ge=1)
+    max_failures: int = F(2, "Worker-group restarts Ray Train attempts from the latest "
+                          "checkpoint before giving up.", ge=0)
+    grad_clip: float = F(1.0, "Gradient-norm clip.", gt=0)
+    pack_prompts: bool = F(True, "Candidates sampled on the same prompt share one encoding of "
+                           "it in one packed sequence (same loss; batch_size then counts packed "
+                           "sequences).")
+    lora_target_modules: list[str] = FF(lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                        "Modules LoRA adapts.", min_length=1)
 
 
 class CompareConfig(_Section):
     """`w4s compare`: meta-agents judged by the validation accuracy of workflows they sample."""
 
-    samples: int = Field(default=8, ge=1)  # workflows per (seed, benchmark) and model
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    # None: the config's `benchmarks` (the demo adds its held-out `benchmark`).
-    benchmarks: list[str] | None = None
+    samples: int = F(8, "Workflows per (seed, benchmark) and model.", ge=1)
+    seeds: list[int] = FF(lambda: [0, 1, 2], "Sampling seeds.", min_length=1)
+    benchmarks: list[str] | None = F(None, "None: the config's `benchmarks` (the demo adds its "
+                                     "held-out `benchmark`).")
 
 
 class ModelsConfig(_Section):
     """Where model inputs that need preparing go (`w4s models`, GGUF files; docs/MODELS.md)."""
 
-    # `w4s models prepare NAME` writes here; a preset name given as a model is looked up here.
-    dir: str = "runs/models"
-    # Converted .gguf files (one checkpoint per file content); None: ~/.cache/w4s/models.
-    cache_dir: str | None = None
+    dir: str = F("runs/models", "`w4s models prepare NAME` writes here; a preset name given as "
+                 "a model is looked up here.")
+    cache_dir: str | None = F(None, "Converted .gguf files (one checkpoint per file content); "
+                              "None: ~/.cache/w4s/models.")
 
 
 class ServeConfig(_Section):
     """`w4s serve`: a Ray Serve app with an OpenAI-compatible API over a meta-agent checkpoint."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    # An HF directory, a .gguf file, a prepared preset (`smollm2`) or a hub id (docs/MODELS.md).
-    model: str = "runs/train/model"
-    model_name: str = "w4s-meta-agent"
-    lora_base: str | None = None
-    num_replicas: int = Field(default=1, ge=1)
-    # Either bound set: autoscaling between them instead of a fixed num_replicas.
-    autoscale_min: int | None = Field(default=None, ge=0)
-    autoscale_max: int | None = Field(default=None, ge=1)
-    # Autoscaling target: requests in flight per replica (a replica decodes a batch of them).
-    target_ongoing_requests: float = Field(default=8.0, gt=0)
-    # Rows (sequences) a replica decodes together; a request takes n rows (1 when greedy).
-    max_batch_size: int = Field(default=16, ge=1)
-    # Cap on rows x padded length of the batch's KV cache, in tokens (None: no cap); a request
-    # that would exceed it waits for rows to finish (alone it is always admitted).
-    max_batch_tokens: int | None = Field(default=65536, ge=1)
-    # Requests that may wait for a full batch to make room; beyond that: 429 + Retry-After.
-    max_queue: int = Field(default=32, ge=0)
-    # JSON mode (response_format json_object/json_schema): attempts per choice before a 422.
-    json_max_attempts: int = Field(default=3, ge=1)
-    # Serve's per-replica limit of requests in flight; None: max_batch_size + max_queue + 16,
-    # so a full replica answers 429 itself instead of Serve queueing requests without bound.
-    max_ongoing_requests: int | None = Field(default=None, ge=1)
-    num_gpus: float = Field(default=0.0, ge=0)
-    num_cpus: float = Field(default=0.5, ge=0)
-    # transformers: the built-in batching engine (CPU or GPU); vllm: vLLM's engine in the
-    # replica behind the same API (GPU nodes with vLLM installed).
-    backend: Literal["transformers", "vllm"] = "transformers"
-    # auto: bfloat16 on CUDA, float32 on CPU.
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    # torch threads per replica; None: the replica's whole CPUs (at least 1).
-    torch_threads: int | None = Field(default=None, ge=1)
-    max_n: int = Field(default=16, ge=1)
-    # Keep the prompt's last tokens when it does not fit (room left for max_tokens), as the local
-    # backend and the tiny warm start do; off = OpenAI semantics (a 400 context_length_exceeded).
-    truncate_prompt: bool = False
-    # Used when a request gives neither max_tokens nor max_completion_tokens.
-    default_max_tokens: int = Field(default=512, ge=1)
-    startup_timeout_s: float = Field(default=300.0, gt=0)
-    # Where `w4s serve` records what it started (for --status/--shutdown); None: ~/.cache/w4s/serve.
-    registry_dir: str | None = None
+    host: str = F("127.0.0.1", "Bind address.")
+    port: int = F(8000, "HTTP port.", ge=1, le=65535)
+    model: str = F("runs/train/model", "An HF directory, a LoRA adapter dir, a .gguf file, a "
+                   "prepared preset (`smollm2`) or a hub id (docs/MODELS.md).")
+    model_name: str = F("w4s-meta-agent", "Served model name (also the app name).")
+    lora_base: str | None = F(None, "Base model of a LoRA adapter.")
+    num_replicas: int = F(1, "Replicas (fixed, unless an autoscale bound is set).", ge=1)
+    autoscale_min: int | None = F(None, "Autoscaling lower bound.", ge=0)
+    autoscale_max: int | None = F(None, "Autoscaling upper bound.", ge=1)
+    target_ongoing_requests: float = F(8.0, "Autoscaling target: requests in flight per replica "
+                                       "(a replica decodes a batch of them).", gt=0)
+    max_batch_size: int = F(16, "Rows (sequences) a replica decodes together; a request takes n "
+                            "rows (1 when greedy).", ge=1)
+    max_batch_tokens: int | None = F(65536, "Cap on rows x padded length of the batch's KV "
+                                     "cache, in tokens (None: no cap); a request that would "
+                                     "exceed it waits for rows to finish (alone it is always "
+                                     "admitted).", ge=1)
+    max_queue: int = F(32, "Requests that may wait for a full batch to make room; beyond that: "
+                       "429 + Retry-After.", ge=0)
+    json_max_attempts: int = F(3, "JSON mode (response_format json_object/json_schema): "
+                               "attempts per choice before a 422.", ge=1)
+    max_ongoing_requests: int | None = F(None, "Serve's per-replica limit of requests in flight; "
+                                         "None: max_batch_size + max_queue + 16, so a full "
+                                         "replica answers 429 itself instead of Serve queueing "
+                                         "requests without bound.", ge=1)
+    num_gpus: float = F(0.0, "GPUs per replica.", ge=0)
+    num_cpus: float = F(0.5, "CPUs per replica.", ge=0)
+    backend: Literal["transformers", "vllm"] = F(
+        "transformers", "transformers: the built-in batching engine (CPU or GPU); vllm: vLLM's "
+        "engine in the replica behind the same API (GPU nodes with vLLM installed).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = F(
+        "auto", "Model dtype; auto: bfloat16 on CUDA, float32 on CPU.")
+    torch_threads: int | None = F(None, "torch threads per replica; None: the replica's whole "
+                                  "CPUs (at least 1).", ge=1)
+    max_n: int = F(16, "Largest `n` a request may ask for.", ge=1)
+    truncate_prompt: bool = F(False, "Keep the prompt's last tokens when it does not fit (room "
+                              "left for max_tokens), as the local backend and the tiny warm "
+                              "start do; off = OpenAI semantics (a 400 "
+                              "context_length_exceeded).")
+    default_max_tokens: int = F(512, "Used when a request gives neither max_tokens nor "
+                                "max_completion_tokens.", ge=1)
+    startup_timeout_s: float = F(300.0, "Seconds to wait for the app to become healthy.", gt=0)
+    registry_dir: str | None = F(None, "Where `w4s serve` records what it started (for "
+                                 "--status/--shutdown); None: ~/.cache/w4s/serve.")
+
+    @model_validator(mode="after")
+    def _autoscale_bounds(self) -> ServeConfig:
+        lo, hi = self.autoscale_min, self.autoscale_max
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"autoscale_min ({lo}) is larger than autoscale_max ({hi})")
+        return self
 
 
 class SweepConfig(_Section):
     """`w4s sweep`: many benchmarks at once on one evaluator pool, rate limit and budget."""
 
-    # Benchmarks optimized at the same time (None: all of them).
-    max_parallel: int | None = Field(default=None, ge=1)
-    # Seconds to wait for a TCP connection to `ray.address` before any work starts.
-    connect_timeout_s: float = Field(default=3.0, gt=0)
-    # Evaluate each benchmark's seed workflows on test as reported baselines.
-    baselines: bool = True
+    max_parallel: int | None = F(None, "Benchmarks optimized at the same time (None: all).",
+                                 ge=1)
+    connect_timeout_s: float = F(3.0, "Seconds to wait for a TCP connection to `ray.address` "
+                                 "before any work starts.", gt=0)
+    baselines: bool = F(True, "Evaluate each benchmark's seed workflows on test as reported "
+                        "baselines.")
 
 
 class RayConfig(_Section):
-    # None: start a local Ray; "auto" or ray://...: connect to a cluster.
-    address: str | None = None
-    num_cpus: int | None = 4
-    temp_dir: str | None = None
+    address: str | None = F(None, "None: $RAY_ADDRESS when set (a job), else a private local "
+                            "Ray; HOST:PORT or ray://...: join that cluster; \"auto\": the "
+                            "cluster this user started with `ray start` on this machine (never "
+                            "another user's). Also `--address`.")
+    num_cpus: int | None = F(4, "Logical CPUs of a local Ray (over-subscribed on purpose: "
+                             "actors mostly wait).", ge=1)
+    temp_dir: str | None = F(None, "Ray's temp dir; None: a short one under the system tmp.")
 
 
 class ExperimentConfig(_Section):
-    name: str = "w4s"
-    seed: int = 0
-    benchmark: str = "gsm8k"
-    benchmarks: list[str] = Field(
-        default_factory=lambda: [
-            "mgsm", "gsm8k", "gsm_hard", "gsm_plus", "svamp", "math",
-            "drop", "mmlu_pro", "gpqa", "humaneval", "mbpp",
-        ]
-    )
-    run_dir: str = "runs"
-    data: DataConfig = Field(default_factory=DataConfig)
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
-    sim: SimConfig = Field(default_factory=SimConfig)
-    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    rlao: RLAOConfig = Field(default_factory=RLAOConfig)
-    meta_agent: MetaAgentConfig = Field(default_factory=MetaAgentConfig)
-    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    compare: CompareConfig = Field(default_factory=CompareConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    ray: RayConfig = Field(default_factory=RayConfig)
-    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    name: str = F("w4s", "Experiment name (the default run id).", resume=True)
+    seed: int = F(0, "Experiment seed (turn seeds derive from it).", resume=True)
+    benchmark: str = F("gsm8k", "The benchmark of single-benchmark stages (optimize, eval; the "
+                       "demo's held-out one).")
+    benchmarks: list[str] | None = F(None, "Benchmarks of multi-benchmark stages (collect, "
+                                     "sweep, compare, the demo's training set); None: every "
+                                     "registered benchmark.")
+    run_dir: str = F("runs", "Root of the run directories.")
+    data: DataConfig = FF(DataConfig, "Benchmark data.")
+    executor: ExecutorConfig = FF(ExecutorConfig, "The strong executor.")
+    sim: SimConfig = FF(SimConfig, "The simulated executor.")
+    sandbox: SandboxConfig = FF(SandboxConfig, "Limits of untrusted code.")
+    eval: EvalConfig = FF(EvalConfig, "Workflow evaluation.")
+    rlao: RLAOConfig = FF(RLAOConfig, "The decision process and collection.")
+    meta_agent: MetaAgentConfig = FF(MetaAgentConfig, "The meta-agent.")
+    tiny: TinyModelConfig = FF(TinyModelConfig, "The tiny offline meta-agent.")
+    train: TrainConfig = FF(TrainConfig, "RWR training.")
+    compare: CompareConfig = FF(CompareConfig, "Policy comparison.")
+    serve: ServeConfig = FF(ServeConfig, "Serving.")
+    models: ModelsConfig = FF(ModelsConfig, "Model inputs that need preparing (GGUF, presets).")
+    ray: RayConfig = FF(RayConfig, "Ray.")
+    sweep: SweepConfig = FF(SweepConfig, "Sweeps.")
 
     def data_dir(self) -> Path:
         """The benchmark data directory: config, else $W4S_DATA_DIR, else ./data."""
         raw = self.data.dir or os.environ.get("W4S_DATA_DIR") or "data"
         return Path(raw).expanduser().resolve()
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """'malformed YAML at line L, column C: <the parser's reason> (<context> at line M)'.
+
+    The line is the one to fix: where the parser gave up, except when it gave up at the end
+    of the file (an unclosed quote or bracket), where it is the line the construct opened."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    ctx, ctx_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    at_end = "end of stream" in problem or "<stream end>" in problem
+    main = ctx_mark if (at_end and ctx_mark is not None) else mark
+    where = f" at line {main.line + 1}, column {main.column + 1}" if main is not None else ""
+    text = f"malformed YAML{where}: {problem}"
+    if ctx:
+        text += f" ({ctx}" + (f" that starts at line {ctx_mark.line + 1}" if ctx_mark else "") + ")"
+    return text
+
+
+def resume_keys(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[str]:
+    """Dotted paths of every field marked `resume=True` (a section marked so: all its fields)."""
+    out: list[str] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        marked = bool((info.json_schema_extra or {}).get("resume"))
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            sub = resume_keys(ann, f"{path}.")
+            out += sub if not marked else [path]
+        elif marked:
+            out.append(path)
+    return out
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
@@ -429,9 +529,7 @@ def load_config(
         try:
             loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}: malformed YAML{where}") from None
+            raise ConfigError(f"{source}: {yaml_error_text(exc)}") from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
         if loaded is None:

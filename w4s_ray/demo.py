@@ -33,7 +33,22 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from w4s_ray.errors import ConfigError
+from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+from w4s_ray.errors import ConfigError, DataError
+from w4s_ray.executor.preflight import check_executor
+from w4s_ray.executor.sim.launch import start_sim
+from w4s_ray.meta_agent import make_meta_agent
+from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.optimize import optimize
+from w4s_ray.rlao.report import turn_table, write_report
+from w4s_ray.rlao.runs import RunDir
+from w4s_ray.runtime.collect import collect
+from w4s_ray.runtime.evaluators import EvaluatorPool
+from w4s_ray.runtime.policy_compare import compare_policies
+from w4s_ray.runtime.ray_init import ray_session
+from w4s_ray.runtime.train_job import run_training
+from w4s_ray.serve.manage import preflight, start_app, stop_app
+from w4s_ray.train.tiny import init_tiny
 from w4s_ray.utils.io import atomic_write_text
 
 STAGES = ["simulator", "init-tiny", "collect", "train", "compare", "serve", "optimize"]
@@ -45,7 +60,6 @@ def demo_config(cfg):
     Stage n+1 reads what stage n wrote, so their paths are derived from one root here instead
     of being kept consistent by hand (`--set run_dir=...` moves the whole demo).
     """
-    from w4s_ray.runtime.collect import check_benchmarks
 
     train_on = check_benchmarks(cfg.benchmarks)
     held_out = check_benchmarks([cfg.benchmark])[0]
@@ -53,6 +67,7 @@ def demo_config(cfg):
         raise ConfigError(f"benchmark {held_out} is also in benchmarks (the training set); the "
                           "demo optimizes on a benchmark held out from training")
     out = cfg.model_copy(deep=True)
+    out.benchmarks = train_on  # resolved: None means every registered benchmark
     root = Path(cfg.run_dir).expanduser().resolve()
     out.run_dir = str(root)
     out.data.dir = str(cfg.data_dir())
@@ -122,11 +137,6 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
 
     A failing stage still leaves a demo_report.md with the stages done so far, then raises.
     """
-    import ray
-
-    from w4s_ray.executor.sim.launch import start_sim
-    from w4s_ray.runtime.ray_init import init_ray
-
     cfg = demo_config(cfg)
     paths = demo_paths(cfg)
     if fresh:
@@ -135,21 +145,20 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
     log = _Log(say)
     sim = None
     serve_name = None
-    started_ray = False
     results: dict = {}
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), contextlib.ExitStack() as ray_stack:
         try:
             with log.stage("simulator") as rec:
                 sim = start_sim(cfg.sim, cfg.data_dir(), port=0)
                 cfg.executor.api_base = sim.url
-                rec["note"] = sim.url
+                results["executor"] = check_executor(cfg.executor)  # says "simulated"
+                rec["note"] = f"{sim.url} ({results['executor']['simulator']})"
             with log.stage("init-tiny") as rec:
                 results["tiny"] = _stage_tiny(cfg, paths, progress)
                 rec["note"] = results["tiny"]["note"]
-            started_ray = not ray.is_initialized()
-            init_ray(cfg.ray)
+            ray_stack.enter_context(ray_session(cfg.ray))  # Ray stops after Serve, below
             with log.stage("collect") as rec:
-                results["collect"] = _stage_collect(cfg, paths, progress)
+                results["collect"] = _stage_collect(cfg, paths, progress, results["executor"])
                 rec["note"] = results["collect"]["note"]
             with log.stage("train") as rec:
                 results["train"] = _stage_train(cfg, paths)
@@ -161,7 +170,8 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
                 serve_name, url = _stage_serve(cfg)
                 rec["note"] = f"{url}/v1 (model {cfg.serve.model_name})"
             with log.stage("optimize") as rec:
-                results["optimize"] = _stage_optimize(cfg, paths, url, progress)
+                results["optimize"] = _stage_optimize(cfg, paths, url, progress,
+                                                      results["executor"])
                 rec["note"] = results["optimize"]["note"]
         except Exception:
             with contextlib.suppress(Exception):
@@ -169,20 +179,15 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
             raise
         finally:
             if serve_name is not None:
-                from w4s_ray.serve.manage import stop_app
-
                 with contextlib.suppress(Exception):
                     stop_app(serve_name, shutdown_serve=True, shutdown_ray=False)
-            if started_ray and ray.is_initialized():
-                ray.shutdown()
+            ray_stack.close()
             if sim is not None:
                 sim.stop()
     return write_demo_report(cfg, paths, results, log.stages, time.monotonic() - log.t0)
 
 
 def _stage_tiny(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.meta_agent.tiny import init_tiny
-
     model = paths["tiny"] / "model"
     info = paths["tiny"] / "warmstart.json"
     if (model / "config.json").exists() and info.exists():
@@ -199,30 +204,24 @@ def _stage_tiny(cfg, paths, progress: bool) -> dict:
                     f"{rep.get('parse_rate', 0):.2f}"}
 
 
-def _stage_collect(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.rlao.runs import RunDir
-    from w4s_ray.runtime.collect import collect
-
+def _stage_collect(cfg, paths, progress: bool, executor: dict) -> dict:
     resume = RunDir(paths["collect"]).has_run()
-    out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress)
+    out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress,
+                  executor=executor)
     rows = RunDir(paths["collect"]).read_rows()
     valid = sum(bool(r["valid"]) for r in rows)
     if rows and not any(r["code"] for r in rows):
-        from w4s_ray.errors import DataError
-
         raise DataError(
             f"collect: none of the {len(rows)} candidates of the tiny meta-agent held an "
             f"extractable workflow, so RWR has nothing to train on (see "
             f"{paths['tiny'] / 'warmstart.md'} for its parse rate); raise tiny.warmstart_steps "
             "or rerun with --fresh")
     return {"rows": len(rows), "valid": valid, "episodes": out["episodes"],
-            "report": str(paths["collect"] / "report.md"),
+            "report": str(RunDir(paths["collect"]).report),
             "note": f"{len(rows)} candidates ({valid} valid) in {out['episodes']} episodes"}
 
 
 def _stage_train(cfg, paths) -> dict:
-    from w4s_ray.train.trainer import run_training
-
     model = paths["train"] / "model"
     summary = paths["train"] / "train_summary.md"
     if (model / "config.json").exists() and summary.exists():
@@ -245,9 +244,6 @@ def compare_benchmarks(cfg) -> list[str]:
 
 
 def _stage_compare(cfg, paths, progress: bool) -> dict:
-    from w4s_ray.runtime.collect import check_benchmarks
-    from w4s_ray.runtime.policy_compare import compare_policies
-
     models = {"warm-start": str(paths["tiny"] / "model"), "trained": str(paths["train"] / "model")}
     names = check_benchmarks(compare_benchmarks(cfg))
     summary = compare_policies(cfg, models, names, paths["compare"],
@@ -261,8 +257,6 @@ def _stage_compare(cfg, paths, progress: bool) -> dict:
 
 
 def _stage_serve(cfg) -> tuple[str, str]:
-    from w4s_ray.serve.manage import preflight, start_app
-
     name = f"{cfg.name}-meta-agent"
     resolved = preflight(cfg, name)
     url = start_app(cfg, resolved, name)
@@ -278,21 +272,15 @@ def served_meta_agent_config(cfg, url: str):
     return out
 
 
-def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
-    from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.meta_agent import make_meta_agent
-    from w4s_ray.rlao.loop import TaskSpec
-    from w4s_ray.rlao.runs import RunDir, optimize
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
-
+def _stage_optimize(cfg, paths, url: str, progress: bool, executor: dict) -> dict:
     ocfg = served_meta_agent_config(cfg, url)
     spec = TaskSpec.from_benchmark(get_benchmark(cfg.benchmark, data_dir=cfg.data_dir()))
     resume = RunDir(paths["optimize"]).has_run()
-    evaluator = PoolEvaluator(ocfg)
+    evaluator = EvaluatorPool(ocfg)
     agent = make_meta_agent(ocfg)
     try:
         final = optimize(ocfg, spec, paths["optimize"], evaluator, agent, resume=resume,
-                         progress=progress)
+                         progress=progress, executor=executor)
     finally:
         agent.close()
         evaluator.close()
@@ -339,10 +327,8 @@ def _compare_section(cfg, summary: dict) -> list[str]:
 
 def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
     """demo_report.md: stage table, per-turn validation/dollars, final test vs seed baselines."""
-    from w4s_ray.report import turn_table, write_report
-    from w4s_ray.rlao import trajectories as traj
 
-    lines = ["# w4s demo", "",
+    lines = ["# w4s demo (simulated executor)", "",
              f"Offline end-to-end run: simulated executor `{cfg.executor.model}`, tiny "
              f"meta-agent trained on {', '.join(cfg.benchmarks)}, then served and used to "
              f"optimize a workflow for the held-out benchmark **{cfg.benchmark}**. Total wall "
@@ -356,13 +342,12 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
     if cmp_json.exists():
         lines += _compare_section(cfg, json.loads(cmp_json.read_text(encoding="utf-8")))
     opt = paths["optimize"]
+    ord_ = RunDir(opt, single_episode=True)
     final = (results.get("optimize") or {}).get("final")
-    if (opt / "config.yaml").exists():
+    if ord_.config.exists():
         write_report(opt)
-        rows = traj.read_rows(opt / "trajectories")
-        seeds_file = opt / "seeds" / f"{cfg.benchmark}.json"
-        seeds = json.loads(seeds_file.read_text()) if seeds_file.exists() else []
-        table = turn_table(rows, {cfg.benchmark: seeds}, {})
+        seeds = ord_.load_seeds(cfg.benchmark) or []
+        table = turn_table(ord_.read_rows(), {cfg.benchmark: seeds})
         seed_usd = sum(s.get("cost_usd", 0.0) for s in seeds)
         lines += [f"## Optimization on {cfg.benchmark} with the served meta-agent", "",
                   f"Meta-agent: `openai/{cfg.serve.model_name}` at the Ray Serve endpoint "
@@ -377,8 +362,8 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                      f"{seed_usd:.4f} | {seed_usd:.4f} |")
         for t in table:
             lines.append(f"| {t['turn'] + 1} | {t['valid']}/{t['candidates']} | "
-                         f"{_pct(t['best'])} | {_pct(t['best_so_far'])} | {t['usd']:.4f} | "
-                         f"{t['cum_usd']:.4f} |")
+                         f"{_pct(t['best_val_accuracy'])} | {_pct(t['best_so_far'])} | "
+                         f"{t['cost_usd']:.4f} | {t['cum_usd']:.4f} |")
         lines.append("")
         if final:
             lines += ["## Final test metric", "",
@@ -392,10 +377,12 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                 lines.append(f"| seed: {name} | {_pct(b.get('valid_accuracy'))} | "
                              f"{_pct(b.get('test_accuracy'))} |")
             lines += ["", f"Executor dollars for this benchmark: {final['dollars']:.4f} "
-                      "(simulated calls priced as gpt-4o-mini).", ""]
-        lines += [f"Details: [optimize report]({opt.relative_to(paths['root'])}/report.md), "
-                  f"![curve]({opt.relative_to(paths['root'])}/curve.png)", ""]
-    links = [("collect report", paths["collect"] / "report.md"),
+                      f"(simulated calls priced as {cfg.executor.pricing_model}); calls answered "
+                      f"from the completion cache would have cost "
+                      f"{final.get('cached_dollars') or 0.0:.4f} more.", ""]
+        lines += [f"Details: [optimize report]({ord_.report.relative_to(paths['root'])}), "
+                  f"![curve]({ord_.curve.relative_to(paths['root'])})", ""]
+    links = [("collect report", RunDir(paths["collect"]).report),
              ("compare report", paths["compare"] / "compare.md"),
              ("train summary", paths["train"] / "train_summary.md"),
              ("tiny warm start", paths["tiny"] / "warmstart.md")]

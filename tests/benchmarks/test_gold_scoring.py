@@ -57,7 +57,7 @@ def test_code_gold_all_items(name, unscorable, data_dir):
 @pytest.mark.parametrize("name", ["humaneval", "mbpp"])
 def test_reference_passes_every_kept_public_test(name, data_dir):
     """The documented exclusions leave only public tests the reference solution passes."""
-    from w4s_ray.benchmarks.code_exec import run_tests
+    from w4s_ray.sandbox.judge import run_tests
 
     bm = get_benchmark(name, data_dir)
     items = [it for it in bm.load("valid") + bm.load("test")

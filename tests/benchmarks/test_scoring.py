@@ -1,4 +1,9 @@
-"""Scorer rules and edge cases (pure functions plus the benchmark `score` guard)."""
+"""Lenient scorer rules and edge cases (pure functions plus the benchmark `score` guard).
+
+The pure functions here are the lenient rules (`scoring.py`); benchmark-level checks of the
+lenient behaviour pass `"lenient"` explicitly. The official rules are tested per benchmark in
+test_official_*.py; junk handling below runs under the default (official) scoring.
+"""
 
 from __future__ import annotations
 
@@ -59,15 +64,15 @@ def test_gsm_hard_small_targets_accept_zero_as_documented(data_dir):
     assert counts == {"valid": 7, "test": 16}
 
 
-def test_gsm_plus_fraction_gold_is_read_as_a_value(data_dir):
+def test_gsm_plus_fraction_gold_is_read_as_a_value_when_lenient(data_dir):
     bm = get_benchmark("gsm_plus", data_dir)
     frac = [it for s in ("valid", "test") for it in bm.load(s) if "/" in it.answer]
     for it in frac:
-        assert bm.score(it, f"The answer is {it.answer}") == 1.0
-        assert bm.score(it, f"{it.meta['gold_value']}") == 1.0
+        assert bm.score(it, f"The answer is {it.answer}", "lenient") == 1.0
+        assert bm.score(it, f"{it.meta['gold_value']}", "lenient") == 1.0
         denominator = it.answer.split("/")[1]
         if float(denominator) != it.meta["gold_value"]:
-            assert bm.score(it, f"about {denominator}") == 0.0
+            assert bm.score(it, f"about {denominator}", "lenient") == 0.0
 
 
 def test_gsm8k_thousands_separator_golds(data_dir):
@@ -98,13 +103,13 @@ def test_choice_invalid_or_ambiguous(pred):
     assert parse_choice(pred, 4, ["w", "x", "y", "z"]) is None
 
 
-def test_mmlu_pro_accepts_letters_up_to_j(data_dir):
+def test_mmlu_pro_accepts_letters_up_to_j_when_lenient(data_dir):
     bm = get_benchmark("mmlu_pro", data_dir)
     ten = next(it for it in bm.load("valid") if len(it.meta["choices"]) == 10)
     for fmt in ("{}", "({})", "Answer: {}", "The answer is ({}).", '{{"answer": "{}"}}'):
-        assert bm.score(ten, fmt.format(ten.answer)) == 1.0
+        assert bm.score(ten, fmt.format(ten.answer), "lenient") == 1.0
     wrong = next(c for c in "ABCDEFGHIJ" if c != ten.answer)
-    assert bm.score(ten, wrong) == 0.0
+    assert bm.score(ten, wrong, "lenient") == 0.0
 
 
 # --- DROP -----------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ def test_two_tasks_share_the_global_rate(ray_session, sim_server, tmp_path):
     def worker(cfg_json: str, handle, tag: str, calls: int) -> tuple[float, float, float]:
         from w4s_ray.config import ExecutorConfig
         from w4s_ray.executor.client import ExecutorClient
+        from w4s_ray.runtime.rate_limiter import SharedRateLimiter
 
-        client = ExecutorClient(ExecutorConfig.model_validate_json(cfg_json), rate_limiter=handle)
+        client = ExecutorClient(ExecutorConfig.model_validate_json(cfg_json),
+                                rate_limiter=SharedRateLimiter(handle))
 
         async def run():
             t0 = time.monotonic()
@@ -56,13 +58,13 @@ def test_two_tasks_share_the_global_rate(ray_session, sim_server, tmp_path):
 def test_run_budget_is_shared(ray_session, sim_server, tmp_path):
     from w4s_ray.errors import BudgetExceeded
     from w4s_ray.executor.client import ExecutorClient
-    from w4s_ray.runtime.rate_limiter import get_rate_limiter
+    from w4s_ray.runtime.rate_limiter import SharedRateLimiter, get_rate_limiter
 
     cfg = ExecutorConfig(api_base=sim_server.url, cache=CacheConfig(enabled=False),
                          budget_usd=0.0001, max_concurrency=1)
     limiter = get_rate_limiter(cfg, name=f"test-budget-{time.time_ns()}")
     ray_session.get(limiter.settle.remote(0.0, 0.0002), timeout=30)  # another worker spent it all
-    client = ExecutorClient(cfg, rate_limiter=limiter)
+    client = ExecutorClient(cfg, rate_limiter=SharedRateLimiter(limiter))
 
     before = sim_server.stats()["requests"]
     with pytest.raises(BudgetExceeded):

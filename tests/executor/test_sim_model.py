@@ -15,6 +15,7 @@ from w4s_ray.executor.sim.model import (
     SimRequest,
     _sigmoid,
     calibrated_offset,
+    gold_text,
     item_z,
     requested_keys,
     respond,
@@ -217,3 +218,13 @@ def test_math_program_prompt_returns_solution_function(index):
     env: dict = {}
     exec(code, env)  # noqa: S102 - the simulator's own output in a test
     assert str(env["solution"]()) in {"12", *wrong_answers(index.items[0])}
+
+
+def test_gold_text_is_creditable_by_the_official_scorers():
+    """A fraction gold of a number benchmark is answered as a decimal (AFlow's rule reads
+    "1/4" as 4); MATH golds stay exactly as written (float() would mangle "221_3")."""
+    assert gold_text(SimItem("gsm_plus", "math", "p/1", "q", "1/4")) == "0.25"
+    assert float(gold_text(SimItem("gsm_plus", "math", "p/2", "q", "1/3"))) == 1 / 3
+    assert gold_text(SimItem("gsm8k", "math", "g/1", "q", "18")) == "18"
+    for gold in ("221_3", "-1,0,1", "10.0", "\\frac{1}{2}"):
+        assert gold_text(SimItem("math", "math", "m/1", "q", gold)) == gold

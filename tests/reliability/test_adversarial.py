@@ -1,4 +1,4 @@
-"""Hostile workflows beyond tests/workflow/test_sandbox.py (which holds 25 more: loops, memory
+"""Hostile workflows beyond tests/sandbox/test_runner.py (which holds 25 more: loops, memory
 and fork bombs, os.system/subprocess, sys.exit/os._exit, reading the data dir, the parent's
 environ and the cache, ...). Each one here is contained: the evaluation finishes, every item
 is scored only by what the workflow really answered (or fails with its reason), nothing
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflow.helpers import FAKE_KEY, GOOD, children_of, gold_lm, run_eval, sandbox_temp_dirs
-from w4s_ray.workflow.sandbox import isolation_status
+from w4s_ray.sandbox.process import isolation_status
 
 TAG = uuid.uuid4().hex[:12]
 OUTSIDE = f"/tmp/w4s-adv-{TAG}"
@@ -273,14 +273,17 @@ def test_thread_calls_after_the_item_are_the_workflows_own(gsm8k, sandbox_cfg, e
 
 @pytest.mark.skipif(not isolation_status()["namespaces"], reason="needs mount namespaces")
 def test_data_dir_is_empty_inside_the_sandbox(gsm8k, sandbox_cfg, eval_cfg, data_dir):
-    """Under namespaces the data dir is an empty tmpfs even for code that gets past the hook:
-    `os.stat` (no audit event) sees a different, empty directory."""
+    """Under namespaces the data dir is an empty tmpfs (process backend) or absent (bubblewrap)
+    even for code that gets past the hook: `os.stat` (no audit event) never sees its files."""
     code = ("import os\ndef solver(agent, task):\n"
-            f"    st = os.stat({str(data_dir)!r})\n"
+            "    try:\n"
+            f"        st = os.stat({str(data_dir)!r})\n"
+            "    except FileNotFoundError:\n"
+            "        return {'answer': 'absent'}\n"
             f"    g = os.path.exists({str(data_dir / 'gsm8k')!r})\n"
             "    return {'answer': f'{st.st_size}-{g}'}\n")
     res = run_eval(code, gsm8k, gold_lm(gsm8k), sandbox_cfg, eval_cfg, limit=1)
-    assert res.answers[0].endswith("-False"), res.answers
+    assert res.answers[0] == "absent" or res.answers[0].endswith("-False"), res.answers
 
 
 def test_fresh_posix_module_can_still_mkfifo_documented_gap(gsm8k, sandbox_cfg, eval_cfg):
@@ -315,8 +318,8 @@ def test_fresh_posix_module_can_still_mkfifo_documented_gap(gsm8k, sandbox_cfg, 
 
 def test_suite_covers_at_least_twenty_new_kinds():
     assert len(HOSTILE) >= 20
-    # and the 25 of tests/workflow/test_sandbox.py are a different set
-    from tests.workflow.test_sandbox import HOSTILE as BASE
+    # and the 25 of tests/sandbox/test_runner.py are a different set
+    from tests.sandbox.test_runner import HOSTILE as BASE
 
     assert not set(HOSTILE) & set(BASE) and len(BASE) + len(HOSTILE) >= 45
 

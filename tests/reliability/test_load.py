@@ -1,4 +1,4 @@
-"""Load: eleven benchmarks at 256 executor calls in flight against the simulator for several
+"""Load: every benchmark (eleven today) at 256 executor calls in flight against the simulator for several
 minutes (W4S_LOAD_SECONDS, default 180): no errors, and the driver's and every evaluator
 actor's memory is flat after warm-up.
 
@@ -21,11 +21,11 @@ import time
 
 import pytest
 
+from w4s_ray.benchmarks import list_benchmarks
 from w4s_ray.config import load_config
 from w4s_ray.workflow.evaluate import EvalRequest
 
-ELEVEN = ["mgsm", "gsm8k", "gsm_hard", "gsm_plus", "svamp", "math", "drop", "mmlu_pro", "gpqa",
-          "humaneval", "mbpp"]
+ALL = list_benchmarks()  # every registered benchmark (the eleven of W4S today)
 SECONDS = float(os.environ.get("W4S_LOAD_SECONDS", "180"))
 LATENCY_MS = float(os.environ.get("W4S_LOAD_LATENCY_MS", "2000"))
 ITEMS = 24
@@ -60,7 +60,7 @@ def solver(agent, task):
 """.replace("STEPS", "6")
 
 
-def test_eleven_benchmarks_256_in_flight_memory_flat(ray_session, data_dir, tmp_path):
+def test_all_benchmarks_256_in_flight_memory_flat(ray_session, data_dir, tmp_path):
     import asyncio
 
     import ray
@@ -85,7 +85,7 @@ def test_eleven_benchmarks_256_in_flight_memory_flat(ray_session, data_dir, tmp_
 
     def batch(k: int) -> list[EvalRequest]:
         return [EvalRequest(code=LOAD_WORKFLOW, benchmark=b, split="valid", limit=ITEMS, seed=k,
-                            tag=f"load-{b}-{k}") for b in ELEVEN]
+                            tag=f"load-{b}-{k}") for b in ALL]
 
     async def drive(pids: list[int]) -> dict:
         """Keep two batches (2 x 264 items x 6 calls) outstanding until the time is up."""
@@ -95,7 +95,7 @@ def test_eleven_benchmarks_256_in_flight_memory_flat(ray_session, data_dir, tmp_
         submitted = 0
         while True:
             while len(pending) < 2 and time.monotonic() - t0 < SECONDS:
-                pending.add(asyncio.ensure_future(pool.evaluate_async(batch(submitted))))
+                pending.add(asyncio.ensure_future(pool.gather(batch(submitted))))
                 submitted += 1
             if not pending:
                 break
@@ -130,7 +130,7 @@ def test_eleven_benchmarks_256_in_flight_memory_flat(ray_session, data_dir, tmp_
         # warm-up figure is taken: loading data is not growth.
         ray.get([a.evaluate.remote(EvalRequest(code=LOAD_WORKFLOW, benchmark=b, limit=1,
                                                tag="prewarm"))
-                 for a in pool.actors for b in ELEVEN])
+                 for a in pool.actors for b in ALL])
         sampler = threading.Thread(target=sample_in_flight, daemon=True)
         sampler.start()
         res = asyncio.run(drive(pids))
@@ -150,7 +150,7 @@ def test_eleven_benchmarks_256_in_flight_memory_flat(ray_session, data_dir, tmp_
         *[f"| {'driver' if k == 'driver' else f'evaluator pid {k}'} | {warm[k]:.0f} | "
           f"{end[k]:.0f} | {end[k] - warm[k]:+.0f} MB |" for k in warm],
         "",
-        f"benchmarks 11, batches {res['batches']}, items {res['items']}, executor calls "
+        f"benchmarks {len(ALL)}, batches {res['batches']}, items {res['items']}, executor calls "
         f"{res['calls']}, {SECONDS:.0f} s requested, latency {LATENCY_MS:.0f} ms, steady-state "
         f"calls/s {rate:.1f}, Little's-law in flight {rate * LATENCY_MS / 1000:.0f}, sampled "
         f"in flight median {median} max {max(steady)}, errors {len(res['errors'])}",

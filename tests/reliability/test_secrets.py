@@ -58,7 +58,7 @@ def _train_and_serve(root: Path, env: dict, common: list[str]) -> list[str]:
     import urllib.request
 
     from w4s_ray.config import TinyModelConfig
-    from w4s_ray.meta_agent.tiny import build_tiny_model
+    from w4s_ray.train.tiny import build_tiny_model
 
     base = build_tiny_model(root / "tiny", TinyModelConfig(vocab_size=2048, seed=0))
     out = root / "runs" / "train"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from w4s_ray.errors import BudgetExceeded
-from w4s_ray.rlao.evaluation import EvalOutcome, merge_outcomes
+from w4s_ray.rlao.evaluation import EvalResult, merge_results
 
 PHI = 0.6180339887498949
 
@@ -34,12 +34,21 @@ def reply(acc: float, *extra: str, calls: int = 1, analysis: str = "Analysis: tr
     return f"{analysis}\n```python\n{workflow(acc, *extra, calls=calls)}```"
 
 
+def _result(job, ids, scores, *, error=None, calls=0, cost_usd=0.0, **kw) -> EvalResult:
+    acc = sum(scores) / len(scores) if scores else 0.0
+    return EvalResult(benchmark=job.benchmark, split=job.split, accuracy=acc, n=len(ids),
+                      scores=scores, answers=["x"] * len(scores), item_ids=list(ids),
+                      item_errors=[None] * len(scores), error=error, calls=calls,
+                      cost_usd=cost_usd, tag=job.tag, **kw)
+
+
 class FakeEvaluator:
+    """The RLAO `Evaluator` protocol without Ray or an executor (module docstring)."""
+
     def __init__(self, n_items: int = 40, budget_calls: int | None = None) -> None:
         self.ids = [f"v{k}" for k in range(n_items)]
         self.evaluate_calls: list[list] = []
         self.self_check_calls: list[list[str]] = []
-        self.repairs: list[tuple[str, str]] = []
         self.executor_calls = 0
         self.budget_calls = budget_calls
 
@@ -53,51 +62,48 @@ class FakeEvaluator:
         self.executor_calls += n
 
     def evaluate(self, jobs):
-        self.evaluate_calls.append(list(jobs))
-        outs = []
-        for job in jobs:
-            ids = list(job.item_ids) if job.item_ids is not None else list(self.ids)
-            per = int(_marker(job.code, "calls", 1))
-            self._spend(per * len(ids))
-            if "# evalfail" in job.code:
-                outs.append(EvalOutcome(None, len(ids), [], ids, "RuntimeError: boom",
-                                        calls=per * len(ids)))
-                continue
-            scores = [self._score(job.code, i) for i in ids]
-            acc = sum(scores) / len(scores)
-            outs.append(EvalOutcome(
-                acc, len(ids), scores, ids, None, calls=per * len(ids),
-                prompt_tokens=10 * len(ids), completion_tokens=5 * len(ids),
-                cost_usd=0.001 * per * len(ids), feedback=f"{job.split} accuracy {acc:.3f}",
-            ))
-        return outs
+        jobs = list(jobs)
+        checks = [j for j in jobs if j.self_check]
+        if checks:
+            self.self_check_calls.append([j.code for j in checks])
+        if len(checks) < len(jobs):
+            self.evaluate_calls.append([j for j in jobs if not j.self_check])
+        return [self._self_check(j) if j.self_check else self._evaluate(j) for j in jobs]
 
-    def self_check(self, codes, benchmark):
-        self.self_check_calls.append(list(codes))
-        outs = []
-        for code in codes:
-            self._spend(1)
-            err = "Traceback: line 3: ZeroDivisionError" if "# crash" in code else None
-            outs.append(EvalOutcome(None if err else 1.0, 1, [], [], err, calls=1,
-                                    cost_usd=0.001))
-        return outs
+    def _self_check(self, job):
+        self._spend(1)
+        failure = None
+        if "# crash" in job.code:
+            failure = {"index": 0, "item_id": self.ids[0], "kind": "exception",
+                       "error": "ZeroDivisionError: division by zero",
+                       "traceback": "Traceback: line 3: ZeroDivisionError", "line": 3,
+                       "line_text": "x = 1 / 0"}
+        return _result(job, self.ids[:1], [0.0 if failure else 1.0], calls=1, cost_usd=0.001,
+                       first_failure=failure)
+
+    def _evaluate(self, job):
+        ids = list(job.item_ids) if job.item_ids is not None else list(self.ids)
+        per = int(_marker(job.code, "calls", 1))
+        self._spend(per * len(ids))
+        if "# evalfail" in job.code:
+            return _result(job, ids, [0.0] * len(ids), error="RuntimeError: boom",
+                           calls=per * len(ids))
+        scores = [self._score(job.code, i) for i in ids]
+        acc = sum(scores) / len(scores)
+        return _result(job, ids, scores, calls=per * len(ids), prompt_tokens=10 * len(ids),
+                       completion_tokens=5 * len(ids), cost_usd=0.001 * per * len(ids),
+                       feedback=f"{job.split} accuracy {acc:.3f}" if job.split == "valid"
+                       else "")
 
     def item_ids(self, benchmark, split):
         return list(self.ids)
 
     def merge(self, parts):
-        out = merge_outcomes(parts)
-        if out.accuracy is not None:
-            out.feedback = f"valid accuracy {out.accuracy:.3f}"
-        return out
-
-    def repair_messages(self, code, failure):
-        self.repairs.append((code, failure))
-        return [{"role": "user", "content": f"Fix this workflow.\n{code}\nError: {failure}"}]
+        return merge_results(parts, failure_samples=5)
 
 
 def fake_factory(cfg) -> FakeEvaluator:
-    """Evaluator factory for the Ray collect driver (runs inside the gateway actor)."""
+    """Evaluator factory for the Ray collect driver (built inside its host actor)."""
     return FakeEvaluator()
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tests.rlao.fakes import FakeEvaluator, reply, workflow
-from w4s_ray.config import load_config
+from w4s_ray.config import RLAOConfig, load_config
 from w4s_ray.errors import ConfigError, DataError
 from w4s_ray.meta_agent.base import MetaAgent
 from w4s_ray.rlao import runs
-from w4s_ray.rlao.evaluation import EvalOutcome
-from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec
+from w4s_ray.rlao.loop import Episode, TaskSpec
+from w4s_ray.rlao.optimize import optimize
 from w4s_ray.rlao.prompts import MAX_ACTION_CHARS
 from w4s_ray.rlao.trajectories import COLUMNS, read_rows, to_table
 
@@ -50,8 +51,7 @@ class SplitMarkingEvaluator(FakeEvaluator):
 
     def evaluate(self, jobs):
         outs = super().evaluate(jobs)
-        return [EvalOutcome(TEST_ACC, o.n, o.scores, o.item_ids, None, calls=o.calls,
-                            feedback=f"{TEST_MARK} accuracy {TEST_ACC}")
+        return [replace(o, accuracy=TEST_ACC, feedback=f"{TEST_MARK} accuracy {TEST_ACC}")
                 if job.split == "test" else o for job, o in zip(jobs, outs, strict=True)]
 
 
@@ -77,7 +77,7 @@ def test_junk_replies_never_crash_a_turn():
         def generate(self, messages, n, *, seed=None):
             return list(junk)[:n]
 
-    ep = Episode(SPEC, EpisodeSettings(candidates=len(junk), max_repairs=1), "gsm8k-e00",
+    ep = Episode(SPEC, RLAOConfig(candidates=len(junk), max_repairs=1), "gsm8k-e00",
                  FakeEvaluator(), Junk())
     ep.start(ep.evaluate_seeds())
     res = ep.run_turn()
@@ -90,7 +90,7 @@ def test_junk_replies_never_crash_a_turn():
 def test_huge_chosen_reply_is_cut_in_the_next_prompt_but_keeps_its_code():
     big = reply(0.9, analysis="A" * (MAX_ACTION_CHARS * 5))
     agent = Recorder([big])
-    ep = Episode(SPEC, EpisodeSettings(candidates=1), "gsm8k-e00", FakeEvaluator(), agent)
+    ep = Episode(SPEC, RLAOConfig(candidates=1), "gsm8k-e00", FakeEvaluator(), agent)
     ep.start(ep.evaluate_seeds())
     ep.run_turn()
     ep.run_turn()
@@ -104,7 +104,7 @@ def test_no_test_number_reaches_any_prompt_across_final_resume_and_report(tmp_pa
     agents = []
     for turns, resume in ((2, False), (2, True), (4, True)):  # done, no-op resume, extension
         agents.append(Recorder(REPLIES))
-        final = runs.optimize(_cfg(), SPEC, d, SplitMarkingEvaluator(), agents[-1], turns=turns,
+        final = optimize(_cfg(), SPEC, d, SplitMarkingEvaluator(), agents[-1], turns=turns,
                               resume=resume, progress=False)
         assert final["test_accuracy"] == TEST_ACC
     prompts = [p for a in agents for p in a.prompts]
@@ -117,8 +117,8 @@ def test_no_test_number_reaches_any_prompt_across_final_resume_and_report(tmp_pa
 
 def test_kill_between_parquet_and_metrics_resumes_to_the_same_rows(tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    runs.optimize(_cfg(), SPEC, full, FakeEvaluator(), Recorder(REPLIES), progress=False)
-    runs.optimize(_cfg(), SPEC, part, FakeEvaluator(), Recorder(REPLIES), turns=1,
+    optimize(_cfg(), SPEC, full, FakeEvaluator(), Recorder(REPLIES), progress=False)
+    optimize(_cfg(), SPEC, part, FakeEvaluator(), Recorder(REPLIES), turns=1,
                   progress=False)
     # The state a kill -9 right after the turn-1 Parquet rename leaves: stale metrics (a torn
     # line), no cost/final, and a stray temp file of the next part.
@@ -128,7 +128,7 @@ def test_kill_between_parquet_and_metrics_resumes_to_the_same_rows(tmp_path):
     (part / "trajectories" / ".part-gsm8k-e00-0001.parquet.abc.tmp").write_bytes(b"PAR1")
     agent = Recorder(REPLIES)
     agent.k = 3  # the scripted agent continues where the killed process stopped
-    runs.optimize(_cfg(), SPEC, part, FakeEvaluator(), agent, resume=True, progress=False)
+    optimize(_cfg(), SPEC, part, FakeEvaluator(), agent, resume=True, progress=False)
     assert _strip(read_rows(part / "trajectories")) == _strip(read_rows(full / "trajectories"))
     metrics = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
     assert [m["turn"] for m in metrics] == [0, 1]
@@ -136,12 +136,12 @@ def test_kill_between_parquet_and_metrics_resumes_to_the_same_rows(tmp_path):
 
 def test_parquet_with_another_schema_is_a_data_error_naming_it(tmp_path):
     d = tmp_path / "run"
-    runs.optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(), Recorder(REPLIES),
+    optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(), Recorder(REPLIES),
                   progress=False)
     foreign = d / "trajectories" / "part-gsm8k-e00-0001.parquet"
     pq.write_table(pa.table({c: ["text"] for c in COLUMNS}), foreign)
     with pytest.raises(DataError, match="part-gsm8k-e00-0001.parquet.*schema"):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), resume=True,
+        optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), resume=True,
                       progress=False)
     assert foreign.exists()
 
@@ -149,7 +149,7 @@ def test_parquet_with_another_schema_is_a_data_error_naming_it(tmp_path):
 def test_empty_existing_dir_is_a_fresh_run_and_a_second_run_is_refused(tmp_path):
     d = tmp_path / "run"
     d.mkdir()
-    runs.optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(), Recorder(REPLIES),
+    optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(), Recorder(REPLIES),
                   progress=False)
     with pytest.raises(ConfigError, match="already holds a run"):
         runs.preflight(d, _cfg(), resume=False)
@@ -169,7 +169,7 @@ def test_bad_rlao_settings_are_config_errors(key, value):
 
 def test_history_window_zero_shows_no_history():
     agent = Recorder(REPLIES)
-    ep = Episode(SPEC, EpisodeSettings(candidates=1, history_window=0), "gsm8k-e00",
+    ep = Episode(SPEC, RLAOConfig(candidates=1, history_window=0), "gsm8k-e00",
                  FakeEvaluator(), agent)
     ep.start(ep.evaluate_seeds())
     ep.run_turn()
@@ -178,13 +178,13 @@ def test_history_window_zero_shows_no_history():
 
 
 def test_torn_derived_files_are_recomputed_and_bad_seed_results_named(tmp_path):
-    from w4s_ray.report import write_report
+    from w4s_ray.rlao.report import write_report
 
     d = tmp_path / "run"
-    first = runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), progress=False)
+    first = optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), progress=False)
     (d / "final.json").write_text('{"benchmark": "gsm8')
     (d / "cost.json").write_text("[1, 2")
-    again = runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), resume=True,
+    again = optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), resume=True,
                           progress=False)
     assert {k: v for k, v in again.items() if k != "wall_s"} == {
         k: v for k, v in first.items() if k != "wall_s"}
@@ -194,6 +194,6 @@ def test_torn_derived_files_are_recomputed_and_bad_seed_results_named(tmp_path):
     with pytest.raises(DataError, match="gsm8k.json: corrupt seed results"):
         write_report(d)
     with pytest.raises(DataError, match="gsm8k.json: corrupt seed results"):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), resume=True,
+        optimize(_cfg(), SPEC, d, FakeEvaluator(), Recorder(REPLIES), resume=True,
                       progress=False)
     assert seeds.read_text() == '{"name": "not a list"}'

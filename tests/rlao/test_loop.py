@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.rlao.fakes import FakeEvaluator, reply, workflow
+from w4s_ray.config import RacingConfig, RLAOConfig
 from w4s_ray.errors import BudgetExceeded
 from w4s_ray.meta_agent.base import MetaAgent
 from w4s_ray.meta_agent.scripted import ScriptedMetaAgent
-from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec, derive_seed
+from w4s_ray.rlao.loop import Episode, TaskSpec, derive_seed
 from w4s_ray.rlao.trajectories import COLUMNS, to_table
 
 SPEC = TaskSpec("gsm8k", "math", "Grade-school math.", "a number",
@@ -31,8 +32,8 @@ class TurnScript(MetaAgent):
 
 
 def _episode(agent, ev=None, **kw):
-    settings = EpisodeSettings(**{"candidates": 3, "max_repairs": 2, **kw})
-    ep = Episode(SPEC, settings, "gsm8k-e00", ev or FakeEvaluator(), agent)
+    rlao = RLAOConfig(**{"candidates": 3, "max_repairs": 2, **kw})
+    ep = Episode(SPEC, rlao, "gsm8k-e00", ev or FakeEvaluator(), agent)
     ep.start(ep.evaluate_seeds())
     return ep
 
@@ -69,13 +70,14 @@ def test_no_code_from_every_candidate_is_a_clear_failed_turn():
     n_eval = len(ev.evaluate_calls)
     res = ep.run_turn()
     assert len(ev.evaluate_calls) == n_eval  # nothing to evaluate
-    assert not ev.repairs  # a reply without any code block is final
+    assert [n for _, n, _ in agent.seen] == [3]  # a reply without any code block is final
     assert all(not r["valid"] and r["error"].startswith("no code") for r in res.rows)
     assert all(r["code"] is None and r["val_accuracy"] is None for r in res.rows)
     assert res.chosen is None and res.metrics["valid"] == 0
     assert ep.state.turn == 1 and ep.state.history == ()
     # The next prompt says what went wrong; the next turn works normally.
     res2 = ep.run_turn()
+    assert [n for _, n, _ in agent.seen] == [3, 3]  # no repair request in between
     assert "could be evaluated" in agent.seen[1][0][-1]["content"]
     assert res2.chosen == 0 and ep.state.last_failure is None
 
@@ -89,8 +91,12 @@ def test_self_check_failure_is_repaired_by_the_meta_agent():
     r0 = res.rows[0]
     assert r0["repair_count"] == 1 and r0["valid"] and r0["action"] == fixed
     assert "crash" not in r0["code"]
-    assert ev.repairs and "ZeroDivisionError" in ev.repairs[0][1]
     assert agent.seen[1][1] == 1  # a repair asks for one reply
+    # The repair prompt is built from the structured failure the self-check returned.
+    repair = agent.seen[1][0][-1]["content"]
+    assert "ZeroDivisionError: division by zero" in repair
+    assert "Failing line 3 of your workflow: `x = 1 / 0`" in repair
+    assert "# crash" in repair and "def solver(agent, task):" in repair  # the failed workflow
     assert res.rows[0]["chosen"]
 
 
@@ -128,7 +134,7 @@ def test_replay_rebuilds_the_same_state():
     rows = []
     for _ in range(3):
         rows += ep.run_turn().rows
-    fresh = Episode(SPEC, ep.settings, "gsm8k-e00", FakeEvaluator(), TurnScript([]))
+    fresh = Episode(SPEC, ep.rlao, "gsm8k-e00", FakeEvaluator(), TurnScript([]))
     fresh.start(fresh.evaluate_seeds())
     fresh.replay(list(reversed(rows)))
     assert fresh.state == ep.state
@@ -160,8 +166,8 @@ def test_racing_off_matches_plain_and_racing_picks_same_winner_cheaper():
 
     def run(racing: bool):
         ev = FakeEvaluator(n_items=64)
-        ep = _episode(TurnScript([list(script)]), ev, racing=racing,
-                      racing_slices=(0.25, 0.5, 1.0))
+        ep = _episode(TurnScript([list(script)]), ev,
+                      racing=RacingConfig(enabled=racing, slices=[0.25, 0.5, 1.0]))
         calls0 = ev.executor_calls
         res = ep.run_turn()
         return res, ev.executor_calls - calls0
@@ -179,7 +185,9 @@ def test_racing_off_matches_plain_and_racing_picks_same_winner_cheaper():
 @pytest.mark.parametrize("key, value", [("candidates", 0), ("history_window", -1),
                                         ("max_repairs", -2)])
 def test_bad_settings_are_config_errors(key, value):
+    """The bounds are the schema's: an episode cannot be configured out of them."""
+    from w4s_ray.config import load_config
     from w4s_ray.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=f"rlao.{key} must be"):
-        Episode(SPEC, EpisodeSettings(**{key: value}), "e", FakeEvaluator(), TurnScript([]))
+    with pytest.raises(ConfigError, match=f"rlao.{key}: Input should be greater than"):
+        load_config(None, [f"rlao.{key}={value}"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from w4s_ray.config import RLAOConfig
 from w4s_ray.rlao import mdp
-from w4s_ray.rlao.rewards import RewardSpec
 
 
 def _examples():
@@ -37,7 +37,7 @@ def test_initial_state_without_examples():
 def test_advance_chooses_best_and_updates_everything():
     s0 = mdp.initial_state("gsm8k", "desc", _examples())
     cands = [_cand(0, 0.5), _cand(1, 0.7), _cand(2, None, "nocode"), _cand(3, 0.6)]
-    assert mdp.rewards(s0, cands, RewardSpec()) == [0.5, 1.0, -0.1, 1.0]
+    assert mdp.rewards(s0, cands, RLAOConfig()) == [0.5, 1.0, -0.1, 1.0]
     s1, pos = mdp.advance(s0, cands)
     assert pos == 1
     assert s1.turn == 1 and len(s1.history) == 1
@@ -46,14 +46,14 @@ def test_advance_chooses_best_and_updates_everything():
     assert s1.best_accuracy == 0.7 and s1.best.turn == 0 and s1.best.candidate == 1
     assert s1.previous_accuracy == 0.7
     # The next turn's rewards compare with the new best (0.7) and the previous turn (0.7).
-    assert mdp.rewards(s1, [_cand(0, 0.65), _cand(1, 0.75)], RewardSpec()) == [0.0, 1.0]
+    assert mdp.rewards(s1, [_cand(0, 0.65), _cand(1, 0.75)], RLAOConfig()) == [0.0, 1.0]
 
 
 def test_worse_turn_lowers_previous_but_keeps_best():
     s1, _ = mdp.advance(mdp.initial_state("b", "d", _examples()), [_cand(0, 0.7)])
     s2, pos = mdp.advance(s1, [_cand(0, 0.3), _cand(1, 0.5)])
     assert pos == 1 and s2.best_accuracy == 0.7 and s2.previous_accuracy == 0.5
-    assert mdp.rewards(s2, [_cand(0, 0.6)], RewardSpec()) == [0.5]
+    assert mdp.rewards(s2, [_cand(0, 0.6)], RLAOConfig()) == [0.5]
 
 
 def test_ties_go_to_lowest_index_and_equal_best_is_not_replaced():

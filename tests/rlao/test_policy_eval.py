@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.rlao.fakes import FakeEvaluator, reply, workflow
+from w4s_ray.config import RLAOConfig
 from w4s_ray.meta_agent.base import MetaAgent
 from w4s_ray.rlao import policy_eval as pe
-from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec
+from w4s_ray.rlao.loop import Episode, TaskSpec
 
 SPEC = TaskSpec("gsm8k", "math", "Grade-school math.", "a number",
                 {"CoT": workflow(0.4), "SC": workflow(0.5, calls=5)})
@@ -27,7 +28,7 @@ class IndexedPolicy(MetaAgent):
 
 
 def _seed_records(ev):
-    ep = Episode(SPEC, EpisodeSettings(), "seeds", ev, None)
+    ep = Episode(SPEC, RLAOConfig(), "seeds", ev, None)
     return ep.evaluate_seeds()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.rlao.fakes import FakeEvaluator, workflow
-from w4s_ray.rlao.evaluation import EvalJob
+from w4s_ray.rlao.evaluation import EvalRequest
 from w4s_ray.rlao.racing import interval, race, slice_bounds
 
 
@@ -35,7 +35,7 @@ def test_wilson_is_tighter_near_zero_than_hoeffding():
 def test_race_stops_clear_losers_and_keeps_leader_exact():
     ev = FakeEvaluator(n_items=64)
     codes = [workflow(0.05), workflow(0.9), workflow(0.5), workflow(0.85)]
-    plain = FakeEvaluator(n_items=64).evaluate([EvalJob(c, "b") for c in codes])
+    plain = FakeEvaluator(n_items=64).evaluate([EvalRequest(c, "b") for c in codes])
     res = race(ev, codes, "b", fractions=[0.25, 0.5, 1.0], confidence=0.95)
     assert [r.stopped for r in res] == [True, False, True, False]
     # survivors: exact plain accuracy, same items in the same order

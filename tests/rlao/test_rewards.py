@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from w4s_ray.config import RLAOConfig
-from w4s_ray.rlao.rewards import RewardSpec, continuous_reward, reward, w4s_reward
+from w4s_ray.rlao.rewards import continuous_reward, reward, w4s_reward
 
 
 @pytest.mark.parametrize(
@@ -28,15 +28,15 @@ def test_w4s_reward_table(acc, best, prev, expected):
 
 
 def test_constants_come_from_config():
-    spec = RewardSpec.from_config(RLAOConfig(low_accuracy_threshold=0.5, low_accuracy_penalty=0.2))
+    spec = RLAOConfig(low_accuracy_threshold=0.5, low_accuracy_penalty=0.2)
     assert reward(0.45, 0.9, 0.9, spec) == pytest.approx(-0.2)
     assert reward(0.95, 0.9, 0.9, spec) == pytest.approx(1.0)
 
 
 def test_failed_candidate_counts_as_zero_accuracy():
-    spec = RewardSpec()
+    spec = RLAOConfig()
     assert reward(None, 0.5, 0.4, spec) == pytest.approx(-0.1)
-    assert reward(None, 0.5, 0.4, RewardSpec(kind="continuous")) == pytest.approx(-1.0)
+    assert reward(None, 0.5, 0.4, RLAOConfig(reward="continuous")) == pytest.approx(-1.0)
 
 
 @pytest.mark.parametrize(
@@ -45,4 +45,13 @@ def test_failed_candidate_counts_as_zero_accuracy():
 )
 def test_continuous_reward(acc, best, expected):
     assert continuous_reward(acc, best) == pytest.approx(expected)
-    assert reward(acc, best, 0.0, RewardSpec(kind="continuous")) == pytest.approx(expected)
+    assert reward(acc, best, 0.0, RLAOConfig(reward="continuous")) == pytest.approx(expected)
+
+
+def test_every_configurable_reward_is_registered():
+    import typing
+
+    from w4s_ray.rlao.rewards import REWARDS
+
+    choices = typing.get_args(RLAOConfig.model_fields["reward"].annotation)
+    assert set(choices) == set(REWARDS)

@@ -11,8 +11,9 @@ from tests.rlao.fakes import FakeEvaluator, reply, workflow
 from w4s_ray.config import load_config
 from w4s_ray.errors import BudgetExceeded, ConfigError, DataError
 from w4s_ray.meta_agent.scripted import ScriptedMetaAgent
-from w4s_ray.rlao import runs
 from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.optimize import optimize
+from w4s_ray.rlao.runs import RunDir
 from w4s_ray.rlao.trajectories import COLUMNS, read_rows
 
 SPEC = TaskSpec("gsm8k", "math", "Grade-school math.", "a number",
@@ -31,7 +32,7 @@ def _strip(rows):
 
 def test_optimize_writes_the_run_dir(tmp_path):
     ev = FakeEvaluator()
-    final = runs.optimize(_cfg(), SPEC, tmp_path / "run", ev, ScriptedMetaAgent(REPLIES),
+    final = optimize(_cfg(), SPEC, tmp_path / "run", ev, ScriptedMetaAgent(REPLIES),
                           progress=False)
     d = tmp_path / "run"
     for name in ("config.yaml", "metrics.jsonl", "cost.json", "final.json",
@@ -67,10 +68,10 @@ def test_optimize_writes_the_run_dir(tmp_path):
 
 def test_resume_after_each_turn_equals_uninterrupted(tmp_path):
     full = tmp_path / "full"
-    runs.optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+    optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
     part = tmp_path / "part"
     for k in (1, 2, 3):  # a fresh process-like start for each turn
-        runs.optimize(_cfg(), SPEC, part, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
+        optimize(_cfg(), SPEC, part, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
                       turns=k, resume=k > 1, progress=False)
     assert _strip(read_rows(part / "trajectories")) == _strip(read_rows(full / "trajectories"))
     a = json.loads((full / "final.json").read_text())
@@ -81,30 +82,50 @@ def test_resume_after_each_turn_equals_uninterrupted(tmp_path):
 
 def test_existing_run_needs_resume_and_same_settings(tmp_path):
     d = tmp_path / "run"
-    runs.optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
+    optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
                   ScriptedMetaAgent(REPLIES), progress=False)
     with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+        optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
     with pytest.raises(ConfigError, match="rlao.candidates"):
-        runs.optimize(_cfg(**{"rlao.candidates": 4}), SPEC, d, FakeEvaluator(),
+        optimize(_cfg(**{"rlao.candidates": 4}), SPEC, d, FakeEvaluator(),
                       ScriptedMetaAgent(REPLIES), resume=True, progress=False)
+
+
+def test_scoring_is_recorded_and_a_resume_cannot_switch_it(tmp_path):
+    import yaml
+
+    d = tmp_path / "run"
+    final = optimize(_cfg(**{"rlao.turns": 1}), SPEC, d, FakeEvaluator(),
+                          ScriptedMetaAgent(REPLIES), progress=False)
+    assert final["scoring"] == "official"
+    assert "Scoring: official" in (d / "report.md").read_text()
+    with pytest.raises(ConfigError, match="eval.scoring"):
+        optimize(_cfg(**{"eval.scoring": "lenient"}), SPEC, d, FakeEvaluator(),
+                      ScriptedMetaAgent(REPLIES), resume=True, progress=False)
+    # A run written before eval.scoring existed was scored leniently: only lenient resumes it.
+    old = yaml.safe_load((d / "config.yaml").read_text())
+    del old["eval"]["scoring"]
+    (d / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match="eval.scoring is 'official' .* used 'lenient'"):
+        RunDir(d).check_reuse(_cfg(), resume=True)
+    RunDir(d).check_reuse(_cfg(**{"eval.scoring": "lenient"}), resume=True)
 
 
 def test_corrupt_parquet_is_named_and_kept(tmp_path):
     d = tmp_path / "run"
-    runs.optimize(_cfg(**{"rlao.turns": 2}), SPEC, d, FakeEvaluator(),
+    optimize(_cfg(**{"rlao.turns": 2}), SPEC, d, FakeEvaluator(),
                   ScriptedMetaAgent(REPLIES), progress=False)
     bad = d / "trajectories" / "part-gsm8k-e00-0001.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(DataError, match="part-gsm8k-e00-0001.parquet"):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
+        optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES),
                       resume=True, progress=False)
     assert bad.read_bytes() == b"PAR1 this is not parquet"
 
 
 def test_no_code_for_every_candidate_is_recorded_not_lost(tmp_path):
     d = tmp_path / "run"
-    final = runs.optimize(_cfg(), SPEC, d, FakeEvaluator(),
+    final = optimize(_cfg(), SPEC, d, FakeEvaluator(),
                           ScriptedMetaAgent(["I refuse to write code."]), progress=False)
     rows = read_rows(d / "trajectories")
     assert len(rows) == 9 and not any(r["valid"] for r in rows)
@@ -118,13 +139,84 @@ def test_budget_stop_keeps_completed_turns_and_resume_finishes(tmp_path):
     d = tmp_path / "run"
     # Seeds cost 40 + 120 calls; each turn ~3 self-checks + 3*40 calls.
     with pytest.raises(BudgetExceeded):
-        runs.optimize(_cfg(), SPEC, d, FakeEvaluator(budget_calls=300),
+        optimize(_cfg(), SPEC, d, FakeEvaluator(budget_calls=300),
                       ScriptedMetaAgent(REPLIES), progress=False)
     rows = read_rows(d / "trajectories")
     assert {r["turn"] for r in rows} == {0}
     assert (d / "report.md").exists() and not (d / "final.json").exists()
-    runs.optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), resume=True,
+    optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), resume=True,
                   progress=False)
     full = tmp_path / "full"
-    runs.optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
+    optimize(_cfg(), SPEC, full, FakeEvaluator(), ScriptedMetaAgent(REPLIES), progress=False)
     assert _strip(read_rows(d / "trajectories")) == _strip(read_rows(full / "trajectories"))
+
+
+def _other_value(value, annotation):
+    """A different valid value for a config field (the parametrised resume test)."""
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return next(a for a in typing.get_args(annotation) if a != value)
+    if value is None:
+        return {int: 7, str: "other", float: 0.5}[args[0]]
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2 if value else 0.5
+    if isinstance(value, str):
+        return value + "-other"
+    if isinstance(value, list):
+        return value[1:]
+    raise AssertionError(f"no other value for {value!r}")
+
+
+def _field(path):
+    from pydantic import BaseModel
+
+    from w4s_ray.config import ExperimentConfig
+
+    model, info = ExperimentConfig, None
+    for part in path.split("."):
+        info = model.model_fields[part]
+        model = info.annotation if isinstance(info.annotation, type) and issubclass(
+            info.annotation, BaseModel) else None
+    return info
+
+
+def test_resume_keys_come_from_the_schema():
+    from w4s_ray.config import resume_keys
+
+    keys = resume_keys()
+    # The ones a hand-kept list once missed are marked in the schema now.
+    for key in ("executor.seed", "executor.temperature", "executor.max_tokens",
+                "eval.failure_samples", "eval.self_check_items", "rlao.racing.slices",
+                "rlao.racing.confidence", "rlao.racing.bound", "meta_agent.top_p",
+                "meta_agent.max_tokens"):
+        assert key in keys
+
+
+def _resume_keys():
+    from w4s_ray.config import resume_keys
+
+    return resume_keys()
+
+
+@pytest.mark.parametrize("key", _resume_keys())
+def test_resume_refuses_every_changed_resume_key(tmp_path, key):
+    import re
+
+    from w4s_ray.rlao.runs import RunDir, preflight
+
+    base = load_config(None)
+    RunDir(tmp_path / "run").prepare(base, resume=False)
+    current = base.model_dump(mode="json")
+    for part in key.split("."):
+        current = current[part]
+    other = _other_value(current, _field(key).annotation)
+    changed = load_config(None, [f"{key}={json.dumps(other)}"])
+    with pytest.raises(ConfigError, match=rf"--resume: {re.escape(key)} is "):
+        preflight(tmp_path / "run", changed, resume=True)
+    preflight(tmp_path / "run", base, resume=True)  # the same settings resume fine

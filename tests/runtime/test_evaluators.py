@@ -65,7 +65,7 @@ def _orphaned_children() -> list[int]:
         except OSError:
             continue
         ppid = int(re.search(r"^PPid:\s+(\d+)", status, re.M).group(1))
-        if "w4s_ray.workflow._child" in cmd and ppid == 1:
+        if "sandbox/children/workflow.py" in cmd and ppid == 1:
             out.append(int(d))
     return out
 
@@ -96,7 +96,7 @@ def test_killed_actor_is_replaced_and_nothing_is_lost(ray_session, slow_sim, dat
         clean = pool.evaluate(reqs)
 
         async def killed_run():
-            task = asyncio.ensure_future(pool.evaluate_async(reqs))
+            task = asyncio.ensure_future(pool.gather(reqs))
             await asyncio.sleep(1.0)  # under way: each item makes 10 sequential 150 ms calls
             assert not task.done()
             ray.kill(pool.actors[0], no_restart=True)

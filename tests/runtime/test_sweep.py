@@ -10,17 +10,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from w4s_ray.benchmarks import list_benchmarks
 from w4s_ray.config import SimConfig, load_config
 from w4s_ray.errors import BudgetExceeded, ConfigError, DataError
 from w4s_ray.runtime.sweep import check_cluster_address, parse_address, run_sweep
 from w4s_ray.sweep.report import write_sweep_report
 
-ELEVEN = ["mgsm", "gsm8k", "gsm_hard", "gsm_plus", "svamp", "math", "drop", "mmlu_pro", "gpqa",
-          "humaneval", "mbpp"]
+ALL = list_benchmarks()  # every registered benchmark (the eleven of W4S today)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -133,6 +134,9 @@ def test_report_table_shape_and_failures(tmp_path):
     assert "| wall time (s) | 10.0 | 2.5 | 12.5 |" in text
     assert "- humaneval: FAILED: DataError: a \\| b" in text
     assert "1 of 2 benchmarks completed" in text
+    assert "scoring: lenient (sweep predates eval.scoring)" in text  # no scoring in its meta
+    _write(root / "sweep.json", {"meta": {"name": "unit", "scoring": "official"}, "benchmarks": {}})
+    assert "scoring: official." in write_sweep_report(root, ["gsm8k"]).read_text()
     for png in ("sweep_test.png", "sweep_valid.png", "sweep_cost.png"):
         assert (root / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -170,50 +174,54 @@ def _table_row(text: str, label: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")][1:]
 
 
-# In `make test` on purpose (issue 8): the reduced eleven-benchmark sweep, ~35 s here.
+# In `make test` on purpose (issue 8): the reduced sweep over every benchmark, ~35 s here.
 @pytest.mark.timeout(1500)
-def test_eleven_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, sim, data_dir):
+def test_all_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, sim, data_dir):
     broken = _partial_data_dir(tmp_path, data_dir, missing="drop")
     cfg = _cfg(tmp_path, f"data.dir={broken}", "eval.num_evaluators=3", api_base=sim.url)
-    out = run_sweep(cfg, ELEVEN, progress=False)
+    out = run_sweep(cfg, ALL, progress=False)
 
     assert out["failed"] == ["drop"]
     assert out["status"]["drop"]["status"] == "failed" and out["status"]["drop"]["error"]
     text = Path(out["report"]).read_text()
     header = next(ln for ln in text.splitlines() if ln.startswith("| method |"))
-    assert header == "| method | " + " | ".join(ELEVEN) + " | total |"
+    assert header == "| method | " + " | ".join(ALL) + " | total |"
     for label in ("CoT", "CoT-SC", "Code generation (PoT)", "Test-driven repair",
                   "**W4S (optimized)**", "dollars: total", "wall time (s)", "status"):
-        assert len(_table_row(text, label)) == len(ELEVEN) + 1, label
+        assert len(_table_row(text, label)) == len(ALL) + 1, label
     w4s = _table_row(text, "**W4S (optimized)**")
-    assert w4s[ELEVEN.index("drop")] == "FAILED"
-    for b in ELEVEN:
+    assert w4s[ALL.index("drop")] == "FAILED"
+    for b in ALL:
         if b != "drop":
-            assert w4s[ELEVEN.index(b)].strip("*").replace(".", "").isdigit(), (b, w4s)
+            assert w4s[ALL.index(b)].strip("*").replace(".", "").isdigit(), (b, w4s)
             final = json.loads((tmp_path / "sweep" / b / "final.json").read_text())
             assert final["turns"] == 1 and final["test_n"] == 2
             assert set(final["seed_baselines"]) == set(
                 json.loads((tmp_path / "sweep" / b / "baselines.json").read_text())["baselines"])
     assert f"- drop: FAILED: {out['status']['drop']['error']}" in text
+    # The simulator answered every call: the report says so, and shows would-have-cost.
+    assert text.startswith("# Sweep report: t-sweep (simulated executor)")
+    assert "**Simulated executor**" in text
+    assert len(_table_row(text, "cache hits would have cost")) == len(ALL) + 1
     assert "drop" in (tmp_path / "sweep" / "drop" / "error.log").read_text()
     # CoT-SC exists on every benchmark: no cell may be missing or failed except drop's.
     cot_sc = _table_row(text, "CoT-SC")
-    assert [c for i, c in enumerate(cot_sc[:-1]) if ELEVEN[i] != "drop"] and all(
-        c.replace(".", "").isdigit() for i, c in enumerate(cot_sc[:-1]) if ELEVEN[i] != "drop")
+    assert [c for i, c in enumerate(cot_sc[:-1]) if ALL[i] != "drop"] and all(
+        c.replace(".", "").isdigit() for i, c in enumerate(cot_sc[:-1]) if ALL[i] != "drop")
 
     # Resume with the data back: only drop runs; completed benchmarks are not touched.
     stamps = {b: (tmp_path / "sweep" / b / "final.json").stat().st_mtime_ns
-              for b in ELEVEN if b != "drop"}
+              for b in ALL if b != "drop"}
     fixed = cfg.model_copy(deep=True)
     fixed.data.dir = str(data_dir)
-    out2 = run_sweep(fixed, ELEVEN, resume=True, progress=False)
+    out2 = run_sweep(fixed, ALL, resume=True, progress=False)
     assert out2["failed"] == []
     assert all(s["status"] == "done" for s in out2["status"].values())
     for b, ns in stamps.items():
         assert (tmp_path / "sweep" / b / "final.json").stat().st_mtime_ns == ns, b
     assert not (tmp_path / "sweep" / "drop" / "error.log").exists()
     text2 = Path(out2["report"]).read_text()
-    assert "FAILED" not in text2 and "11 of 11 benchmarks completed" in text2
+    assert "FAILED" not in text2 and f"{len(ALL)} of {len(ALL)} benchmarks completed" in text2
 
 
 @pytest.mark.timeout(900)
@@ -230,3 +238,33 @@ def test_shared_budget_stops_every_benchmark_and_keeps_the_report(tmp_path, ray_
     text = (tmp_path / "sweep" / "sweep_report.md").read_text()
     for b in ("gsm8k", "svamp", "mgsm"):
         assert f"- {b}: FAILED: " in text
+
+
+@pytest.mark.timeout(900)
+def test_an_endpoint_failing_mid_sweep_stops_every_benchmark(tmp_path, ray_session,
+                                                             fake_provider, monkeypatch):
+    """After the preflight, the key is revoked (401): every benchmark stops at once (they share
+    the endpoint), the report is written, the one-line error is raised, and `--resume`
+    finishes the sweep once the key works again."""
+    from tests.fixtures.providers import KEY
+    from w4s_ray.errors import ExecutorFatal
+
+    key_file = tmp_path / "key"  # actors of the session Ray do not see env vars set now
+    key_file.write_text(KEY)
+    ex = fake_provider("openai", served=("gpt-4o-mini",), fail_after=12)
+    cfg = _cfg(tmp_path, "executor.model=gpt-4o-mini", "sweep.max_parallel=2",
+               "executor.max_retries=1", "executor.pricing_model=gpt-4o-mini",
+               f"executor.api_key_file={key_file}", api_base=ex.url)
+    t0 = time.monotonic()
+    with pytest.raises(ExecutorFatal, match="401"):
+        run_sweep(cfg, ["gsm8k", "svamp", "mgsm"], progress=False)
+    assert time.monotonic() - t0 < 300
+    status = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert {s["status"] for s in status["benchmarks"].values()} == {"failed"}
+    assert status["meta"]["simulated"] is False
+    assert status["benchmarks"]["mgsm"]["error"].startswith("not started")
+    text = (tmp_path / "sweep" / "sweep_report.md").read_text()
+    assert "(simulated executor)" not in text and "- gsm8k: FAILED: " in text
+    ex.mode, ex.fail_after = "gold", None
+    out = run_sweep(cfg, ["gsm8k", "svamp", "mgsm"], resume=True, progress=False)
+    assert out["failed"] == []

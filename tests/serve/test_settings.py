@@ -28,7 +28,7 @@ def test_vllm_without_vllm_is_one_clear_error(monkeypatch):
 
 
 def test_vllm_here_is_not_installed():
-    # This box cannot install vLLM (PLATFORM-NOTES); the real check must say so.
+    # This box cannot install vLLM (docs/PLATFORM.md); the real check must say so.
     assert not settings.vllm_available()
     with pytest.raises(ServeError, match="vLLM"):
         select_backend(ServeConfig(backend="vllm", num_gpus=1))
@@ -74,8 +74,12 @@ def test_autoscaling_bounds():
 
 
 def test_autoscaling_min_above_max_is_an_error():
-    with pytest.raises(ServeError, match="autoscale_min"):
-        deployment_options(ServeConfig(autoscale_min=5, autoscale_max=2))
+    from w4s_ray.config import load_config
+    from w4s_ray.errors import ConfigError
+
+    # A cross-field rule of the schema: refused when the config is loaded, before serving.
+    with pytest.raises(ConfigError, match=r"autoscale_min \(5\) is larger than autoscale_max"):
+        load_config(None, ["serve.autoscale_min=5", "serve.autoscale_max=2"])
 
 
 def test_port_in_use_is_detected():

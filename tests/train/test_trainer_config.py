@@ -9,11 +9,11 @@ import pytest
 from tests.train.synth import SCHEMA, make_rows, write_trajectories
 from w4s_ray.config import TrainConfig, load_config
 from w4s_ray.errors import ConfigError, DataError, W4SError
+from w4s_ray.runtime.train_job import run_training
 from w4s_ray.train.trainer import (
     check_base_model,
     deepspeed_config,
     resolve_bf16,
-    run_training,
     steps_per_epoch,
 )
 

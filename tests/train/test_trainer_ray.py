@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from tests.train.faults import MARKER, crash_once_worker
 from tests.train.synth import make_rows, write_trajectories
 from w4s_ray.config import load_config
 from w4s_ray.errors import W4SError
+from w4s_ray.runtime.train_job import run_training
 from w4s_ray.train.loss import collate_packed, packed_batch_loss
-from w4s_ray.train.trainer import run_training
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
@@ -103,8 +104,8 @@ def test_resume_continues_step_count_history_and_lr_schedule(ray_session, tmp_pa
 def test_ddp_fallback_with_worker_failure_recovers(ray_session, tmp_path, tiny_model_dir, traj):
     out = tmp_path / "ddp"
     res = run_training(_cfg(out, tiny_model_dir, traj, "train.strategy=ddp",
-                            "train.checkpoint_every=1"), inject_failure_at_step=3)
-    assert (out / ".injected_failure").exists()  # a worker really died at step 3
+                            "train.checkpoint_every=1"), worker=crash_once_worker)
+    assert (out / MARKER).exists()  # a worker really died at step 3
     _check_outputs(res, 6)
     examples = out / "examples" / "examples.parquet"
     assert _weighted_loss(res.model_dir, examples) < _weighted_loss(tiny_model_dir, examples)

@@ -58,7 +58,7 @@ def test_simulator_down(tmp_path, capsys):
     url = f"http://127.0.0.1:{_free_port()}/v1"
     rc = main(["eval", "--workflow", str(f), "--benchmark", "gsm8k", "--limit", "2",
                "--set", f"executor.api_base={url}"])
-    _one_error_line(capsys, rc, "not reachable", "w4s sim serve")
+    _one_error_line(capsys, rc, "cannot reach executor at", url, "w4s sim serve")
 
 
 @pytest.mark.slow
@@ -73,7 +73,11 @@ def test_json_and_summary_on_the_simulator(tmp_path, capsys, wf_sim):
     assert rc == 0
     data = json.loads(out)
     assert data["n"] == 4 and data["calls"] == 4 and data["errors"] == {}
+    assert data["scoring"] == "official"
     assert 0.0 <= data["accuracy"] <= 1.0 and data["cost_usd"] > 0
     rc = main(["eval", *common])
     text = capsys.readouterr().out
     assert rc == 0 and "| accuracy |" in text and "4 cached samples" in text
+    assert "| scoring | official |" in text
+    rc = main(["eval", *common, "--json", "--set", "eval.scoring=lenient"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["scoring"] == "lenient"

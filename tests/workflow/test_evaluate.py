@@ -10,16 +10,15 @@ import pytest
 from tests.workflow.fake_lm import FakeLM
 from tests.workflow.helpers import GOOD, gold_lm, run_eval
 from w4s_ray.errors import BudgetExceeded, DataError
+from w4s_ray.rlao.prompts import format_feedback, repair_messages
 from w4s_ray.workflow.errors import TestSplitLeak
 from w4s_ray.workflow.evaluate import (
     SEED_STRIDE,
     EvalRequest,
     EvalResult,
     evaluate,
-    format_feedback,
     self_check,
 )
-from w4s_ray.workflow.repair import repair_messages
 
 
 def test_scores_in_the_parent_and_counts_calls(gsm8k, sandbox_cfg, eval_cfg):
@@ -149,17 +148,34 @@ def test_result_round_trips_as_a_dict(gsm8k, sandbox_cfg, eval_cfg):
 
 def _result(bm, split="valid"):
     items = bm.load("valid")[:6]
+    scores = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     return EvalResult(
-        benchmark=bm.name, split=split, accuracy=0.5, n=6,
-        scores=[1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+        benchmark=bm.name, split=split, accuracy=0.5, n=6, scores=scores,
         answers=["a", "17", "c", None, "e", "99"], item_ids=[it.id for it in items],
         item_errors=[None, None, None, "timeout: item time limit (3 s)", None, None],
-        errors={"timeout": 1}), items
+        errors={"timeout": 1},
+        cases=[{"index": j, "question": it.question, "answer": it.answer}
+               for j, (it, s) in enumerate(zip(items, scores, strict=True)) if s < 1.0]), items
+
+
+def test_validation_results_carry_their_failure_cases(gsm8k, sandbox_cfg, eval_cfg):
+    """The evaluator attaches question + correct answer of each failed validation item, so
+    feedback needs no benchmark; test results carry none."""
+    code = "def solver(agent, task):\n    return {'answer': '-123456789'}\n"
+    res = run_eval(code, gsm8k, gold_lm(gsm8k), sandbox_cfg, eval_cfg, limit=3)
+    items = gsm8k.load("valid")[:3]
+    assert res.cases == [{"index": j, "question": it.question, "answer": it.answer}
+                         for j, it in enumerate(items)]
+    assert "Correct answer\n" + items[0].answer in format_feedback(res, 3)
+    test_req = EvalRequest(code=code, benchmark="gsm8k", split="test", limit=2)
+    test_res = asyncio.run(evaluate(test_req, gsm8k, gold_lm(gsm8k, "test"), sandbox_cfg,
+                                    eval_cfg))
+    assert test_res.cases == [] and test_res.scores == [0.0, 0.0]
 
 
 def test_feedback_has_accuracy_delta_and_failure_cases(gsm8k):
     res, items = _result(gsm8k)
-    text = format_feedback(res, items, prev_accuracy=0.25, k=2)
+    text = format_feedback(res, k=2, prev_accuracy=0.25)
     assert "50.0%" in text and "improved by 25.0 points" in text
     assert text.count("### Case") == 2
     assert "timeout: 1" in text
@@ -167,18 +183,55 @@ def test_feedback_has_accuracy_delta_and_failure_cases(gsm8k):
         if items[j].question in text:
             assert items[j].answer in text
     assert items[0].question not in text  # correct items are not failure cases
-    assert format_feedback(res, items, 0.25, 2) == text  # reproducible
-    everything = format_feedback(res, items, None, 10)
+    assert format_feedback(res, 2, 0.25) == text  # reproducible
+    everything = format_feedback(res, 10)
     assert everything.count("### Case") == 3 and "previous" not in everything
     assert "(no answer) timeout" in everything
+
+
+SENTENCE = '''
+def solver(agent, task):
+    r = agent.call_json_format_llm(messages=[{"role": "user", "content": task}],
+                                   return_dict_keys=["answer"])
+    return {"answer": "The answer is " + str(r[0]["answer"])}
+'''
+
+
+def test_official_scoring_and_format_hints_reach_the_feedback(data_dir, sandbox_cfg, eval_cfg):
+    """GSM-Hard's official rule is float() of the whole answer: a right value in a sentence
+    scores 0 and its failure case carries a scoring note that does not repeat the gold."""
+    from w4s_ray.benchmarks import get_benchmark
+
+    bm = get_benchmark("gsm_hard", data_dir)
+    items = bm.load("valid")[:3]
+    res = run_eval(SENTENCE, bm, gold_lm(bm), sandbox_cfg, eval_cfg, limit=3)
+    assert res.scoring == "official" and res.summary()["scoring"] == "official"
+    assert res.scores == [0.0] * 3 and all(h and "float()" in h for h in res.format_hints)
+    assert not any(it.answer in h for it, h in zip(items, res.format_hints, strict=True))
+    text = format_feedback(res, 3)
+    assert text.count("#### Scoring note") == 3 and "value right" in text
+    lenient = run_eval(SENTENCE, bm, gold_lm(bm), sandbox_cfg,
+                       eval_cfg.model_copy(update={"scoring": "lenient"}), limit=3)
+    assert lenient.scoring == "lenient" and lenient.scores == [1.0] * 3
+    assert lenient.format_hints == [None] * 3
+
+
+def test_wrong_values_get_no_format_hint(data_dir, sandbox_cfg, eval_cfg):
+    from w4s_ray.benchmarks import get_benchmark
+
+    bm = get_benchmark("gsm_hard", data_dir)
+    code = "def solver(agent, task):\n    return {'answer': 'The answer is -123456789.5'}\n"
+    res = run_eval(code, bm, gold_lm(bm), sandbox_cfg, eval_cfg, limit=2)
+    assert res.scores == [0.0, 0.0] and res.format_hints == [None, None]
+    assert "Scoring note" not in format_feedback(res, 2)
 
 
 def test_feedback_refuses_test_split_results(gsm8k):
     res, items = _result(gsm8k, split="test")
     with pytest.raises(TestSplitLeak, match="validation-only"):
-        format_feedback(res, items, 0.1, 3)
+        format_feedback(res, 3, 0.1)
     with pytest.raises(ValueError):
-        format_feedback(res, items, 0.1, 3)
+        format_feedback(res, 3, 0.1)
 
 
 # ----------------------------------------------------------------------------- self-check
@@ -207,7 +260,7 @@ def solver(agent, task):
     assert check.line == 4 and check.line_text == 'return x["missing"]'
     assert 'File "<workflow>", line 9, in solver' in check.traceback
     assert 'File "<workflow>", line 4, in helper' in check.traceback
-    assert "_child.py" not in check.traceback
+    assert "children/workflow.py" not in check.traceback
     msgs = repair_messages(code, check)
     assert len(msgs) == 1 and msgs[0]["role"] == "user"
     body = msgs[0]["content"]

@@ -5,50 +5,31 @@
     items = bm.load("valid")            # deterministic, cached per process
     bm.score(items[0], "some answer")   # float in [0, 1]
 
-The eleven W4S benchmarks are mgsm gsm8k gsm_hard gsm_plus svamp math drop mmlu_pro gpqa
-humaneval mbpp. Names are case-insensitive; W4S's spellings (gsmhard, gsmplus, mmlupro) are
-accepted as aliases. An unknown name is a `DataError` listing the known ones.
+Every module of this package is imported here; benchmark classes register themselves with
+`@register_benchmark` (see `registry.py`), so `list_benchmarks()` is whatever is registered, in
+the canonical order (the eleven W4S benchmarks: mgsm gsm8k gsm_hard gsm_plus svamp math drop
+mmlu_pro gpqa humaneval mbpp). Names are case-insensitive; W4S's spellings (gsmhard, gsmplus,
+mmlupro) are accepted as aliases. An unknown name is a `DataError` listing the known ones.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+import pkgutil
 
 from w4s_ray.benchmarks.base import Benchmark, Item
-from w4s_ray.benchmarks.drop import DROP
-from w4s_ray.benchmarks.gpqa import GPQA
-from w4s_ray.benchmarks.gsm8k import GSM8K
-from w4s_ray.benchmarks.gsm_hard import GSMHard
-from w4s_ray.benchmarks.gsm_plus import GSMPlus
-from w4s_ray.benchmarks.humaneval import HumanEval
-from w4s_ray.benchmarks.math_hendrycks import MATH
-from w4s_ray.benchmarks.mbpp import MBPP
-from w4s_ray.benchmarks.mgsm import MGSM
-from w4s_ray.benchmarks.mmlu_pro import MMLUPro
-from w4s_ray.benchmarks.svamp import SVAMP
-from w4s_ray.errors import DataError
+from w4s_ray.benchmarks.registry import (
+    ALIASES,
+    BENCHMARKS,
+    check_benchmarks,
+    get_benchmark,
+    list_benchmarks,
+    register_benchmark,
+)
 
-__all__ = ["Benchmark", "Item", "get_benchmark", "list_benchmarks", "BENCHMARKS"]
+for _mod in pkgutil.iter_modules(__path__):
+    if not _mod.ispkg:
+        importlib.import_module(f"{__name__}.{_mod.name}")
 
-BENCHMARKS: dict[str, type[Benchmark]] = {
-    cls.name: cls
-    for cls in (MGSM, GSM8K, GSMHard, GSMPlus, SVAMP, MATH, DROP, MMLUPro, GPQA, HumanEval, MBPP)
-}
-ALIASES = {"gsmhard": "gsm_hard", "gsm-hard": "gsm_hard", "gsmplus": "gsm_plus",
-           "gsm-plus": "gsm_plus", "mmlupro": "mmlu_pro", "mmlu-pro": "mmlu_pro"}
-
-
-def list_benchmarks(include_optional: bool = False) -> list[str]:
-    """Benchmark names in the canonical order (optional extras only when asked)."""
-    return [n for n, cls in BENCHMARKS.items() if include_optional or not cls.optional]
-
-
-def get_benchmark(name: str, data_dir: str | Path | None = None) -> Benchmark:
-    """A benchmark by name; data_dir None -> $W4S_DATA_DIR, else ./data."""
-    key = str(name).strip().lower()
-    key = ALIASES.get(key, key)
-    cls = BENCHMARKS.get(key)
-    if cls is None:
-        raise DataError(f"unknown benchmark {name!r}; known: "
-                        f"{', '.join(list_benchmarks(include_optional=True))}")
-    return cls(data_dir)
+__all__ = ["ALIASES", "BENCHMARKS", "Benchmark", "Item", "check_benchmarks", "get_benchmark",
+           "list_benchmarks", "register_benchmark"]

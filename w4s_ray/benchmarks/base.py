@@ -6,8 +6,11 @@ them, how to score one prediction, what the meta-agent is told about it (`task_d
 (`functools.lru_cache`) from files whose sha256 is checked against the manifest first, so a
 corrupt or different-version file is a `DataError`, never silently different items.
 
-`score` never raises and always returns a float in [0, 1]: junk predictions (None, dicts,
-objects with lying `__str__`/`__eq__`, megabytes of text) score 0 or are coerced to text first.
+`score(item, prediction, scoring)` applies the benchmark's official rule (`official.py`,
+the default) or the lenient one (`scoring.py`); it never raises on a prediction and always
+returns a float in [0, 1]: junk predictions (None, dicts, objects with lying
+`__str__`/`__eq__`, megabytes of text) score 0 or are coerced to text first. `format_hint`
+says when a rejected answer had the right value in the wrong format.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from w4s_ray.benchmarks import data as data_mod
+from w4s_ray.benchmarks.official import (
+    choice_format_hint,
+    number_format_hint,
+    score_adas_choice,
+    score_aflow_number,
+)
+from w4s_ray.benchmarks.scoring import as_text, extract_code, score_choice, score_numeric
+from w4s_ray.benchmarks.seeds import render_seeds
 from w4s_ray.errors import DataError
+from w4s_ray.sandbox.judge import run_tests
 
 SPLITS = ("valid", "test")
 
@@ -46,11 +58,11 @@ class Benchmark(ABC):
     files: ClassVar[tuple[str, ...]]       # manifest paths read by `build`
     split_sizes: ClassVar[dict[str, int]]  # expected sizes, checked after building
     source: ClassVar[str]                  # the split convention, one line (docs/listing)
-    scorer_name: ClassVar[str]
+    scorer_name: ClassVar[str]             # the official rule and its upstream source
+    lenient_scorer_name: ClassVar[str | None] = None  # None: the same rule in both modes
     task_description: ClassVar[str]
     answer_format: ClassVar[str]
     seed_names: ClassVar[tuple[str, ...]] = ("cot", "cot_sc")
-    optional: ClassVar[bool] = False
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.data_dir = data_mod.resolve_data_dir(data_dir)
@@ -87,10 +99,20 @@ class Benchmark(ABC):
 
     # -- scoring --------------------------------------------------------------------------------
 
-    def score(self, item: Item, prediction: Any) -> float:
-        """Score of `prediction` (the workflow's answer) on `item`, a float in [0, 1]."""
+    def score(self, item: Item, prediction: Any, scoring: str = "official") -> float:
+        """Score of `prediction` (the workflow's answer) on `item`, a float in [0, 1].
+
+        `scoring` (config `eval.scoring`): "official" applies the benchmark's one official rule
+        (`scorer_name`), "lenient" the tolerant matching (`lenient_scorer_name`). An unknown
+        mode is a ValueError (a caller's bug, not a junk prediction)."""
+        if scoring == "official":
+            rule = self._score
+        elif scoring == "lenient":
+            rule = self._score_lenient
+        else:
+            raise ValueError(f"unknown scoring {scoring!r}; expected official or lenient")
         try:
-            value = float(self._score(item, prediction))
+            value = float(rule(item, prediction))
         except Exception:  # noqa: BLE001 - a scorer must never take the evaluator down
             return 0.0
         if not math.isfinite(value):
@@ -98,7 +120,17 @@ class Benchmark(ABC):
         return min(1.0, max(0.0, value))
 
     @abstractmethod
-    def _score(self, item: Item, prediction: Any) -> float: ...
+    def _score(self, item: Item, prediction: Any) -> float:
+        """The official rule."""
+
+    def _score_lenient(self, item: Item, prediction: Any) -> float:
+        """The lenient rule; benchmarks with a single rule use the official one."""
+        return self._score(item, prediction)
+
+    def format_hint(self, item: Item, prediction: Any) -> str | None:
+        """For an answer the official rule rejected: a one-line hint when its value was right
+        but its format was not (see `official.py`), else None. Never contains the gold."""
+        return None
 
     def gold_prediction(self, item: Item) -> str:
         """The gold answer written the way a model answering correctly would (tests, simulator)."""
@@ -112,7 +144,6 @@ class Benchmark(ABC):
 
     def seed_workflows(self) -> dict[str, str]:
         """name -> Python source defining `solver(agent, task)` (W4S initial workflows)."""
-        from w4s_ray.benchmarks.seeds import render_seeds
 
         return render_seeds(self)
 
@@ -165,17 +196,25 @@ class NumericBenchmark(Benchmark):
     kind = "math"
     seed_names = ("cot", "cot_sc", "code_generation")
     abs_tol: ClassVar[float | None] = None
-    scorer_name = "numeric: last number, commas/trailing .0 ignored, exact"
+    scorer_name = ("last number (thousands commas removed), |delta| <= 1e-6 "
+                   "(AFlow benchmark/gsm8k.py extract_number + calculate_score)")
+    lenient_scorer_name = ("last number; $, %, commas, scientific notation and fractions read; "
+                           "equal within rel 1e-6")
     answer_format = ("A single number only (digits, optional minus sign and decimal point; "
                      "no units, no thousands separators, no words), e.g. 42 or 3.5.")
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.scoring import score_numeric
+        return score_aflow_number(prediction, item.meta["gold_value"])
 
+    def _score_lenient(self, item: Item, prediction: Any) -> float:
         return score_numeric(prediction, item.meta["gold_value"], self.abs_tol)
 
+    def format_hint(self, item: Item, prediction: Any) -> str | None:
+        return number_format_hint(prediction, item.meta["gold_value"])
+
     def gold_prediction(self, item: Item) -> str:
-        return f"The answer is {item.answer}."
+        # A decimal, not the gold's own "1/2": the official rule reads a fraction's last number.
+        return f"The answer is {number_text(item.meta['gold_value'])}."
 
     def seed_instructions(self) -> dict[str, str]:
         return {"ROLE": "math expert",
@@ -197,13 +236,21 @@ class MultipleChoiceBenchmark(Benchmark):
     """
 
     kind = "multiple_choice"
-    scorer_name = "option letter (robust parsing)"
+    scorer_name = ("the answer that is a letter alone, else the first letter L (in letter "
+                   "order) with \"L)\" in it (ADAS _mmlu/_gpqa search.py evaluate_forward_fn)")
+    lenient_scorer_name = ("option letter, robust parsing (\"Answer: B\", \"**B**\", \"b\", "
+                           "option text); hedges score 0")
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.scoring import score_choice
+        return score_adas_choice(prediction, item.answer, len(item.meta["choices"]))
 
+    def _score_lenient(self, item: Item, prediction: Any) -> float:
         choices = item.meta["choices"]
         return score_choice(prediction, item.answer, len(choices), choices)
+
+    def format_hint(self, item: Item, prediction: Any) -> str | None:
+        choices = item.meta["choices"]
+        return choice_format_hint(prediction, item.answer, len(choices), choices)
 
     def gold_prediction(self, item: Item) -> str:
         return f"Answer: ({item.answer})"
@@ -238,8 +285,6 @@ class CodeBenchmark(Benchmark):
     exec_memory_mb: int = 1024
 
     def _score(self, item: Item, prediction: Any) -> float:
-        from w4s_ray.benchmarks.code_exec import run_tests
-
         code = self.candidate_source(item, prediction)
         if not code.strip():
             return 0.0
@@ -250,8 +295,6 @@ class CodeBenchmark(Benchmark):
         return 1.0 if res.passed else 0.0
 
     def candidate_source(self, item: Item, prediction: Any) -> str:
-        from w4s_ray.benchmarks.scoring import as_text, extract_code
-
         return extract_code(as_text(prediction), item.meta["entry_point"])
 
     def hidden_tests(self, item: Item) -> str:

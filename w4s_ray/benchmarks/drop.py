@@ -15,6 +15,7 @@ from typing import Any
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Benchmark, Item, shuffled
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.benchmarks.scoring import score_drop
 
 # ADAS `_drop/utils.py` load_drop(): the one-shot prefix of every input.
@@ -29,6 +30,7 @@ Passage: As of the census of 2000, there were 952 people, 392 households, and 24
 """
 
 
+@register_benchmark(order=70)
 class DROP(Benchmark):
     name = "drop"
     kind = "reading"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, MultipleChoiceBenchmark, format_choices
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.errors import DataError
 
 # Published in the idavidrein/gpqa README; it only keeps crawlers out.
@@ -27,6 +28,7 @@ _PASSWORD = b"deserted-untie-orchid"
 _MEMBER = "dataset/gpqa_diamond.csv"
 
 
+@register_benchmark(order=90)
 class GPQA(MultipleChoiceBenchmark):
     name = "gpqa"
     files = ("gpqa/dataset.zip",)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text
+from w4s_ray.benchmarks.registry import register_benchmark
 
 
+@register_benchmark(order=20)
 class GSM8K(NumericBenchmark):
     name = "gsm8k"
     files = ("gsm8k/aflow/gsm8k_validate.jsonl", "gsm8k/aflow/gsm8k_test.jsonl")

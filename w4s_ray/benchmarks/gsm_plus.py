@@ -3,8 +3,9 @@
 Decision on the known issue: the 300 "critical thinking" items have the gold "None" (the
 question lacks information) and no numeric rule can score them, so they are removed before the
 split. The remaining 2,100 items (file order) are shuffled with seed 0; valid = [:128],
-test = [128:928]. Fraction golds ("1/2", 7 items) are compared as numbers, and the scorer
-reads "1/2" or "\\frac{1}{2}" in a prediction as 0.5, not as its denominator.
+test = [128:928]. Fraction golds ("1/2", 7 items) are stored as values (0.5). The official
+(AFlow) rule reads a prediction "1/2" as its last number, 2, so only a decimal earns the point;
+lenient scoring reads "1/2" or "\\frac{1}{2}" as 0.5.
 Input: "Solve this math problem:\\n" + question, as ADAS's transfer tasks.
 """
 
@@ -14,12 +15,14 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.benchmarks.scoring import parse_number
 from w4s_ray.errors import DataError
 
 EXCLUDED_TYPE = "critical thinking"
 
 
+@register_benchmark(order=40, aliases=("gsmplus", "gsm-plus"))
 class GSMPlus(NumericBenchmark):
     name = "gsm_plus"
     files = ("gsm_plus/gsmplus_testmini.jsonl.gz",)

@@ -3,7 +3,7 @@
 The workflow receives the prompt (signature + docstring). Scoring is pass@1: the prompt, then
 the predicted code (so helpers and imports of the prompt are defined, and a bare body completes
 the prompt's function), then HumanEval's `check(candidate)` run on the entry point in a separate
-`python -I` process with a timeout (code_exec.py). The reference solution is prompt +
+`python -I` process with a timeout (w4s_ray/sandbox/judge.py). The reference solution is prompt +
 canonical_solution.
 
 Public tests (for a workflow's test-and-repair step, never for scoring) come from AFlow's
@@ -23,6 +23,7 @@ from typing import Any
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import CodeBenchmark, Item
+from w4s_ray.benchmarks.registry import register_benchmark
 
 PUBLIC_FILE = "humaneval/humaneval_public_test.jsonl"
 
@@ -40,6 +41,7 @@ BROKEN_PUBLIC_ASSERTS: dict[str, tuple[str, ...]] = {
 }
 
 
+@register_benchmark(order=100)
 class HumanEval(CodeBenchmark):
     name = "humaneval"
     files = ("humaneval/humaneval_validate.jsonl", "humaneval/humaneval_test.jsonl", PUBLIC_FILE)

@@ -2,8 +2,10 @@
 
 These are all 605 Level-5 test problems of four subjects (Prealgebra, Number Theory,
 Precalculus, Counting & Probability). The gold answer is the last `\\boxed{}` of the reference
-solution; a prediction is scored by its last `\\boxed{}` (or, without one, its whole short text)
-with Hendrycks' `is_equiv` (`strip_string`) plus numeric equality of plain numbers/fractions.
+solution. Official scoring: Hendrycks' `is_equiv` (`_strip_string`, string equality) on the
+content of the prediction's last `\\boxed{}`, or on the whole prediction when it has none.
+Lenient scoring also strips `$` from an unboxed short answer and accepts numeric equality of
+plain numbers/fractions (`7.0` = `7`).
 The full 5,000-problem MATH test set is not available offline and is not used.
 """
 
@@ -14,17 +16,23 @@ from typing import Any
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Benchmark, Item
+from w4s_ray.benchmarks.official import math_format_hint, score_hendrycks_math
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.benchmarks.scoring import last_boxed_only_string, remove_boxed, score_math
 from w4s_ray.errors import DataError
 
 
+@register_benchmark(order=60)
 class MATH(Benchmark):
     name = "math"
     kind = "math"
     files = ("math/math_validate.jsonl", "math/math_test.jsonl")
     split_sizes = {"valid": 119, "test": 486}
     source = "AFlow committed files math_{validate,test}.jsonl (Level 5, 4 subjects)"
-    scorer_name = "last \\boxed{} + Hendrycks is_equiv (strip_string) + numeric"
+    scorer_name = ("Hendrycks is_equiv on the last \\boxed{} content, else the whole answer "
+                   "(hendrycks/math math_equivalence.py is_equiv)")
+    lenient_scorer_name = ("last \\boxed{} (else the short text, $ stripped) + is_equiv + "
+                           "numeric equality")
     seed_names = ("cot", "cot_sc", "code_generation")
     answer_format = ("The final answer in LaTeX inside \\boxed{}, e.g. \\boxed{\\frac{3}{4}} "
                      "or \\boxed{12}; simplified, exact (fractions and radicals, not decimals), "
@@ -58,7 +66,13 @@ Final answer: \\boxed{3}
         return out
 
     def _score(self, item: Item, prediction: Any) -> float:
+        return score_hendrycks_math(prediction, item.answer)
+
+    def _score_lenient(self, item: Item, prediction: Any) -> float:
         return score_math(prediction, item.answer)
+
+    def format_hint(self, item: Item, prediction: Any) -> str | None:
+        return math_format_hint(prediction, item.answer)
 
     def gold_prediction(self, item: Item) -> str:
         return f"Therefore the final answer is $\\boxed{{{item.answer}}}$."

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import CodeBenchmark, Item
+from w4s_ray.benchmarks.registry import register_benchmark
 
 PUBLIC_FILE = "mbpp/mbpp_public_test.jsonl"
 
@@ -31,6 +32,7 @@ PUBLIC_FILE = "mbpp/mbpp_public_test.jsonl"
 BROKEN_PUBLIC_ASSERTS: dict[str, tuple[str, ...]] = {}
 
 
+@register_benchmark(order=110)
 class MBPP(CodeBenchmark):
     name = "mbpp"
     files = ("mbpp/mbpp_validate.jsonl", "mbpp/mbpp_test.jsonl", PUBLIC_FILE)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.errors import DataError
 
 LANGUAGES = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
@@ -32,6 +33,7 @@ INSTRUCTIONS = {
 }
 
 
+@register_benchmark(order=10)
 class MGSM(NumericBenchmark):
     name = "mgsm"
     files = tuple(f"mgsm/mgsm_{lang}.tsv" for lang in LANGUAGES)

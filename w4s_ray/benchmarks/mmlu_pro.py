@@ -12,9 +12,11 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, MultipleChoiceBenchmark, format_choices, shuffled
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.errors import DataError
 
 
+@register_benchmark(order=80, aliases=("mmlupro", "mmlu-pro"))
 class MMLUPro(MultipleChoiceBenchmark):
     name = "mmlu_pro"
     files = ("mmlu_pro/mmlu_pro_test_data.json.gz",)

@@ -1,4 +1,8 @@
-"""Answer-matching rules shared by the benchmarks (pure functions, no I/O).
+"""The lenient answer matching (`eval.scoring: lenient`) and helpers shared by both modes.
+
+The official rules (`official.py`, the default) reuse `as_text`, the DROP F1 (the one DROP
+rule), the Hendrycks MATH helpers and `extract_code` from here; everything else below is the
+tolerant matching, kept unchanged so earlier numbers can be reproduced.
 
 - `as_text`: any prediction -> a plain `str`, never raising (junk -> "").
 - Numbers (GSM family, MGSM, SVAMP): the last number in the text, thousands separators and

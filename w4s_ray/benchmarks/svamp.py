@@ -10,9 +10,11 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
 from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
+from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.errors import DataError
 
 
+@register_benchmark(order=50)
 class SVAMP(NumericBenchmark):
     name = "svamp"
     files = ("svamp/SVAMP.json",)

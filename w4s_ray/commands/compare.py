@@ -36,18 +36,16 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import ray
-
-    from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.commands.eval import check_executor_reachable
+    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+    from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
-    from w4s_ray.runtime.collect import check_benchmarks
+    from w4s_ray.executor.preflight import check_executor, simulated_note
     from w4s_ray.runtime.policy_compare import (
         check_local_models,
         compare_policies,
         parse_model_args,
     )
-    from w4s_ray.runtime.ray_init import init_ray
+    from w4s_ray.runtime.ray_init import ray_session
 
     cfg = args.cfg
     models = parse_model_args(args.model)
@@ -67,16 +65,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds: give at least one seed")
     for name in names:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
-    check_executor_reachable(cfg.executor.api_base)
+    info = check_executor(cfg.executor)
     out = Path(args.out or Path(cfg.run_dir) / "compare")
-    started_ray = not ray.is_initialized()
-    init_ray(cfg.ray)
-    try:
+    with ray_session(cfg.ray):
         summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
-                                   progress=not args.no_progress)
-    finally:
-        if started_ray:
-            ray.shutdown()
+                                   progress=show_progress(args))
     for m in summary["models"]:
         p = summary["per_model"][m]
         line = (f"{m}: mean valid acc of a sample {100 * p['mean_accuracy']:.1f}% "
@@ -86,5 +79,5 @@ def _run(args: argparse.Namespace) -> int:
             line += (f"; vs {d['vs']}: {100 * d['mean_diff']:+.1f} points "
                      f"(stderr {100 * d['stderr']:.1f})")
         print(line)
-    print(f"report: {out / 'compare.md'}")
+    print(f"report{simulated_note(info)}: {out / 'compare.md'}")
     return 0

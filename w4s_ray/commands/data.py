@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     pl = verbs.add_parser("list", help="benchmarks, kinds, split sizes and their files")
     add_config_args(pl)
-    pl.add_argument("--all", action="store_true", help="include optional benchmarks")
+    # Kept so scripts that pass it keep working: every registered benchmark is listed anyway.
+    pl.add_argument("--all", action="store_true", help="list every benchmark (the default)")
     pl.set_defaults(func=cmd_list)
 
     pv = verbs.add_parser("verify", help="check every data file against the manifest sha256")
@@ -63,7 +64,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     root = args.cfg.data_dir()
     present = root.is_dir()
     rows = []
-    for name in list_benchmarks(include_optional=args.all):
+    for name in list_benchmarks():
         cls = BENCHMARKS[name]
         if present:
             statuses = D.verify(root, list(cls.files)).values()

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 def _init_tiny(args: argparse.Namespace) -> int:
     from w4s_ray.errors import ConfigError
-    from w4s_ray.meta_agent.tiny import init_tiny
+    from w4s_ray.train.tiny import init_tiny
 
     if args.steps is not None and args.steps < 0:
         raise ConfigError("--steps must be >= 0")

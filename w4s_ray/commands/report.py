@@ -14,7 +14,7 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from w4s_ray.report import write_report
+    from w4s_ray.rlao.report import write_report
 
     path = write_report(args.run_dir)
     print(path)

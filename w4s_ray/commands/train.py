@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from w4s_ray.train.trainer import run_training
+    from w4s_ray.runtime.train_job import run_training
 
     cfg = args.cfg
     for flag, key in (("data", "data"), ("base_model", "base_model"), ("out", "out_dir")):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from w4s_ray.errors import W4SError
+
 
 @dataclass
 class Usage:
@@ -42,7 +44,6 @@ class MetaAgent(ABC):
 
 def check_messages(messages: list[dict[str, str]]) -> None:
     """Reject malformed chats early with a message that says what is wrong."""
-    from w4s_ray.errors import W4SError
 
     if not messages:
         raise W4SError("meta-agent: empty message list")

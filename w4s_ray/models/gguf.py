@@ -2,7 +2,7 @@
 
 transformers reads a GGUF file (with the `gguf` package) and dequantises it to float32, but in
 transformers 5 `save_pretrained` of that model fails ("quantized with gguf and is not
-serializable"). What works (measured, PLATFORM-NOTES): drop `quantization_config` from the
+serializable"). What works (measured, docs/PLATFORM.md): drop `quantization_config` from the
 config, build the same architecture from the config, load the dequantised state dict into it
 (every key matches) and save that, with the tokenizer (chat template included) and the
 generation config. The result is an ordinary checkpoint every stage can load, train and serve.

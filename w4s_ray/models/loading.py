@@ -27,8 +27,8 @@ class LoadedModel:
 
 
 def load_tokenizer(path: str):
-    # One loader for every stage: our own qwen2 tiny builds need the fast class (see tiny.py).
-    from w4s_ray.meta_agent.tiny import load_tokenizer as _load
+    # One loader for every stage: our own qwen2 tiny builds need the fast class (tokenizer.py).
+    from w4s_ray.models.tokenizer import load_tokenizer as _load
 
     return _load(path)
 

@@ -1,74 +1,64 @@
 """What the RLAO loop needs from workflow evaluation: a small protocol (no Ray).
 
-The loop talks to an `Evaluator` that evaluates batches of `EvalJob`s (concurrently, in one
-call) and self-checks code on a few items; `PoolEvaluator` (in `w4s_ray.runtime.rlao_eval`)
-adapts the Ray `EvaluatorPool` and the workflow runtime to it, and unit tests use a fake. An
-`EvalOutcome` is the part of a workflow evaluation the loop uses: accuracy, per-item scores,
-a workflow-level error, executor calls/tokens/dollars, and the feedback text shown to the
-meta-agent (validation feedback only; test evaluations are never turned into prompts).
+The loop sends `EvalRequest`s and gets `EvalResult`s back (both from `workflow.evaluate`: the
+one request type and the one result type of the evaluation seam). `runtime.evaluators.
+EvaluatorPool` implements the protocol on Ray actors; unit tests use a fake. Self-checks are
+requests with `self_check=True`; their structured failure comes back in
+`EvalResult.first_failure`. Validation results come back with their W4S feedback text already
+written by the evaluator (where the benchmark is), so the loop never loads gold answers.
+
+`merge_results` is the one function that joins the slice results of a raced candidate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from w4s_ray.rlao.prompts import format_feedback
+from w4s_ray.workflow.evaluate import EvalRequest, EvalResult
 
-@dataclass(frozen=True)
-class EvalJob:
-    code: str
-    benchmark: str
-    split: str = "valid"
-    item_ids: tuple[str, ...] | None = None
-    tag: str = ""
+__all__ = ["EvalRequest", "EvalResult", "Evaluator", "merge_results"]
 
-
-@dataclass
-class EvalOutcome:
-    accuracy: float | None  # None: the workflow failed as a whole (`error` says why)
-    n: int = 0
-    scores: list[float] = field(default_factory=list)
-    item_ids: list[str] = field(default_factory=list)
-    error: str | None = None
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    feedback: str = ""
-    raw: Any = None  # the evaluator's own result object, for `merge`
+_ADDITIVE = ("prompt_tokens", "completion_tokens", "cost_usd", "cached_usd", "calls",
+             "cache_hits", "cache_misses", "code_runs", "wall_s")
 
 
 class Evaluator(Protocol):
-    def evaluate(self, jobs: Sequence[EvalJob]) -> list[EvalOutcome]:
-        """Evaluate all jobs concurrently; same order. Raises BudgetExceeded when spent."""
-
-    def self_check(self, codes: Sequence[str], benchmark: str) -> list[EvalOutcome]:
-        """Run each code on a few validation items; `error` is the failure text or None."""
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalResult]:
+        """Evaluate all requests concurrently; same order. Raises BudgetExceeded when spent."""
 
     def item_ids(self, benchmark: str, split: str) -> list[str]:
-        """The ids `evaluate` uses for a split without item_ids (for racing slices)."""
+        """The ids a request without item ids uses for `split` (for racing slices, test ids)."""
 
-    def merge(self, parts: Sequence[EvalOutcome]) -> EvalOutcome:
-        """One outcome for a workflow evaluated on disjoint item slices."""
-
-    def repair_messages(self, code: str, failure: str) -> list[dict[str, str]]:
-        """Chat messages asking the meta-agent to fix `code` given the failure text."""
+    def merge(self, parts: Sequence[EvalResult]) -> EvalResult:
+        """One result for a workflow evaluated on disjoint item slices (`merge_results`)."""
 
 
-def merge_outcomes(parts: Sequence[EvalOutcome], feedback: str | None = None) -> EvalOutcome:
-    """Concatenate slice outcomes: accuracy = mean over all scored items; costs add up."""
-    scores = [s for p in parts for s in p.scores]
-    error = next((p.error for p in parts if p.error), None)
-    return EvalOutcome(
-        accuracy=None if error else (sum(scores) / len(scores) if scores else 0.0),
-        n=sum(p.n for p in parts),
-        scores=scores,
-        item_ids=[i for p in parts for i in p.item_ids],
-        error=error,
-        calls=sum(p.calls for p in parts),
-        prompt_tokens=sum(p.prompt_tokens for p in parts),
-        completion_tokens=sum(p.completion_tokens for p in parts),
-        cost_usd=sum(p.cost_usd for p in parts),
-        feedback=feedback if feedback is not None else (parts[-1].feedback if parts else ""),
-    )
+def merge_results(parts: Sequence[EvalResult], failure_samples: int) -> EvalResult:
+    """Concatenate slice results: accuracy over all items, costs added, feedback rewritten
+    from the joined failure cases (`failure_samples` of them, as the evaluator would)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    merged = EvalResult(benchmark=first.benchmark, split=first.split, tag=first.tag,
+                        scoring=first.scoring)
+    for r in parts:
+        offset = len(merged.scores)
+        merged.format_hints += r.format_hints or [None] * len(r.scores)
+        merged.cases += [{**c, "index": c["index"] + offset} for c in r.cases]
+        merged.scores += r.scores
+        merged.answers += r.answers
+        merged.item_ids += r.item_ids
+        merged.item_errors += r.item_errors
+        for k, v in r.errors.items():
+            merged.errors[k] = merged.errors.get(k, 0) + v
+        merged.error = merged.error or r.error
+        merged.first_failure = merged.first_failure or r.first_failure
+        for attr in _ADDITIVE:
+            setattr(merged, attr, getattr(merged, attr) + getattr(r, attr))
+    merged.n = len(merged.scores)
+    merged.accuracy = sum(merged.scores) / merged.n if merged.n else 0.0
+    if merged.split == "valid":
+        merged.feedback = format_feedback(merged, failure_samples)
+    return merged

@@ -24,16 +24,18 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from w4s_ray.errors import ConfigError, DataError
+from w4s_ray.config import RLAOConfig
+from w4s_ray.errors import DataError
 from w4s_ray.meta_agent.base import MetaAgent
 from w4s_ray.rlao import mdp
-from w4s_ray.rlao.evaluation import EvalJob, EvalOutcome, Evaluator
-from w4s_ray.rlao.prompts import PromptSpec, build_messages
+from w4s_ray.rlao.evaluation import EvalRequest, EvalResult, Evaluator
+from w4s_ray.rlao.prompts import PromptSpec, build_messages, describe_failure, repair_messages
 from w4s_ray.rlao.racing import race
-from w4s_ray.rlao.rewards import RewardSpec
 from w4s_ray.rlao.trajectories import now_utc
+from w4s_ray.workflow.errors import WorkflowError
+from w4s_ray.workflow.extract import extract_workflow
 
 NO_CODE = "no code"
 
@@ -60,31 +62,11 @@ class TaskSpec:
                    dict(bm.seed_workflows()))
 
 
-@dataclass(frozen=True)
-class EpisodeSettings:
-    candidates: int = 5
-    history_window: int = 2
-    max_repairs: int = 3
-    reward: RewardSpec = field(default_factory=RewardSpec)
-    racing: bool = False
-    racing_slices: tuple[float, ...] = (0.25, 0.5, 1.0)
-    racing_confidence: float = 0.95
-    racing_bound: str = "wilson"
-    base_seed: int = 0
-    run_id: str = "w4s"
-    executor: str = ""
-
-    @classmethod
-    def from_config(cls, cfg) -> EpisodeSettings:
-        r = cfg.rlao
-        return cls(
-            candidates=r.candidates, history_window=r.history_window, max_repairs=r.max_repairs,
-            reward=RewardSpec.from_config(r), racing=r.racing.enabled,
-            racing_slices=tuple(r.racing.slices), racing_confidence=r.racing.confidence,
-            racing_bound=getattr(r.racing, "bound", "wilson"),
-            base_seed=cfg.seed * 1_000_003 + cfg.meta_agent.seed,
-            run_id=r.run_id or cfg.name, executor=cfg.executor.model,
-        )
+def run_identity(cfg) -> dict:
+    """The keyword arguments of `Episode` that come from the experiment, not its `rlao` section:
+    the base seed of every turn's sampling, the run id written in rows, the executor's name."""
+    return {"base_seed": cfg.seed * 1_000_003 + cfg.meta_agent.seed,
+            "run_id": cfg.rlao.run_id or cfg.name, "executor": cfg.executor.model}
 
 
 @dataclass
@@ -104,6 +86,7 @@ class _Cand:
     action: str
     code: str | None = None
     error: str | None = None
+    failure: dict | None = None  # the structured self-check failure, for the repair prompt
     repairable: bool = False
     checked: bool = False
     repairs: int = 0
@@ -111,22 +94,21 @@ class _Cand:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    outcome: EvalOutcome | None = None
+    cached_usd: float = 0.0
+    outcome: EvalResult | None = None
     stopped: bool = False
     calls_saved: float = 0.0
 
-    def add_cost(self, out: EvalOutcome) -> None:
+    def add_cost(self, out: EvalResult) -> None:
         self.calls += out.calls
         self.prompt_tokens += out.prompt_tokens
         self.completion_tokens += out.completion_tokens
         self.cost_usd += out.cost_usd
+        self.cached_usd += out.cached_usd
 
 
 def _extract(text: str) -> tuple[str | None, str | None, bool]:
     """(code, error, repairable). No code block at all is final; other problems are repaired."""
-    from w4s_ray.workflow.errors import WorkflowError
-    from w4s_ray.workflow.extract import extract_workflow
-
     try:
         return extract_workflow(text), None, False
     except WorkflowError as exc:
@@ -141,13 +123,14 @@ def _texts(replies) -> list[str]:
     return [r if isinstance(r, str) else "" for r in list(replies or [])]
 
 
-def seed_record(name: str, code: str, out: EvalOutcome) -> dict:
+def seed_record(name: str, code: str, out: EvalResult) -> dict:
     return {
         "name": name, "code": code,
-        "val_accuracy": float(out.accuracy) if out.accuracy is not None else 0.0,
+        "val_accuracy": out.accuracy_or_none or 0.0,
         "error": out.error, "feedback": out.feedback or (out.error or ""),
         "calls": out.calls, "prompt_tokens": out.prompt_tokens,
         "completion_tokens": out.completion_tokens, "cost_usd": out.cost_usd,
+        "cached_usd": out.cached_usd,
     }
 
 
@@ -155,33 +138,39 @@ class Episode:
     def __init__(
         self,
         spec: TaskSpec,
-        settings: EpisodeSettings,
+        rlao: RLAOConfig,
         episode_id: str,
         evaluator: Evaluator,
         meta_agent: MetaAgent,
         *,
+        base_seed: int = 0,
+        run_id: str = "w4s",
+        executor: str = "",
         extract: Callable[[str], tuple[str | None, str | None, bool]] = _extract,
     ) -> None:
-        for key, value, low in (("rlao.candidates", settings.candidates, 1),
-                                ("rlao.history_window", settings.history_window, 0),
-                                ("rlao.max_repairs", settings.max_repairs, 0)):
-            if value < low:
-                raise ConfigError(f"{key} must be >= {low}, got {value}")
+        # Bounds of the settings are the schema's (config.RLAOConfig); nothing to check here.
         self.spec = spec
-        self.settings = settings
+        self.rlao = rlao
+        self.base_seed, self.run_id, self.executor = base_seed, run_id, executor
         self.episode_id = episode_id
         self.evaluator = evaluator
         self.meta_agent = meta_agent
         self.extract = extract
-        self.prompt_spec = PromptSpec(spec.kind, spec.answer_format, settings.history_window)
+        self.prompt_spec = PromptSpec(spec.kind, spec.answer_format, rlao.history_window)
         self.state: mdp.State | None = None
+
+    @classmethod
+    def for_run(cls, cfg, spec: TaskSpec, episode_id: str, evaluator: Evaluator,
+                meta_agent: MetaAgent) -> Episode:
+        """An episode of the experiment `cfg` (its `rlao` section and `run_identity`)."""
+        return cls(spec, cfg.rlao, episode_id, evaluator, meta_agent, **run_identity(cfg))
 
     # -- set-up ---------------------------------------------------------------------------
     def evaluate_seeds(self) -> list[dict]:
         """Evaluate the seed workflows on validation (one concurrent call): JSON-able records."""
         names = list(self.spec.seed_workflows)
-        jobs = [EvalJob(self.spec.seed_workflows[n], self.spec.name, "valid", tag=f"seed:{n}")
-                for n in names]
+        jobs = [EvalRequest(self.spec.seed_workflows[n], self.spec.name, "valid",
+                            tag=f"seed:{n}") for n in names]
         outs = self.evaluator.evaluate(jobs) if jobs else []
         return [seed_record(n, self.spec.seed_workflows[n], o)
                 for n, o in zip(names, outs, strict=True)]
@@ -225,12 +214,12 @@ class Episode:
 
     # -- one turn -------------------------------------------------------------------------
     def turn_seed(self, turn: int) -> int:
-        return derive_seed(self.settings.base_seed, self.settings.run_id, self.episode_id, turn)
+        return derive_seed(self.base_seed, self.run_id, self.episode_id, turn)
 
     def run_turn(self) -> TurnResult:
         assert self.state is not None, "start() first"
         t0 = time.monotonic()
-        state, s = self.state, self.settings
+        state, s = self.state, self.rlao
         messages = build_messages(state, self.prompt_spec)
         seed = self.turn_seed(state.turn)
         texts = _texts(self.meta_agent.generate(messages, s.candidates, seed=seed))
@@ -247,19 +236,19 @@ class Episode:
         mcands = [
             mdp.Candidate(
                 c.index, c.action, c.code,
-                c.outcome.accuracy if (c.outcome and c.error is None) else None,
+                c.outcome.accuracy_or_none if (c.outcome and c.error is None) else None,
                 c.outcome.feedback if (c.outcome and c.error is None) else None,
                 c.error, c.stopped,
             )
             for c in cands
         ]
-        rewards = mdp.rewards(state, mcands, s.reward)
+        rewards = mdp.rewards(state, mcands, s)
         self.state, pos = mdp.advance(state, mcands)
         created = now_utc()
         rows = []
         for c, mc, rew in zip(cands, mcands, rewards, strict=True):
             rows.append({
-                "run_id": s.run_id, "episode_id": self.episode_id,
+                "run_id": self.run_id, "episode_id": self.episode_id,
                 "benchmark": self.spec.name, "turn": state.turn, "candidate": c.index,
                 "prompt_messages": json.dumps(messages, ensure_ascii=False),
                 "action": c.action, "code": c.code, "valid": mc.valid, "error": c.error,
@@ -267,7 +256,8 @@ class Episode:
                 "chosen": pos == c.index, "repair_count": c.repairs,
                 "eval_calls": c.calls, "prompt_tokens": c.prompt_tokens,
                 "completion_tokens": c.completion_tokens, "cost_usd": float(c.cost_usd),
-                "meta_agent": self.meta_agent.name, "executor": s.executor, "seed": c.seed,
+                "cached_usd": float(c.cached_usd),
+                "meta_agent": self.meta_agent.name, "executor": self.executor, "seed": c.seed,
                 "racing_stopped": c.stopped, "created_at": created, "feedback": mc.feedback,
             })
         metrics = turn_metrics(rows, self.state.best_accuracy)
@@ -278,30 +268,34 @@ class Episode:
         return TurnResult(state.turn, rows, metrics, pos)
 
     def _self_check_and_repair(self, cands: list[_Cand], turn: int, messages: list[dict]) -> None:
-        s = self.settings
+        s = self.rlao
         for rnd in range(s.max_repairs + 1):
             todo = [c for c in cands if c.code is not None and not c.checked]
             if todo:
-                outs = self.evaluator.self_check([c.code for c in todo], self.spec.name)
+                outs = self.evaluator.evaluate([
+                    EvalRequest(c.code, self.spec.name, "valid", tag="self-check",
+                                self_check=True) for c in todo])
                 for c, out in zip(todo, outs, strict=True):
                     c.add_cost(out)
-                    if out.error:
-                        c.error, c.repairable = out.error, True
+                    if out.first_failure is not None:
+                        c.failure = out.first_failure
+                        c.error, c.repairable = describe_failure(out.first_failure), True
                     else:
-                        c.checked, c.error = True, None
+                        c.checked, c.error, c.failure = True, None, None
             broken = [c for c in cands if not c.checked and c.repairable]
             if not broken or rnd == s.max_repairs:
                 break
             for c in broken:
                 # The meta-agent sees its turn prompt, its own reply, then the failure.
                 msgs = (messages + [{"role": "assistant", "content": c.action}]
-                        + self.evaluator.repair_messages(c.code or c.action, c.error or ""))
-                rseed = derive_seed(s.base_seed, s.run_id, self.episode_id, turn, c.index,
+                        + repair_messages(c.code or c.action, c.failure or c.error or ""))
+                rseed = derive_seed(self.base_seed, self.run_id, self.episode_id, turn, c.index,
                                     "repair", rnd)
                 reply = _texts(self.meta_agent.generate(msgs, 1, seed=rseed))
                 c.repairs += 1
                 text = reply[0] if reply else ""
                 code, err, repairable = self.extract(text)
+                c.failure = None
                 if code is not None:
                     c.action, c.code, c.error, c.repairable = text, code, None, True
                 elif c.code is None:
@@ -318,25 +312,25 @@ class Episode:
         ready = [c for c in cands if c.code is not None and c.checked]
         if not ready:
             return
-        s = self.settings
-        if s.racing and len(ready) > 1:
+        racing = self.rlao.racing
+        if racing.enabled and len(ready) > 1:
             results = race(
                 self.evaluator, [c.code for c in ready], self.spec.name,
-                fractions=s.racing_slices, confidence=s.racing_confidence,
-                bound=s.racing_bound, tag=f"{self.episode_id}:t{turn}:",
+                fractions=racing.slices, confidence=racing.confidence,
+                bound=racing.bound, tag=f"{self.episode_id}:t{turn}:",
             )
             outs = [r.outcome for r in results]
             for c, r in zip(ready, results, strict=True):
                 c.stopped, c.calls_saved = r.stopped, r.calls_saved
         else:
-            jobs = [EvalJob(c.code, self.spec.name, "valid",
-                            tag=f"{self.episode_id}:t{turn}:cand{c.index}") for c in ready]
+            jobs = [EvalRequest(c.code, self.spec.name, "valid",
+                                tag=f"{self.episode_id}:t{turn}:cand{c.index}") for c in ready]
             outs = self.evaluator.evaluate(jobs)
         for c, out in zip(ready, outs, strict=True):
             c.outcome = out
             c.add_cost(out)
-            if out.error or out.accuracy is None:
-                c.error = f"evaluation failed: {out.error or 'no accuracy'}"
+            if out.error:
+                c.error = f"evaluation failed: {out.error}"
 
 
 def turn_metrics(rows: Sequence[dict], best_so_far: float) -> dict:
@@ -357,4 +351,6 @@ def turn_metrics(rows: Sequence[dict], best_so_far: float) -> dict:
         "racing_stopped": sum(bool(r["racing_stopped"]) for r in rows),
         "calls": sum(r["eval_calls"] for r in rows),
         "cost_usd": sum(r["cost_usd"] for r in rows),
+        # would-have-cost of the cache hits (null in rows written before the column existed)
+        "cached_usd": sum(r.get("cached_usd") or 0.0 for r in rows),
     }

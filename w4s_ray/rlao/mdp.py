@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from w4s_ray.rlao.rewards import RewardSpec, reward
+from w4s_ray.config import RLAOConfig
+from w4s_ray.rlao.rewards import reward
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,11 @@ def choose(candidates: Sequence[Candidate]) -> int | None:
     return best_pos
 
 
-def rewards(state: State, candidates: Sequence[Candidate], spec: RewardSpec) -> list[float]:
+def rewards(state: State, candidates: Sequence[Candidate], rlao: RLAOConfig) -> list[float]:
     """Rewards of a turn's candidates, all measured against the state BEFORE the turn."""
     return [
         reward(c.val_accuracy if c.valid else None, state.best_accuracy,
-               state.previous_accuracy, spec)
+               state.previous_accuracy, rlao)
         for c in candidates
     ]
 

@@ -12,7 +12,7 @@ policy, the quantity RWR pushes up.
 (the same seed and benchmark under two models), so a margin can be stated with its spread.
 
 No Ray here: the evaluator is anything implementing `rlao.evaluation.Evaluator`
-(`runtime.rlao_eval.PoolEvaluator` in `w4s compare`; fakes in unit tests). Not done here:
+(`runtime.evaluators.EvaluatorPool` in `w4s compare`; fakes in unit tests). Not done here:
 repairs (a repaired workflow is partly the repair prompt's doing, so samples are scored as
 drawn) and racing (every sample is evaluated on the same validation items).
 """
@@ -24,7 +24,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec
+from w4s_ray.config import RLAOConfig
+from w4s_ray.rlao.loop import Episode, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,11 @@ def sample_policy(
     samples: int, seed: int, executor: str = "",
 ) -> list[Sample]:
     """Draw `samples` workflows from `meta_agent` in the first-turn state; score each."""
-    settings = EpisodeSettings(candidates=samples, max_repairs=0, racing=False, base_seed=seed,
-                               run_id="policy-eval", executor=executor)
-    # The episode id carries no model name: both models draw with identical seeds.
-    ep = Episode(spec, settings, f"{spec.name}-policy-eval", evaluator, meta_agent)
+    # No repairs, no racing (the RLAOConfig default); the episode id carries no model name, so
+    # both models draw with identical seeds.
+    rlao = RLAOConfig(candidates=samples, max_repairs=0)
+    ep = Episode(spec, rlao, f"{spec.name}-policy-eval", evaluator, meta_agent,
+                 base_seed=seed, run_id="policy-eval", executor=executor)
     ep.start(seed_records)
     res = ep.run_turn()
     return [

@@ -1,5 +1,7 @@
-"""The meta-agent prompt for one W4S turn, built from an `mdp.State` (no Ray, no I/O).
+"""Everything the meta-agent reads: the turn prompt, the validation feedback, the repair prompt
+(no Ray, no I/O).
 
+Turn prompt (`build_messages`, from an `mdp.State`):
 Layout (the W4S structure, our wording): a system message with the role; a first user message
 with the workflow interface, the `agent` API the workflow may call (code-execution helpers only
 for benchmarks that need them), guidelines, the task description, the archive of example
@@ -10,20 +12,42 @@ and its validation feedback as a user message.
 Only validation results reach the prompt: entries are rendered from an explicit list of fields
 (name, code, validation accuracy, feedback), so a test-split number stored on an entry for the
 report can never leak into it.
+
+Feedback (`format_feedback`, from a validation `EvalResult`): accuracy, the change against a
+previous accuracy, the error histogram and up to k failure cases (question, the workflow's
+answer or error, the correct answer, and the scoring note when the value was right but the
+official rule rejected its form) sampled reproducibly. The evaluator calls it where the
+benchmark lives; the result carries the failed items' questions and answers (`cases`), so it is
+a pure function of the result. A test-split result raises `TestSplitLeak`.
+
+Repair prompt (`repair_messages`, from a self-check failure): the error, the failing workflow
+line and the traceback from the workflow's own frames on, then a request for the complete
+corrected workflow. The repair loop itself (ask, extract, self-check again, up to
+`rlao.max_repairs` times) is `loop.Episode`'s.
 """
 
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from w4s_ray.rlao.mdp import ArchiveEntry, State, Step
+from w4s_ray.workflow.errors import TestSplitLeak
+from w4s_ray.workflow.evaluate import EvalResult
 
 # Long feedback (many failure samples) would crowd out the workflows in small contexts.
 MAX_FEEDBACK_CHARS = 3000
 MAX_FAILURE_CHARS = 1500
 # A meta-agent reply shown again in the history; longer ones are cut (the code is kept whole).
 MAX_ACTION_CHARS = 20_000
+# A workflow answer shown in a failure case.
+MAX_CASE_ANSWER_CHARS = 2000
+# Repair prompt: the traceback tail and the failed workflow.
+MAX_TRACEBACK_CHARS = 3000
+MAX_REPAIR_CODE_CHARS = 12000
 
 SYSTEM_PROMPT = """You design agentic workflows: short Python programs that solve a task by \
 calling a strong language model through an `agent` object. You improve them turn by turn.
@@ -173,3 +197,98 @@ def build_messages(state: State, spec: PromptSpec) -> list[dict[str, str]]:
             "content": messages[-1]["content"] + "\n\n" + failure_note(state.last_failure),
         }
     return messages
+
+
+# ------------------------------------------------------------------------------ feedback
+
+
+def format_feedback(result: EvalResult, k: int, prev_accuracy: float | None = None, *,
+                    seed: int = 0) -> str:
+    """W4S-style feedback for the meta-agent from a VALIDATION result (module docstring)."""
+    if result.split != "valid":
+        raise TestSplitLeak(
+            f"format_feedback got a {result.split!r}-split result; feedback is validation-only")
+    lines = []
+    if result.error:
+        lines.append(f"The workflow failed to run: {result.error}")
+    lines.append(f"Accuracy on the validation set: {result.accuracy * 100:.1f}% "
+                 f"({sum(1 for s in result.scores if s >= 1.0)}/{result.n} fully correct).")
+    if prev_accuracy is not None:
+        delta = (result.accuracy - prev_accuracy) * 100
+        trend = "improved" if delta > 0 else "dropped" if delta < 0 else "did not change"
+        lines.append(f"Compared with the previous workflow ({prev_accuracy * 100:.1f}%), "
+                     f"accuracy {trend} by {abs(delta):.1f} points.")
+    if result.errors:
+        hist = ", ".join(f"{kind}: {cnt}" for kind, cnt in sorted(result.errors.items()))
+        lines.append(f"Items that raised errors instead of answering: {hist}.")
+    cases = {c["index"]: c for c in result.cases}
+    failed = [j for j, s in enumerate(result.scores) if s < 1.0 and j in cases]
+    picked = sorted(random.Random(seed).sample(failed, min(max(0, k), len(failed))))
+    if picked:
+        lines.append(f"\nHere are {len(picked)} cases where the workflow was wrong:")
+    for num, j in enumerate(picked, 1):
+        got = result.answers[j] if result.answers[j] is not None \
+            else f"(no answer) {result.item_errors[j]}"
+        lines.append(f"\n### Case {num}\n#### Question\n{cases[j]['question']}\n"
+                     f"#### Workflow's answer\n{str(got)[:MAX_CASE_ANSWER_CHARS]}\n"
+                     f"#### Correct answer\n{cases[j]['answer']}")
+        hint = result.format_hints[j] if j < len(result.format_hints) else None
+        if hint:  # the value was right but the official rule rejected its form
+            lines.append(f"#### Scoring note\n{hint}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ repair
+
+_FAILURE_HINTS = {
+    "bad_return": "solver must return a dict with the key \"answer\".",
+    "timeout": "The workflow took too long on one task; make fewer or cheaper calls.",
+    "memory": "The workflow ran out of memory.",
+    "crashed": "The process running the workflow died (exit, signal or resource limit).",
+    "executor": "A call to the executor model failed; check the arguments of agent calls.",
+}
+
+
+def _field(failure: Any, name: str) -> Any:
+    if isinstance(failure, Mapping):
+        return failure.get(name)
+    return getattr(failure, name, None)
+
+
+def describe_failure(failure: Any) -> str:
+    """One block of text describing what went wrong.
+
+    `failure` is the structured failure of a self-check (`EvalResult.first_failure`, or a
+    `workflow.evaluate.SelfCheck`), an exception (e.g. the `WorkflowError` of extraction) or a
+    plain string."""
+    if isinstance(failure, (str, BaseException)):
+        return f"Error: {failure}"
+    kind = _field(failure, "kind") or "error"
+    error = _field(failure, "error") or kind
+    parts = [f"Error ({kind}): {error}"]
+    line, text = _field(failure, "line"), _field(failure, "line_text")
+    if line is not None and text:
+        parts.append(f"Failing line {line} of your workflow: `{text}`")
+    tb = (_field(failure, "traceback") or "").strip()
+    if tb:
+        if len(tb) > MAX_TRACEBACK_CHARS:
+            tb = "...\n" + tb[-MAX_TRACEBACK_CHARS:]
+        parts.append(f"Traceback:\n```\n{tb}\n```")
+    if kind in _FAILURE_HINTS:
+        parts.append(_FAILURE_HINTS[kind])
+    return "\n".join(parts)
+
+
+def repair_messages(code: str, failure: Any) -> list[dict[str, str]]:
+    """The user message(s) asking the meta-agent to fix `code` after `failure`."""
+    shown = code if len(code) <= MAX_REPAIR_CODE_CHARS \
+        else code[:MAX_REPAIR_CODE_CHARS] + "\n# ... (cut)"
+    content = (
+        "Your workflow failed when it was run on a validation task.\n\n"
+        f"{describe_failure(failure)}\n\n"
+        f"The workflow that failed:\n```python\n{shown}\n```\n\n"
+        "Carefully consider where it went wrong, fix the error, and reply with the complete "
+        "corrected workflow in a single ```python code block that defines "
+        "`solver(agent, task)` and returns a dict with the key \"answer\"."
+    )
+    return [{"role": "user", "content": content}]

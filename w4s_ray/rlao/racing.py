@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from w4s_ray.rlao.evaluation import EvalJob, EvalOutcome, Evaluator
+from w4s_ray.rlao.evaluation import EvalRequest, EvalResult, Evaluator
 
 
 @dataclass
 class RaceResult:
-    outcome: EvalOutcome
+    outcome: EvalResult
     stopped: bool = False
     stopped_after: int = 0  # items seen when stopped
     calls_saved: float = 0.0
@@ -71,14 +71,15 @@ def race(
     """Race `codes` on the benchmark's validation ids; one RaceResult per code, same order."""
     ids = evaluator.item_ids(benchmark, "valid")
     ends = slice_bounds(len(ids), fractions)
-    parts: list[list[EvalOutcome]] = [[] for _ in codes]
+    parts: list[list[EvalResult]] = [[] for _ in codes]
     alive = list(range(len(codes)))
     failed: set[int] = set()
     stopped: dict[int, int] = {}
     start = 0
     for end in ends:
         chunk = tuple(ids[start:end])
-        jobs = [EvalJob(codes[i], benchmark, "valid", chunk, tag=f"{tag}cand{i}") for i in alive]
+        jobs = [EvalRequest(codes[i], benchmark, "valid", item_ids=list(chunk), tag=f"{tag}cand{i}")
+                for i in alive]
         for i, out in zip(alive, evaluator.evaluate(jobs), strict=True):
             parts[i].append(out)
             if out.error:

@@ -17,23 +17,9 @@ for training (see `w4s_ray.train.rwr`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
 
-
-@dataclass(frozen=True)
-class RewardSpec:
-    kind: Literal["w4s", "continuous"] = "w4s"
-    low_accuracy_threshold: float = 0.3
-    low_accuracy_penalty: float = 0.1
-
-    @classmethod
-    def from_config(cls, rlao_cfg) -> RewardSpec:
-        return cls(
-            kind=rlao_cfg.reward,
-            low_accuracy_threshold=rlao_cfg.low_accuracy_threshold,
-            low_accuracy_penalty=rlao_cfg.low_accuracy_penalty,
-        )
+from w4s_ray.config import RLAOConfig
 
 
 def w4s_reward(
@@ -59,14 +45,35 @@ def continuous_reward(accuracy: float, best_so_far: float) -> float:
     return (accuracy - best_so_far) / best_so_far
 
 
+RewardFn = Callable[[float, float, float, RLAOConfig], float]
+# `rlao.reward` names one of these; a new reward registers itself and adds its name to the
+# config's choices.
+REWARDS: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+    """Decorator: `fn(accuracy, best_so_far, previous, rlao_cfg) -> float` is reward `name`."""
+    def deco(fn: RewardFn) -> RewardFn:
+        REWARDS[name] = fn
+        return fn
+    return deco
+
+
+@register_reward("w4s")
+def _w4s(acc: float, best_so_far: float, previous: float, rlao: RLAOConfig) -> float:
+    return w4s_reward(acc, best_so_far, previous, threshold=rlao.low_accuracy_threshold,
+                      penalty=rlao.low_accuracy_penalty)
+
+
+@register_reward("continuous")
+def _continuous(acc: float, best_so_far: float, previous: float, rlao: RLAOConfig) -> float:
+    return continuous_reward(acc, best_so_far)
+
+
 def reward(
-    accuracy: float | None, best_so_far: float, previous: float, spec: RewardSpec
+    accuracy: float | None, best_so_far: float, previous: float, rlao: RLAOConfig
 ) -> float:
-    """The reward of one candidate; `accuracy=None` (a failed candidate) counts as 0."""
+    """The reward of one candidate under `rlao.reward` (and its low-accuracy threshold and
+    penalty); `accuracy=None` (a failed candidate) counts as 0."""
     acc = 0.0 if accuracy is None else float(accuracy)
-    if spec.kind == "continuous":
-        return continuous_reward(acc, best_so_far)
-    return w4s_reward(
-        acc, best_so_far, previous,
-        threshold=spec.low_accuracy_threshold, penalty=spec.low_accuracy_penalty,
-    )
+    return REWARDS[rlao.reward](acc, best_so_far, previous, rlao)

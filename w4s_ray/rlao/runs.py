@@ -1,4 +1,5 @@
-"""Run directories, exact resume, and the `optimize` driver (no Ray: evaluator passed in).
+"""Run directories and exact resume (no Ray). `RunDir` is the only code that knows the file
+names of a run directory; the `optimize` driver is in `rlao.optimize`.
 
 Layout of a run directory (optimize and collect share it):
 
@@ -7,9 +8,13 @@ Layout of a run directory (optimize and collect share it):
     trajectories/            part-<episode>-<turn>.parquet, one per completed turn
     workflows/               turn_XX_cand_Y.py for every candidate with code; seed_<name>.py
     metrics.jsonl            one line per completed turn (rewritten whole, never appended)
-    cost.json                executor dollars/calls (seeds, candidates, test) + meta-agent usage
+    cost.json                executor dollars/calls (seeds, candidates, test), what cache hits
+                             would have cost, meta-agent usage
+    executor.json            the executor the run talked to (endpoint, price model, simulated?)
     final_workflow.py, final.json   (optimize) the best workflow by validation and its test score
-    report.md, curve.png     (see w4s_ray.report)
+    report.md, curve.png     (see w4s_ray.rlao.report)
+    baselines.json           (sweep) the seed workflows evaluated on test, reported only
+    error.log                (sweep) the full error of a benchmark that failed
 
 Resume: the rows in `trajectories/` are the truth. A resumed run reads them (a corrupt file is a
 `DataError` naming it; nothing is deleted), replays the decision process to the last completed
@@ -22,26 +27,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from w4s_ray.config import ExperimentConfig, dump_config
-from w4s_ray.errors import BudgetExceeded, ConfigError, DataError, W4SError
+from w4s_ray.config import ExperimentConfig, dump_config, resume_keys
+from w4s_ray.errors import ConfigError, DataError
 from w4s_ray.rlao import trajectories as traj
-from w4s_ray.rlao.evaluation import EvalJob, Evaluator
-from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec, TurnResult, turn_metrics
+from w4s_ray.rlao.loop import Episode, TurnResult, turn_metrics
 from w4s_ray.utils.io import atomic_write_json, atomic_write_text
-
-# Settings that change what a turn means; resuming with a different value would mix runs.
-RESUME_KEYS = [
-    "seed", "rlao.candidates", "rlao.history_window", "rlao.max_repairs", "rlao.reward",
-    "rlao.low_accuracy_threshold", "rlao.low_accuracy_penalty", "rlao.racing.enabled",
-    "rlao.run_id", "meta_agent.backend", "meta_agent.model", "meta_agent.seed",
-    "meta_agent.temperature", "executor.model", "eval.limit", "name",
-]
 
 
 def _get(tree: dict, dotted: str):
@@ -65,7 +59,22 @@ def episode_id(benchmark: str, index: int) -> str:
     return f"{benchmark}-e{index:02d}"
 
 
+def read_json(path: Path, *, torn_ok: bool = False):
+    """The JSON in `path`, None when absent. A corrupt file is a DataError naming it, or None
+    with `torn_ok` (derived state a caller recomputes)."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if torn_ok:
+            return None
+        raise DataError(f"{path}: not valid JSON (delete it to recompute)") from None
+
+
 class RunDir:
+    """One run directory (module docstring); the only code that knows its file names."""
+
     def __init__(self, path: str | Path, *, single_episode: bool = False) -> None:
         self.path = Path(path)
         # optimize keeps workflows/turn_XX_cand_Y.py flat; collect nests them per episode.
@@ -78,9 +87,54 @@ class RunDir:
         self.cost = self.path / "cost.json"
         self.final = self.path / "final.json"
         self.final_workflow = self.path / "final_workflow.py"
+        self.executor = self.path / "executor.json"
+        self.report = self.path / "report.md"
+        self.curve = self.path / "curve.png"
+        self.baselines = self.path / "baselines.json"
+        self.error_log = self.path / "error.log"
 
     def has_run(self) -> bool:
         return self.config.exists() or bool(traj.part_files(self.trajectories))
+
+    def has_work(self) -> bool:
+        """Anything a fresh start would overwrite: a run, stored baselines or a final result."""
+        return self.path.is_dir() and any(
+            p.exists() for p in (self.config, self.baselines, self.final, self.trajectories))
+
+    # -- derived files ----------------------------------------------------------------------
+    def load_final(self, *, torn_ok: bool = False) -> dict | None:
+        return read_json(self.final, torn_ok=torn_ok)
+
+    def load_cost(self) -> dict | None:
+        return read_json(self.cost)
+
+    def load_executor(self) -> dict | None:
+        """What `record_executor` wrote (None when absent or unreadable: reports then say
+        nothing about the executor rather than fail)."""
+        info = read_json(self.executor, torn_ok=True)
+        return info if isinstance(info, dict) else None
+
+    def load_baselines(self) -> dict | None:
+        return read_json(self.baselines)
+
+    def all_seeds(self) -> dict[str, list[dict]]:
+        """Every benchmark's stored seed results (corrupt ones are a DataError)."""
+        return {p.stem: self.load_seeds(p.stem) for p in sorted(self.seeds.glob("*.json"))}
+
+    def walls(self) -> dict[tuple[str, int], float | None]:
+        """Wall seconds per (episode, turn) as measured when the turn ran."""
+        return {(m.get("episode_id"), m.get("turn")): m.get("wall_s")
+                for m in self.load_metrics()}
+
+    def turns_done(self) -> int:
+        return len(self.load_metrics())
+
+    def recorded_config(self) -> dict:
+        """The config the run was started with, as a tree ({} when absent)."""
+        if not self.config.exists():
+            return {}
+        tree = yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
+        return tree if isinstance(tree, dict) else {}
 
     def prepare(self, cfg: ExperimentConfig, resume: bool) -> None:
         """Create or reopen the directory; refuse to mix runs or overwrite results."""
@@ -92,6 +146,11 @@ class RunDir:
             tmp = self.path / ".config.yaml.tmp"
             dump_config(cfg, tmp)
             tmp.replace(self.config)
+
+    def record_executor(self, info: dict | None) -> None:
+        """What the preflight found (reports say "simulated" from it); None: leave as is."""
+        if info is not None:
+            atomic_write_json(self.executor, info)
 
     def check_reuse(self, cfg: ExperimentConfig, resume: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -108,11 +167,15 @@ class RunDir:
         if not self.config.exists():
             return
         try:
-            old = yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
+            old = self.recorded_config()
         except yaml.YAMLError:
             raise DataError(f"{self.config}: malformed YAML; cannot check the resumed run") from None
         new = cfg.model_dump(mode="json")
-        for key in RESUME_KEYS:
+        if isinstance(_get(old, "eval"), dict) and _get(old, "eval.scoring") is None:
+            old["eval"]["scoring"] = "lenient"  # runs from before eval.scoring scored leniently
+        # The settings that change what a turn means (marked in the schema): resuming with
+        # another value would mix two runs.
+        for key in resume_keys():
             if _get(old, key) != _get(new, key):
                 raise ConfigError(
                     f"--resume: {key} is {_get(new, key)!r} but the run in {self.path} used "
@@ -127,10 +190,7 @@ class RunDir:
         p = self.seed_file(benchmark)
         if not p.exists():
             return None
-        try:
-            records = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            records = None
+        records = read_json(p, torn_ok=True)
         if not valid_seed_records(records):
             raise DataError(f"{p}: corrupt seed results (delete it to re-evaluate)")
         return records
@@ -159,7 +219,11 @@ class RunDir:
         if not self.metrics.exists():
             return []
         out = []
-        for line in self.metrics.read_text(encoding="utf-8").splitlines():
+        try:
+            text = self.metrics.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return []  # derived state: rebuilt from the rows
+        for line in text.splitlines():
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
@@ -193,10 +257,17 @@ class RunDir:
         self.write_metrics(out)
 
 
-def preflight(run_dir: str | Path, cfg: ExperimentConfig, resume: bool) -> None:
-    """The checks of `RunDir.prepare` plus reading every row, without writing anything."""
+def preflight(run_dir: str | Path, cfg: ExperimentConfig, resume: bool, *,
+              require_run: bool | None = None) -> None:
+    """The checks of `RunDir.prepare` plus reading every row, without writing anything.
+
+    `require_run` (default: `resume`): the directory must hold a run, so `--resume` with a
+    mistyped directory is an error instead of a silent fresh start."""
     rd = RunDir(run_dir)
     rd.check_reuse(cfg, resume)
+    if (resume if require_run is None else require_run) and not rd.has_run():
+        raise ConfigError(f"--resume: {rd.path} holds no run to resume (no config.yaml, no "
+                          f"trajectories); check the directory, or drop --resume to start one")
     rd.read_rows()
 
 
@@ -211,12 +282,16 @@ def replay_episode(ep: Episode, rows: list[dict]) -> dict[tuple[str, int], float
 
 
 def cost_summary(rows: list[dict], seed_records: list[dict], extra_usd: float = 0.0,
-                 extra_calls: int = 0, meta_usage=None) -> dict:
+                 extra_calls: int = 0, meta_usage=None, extra_cached_usd: float = 0.0) -> dict:
+    """Executor dollars spent per part, and `cached_usd`: what the samples served from the
+    completion cache would have cost (spent nothing; rows from older files count 0)."""
     seeds_usd = sum(r.get("cost_usd", 0.0) for r in seed_records)
     cand_usd = sum(r["cost_usd"] for r in rows)
+    cached = (sum(r.get("cached_usd") or 0.0 for r in seed_records)
+              + sum(r.get("cached_usd") or 0.0 for r in rows) + extra_cached_usd)
     out = {
         "seeds_usd": seeds_usd, "candidates_usd": cand_usd, "test_usd": extra_usd,
-        "total_usd": seeds_usd + cand_usd + extra_usd,
+        "total_usd": seeds_usd + cand_usd + extra_usd, "cached_usd": cached,
         "calls": sum(r.get("calls", 0) for r in seed_records)
         + sum(r["eval_calls"] for r in rows) + extra_calls,
     }
@@ -226,120 +301,3 @@ def cost_summary(rows: list[dict], seed_records: list[dict], extra_usd: float = 
             "completion_tokens": meta_usage.completion_tokens, "cost_usd": meta_usage.cost_usd,
         }
     return out
-
-
-def optimize(
-    cfg: ExperimentConfig,
-    spec: TaskSpec,
-    run_dir: str | Path,
-    evaluator: Evaluator,
-    meta_agent,
-    *,
-    turns: int | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    on_turn: Callable[[TurnResult], None] | None = None,
-) -> dict:
-    """`w4s optimize`: one episode, then the best workflow (by validation) once on test."""
-    from tqdm.auto import tqdm
-
-    from w4s_ray.report import write_report
-
-    t_start = time.monotonic()
-    rd = RunDir(run_dir, single_episode=True)
-    rd.prepare(cfg, resume)
-    turns = cfg.rlao.turns if turns is None else turns
-    rows = rd.read_rows()  # before any work: a corrupt file stops us here
-    settings = EpisodeSettings.from_config(cfg)
-    eid = episode_id(spec.name, 0)
-    ep = Episode(spec, settings, eid, evaluator, meta_agent)
-    seeds = rd.load_seeds(spec.name)
-    if seeds is None:
-        seeds = ep.evaluate_seeds()
-        rd.save_seeds(spec.name, seeds)
-    ep.start(seeds)
-    best_by_turn = replay_episode(ep, rows)
-    if rows:
-        rd.rebuild_metrics(rows, best_by_turn)
-    if rd.final.exists() and ep.state.turn >= turns:
-        try:
-            done = json.loads(rd.final.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            done = None  # derived state: a torn final.json is recomputed below
-        if isinstance(done, dict) and "test_accuracy" in done:
-            write_report(rd.path)
-            return done
-    rd.final.unlink(missing_ok=True)  # a longer resumed run supersedes an earlier final
-
-    bar = tqdm(total=turns, initial=min(ep.state.turn, turns), desc=f"optimize {spec.name}",
-               unit="turn", disable=not progress)
-    try:
-        while ep.state.turn < turns:
-            res = ep.run_turn()
-            rd.write_turn(eid, res)
-            rows += res.rows
-            bar.update(1)
-            bar.set_postfix(best=f"{ep.state.best_accuracy:.3f}")
-            if on_turn is not None:
-                on_turn(res)
-    except W4SError:
-        # Budget spent, executor or meta-agent unreachable: completed turns are on disk; leave
-        # the cost and report consistent with them, then let the CLI print the one-line error.
-        atomic_write_json(rd.cost, cost_summary(rows, seeds, meta_usage=meta_agent.usage))
-        write_report(rd.path)
-        raise
-    finally:
-        bar.close()
-
-    best = ep.state.best
-    final = _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent)
-    final["wall_s"] = round(time.monotonic() - t_start, 2)
-    final["turns"] = ep.state.turn
-    atomic_write_text(rd.final_workflow, best.code if best else "")
-    atomic_write_json(rd.final, final)
-    write_report(rd.path)
-    return final
-
-
-def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent) -> dict:
-    """The best workflow by validation, evaluated ONCE on test (+ seed baselines for the report)."""
-    if best is None:
-        raise DataError(f"{spec.name}: no workflow was evaluated; nothing to test")
-    jobs = [EvalJob(best.code, spec.name, "test", _test_ids(cfg, evaluator, spec), tag="final")]
-    seed_jobs = seeds if cfg.rlao.report_seed_test else []
-    jobs += [EvalJob(s["code"], spec.name, "test", jobs[0].item_ids, tag=f"seed-test:{s['name']}")
-             for s in seed_jobs]
-    try:
-        outs = evaluator.evaluate(jobs)
-        seed_test = {s["name"]: o.accuracy for s, o in zip(seed_jobs, outs[1:], strict=True)}
-    except BudgetExceeded:
-        atomic_write_json(rd.cost, cost_summary(rows, seeds, meta_usage=meta_agent.usage))
-        raise
-    test_usd = sum(o.cost_usd for o in outs)
-    test_calls = sum(o.calls for o in outs)
-    cost = cost_summary(rows, seeds, test_usd, test_calls, meta_agent.usage)
-    atomic_write_json(rd.cost, cost)
-    final = {
-        "benchmark": spec.name,
-        "best": best.name,
-        "best_turn": best.turn,
-        "best_candidate": best.candidate,
-        "valid_accuracy": best.val_accuracy,
-        "test_accuracy": outs[0].accuracy,
-        "test_n": outs[0].n,
-        "test_error": outs[0].error,
-        "dollars": cost["total_usd"],
-        "executor_calls": cost["calls"],
-        "seed_baselines": {
-            s["name"]: {"valid_accuracy": s["val_accuracy"],
-                        "test_accuracy": seed_test.get(s["name"])}
-            for s in seeds
-        },
-    }
-    return final
-
-
-def _test_ids(cfg, evaluator, spec) -> tuple[str, ...] | None:
-    if cfg.rlao.test_limit is None:
-        return None
-    return tuple(evaluator.item_ids(spec.name, "test")[: cfg.rlao.test_limit])

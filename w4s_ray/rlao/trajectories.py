@@ -51,8 +51,13 @@ SCHEMA = pa.schema([
     # Beyond the required columns: the validation feedback the candidate got (the observation
     # a multi-turn trainer would append), null for failed candidates.
     pa.field("feedback", pa.string()),
+    # What the executor samples served from the completion cache would have cost (they cost
+    # nothing); null in files written before the column existed.
+    pa.field("cached_usd", pa.float64()),
 ])
 COLUMNS = SCHEMA.names
+# Columns added after the first release: files without them read back with nulls.
+ADDED_COLUMNS = ("cached_usd",)
 _PART = re.compile(r"^part-(?P<episode>.+)-(?P<turn>\d{4,})\.parquet$")
 
 
@@ -66,10 +71,10 @@ def now_utc() -> datetime:
 
 def to_table(rows: Iterable[dict]) -> pa.Table:
     rows = list(rows)
-    missing = [c for c in COLUMNS if rows and c not in rows[0]]
+    missing = [c for c in COLUMNS if rows and c not in rows[0] and c not in ADDED_COLUMNS]
     if missing:
         raise ValueError(f"trajectory row lacks columns: {missing}")
-    return pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=SCHEMA)
+    return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
 
 
 def write_turn(out_dir: str | Path, episode_id: str, turn: int, rows: list[dict]) -> Path:
@@ -96,6 +101,10 @@ def read_part(path: Path) -> pa.Table:
             f"corrupt trajectory file {path}: {str(exc).splitlines()[0][:160]} "
             "(move it away to resume without that turn; nothing was deleted)"
         ) from None
+    for col in ADDED_COLUMNS:
+        if col not in table.column_names:
+            table = table.append_column(SCHEMA.field(col), pa.nulls(table.num_rows,
+                                                                   SCHEMA.field(col).type))
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"trajectory file {path} lacks columns {missing}")
@@ -121,10 +130,3 @@ def read_rows(out_dir: str | Path) -> list[dict]:
     rows = read_table(out_dir).to_pylist()
     rows.sort(key=lambda r: (r["episode_id"], r["turn"], r["candidate"]))
     return rows
-
-
-def completed_turns(rows: Iterable[dict]) -> dict[str, set[int]]:
-    done: dict[str, set[int]] = {}
-    for r in rows:
-        done.setdefault(r["episode_id"], set()).add(r["turn"])
-    return done

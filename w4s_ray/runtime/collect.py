@@ -1,17 +1,22 @@
 """`w4s collect` on Ray: RLAO episodes over several benchmarks in parallel.
 
 One `EpisodeActor` per episode runs the plain `rlao.loop.Episode`, one turn per call. All
-episodes share ONE evaluator (the `EvaluatorPool` behind an `EvaluatorGateway` actor, so its
-Ray actors are created once and every episode's candidates queue on the same evaluators) and,
-for the local backend, one `MetaAgentActor`. The driver alone writes: each finished turn comes
-back to it as rows, which it commits as one Parquet part (`part-<episode>-<turn>.parquet`), so
-a killed driver loses at most the turns in flight and `--resume` continues from the rows.
+episodes share ONE evaluator (an `EvaluatorPool` hosted in one actor behind an
+`runtime.proxy.ActorProxy`, so its Ray actors are created once and every episode's candidates
+queue on the same evaluators) and, for the local backend, one `MetaAgentActor`. The driver alone
+writes: each finished turn comes back to it as rows, which it commits as one Parquet part
+(`part-<episode>-<turn>.parquet`), so a killed driver loses at most the turns in flight and
+`--resume` continues from the rows.
 
 Budget: when the executor raises `BudgetExceeded` in any episode, no new turns start; turns
-already running finish and are written; then the error is re-raised (exit code 3).
+already running finish and are written; then the error is re-raised (exit code 3). Any other
+user-facing error of a turn (an `ExecutorFatal`: bad key, unknown model, nothing listening;
+every episode shares the endpoint) stops the collection at once: turns in flight are
+abandoned, the completed ones stay on disk (`--resume` continues), cost.json and the report
+are rewritten from them, and the error is raised as one line.
 
-Not here: the turn logic (rlao.loop), the evaluation itself (runtime.evaluators via
-runtime.rlao_eval), placement across nodes beyond what Ray's scheduler does.
+Not here: the turn logic (rlao.loop), the evaluation itself (runtime.evaluators), placement
+across nodes beyond what Ray's scheduler does.
 """
 
 from __future__ import annotations
@@ -22,96 +27,32 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ray
+from tqdm.auto import tqdm
 
-from w4s_ray.errors import BudgetExceeded
-from w4s_ray.rlao.evaluation import EvalJob, EvalOutcome
-from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec, seed_record
+from w4s_ray.benchmarks import get_benchmark
+from w4s_ray.env import apply_offline_defaults
+from w4s_ray.errors import BudgetExceeded, W4SError
+from w4s_ray.meta_agent import make_meta_agent
+from w4s_ray.rlao.evaluation import EvalRequest
+from w4s_ray.rlao.loop import Episode, TaskSpec, seed_record
+from w4s_ray.rlao.report import write_report
 from w4s_ray.rlao.runs import RunDir, cost_summary, episode_id, replay_episode
+from w4s_ray.runtime.evaluators import EvaluatorPool
+from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+from w4s_ray.runtime.proxy import ActorProxy, host
+from w4s_ray.runtime.ray_init import user_error
 from w4s_ray.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    """The user-facing error inside a Ray task/actor error, when there is one."""
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
-
-    return unwrap_user_error(exc) or exc
-
-
-@ray.remote(num_cpus=0, max_concurrency=32)
-class EvaluatorGateway:
-    """Holds the one evaluator every episode shares; threaded so episodes overlap."""
-
-    def __init__(self, factory: Callable, cfg) -> None:
-        from w4s_ray.env import apply_offline_defaults
-
-        apply_offline_defaults()
-        self.ev = factory(cfg)
-
-    def evaluate(self, jobs):
-        return self.ev.evaluate(jobs)
-
-    def self_check(self, codes, benchmark):
-        return self.ev.self_check(codes, benchmark)
-
-    def item_ids(self, benchmark, split):
-        return self.ev.item_ids(benchmark, split)
-
-    def merge(self, parts):
-        return self.ev.merge(parts)
-
-    def repair_messages(self, code, failure):
-        return self.ev.repair_messages(code, failure)
-
-    def close(self) -> None:
-        close = getattr(self.ev, "close", None)
-        if close is not None:
-            close()
-
-
-class RemoteEvaluator:
-    """The `Evaluator` protocol over an EvaluatorGateway handle (picklable)."""
-
-    def __init__(self, gateway, timeout_s: float | None = None) -> None:
-        self.gateway = gateway
-        self.timeout_s = timeout_s
-
-    def _get(self, ref):
-        try:
-            return ray.get(ref, timeout=self.timeout_s)
-        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as exc:
-            err = _unwrap(exc)
-            if err is exc:
-                raise
-            raise err from None
-
-    def evaluate(self, jobs: Sequence[EvalJob]) -> list[EvalOutcome]:
-        return self._get(self.gateway.evaluate.remote(list(jobs)))
-
-    def self_check(self, codes, benchmark):
-        return self._get(self.gateway.self_check.remote(list(codes), benchmark))
-
-    def item_ids(self, benchmark, split):
-        return self._get(self.gateway.item_ids.remote(benchmark, split))
-
-    def merge(self, parts):
-        return self._get(self.gateway.merge.remote(list(parts)))
-
-    def repair_messages(self, code, failure):
-        return self._get(self.gateway.repair_messages.remote(code, failure))
-
-
 @ray.remote(num_cpus=0)
 class EpisodeActor:
-    def __init__(self, cfg, spec: TaskSpec, eid: str, evaluator: RemoteEvaluator, meta_agent,
+    def __init__(self, cfg, spec: TaskSpec, eid: str, evaluator: ActorProxy, meta_agent,
                  seed_records: list[dict], rows: list[dict]) -> None:
-        from w4s_ray.env import apply_offline_defaults
-        from w4s_ray.meta_agent import make_meta_agent
-
         apply_offline_defaults()
         agent = meta_agent if meta_agent is not None else make_meta_agent(cfg)
-        self.ep = Episode(spec, EpisodeSettings.from_config(cfg), eid, evaluator, agent)
+        self.ep = Episode.for_run(cfg, spec, eid, evaluator, agent)
         self.ep.start(seed_records)
         self.ep.replay(rows)
 
@@ -121,29 +62,9 @@ class EpisodeActor:
 
 def default_spec_loader(cfg) -> Callable[[str], TaskSpec]:
     def load(name: str) -> TaskSpec:
-        from w4s_ray.benchmarks import get_benchmark
-
         return TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
 
     return load
-
-
-def check_benchmarks(names: Sequence[str]) -> list[str]:
-    """Canonical names (aliases resolved); unknown or repeated names are a ConfigError."""
-    from w4s_ray.benchmarks import ALIASES, list_benchmarks
-    from w4s_ray.errors import ConfigError
-
-    known = set(list_benchmarks(include_optional=True))
-    names = [ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names if n.strip()]
-    if not names:
-        raise ConfigError("no benchmarks given")
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise ConfigError(f"unknown benchmark(s) {', '.join(bad)}; known: "
-                          f"{', '.join(sorted(known))}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"benchmark listed twice in {','.join(names)}")
-    return names
 
 
 def collect(
@@ -157,28 +78,24 @@ def collect(
     evaluator_factory: Callable | None = None,
     spec_loader: Callable[[str], TaskSpec] | None = None,
     progress: bool = True,
+    executor: dict | None = None,
 ) -> dict:
-    """Run (or resume) collection; returns a summary dict. Ray must be initialised."""
-    from tqdm.auto import tqdm
+    """Run (or resume) collection; returns a summary dict. Ray must be initialised.
 
-    from w4s_ray.report import write_report
-    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
-
+    `evaluator_factory(cfg)` builds the shared evaluator inside its host actor (default: an
+    `EvaluatorPool`; tests pass a fake). `executor`: the executor preflight's description,
+    recorded in the run dir (`RunDir.record_executor`)."""
     t0 = time.monotonic()
     episodes = cfg.rlao.episodes_per_benchmark if episodes is None else episodes
     turns = cfg.rlao.turns if turns is None else turns
-    if evaluator_factory is None:
-        from w4s_ray.runtime.rlao_eval import make_pool_evaluator as evaluator_factory
     spec_loader = spec_loader or default_spec_loader(cfg)
     specs = {b: spec_loader(b) for b in benchmarks}
 
     rd = RunDir(out_dir)
     rd.prepare(cfg, resume)
+    rd.record_executor(executor)
     rows = rd.read_rows()  # a corrupt part file stops us here, before any work
-    settings = EpisodeSettings.from_config(cfg)
-
-    gateway = EvaluatorGateway.remote(evaluator_factory, cfg)
-    evaluator = RemoteEvaluator(gateway)
+    evaluator = host(evaluator_factory or EvaluatorPool, cfg)
     actors: dict[str, object] = {}
     shared_agent = None
     try:
@@ -188,7 +105,7 @@ def collect(
         for b in benchmarks:
             for k in range(episodes):
                 eid = episode_id(b, k)
-                check = Episode(specs[b], settings, eid, evaluator, None)
+                check = Episode.for_run(cfg, specs[b], eid, evaluator, None)
                 check.start(seeds[b])
                 best_by_turn.update(replay_episode(check, rows))  # DataError on gaps/mismatch
                 plan.append((eid, b, check.state.turn))
@@ -202,10 +119,12 @@ def collect(
             actors[eid] = EpisodeActor.remote(cfg, specs[b], eid, evaluator, shared_agent,
                                               seeds[b], mine)
         done_turns = {eid: done for eid, _, done in plan}
+        sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=len(plan) * turns, initial=sum(min(d, turns) for d in done_turns.values()),
-                   desc="collect", unit="turn", disable=not progress)
+                   desc=f"collect{sim}", unit="turn", disable=not progress)
         inflight = {actors[eid].run_turn.remote(): eid for eid, _, _ in todo}
         budget_error: BaseException | None = None
+        stop_error: BaseException | None = None
         try:
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -213,11 +132,14 @@ def collect(
                 try:
                     res = ray.get(ready[0])
                 except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as exc:
-                    err = _unwrap(exc)
+                    err = user_error(exc)
                     if isinstance(err, BudgetExceeded):
                         budget_error = budget_error or err
                         continue
-                    raise (err if err is not exc else exc) from None
+                    if isinstance(err, W4SError):  # e.g. ExecutorFatal: shared by every episode
+                        stop_error = err
+                        break
+                    raise exc from None
                 rd.write_turn(eid, res)
                 rows += res.rows
                 done_turns[eid] = res.turn + 1
@@ -228,6 +150,8 @@ def collect(
             bar.close()
         atomic_write_json(rd.cost, cost_summary(rows, [s for v in seeds.values() for s in v]))
         write_report(rd.path)
+        if stop_error is not None:
+            raise stop_error
         if budget_error is not None:
             raise budget_error
     finally:
@@ -235,11 +159,7 @@ def collect(
             ray.kill(a, no_restart=True)
         if shared_agent is not None:
             stop(shared_agent)
-        try:
-            ray.get(gateway.close.remote(), timeout=60)
-        except Exception:  # closing is best effort; the gateway is killed next anyway
-            pass
-        ray.kill(gateway, no_restart=True)
+        evaluator.close()
     return {
         "out_dir": str(rd.path), "episodes": len(plan), "rows": len(rows),
         "turns": done_turns, "wall_s": round(time.monotonic() - t0, 2),
@@ -256,7 +176,7 @@ def _seed_records(rd: RunDir, specs: dict[str, TaskSpec], evaluator) -> dict[str
             out[b] = stored
             continue
         for name, code in spec.seed_workflows.items():
-            jobs.append(EvalJob(code, b, "valid", tag=f"seed:{name}"))
+            jobs.append(EvalRequest(code, b, "valid", tag=f"seed:{name}"))
             owners.append((b, name, code))
     if jobs:
         results = evaluator.evaluate(jobs)

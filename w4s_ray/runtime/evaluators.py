@@ -1,12 +1,19 @@
 """Parallel workflow evaluation on Ray: async evaluator actors and `EvaluatorPool`.
 
+The evaluation seam is three `evaluate`s and two types: `EvaluatorPool.evaluate(requests)` (the
+RLAO loop's `Evaluator`) -> `EvaluatorActor.evaluate(request)` -> `workflow.evaluate.evaluate`,
+carrying `EvalRequest`s out and `EvalResult`s back.
+
 Each `EvaluatorActor` is an async actor with a fractional CPU (`eval.actor_num_cpus`) holding
 one `ExecutorClient` (shared by every evaluation it runs: one connection pool, one cache
-handle, one concurrency bound) and the benchmarks it has loaded. It runs
-`w4s_ray.workflow.evaluate.evaluate` — the sandbox children are its subprocesses — with a
-per-actor semaphore of `eval.max_inflight_per_evaluator` executor calls in flight.
+handle, one concurrency bound), the benchmarks it has loaded and the configured sandbox. It
+runs `w4s_ray.workflow.evaluate.evaluate` — the sandbox children are its subprocesses — with a
+per-actor semaphore of `eval.max_inflight_per_evaluator` executor calls in flight, and writes
+the W4S feedback of validation results there, where the gold answers are (`rlao.prompts.
+format_feedback`, `eval.failure_samples` cases): the driver never loads a benchmark's items.
 
-`EvaluatorPool(cfg)` starts `eval.num_evaluators` actors (sharing one `RateLimiterActor` when
+`EvaluatorPool(cfg)` implements the loop's `Evaluator` protocol (`evaluate`, `item_ids`,
+`merge`) and starts `eval.num_evaluators` actors (sharing one `RateLimiterActor` when
 the executor has a budget or rate limit, so both hold for the pool, not per actor; a sweep
 passes its run-wide one instead) and spreads requests of any mix of
 candidates and benchmarks over them, least-loaded first. Results come back in request order.
@@ -23,13 +30,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import ray
 
+from w4s_ray.benchmarks import get_benchmark
 from w4s_ray.config import ExperimentConfig
-from w4s_ray.runtime.ray_init import init_ray
-from w4s_ray.workflow.evaluate import EvalRequest, EvalResult
+from w4s_ray.env import apply_offline_defaults
+from w4s_ray.errors import ConfigError
+from w4s_ray.executor.client import ExecutorClient
+from w4s_ray.rlao.evaluation import merge_results
+from w4s_ray.rlao.prompts import format_feedback
+from w4s_ray.runtime.rate_limiter import RateLimiterActor, SharedRateLimiter
+from w4s_ray.runtime.ray_init import init_ray, reraise_user_error, user_error
+from w4s_ray.sandbox.base import make_sandbox
+from w4s_ray.workflow.evaluate import EvalRequest, EvalResult, evaluate, select_items, with_defaults
 
 
 @ray.remote
@@ -37,30 +53,33 @@ class EvaluatorActor:
     """Runs evaluations concurrently on its event loop (async actor)."""
 
     def __init__(self, cfg: ExperimentConfig, rate_limiter: Any = None) -> None:
-        from w4s_ray.env import apply_offline_defaults
-        from w4s_ray.executor.client import ExecutorClient
-
         apply_offline_defaults()
         self.cfg = cfg
-        self.client = ExecutorClient(cfg.executor, rate_limiter=rate_limiter)
+        limiter = SharedRateLimiter(rate_limiter) if rate_limiter is not None else None
+        self.client = ExecutorClient(cfg.executor, rate_limiter=limiter)
+        self.sandbox = make_sandbox(cfg.sandbox)
         self.benchmarks: dict[str, Any] = {}
         self._sem: asyncio.Semaphore | None = None
 
     def _benchmark(self, name: str) -> Any:
         if name not in self.benchmarks:
-            from w4s_ray.benchmarks import get_benchmark
-
             self.benchmarks[name] = get_benchmark(name, self.cfg.data_dir())
         return self.benchmarks[name]
 
     async def evaluate(self, request: EvalRequest) -> EvalResult:
-        from w4s_ray.workflow.evaluate import evaluate
-
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.cfg.eval.max_inflight_per_evaluator)
         bm = self._benchmark(request.benchmark)
-        return await evaluate(request, bm, self.client, self.cfg.sandbox, self.cfg.eval,
-                              call_limiter=self._sem)
+        res = await evaluate(request, bm, self.client, self.sandbox, self.cfg.eval,
+                             call_limiter=self._sem)
+        if res.split == "valid" and not request.self_check:
+            res.feedback = format_feedback(res, self.cfg.eval.failure_samples)
+        return res
+
+    async def item_ids(self, benchmark: str, split: str) -> list[str]:
+        req = with_defaults(EvalRequest("", benchmark, split), self.cfg.eval)
+        items = await asyncio.to_thread(select_items, self._benchmark(benchmark), req)
+        return [it.id for it in items]
 
     def pid(self) -> int:
         return os.getpid()
@@ -84,8 +103,6 @@ class EvaluatorPool:
         self.cfg = cfg
         n = num_evaluators if num_evaluators is not None else cfg.eval.num_evaluators
         if n < 1:
-            from w4s_ray.errors import ConfigError
-
             raise ConfigError(f"eval.num_evaluators must be >= 1, got {n}")
         self._own_limiter = None
         ex = cfg.executor
@@ -93,7 +110,6 @@ class EvaluatorPool:
                 ex.budget_usd is not None or ex.requests_per_minute or ex.tokens_per_minute):
             # Each actor's client would otherwise enforce the rate limit and the budget alone,
             # letting the pool spend n times either. One limiter actor makes them pool-wide.
-            from w4s_ray.runtime.rate_limiter import RateLimiterActor
 
             rate_limiter = self._own_limiter = RateLimiterActor.remote(
                 ex.requests_per_minute, ex.tokens_per_minute)
@@ -124,7 +140,10 @@ class EvaluatorPool:
             self.load[slot] += 1
             try:
                 return await actor.evaluate.remote(request)
-            except _ACTOR_DEATH:
+            except _ACTOR_DEATH as exc:
+                err = user_error(exc)  # died in __init__ (no API key on that node...): a
+                if err is not None:  # replacement would die the same way
+                    raise err from None
                 self._replace(slot, actor)
                 if attempt == retries:
                     raise
@@ -132,21 +151,43 @@ class EvaluatorPool:
                 self.load[slot] -= 1
         raise AssertionError("unreachable")
 
-    async def evaluate_async(self, requests: list[EvalRequest]) -> list[EvalResult]:
-        """Evaluate all requests concurrently; results in request order."""
+    async def gather(self, requests: Sequence[EvalRequest]) -> list[EvalResult]:
+        """All requests concurrently, results in request order (the async form of `evaluate`)."""
         return list(await asyncio.gather(*(self._run_one(r) for r in requests)))
 
-    def evaluate(self, requests: list[EvalRequest]) -> list[EvalResult]:
-        """Blocking form of `evaluate_async` (call `evaluate_async` from inside a loop)."""
+    # -- the RLAO `Evaluator` protocol -----------------------------------------------------------
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[EvalResult]:
+        """Evaluate all requests concurrently; same order. A user error raised in an actor
+        (e.g. `BudgetExceeded`) is raised here as the plain error. Inside an event loop,
+        await `gather` instead."""
+        if not requests:
+            return []
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.evaluate_async(list(requests)))
+            try:
+                return asyncio.run(self.gather(list(requests)))
+            except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as exc:
+                reraise_user_error(exc)
         raise RuntimeError("EvaluatorPool.evaluate called inside an event loop; "
-                           "await evaluate_async instead")
+                           "await gather instead")
+
+    def item_ids(self, benchmark: str, split: str) -> list[str]:
+        """Asked of an actor: the driver does not load benchmark items."""
+        slot = min(range(len(self.actors)), key=lambda s: self.load[s])
+        try:
+            return ray.get(self.actors[slot].item_ids.remote(benchmark, split), timeout=600)
+        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as exc:
+            reraise_user_error(exc)
+
+    def merge(self, parts: Sequence[EvalResult]) -> EvalResult:
+        return merge_results(parts, self.cfg.eval.failure_samples)
 
     def stats(self) -> list[dict]:
         return ray.get([a.stats.remote() for a in self.actors], timeout=60)
+
+    def close(self) -> None:
+        self.shutdown()
 
     def shutdown(self) -> None:
         for a in self.actors:

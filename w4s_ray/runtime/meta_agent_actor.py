@@ -11,22 +11,23 @@ actors can share it.
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 
 import ray
 
-from w4s_ray import errors
 from w4s_ray.config import MetaAgentConfig
+from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import ExecutorError
+from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.meta_agent.base import MetaAgent, Usage
+from w4s_ray.meta_agent.local_backend import LocalMetaAgent
+from w4s_ray.models.resolve import resolve_for
+from w4s_ray.runtime.ray_init import reraise_user_error
 
 
 @ray.remote(max_restarts=0)
 class MetaAgentActor:
     def __init__(self, cfg: MetaAgentConfig, models_cfg=None) -> None:
-        from w4s_ray.env import apply_offline_defaults
-        from w4s_ray.meta_agent.local_backend import LocalMetaAgent
-
         apply_offline_defaults()
         self.agent = LocalMetaAgent(cfg, models_cfg=models_cfg)
 
@@ -59,10 +60,7 @@ class RemoteMetaAgent(MetaAgent):
                 f"meta-agent {self.name}: no reply within {self.timeout_s:.0f} s"
             ) from None
         except ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
-            if isinstance(cause, Exception) and hasattr(cause, "exit_code"):
-                raise cause from None
-            raise
+            reraise_user_error(exc)
         self.usage.calls += 1
         return out
 
@@ -70,27 +68,23 @@ class RemoteMetaAgent(MetaAgent):
 def start_meta_agent_actor(cfg: MetaAgentConfig, models_cfg=None) -> RemoteMetaAgent:
     """Start the actor and wait until the model is loaded (load errors surface here).
     `models_cfg`: the `models:` section, for preset names and the GGUF cache."""
-    from w4s_ray.models.resolve import resolve_for
-
     resolve_for(models_cfg, cfg.model, what="meta_agent.model")  # input errors before the actor
+    path = Path(cfg.model).expanduser()
+    if path.is_dir():  # the actor's working directory may not be ours (a joined Ray)
+        cfg = cfg.model_copy(update={"model": str(path.resolve())})
     handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(
         cfg, models_cfg)
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
     except ray.exceptions.RayActorError as exc:
-        # An error in the actor's __init__ comes back as text only (Ray keeps no cause object);
-        # recover our one-line user error from it when there is one.
-        m = re.search(r"w4s_ray\.errors\.(\w+): (.+)", str(exc))
-        if m and hasattr(errors, m.group(1)):
-            raise getattr(errors, m.group(1))(m.group(2).strip()) from None
-        raise
+        # An error in the actor's __init__ comes back as text only; `reraise_user_error`
+        # recovers our one-line user error from it when there is one.
+        reraise_user_error(exc)
     return RemoteMetaAgent(handle, name, cfg.timeout_s)
 
 
 def make_hosted_meta_agent(cfg) -> MetaAgent:
     """`make_meta_agent`, except that the local backend lives in a Ray actor."""
-    from w4s_ray.meta_agent import make_meta_agent
-
     if cfg.meta_agent.backend == "local":
         return start_meta_agent_actor(cfg.meta_agent, getattr(cfg, "models", None))
     return make_meta_agent(cfg)

@@ -3,7 +3,7 @@
 For each benchmark the seed workflows are evaluated once (shared by every model); then, model
 by model, the local model is loaded into one `MetaAgentActor` and asked for `samples` workflows
 per (seed, benchmark) in the first-turn state; all samples are scored through one evaluator
-pool (`PoolEvaluator`). The statistics live in `rlao.policy_eval` (no Ray there).
+pool (`EvaluatorPool`). The statistics live in `rlao.policy_eval` (no Ray there).
 
 Resumable: every finished (model, seed, benchmark) cell is one line of `samples.jsonl`; a
 re-run with the same settings skips those cells, so a crash loses at most the cell in flight.
@@ -17,8 +17,16 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from w4s_ray.benchmarks import get_benchmark
+from w4s_ray.config import RLAOConfig
 from w4s_ray.errors import ConfigError, DataError
+from w4s_ray.models.resolve import resolve_for
 from w4s_ray.rlao import policy_eval as pe
+from w4s_ray.rlao.loop import Episode, TaskSpec
+from w4s_ray.runtime.evaluators import EvaluatorPool
+from w4s_ray.runtime.meta_agent_actor import start_meta_agent_actor, stop
 from w4s_ray.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -43,8 +51,6 @@ def parse_model_args(items: Sequence[str]) -> dict[str, str]:
 def check_local_models(models: Mapping[str, str], models_cfg=None) -> dict[str, str]:
     """Each model must resolve to a local checkpoint (HF dir, .gguf, preset, hub id; see
     w4s_ray.models.resolve); returns {name: local dir}. One clear line otherwise."""
-    from w4s_ray.models.resolve import resolve_for
-
     return {name: resolve_for(models_cfg, path, what=f"--model {name}={path}:")
             for name, path in models.items()}
 
@@ -87,13 +93,6 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
     `start_agent(name, path) -> MetaAgent` loads one model (default: the local backend in a
     `MetaAgentActor`); it is called only for models with cells left to do.
     """
-    from tqdm.auto import tqdm
-
-    from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.rlao.loop import Episode, EpisodeSettings, TaskSpec
-    from w4s_ray.runtime.meta_agent_actor import start_meta_agent_actor, stop
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
-
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     if not seeds:
@@ -112,7 +111,7 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
 
     t0 = time.monotonic()
     own_evaluator = evaluator is None
-    evaluator = evaluator or PoolEvaluator(cfg)
+    evaluator = evaluator or EvaluatorPool(cfg)
     try:
         specs = {b: TaskSpec.from_benchmark(get_benchmark(b, data_dir=cfg.data_dir()))
                  for b in benchmarks}
@@ -122,7 +121,7 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
             if f.exists():
                 seed_records[b] = json.loads(f.read_text(encoding="utf-8"))
             else:
-                ep = Episode(spec, EpisodeSettings(), f"{b}-seeds", evaluator, None)
+                ep = Episode(spec, RLAOConfig(), f"{b}-seeds", evaluator, None)
                 seed_records[b] = ep.evaluate_seeds()
                 atomic_write_json(f, seed_records[b])
         total = len(models) * len(seeds) * len(benchmarks)

@@ -9,7 +9,7 @@ from the global bucket already, so the global rate holds however they are spread
 
 Create it once per run with `get_rate_limiter(cfg.executor, name=...)` (a named actor: a
 second call, from any worker, returns the same one) and pass the handle to each worker's
-`ExecutorClient(cfg.executor, rate_limiter=handle)`.
+`ExecutorClient(cfg.executor, rate_limiter=SharedRateLimiter(handle))`.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Every benchmark runs `w4s_ray.sweep.benchmark.run_benchmark` (seed baselines on test, then the
 same `optimize` as `w4s optimize`) as its own Ray task. All tasks share:
 
-- ONE evaluator: the `EvaluatorPool` behind the `EvaluatorGateway` actor of `runtime.collect`,
-  so every benchmark's candidates queue on the same evaluator actors;
+- ONE evaluator: an `EvaluatorPool` hosted in one actor (`runtime.proxy.host`), so every
+  benchmark's candidates queue on the same evaluator actors;
 - ONE executor rate limit and dollar budget: a named `RateLimiterActor` handed to every
   evaluator's `ExecutorClient` (`executor.requests_per_minute`, `tokens_per_minute`,
   `budget_usd` hold for the whole sweep, not per benchmark);
@@ -14,12 +14,17 @@ The tasks are pinned to the driver's node, so every run directory is written whe
 (and the user) can read it; the evaluations themselves spread over the cluster.
 
 Before any work: unknown benchmark names, an unreachable `ray.address` (TCP connect with
-`sweep.connect_timeout_s`), and run directories that cannot be started or resumed are each one
-`ConfigError`. A benchmark that fails is recorded (`FAILED: <one line>` in the report, the
+`sweep.connect_timeout_s`), run directories that cannot be started or resumed (`--resume`
+with no sweep there included), a missing meta-agent, and an executor that fails its preflight
+call (bad key, unknown model or provider, nothing listening) are each one error line, raised
+before Ray starts. A benchmark that fails is recorded (`FAILED: <one line>` in the report, the
 full error in `<benchmark>/error.log`) and the others carry on. `BudgetExceeded` stops the
 benchmark that hit it (every other one hits the same shared budget); the report is written,
-then the error is raised (exit 3). `--resume` skips complete benchmarks and stored baselines
-and resumes optimization from the last completed turn.
+then the error is raised (exit 3). `ExecutorFatal` (the endpoint stopped serving mid-run)
+stops every benchmark at once, since they all share the one executor endpoint: running ones
+are cancelled (their completed turns stay on disk), the report is written, then the one-line
+error is raised (exit 2). `--resume` skips complete benchmarks and stored baselines and
+resumes optimization from the last completed turn.
 """
 
 from __future__ import annotations
@@ -29,13 +34,25 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from tqdm.auto import tqdm
 
-from w4s_ray.errors import BudgetExceeded, ConfigError, W4SError
-from w4s_ray.sweep.benchmark import bench_dir_has_work, run_benchmark
+from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+from w4s_ray.env import apply_offline_defaults
+from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
+from w4s_ray.executor.preflight import check_executor
+from w4s_ray.meta_agent import check_meta_agent, make_meta_agent
+from w4s_ray.rlao.loop import TaskSpec
+from w4s_ray.rlao.runs import preflight
+from w4s_ray.runtime.evaluators import EvaluatorPool
+from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+from w4s_ray.runtime.proxy import host
+from w4s_ray.runtime.rate_limiter import get_rate_limiter
+from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
+from w4s_ray.sweep.benchmark import run_benchmark
 from w4s_ray.sweep.layout import SweepLayout, is_complete
 from w4s_ray.sweep.report import write_sweep_report
 from w4s_ray.utils.io import atomic_write_json
@@ -91,10 +108,7 @@ def benchmark_config(cfg, benchmark: str):
 
 def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     """Every check that can fail, before any work: (pinned cfg, names, layout, to-do names)."""
-    from w4s_ray.rlao.runs import preflight
-    from w4s_ray.runtime.collect import check_benchmarks
-
-    names = check_benchmarks(list(benchmarks) if benchmarks else list(cfg.benchmarks))
+    names = check_benchmarks(list(benchmarks) if benchmarks else cfg.benchmarks)
     check_cluster_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"),
                           cfg.sweep.connect_timeout_s)
     cfg = cfg.model_copy(deep=True)
@@ -104,8 +118,12 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     layout = SweepLayout(cfg.run_dir)
     if layout.root.exists() and not layout.root.is_dir():
         raise ConfigError(f"run dir {layout.root} exists and is not a directory")
+    if resume and not layout.status.exists() \
+            and not any(layout.bench(b).has_work() for b in names):
+        raise ConfigError(f"--resume: {layout.root} holds no sweep to resume; check the "
+                          "run_dir, or drop --resume to start one")
     if not resume:
-        used = [b for b in names if bench_dir_has_work(layout.bench_dir(b))]
+        used = [b for b in names if layout.bench(b).has_work()]
         if used:
             raise ConfigError(
                 f"run dir {layout.root} already holds a sweep ({', '.join(used)}); pass "
@@ -113,39 +131,24 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
             )
     todo = []
     for b in names:
-        preflight(layout.bench_dir(b), benchmark_config(cfg, b), resume)
+        preflight(layout.bench(b).path, benchmark_config(cfg, b), resume, require_run=False)
         if not (resume and is_complete(layout, b, cfg.rlao.turns, cfg.sweep.baselines)):
             todo.append(b)
     return cfg, names, layout, todo
 
 
-def shared_pool_evaluator(cfg, *, rate_limiter):
-    """The gateway's evaluator: one EvaluatorPool whose clients share the sweep's limiter."""
-    from w4s_ray.runtime.evaluators import EvaluatorPool
-    from w4s_ray.runtime.rlao_eval import PoolEvaluator
-
-    return PoolEvaluator(cfg, EvaluatorPool(cfg, rate_limiter=rate_limiter))
-
-
 @ray.remote(num_cpus=0, max_retries=0)
 def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
-                    meta_agent_factory: Callable | None, resume: bool) -> dict:
-    from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.env import apply_offline_defaults
-    from w4s_ray.rlao.loop import TaskSpec
-
+                    meta_agent_factory: Callable | None, resume: bool,
+                    executor: dict | None = None) -> dict:
     apply_offline_defaults()
     spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
     own = meta_agent is None
     if own:
-        if meta_agent_factory is not None:
-            meta_agent = meta_agent_factory(cfg)
-        else:
-            from w4s_ray.meta_agent import make_meta_agent
-
-            meta_agent = make_meta_agent(cfg)
+        meta_agent = (meta_agent_factory or make_meta_agent)(cfg)
     try:
-        return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume)
+        return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume,
+                             executor=executor)
     finally:
         if own:
             meta_agent.close()
@@ -153,9 +156,7 @@ def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
 
 def one_line(exc: BaseException) -> str:
     """The message a user sees for a failed benchmark: the W4SError text, else type + text."""
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
-
-    err = unwrap_user_error(exc)
+    err = user_error(exc)
     if err is None and isinstance(exc, ray.exceptions.RayTaskError):
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         err = cause
@@ -168,23 +169,17 @@ def one_line(exc: BaseException) -> str:
 
 
 def _turns_done(layout: SweepLayout, names: Sequence[str]) -> int:
-    n = 0
-    for b in names:
-        p = layout.bench_dir(b) / "metrics.jsonl"
-        if p.exists():
-            try:
-                n += sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line)
-            except OSError:
-                pass
-    return n
+    return sum(layout.bench(b).turns_done() for b in names)
 
 
-def _meta(cfg, wall_s: float | None) -> dict:
+def _meta(cfg, wall_s: float | None, executor: dict | None = None) -> dict:
     return {
-        "name": cfg.name, "executor": cfg.executor.model,
+        "name": cfg.name, "executor": cfg.executor.model, "executor_info": executor,
+        "simulated": bool(executor["simulated"]) if executor else None,
         "meta_agent": f"{cfg.meta_agent.backend}:{cfg.meta_agent.model}",
         "turns": cfg.rlao.turns, "candidates": cfg.rlao.candidates,
         "valid_limit": cfg.eval.limit, "test_limit": cfg.rlao.test_limit,
+        "scoring": cfg.eval.scoring,
         "budget_usd": cfg.executor.budget_usd, "wall_s": wall_s,
     }
 
@@ -202,22 +197,26 @@ def run_sweep(
     `meta_agent_factory(cfg) -> MetaAgent`, when given, builds each task's meta-agent instead
     of the configured backend (it must pickle: a module-level function).
     """
-    from tqdm.auto import tqdm
-
-    from w4s_ray.runtime.collect import EvaluatorGateway, RemoteEvaluator
-    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
-    from w4s_ray.runtime.rate_limiter import get_rate_limiter
-    from w4s_ray.runtime.ray_init import init_ray
-
     t0 = time.monotonic()
     cfg, names, layout, todo = prepare_sweep(cfg, benchmarks, resume)
-    started_ray = not ray.is_initialized()
-    if todo:
-        try:
-            init_ray(cfg.ray)
-        except ConnectionError as exc:
-            raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
-                              ) from None
+    executor = None
+    if todo:  # a missing meta-agent or a failing executor: one line, before Ray starts
+        if meta_agent_factory is None:
+            check_meta_agent(cfg)
+        executor = check_executor(cfg.executor)
+    with ray_session(cfg.ray, start=False):
+        if todo:
+            try:
+                init_ray(cfg.ray)
+            except ConnectionError as exc:
+                raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
+                                  ) from None
+        return _run(cfg, names, layout, todo, t0, resume=resume, progress=progress,
+                    meta_agent_factory=meta_agent_factory, executor=executor)
+
+
+def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
+         executor) -> dict:
     previous = layout.load_status().get("benchmarks", {}) if resume else {}
     # Complete on disk means done, whatever a killed driver last recorded for it.
     status = {b: {"wall_s": None, **previous.get(b, {}), "status": "done", "error": None}
@@ -225,38 +224,40 @@ def run_sweep(
     status.update({b: {"status": "pending", "error": None, "wall_s": None} for b in todo})
 
     def save(wall: float | None = None) -> None:
-        atomic_write_json(layout.status, {"meta": _meta(cfg, wall), "benchmarks": status})
+        atomic_write_json(layout.status, {"meta": _meta(cfg, wall, executor),
+                                          "benchmarks": status})
 
-    limiter = gateway = agent = evaluator = here = None
+    limiter = agent = evaluator = here = None
     pending: dict = {}
     budget_error: BudgetExceeded | None = None
+    fatal_error: W4SError | None = None
     try:
         layout.root.mkdir(parents=True, exist_ok=True)
         save()
         if todo:
             limiter = get_rate_limiter(cfg.executor, name=f"w4s-sweep-{uuid.uuid4().hex[:8]}")
-            gateway = EvaluatorGateway.remote(partial(shared_pool_evaluator, rate_limiter=limiter),
-                                              cfg)
-            evaluator = RemoteEvaluator(gateway)
+            # One pool for every benchmark; its clients share the sweep's limiter and budget.
+            evaluator = host(EvaluatorPool, cfg, rate_limiter=limiter)
             if meta_agent_factory is None and cfg.meta_agent.backend == "local":
                 agent = make_hosted_meta_agent(cfg)
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                   soft=False)
         queue = list(todo)
         width = cfg.sweep.max_parallel or len(todo) or 1
         total_turns = len(names) * cfg.rlao.turns
+        sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=total_turns, initial=min(_turns_done(layout, names), total_turns),
-                   desc=f"sweep {len(names)} benchmarks", unit="turn", disable=not progress)
+                   desc=f"sweep {len(names)} benchmarks{sim}", unit="turn", disable=not progress)
         started: dict[str, float] = {}
         try:
-            while (queue and budget_error is None) or pending:
-                while queue and len(pending) < width and budget_error is None:
+            while (queue and budget_error is None and fatal_error is None) or pending:
+                while queue and len(pending) < width and budget_error is None \
+                        and fatal_error is None:
                     b = queue.pop(0)
                     ref = _benchmark_task.options(scheduling_strategy=here).remote(
                         benchmark_config(cfg, b), b, str(layout.root), evaluator, agent,
-                        meta_agent_factory, resume or bench_dir_has_work(layout.bench_dir(b)))
+                        meta_agent_factory, resume or layout.bench(b).has_work(),
+                        executor)
                     pending[ref] = b
                     started[b] = time.monotonic()
                     status[b]["status"] = "running"
@@ -273,17 +274,21 @@ def run_sweep(
                         kind = "budget" if _is_budget(exc) else "failed"
                         if kind == "budget" and budget_error is None:
                             budget_error = BudgetExceeded(msg)
+                        if _is_fatal(exc) and fatal_error is None:
+                            fatal_error = user_error(exc)
+                            _stop_all(pending, status, started, f"stopped: {msg}")
                         status[b] = {"status": kind, "error": msg, "wall_s": wall}
-                        layout.bench_dir(b).mkdir(parents=True, exist_ok=True)
-                        layout.error_log(b).write_text(str(exc), encoding="utf-8")
+                        layout.bench(b).path.mkdir(parents=True, exist_ok=True)
+                        layout.bench(b).error_log.write_text(str(exc), encoding="utf-8")
                     save()
                     done = sum(s["status"] == "done" for s in status.values())
                     bar.set_postfix(done=f"{done}/{len(names)}",
                                     failed=sum(s["status"] in ("failed", "budget")
                                                for s in status.values()))
-            for b in queue:  # never started: the shared budget ran out first
-                status[b] = {"status": "budget", "error": f"not started: {budget_error}",
-                             "wall_s": None}
+            for b in queue:  # never started: the shared budget or the endpoint failed first
+                cause = fatal_error or budget_error
+                status[b] = {"status": "failed" if fatal_error else "budget",
+                             "error": f"not started: {cause}", "wall_s": None}
         finally:
             bar.close()
     finally:
@@ -291,28 +296,42 @@ def run_sweep(
             ray.cancel(ref, force=True)
         if agent is not None:
             stop(agent)
-        if gateway is not None:
-            try:
-                ray.get(gateway.close.remote(), timeout=60)
-            except Exception:  # noqa: BLE001 - best effort; killed next anyway
-                pass
-            ray.kill(gateway, no_restart=True)
+        if evaluator is not None:
+            evaluator.close()
         if limiter is not None:
             ray.kill(limiter, no_restart=True)
-        if started_ray and ray.is_initialized():
-            ray.shutdown()
     wall_s = round(time.monotonic() - t0, 2)
     save(wall_s)
     report = write_sweep_report(layout.root, names)
     failed = [b for b, s in status.items() if s["status"] != "done"]
+    if fatal_error is not None:
+        raise fatal_error
     if budget_error is not None:
         raise BudgetExceeded(f"{budget_error} ({len(failed)} benchmark(s) stopped; report: "
                              f"{report})")
     return {"report": str(report), "run_dir": str(layout.root), "status": status,
-            "failed": failed, "wall_s": wall_s}
+            "failed": failed, "wall_s": wall_s, "executor": executor}
 
 
 def _is_budget(exc: BaseException) -> bool:
-    from w4s_ray.runtime.rlao_eval import unwrap_user_error
+    return isinstance(user_error(exc), BudgetExceeded)
 
-    return isinstance(unwrap_user_error(exc), BudgetExceeded)
+
+def _is_fatal(exc: BaseException) -> bool:
+    return isinstance(user_error(exc), ExecutorFatal)
+
+
+def _stop_all(pending: dict, status: dict, started: dict, why: str, grace_s: float = 20.0) -> None:
+    """Cancel every running benchmark task (they share the failed endpoint). A graceful cancel
+    first (KeyboardInterrupt in the task; its completed turns are on disk already), then a
+    forced one for tasks still running after `grace_s`."""
+    refs = list(pending)
+    for ref in refs:
+        ray.cancel(ref, force=False)
+    _, still = ray.wait(refs, num_returns=len(refs), timeout=grace_s)
+    for ref in still:
+        ray.cancel(ref, force=True)
+    for ref in refs:
+        b = pending.pop(ref)
+        status[b] = {"status": "failed", "error": why,
+                     "wall_s": round(time.monotonic() - started[b], 2)}

@@ -2,11 +2,13 @@
 
 litellm speaks to the server as to any OpenAI endpoint (`model="openai/<name>"`,
 `api_base="http://HOST:PORT/v1"`); only its cost code needs help: a served checkpoint is not in
-litellm's price map, and `completion_cost` raises `ModelNotMappedError` for it (PLATFORM-NOTES).
+litellm's price map, and `completion_cost` raises `ModelNotMappedError` for it (docs/PLATFORM.md).
 `register_served_model` adds a zero-cost entry. No Ray, no network.
 """
 
 from __future__ import annotations
+
+from w4s_ray.executor.providers import import_litellm
 
 
 def litellm_model_id(served_name: str) -> str:
@@ -16,7 +18,7 @@ def litellm_model_id(served_name: str) -> str:
 
 def register_served_model(served_name: str, *, context_window: int | None = None) -> str:
     """Register `openai/<name>` in litellm's price map at zero cost; returns the model id."""
-    import litellm
+    litellm = import_litellm()
 
     model_id = litellm_model_id(served_name)
     entry = {

@@ -4,7 +4,7 @@ No Ray here. `w4s_ray.runtime.sweep` fans `run_benchmark` out over Ray; this pac
 plain parts it calls:
 
 - `layout`: where a sweep keeps its files and when a benchmark counts as complete;
-- `benchmark.run_benchmark`: seed baselines on test, then `rlao.runs.optimize` (validation-only
+- `benchmark.run_benchmark`: seed baselines on test, then `rlao.optimize.optimize` (validation-only
   selection, one final test evaluation) for one benchmark;
 - `report.write_sweep_report`: `sweep_report.md` (benchmarks as columns, methods as rows) and
   PNG plots, read from the files only.

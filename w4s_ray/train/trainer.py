@@ -1,28 +1,30 @@
-"""`w4s train`: RWR fine-tuning of the meta-agent as a Ray Train job (DeepSpeed or DDP).
+"""RWR training of the meta-agent as plain torch: the per-worker step loop, its configuration
+and the driver-side preparation and reports (no Ray here; the Ray Train job that runs the loop
+on workers is `w4s_ray.runtime.train_job`).
 
-The driver reads the trajectory Parquet, builds weighted masked examples (`train.rwr`), writes
-them as tokenised Parquet under the run dir (candidates of one prompt packed into one
-sequence that encodes the prompt once, `train.pack_prompts`), and hands `ray.data.read_parquet(...)` (materialised:
-with Train holding the CPUs a streaming read can starve, see PLATFORM-NOTES) to a `TorchTrainer`.
-Each worker reads its shard, runs the batched weighted loss (`train.loss`) under DeepSpeed ZeRO
-(stage 1/2/3, optional CPU optimizer offload; on CPU a client torch AdamW and no shm-op JIT
-build) or plain DDP, optionally on LoRA adapters (peft).
+- Driver side: `prepare_examples` reads the trajectory Parquet, builds weighted masked examples
+  (`train.rwr`), packs the candidates of one prompt into one sequence that encodes the prompt
+  once (`train.pack_prompts`) and writes them as tokenised Parquet under the run dir;
+  `write_reports` writes `train_log.jsonl`, `loss.png` and `train_summary.md`.
+- Worker side: `train_steps(config, ctx)` runs the batched weighted loss (`train.loss`) under
+  DeepSpeed ZeRO (stage 1/2/3, optional CPU optimizer offload; on CPU a client torch AdamW and
+  no shm-op JIT build) or plain DDP, optionally on LoRA adapters (peft), with an LR schedule
+  (constant / linear / cosine after `warmup_steps`, via transformers) and gradient accumulation
+  (`grad_accum_steps` micro-batches per optimizer step). Everything it needs from the
+  distributed runtime (rank, its data shard, the checkpoint to restore, where to report) comes
+  through a `StepContext`, so the loop is the same code under Ray Train or any other launcher.
 
-Checkpoints (`ray.train.report(..., checkpoint=...)` every `checkpoint_every` steps) hold the
-step count, the loss history and the full optimizer state (DeepSpeed's sharded checkpoint, or
-model+optimizer state dicts for DDP). Ray Train restores the latest one after a worker failure
-(`FailureConfig(max_failures)`) and, with `--resume`, after a driver failure: the same run name
-under the same storage path makes Ray Train hand the workers the latest checkpoint.
+Checkpoints (every `checkpoint_every` steps and at the end) hold the step count, the loss
+history and the full optimizer and scheduler state (DeepSpeed's sharded checkpoint, or
+model+optimizer+scheduler state dicts for DDP); the last one also holds the model in HF format.
 
-Outputs under `train.out_dir`: `model/` (HF format + tokenizer; LoRA merged unless
-`merge_lora=false`, then `model/` is the adapter and `model/base` names the base),
-`train_log.jsonl`, `loss.png`, `train_summary.md`, `examples/`, `ray/` (Ray Train storage).
-
-Not done here: gradient accumulation, learning-rate schedules, evaluation during training.
+Not done here: evaluation during training, mixed precision on CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import logging
 import math
@@ -31,13 +33,24 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+import torch.distributed as dist
+from transformers import AutoConfig, AutoModelForCausalLM, get_scheduler
 
 from w4s_ray.config import ExperimentConfig, TrainConfig
 from w4s_ray.errors import ConfigError, DataError, W4SError
+from w4s_ray.meta_agent.tokenizer import load_tokenizer
+from w4s_ray.models.resolve import resolve_for
 from w4s_ray.train import rwr
+from w4s_ray.train.loss import collate_packed, packed_batch_loss
+from w4s_ray.train.plots import plot_loss
 from w4s_ray.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -93,8 +106,6 @@ def steps_per_epoch(num_examples: int, num_workers: int, batch_size: int,
 
 def make_lr_scheduler(optimizer, tc: TrainConfig, total_steps: int):
     """transformers' scheduler for `train.lr_scheduler` over the run's optimizer steps."""
-    from transformers import get_scheduler
-
     name = "constant_with_warmup" if tc.lr_scheduler == "constant" else tc.lr_scheduler
     return get_scheduler(name, optimizer, num_warmup_steps=min(tc.warmup_steps, total_steps),
                          num_training_steps=total_steps)
@@ -103,8 +114,6 @@ def make_lr_scheduler(optimizer, tc: TrainConfig, total_steps: int):
 def effective_max_seq_len(tc: TrainConfig) -> int:
     """`train.max_seq_len`, capped at the base model's context (`max_position_embeddings`)."""
     try:
-        from transformers import AutoConfig
-
         ctx = getattr(AutoConfig.from_pretrained(tc.base_model), "max_position_embeddings", None)
     except Exception:  # no readable config: the tokenizer load right after reports it
         ctx = None
@@ -114,8 +123,6 @@ def effective_max_seq_len(tc: TrainConfig) -> int:
 def check_base_model(path: str, models_cfg=None) -> str:
     """The local checkpoint directory for `train.base_model`: an HF directory, a .gguf file
     (converted once, cached), a prepared preset or a hub id (w4s_ray.models.resolve)."""
-    from w4s_ray.models.resolve import resolve_for
-
     return resolve_for(models_cfg, path, what="train.base_model")
 
 
@@ -125,15 +132,10 @@ def check_base_model(path: str, models_cfg=None) -> str:
 def _skip_deepspeed_shm_build() -> None:
     # init_distributed JIT-builds a shared-memory op (+50 s, 1.6 GB) that gloo on CPU never
     # uses. importlib, not `import deepspeed.comm.torch as x`: that name resolves to torch.
-    import importlib
-
     importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
 
 
 def _all_mean(values: list[float]) -> list[float]:
-    import torch
-    import torch.distributed as dist
-
     t = torch.tensor(values, dtype=torch.float64)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t)
@@ -142,9 +144,6 @@ def _all_mean(values: list[float]) -> list[float]:
 
 
 def _load_model(tc: TrainConfig, base_model: str):
-    import torch
-    from transformers import AutoModelForCausalLM
-
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     if tc.lora:
         from peft import LoraConfig, get_peft_model
@@ -158,8 +157,6 @@ def _load_model(tc: TrainConfig, base_model: str):
 
 def _save_hf(module, tc: TrainConfig, base_model: str, out: Path, state_dict=None) -> None:
     """Rank 0: the final model in HF format (+ tokenizer); LoRA merged when asked."""
-    from w4s_ray.meta_agent.tiny import load_tokenizer
-
     if state_dict is not None:  # ZeRO-3: weights were gathered into a full state dict
         module = _load_model(tc, base_model)
         module.load_state_dict(state_dict, strict=False)
@@ -171,17 +168,32 @@ def _save_hf(module, tc: TrainConfig, base_model: str, out: Path, state_dict=Non
         (out / "base").write_text(str(base_model) + "\n")
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Runs in every Ray Train worker."""
-    import numpy as np
-    import ray.train
-    import torch
+class StepContext(Protocol):
+    """What the step loop needs from the distributed runtime that runs it."""
 
-    from w4s_ray.train.loss import collate_packed, packed_batch_loss
+    rank: int
+    world: int
 
+    def device(self, use_gpu: bool) -> Any:
+        """The torch device of this worker."""
+
+    def prepare_model(self, model: Any) -> Any:
+        """The model wrapped for data-parallel training (DDP)."""
+
+    def restored(self) -> contextlib.AbstractContextManager[Path | None]:
+        """The directory of the checkpoint to resume from (None: start fresh)."""
+
+    def batches(self, batch_size: int) -> Iterable[dict[str, Any]]:
+        """One epoch of this worker's shard, in order, as numpy column batches."""
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None, name: str) -> None:
+        """Report metrics (and a checkpoint directory, all ranks together) for this step."""
+
+
+def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
+    """The per-worker loop: load, restore, step through the epochs, checkpoint, export."""
     tc = TrainConfig(**config["train"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    rank, world = ctx.rank, ctx.world
     torch.manual_seed(tc.seed)
     random.seed(tc.seed)
     torch.set_num_threads(max(1, int(config.get("torch_threads", 1))))
@@ -204,13 +216,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )
         net = engine
     else:
-        net = ray.train.torch.prepare_model(model)
-    device = ray.train.torch.get_device() if tc.use_gpu else torch.device("cpu")
+        net = ctx.prepare_model(model)
+    device = ctx.device(tc.use_gpu)
 
     state: dict[str, Any] = {"step": 0, "history": []}
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
+    with ctx.restored() as d:
+        if d is not None:
             state = json.loads((Path(d) / STATE_FILE).read_text())
             if engine is not None:
                 engine.load_checkpoint(str(Path(d) / "ds"), tag="state",
@@ -221,13 +232,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 optimizer.load_state_dict(blob["optimizer"])
                 if "scheduler" in blob:
                     scheduler.load_state_dict(blob["scheduler"])
-        if rank == 0:
-            print(f"[train] resumed at step {state['step']}", flush=True)
+            if rank == 0:
+                print(f"[train] resumed at step {state['step']}", flush=True)
 
     spe = config["steps_per_epoch"]
     total = config["total_steps"]
     pad_id = config["pad_id"]
-    shard = ray.train.get_dataset_shard("train")
 
     def save(final: bool) -> None:
         metrics = {"step": state["step"], "loss": state["history"][-1]["loss"]
@@ -249,11 +259,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     module = engine.module if engine is not None else getattr(net, "module", net)
                     _save_hf(module, tc, config["base_model"], tmp_p / HF_DIR, full_sd)
             has_files = any(tmp_p.iterdir())
-            ray.train.report(
-                metrics,
-                checkpoint=ray.train.Checkpoint.from_directory(tmp) if has_files else None,
-                checkpoint_dir_name=f"checkpoint_{state['step']:06d}" + ("_final" if final else ""),
-            )
+            ctx.report(metrics, tmp if has_files else None,
+                       f"checkpoint_{state['step']:06d}" + ("_final" if final else ""))
 
     net.train()
     final_saved = False
@@ -262,7 +269,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         skip = (state["step"] % spe) * accum  # micro-batches of this epoch already trained
         done_in_epoch = 0
         group: list[tuple[float, float, int]] = []  # (loss, mean ce, tokens) per micro-batch
-        for i, batch in enumerate(shard.iter_batches(batch_size=tc.batch_size, batch_format="numpy")):
+        for i, batch in enumerate(ctx.batches(tc.batch_size)):
             if i < skip:
                 continue
             if i >= spe * accum or state["step"] >= total:
@@ -304,12 +311,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if rank == 0:
                 print(f"[train] step {rec['step']}/{total} epoch {rec['epoch']} "
                       f"loss {mean_loss:.4f} ce {mean_ce:.4f} ({rec['step_s']:.2f}s)", flush=True)
-            fail_at = config.get("inject_failure_at_step")
-            if fail_at and state["step"] == fail_at and rank == world - 1:
-                marker = Path(config["inject_failure_marker"])
-                if not marker.exists():
-                    marker.write_text("failed once\n")
-                    os._exit(1)  # simulate a crashed worker process (tests only)
             final = state["step"] >= total
             if final or state["step"] % tc.checkpoint_every == 0:
                 save(final)
@@ -335,11 +336,10 @@ class TrainResult:
     resumed_from: int
 
 
-def _prepare_examples(
+def prepare_examples(
     cfg: ExperimentConfig, out_dir: Path
 ) -> tuple[Path, rwr.BuildStats, int, int]:
-    from w4s_ray.meta_agent.tiny import load_tokenizer
-
+    """Examples as tokenised Parquet under `out_dir/examples`: (path, stats, pad id, rows)."""
     tc = cfg.train
     rows = rwr.read_trajectories(tc.data)
     try:
@@ -363,8 +363,6 @@ def _prepare_examples(
     if len(rows) < tc.num_workers:
         raise DataError(f"{tc.data}: {len(rows)} training sequences for {tc.num_workers} workers")
     random.Random(tc.seed).shuffle(rows)
-    import pyarrow.parquet as pq
-
     ex_dir = out_dir / "examples"
     ex_dir.mkdir(parents=True, exist_ok=True)
     tmp = ex_dir / ".examples.parquet.tmp"
@@ -377,118 +375,7 @@ def _prepare_examples(
     return ex_dir / "examples.parquet", stats, int(pad_id), len(rows)
 
 
-def _check_resources(tc: TrainConfig) -> None:
-    import ray
-
-    res = ray.cluster_resources()
-    need_cpu = tc.num_workers * tc.cpus_per_worker
-    if res.get("CPU", 0) < need_cpu:
-        raise ConfigError(f"train: {tc.num_workers} workers x {tc.cpus_per_worker} CPU need "
-                          f"{need_cpu} CPUs; the Ray cluster has {res.get('CPU', 0)}")
-    if tc.use_gpu and res.get("GPU", 0) < tc.num_workers:
-        raise ConfigError(f"train.use_gpu: {tc.num_workers} workers need "
-                          f"{tc.num_workers} GPUs; the Ray cluster has {res.get('GPU', 0)}")
-
-
-def run_training(
-    cfg: ExperimentConfig,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    inject_failure_at_step: int | None = None,
-) -> TrainResult:
-    """Build examples, run the Ray Train job, export the model, write the log/plot/summary."""
-    import ray.data
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    from w4s_ray.runtime.ray_init import init_ray
-
-    tc = cfg.train
-    t0 = time.perf_counter()
-    bf16 = resolve_bf16(tc)
-    if tc.num_workers < 1 or tc.batch_size < 1 or tc.checkpoint_every < 1:
-        raise ConfigError("train.num_workers, batch_size and checkpoint_every must be >= 1")
-    base = check_base_model(tc.base_model, cfg.models)
-    if base != tc.base_model:  # workers and the tokenizer load the resolved local directory
-        cfg = cfg.model_copy(update={"train": tc.model_copy(update={"base_model": base})})
-        tc = cfg.train
-    out_dir = Path(tc.out_dir).expanduser().resolve()
-    storage = out_dir / "ray"
-    if (storage / RUN_NAME).exists() and not resume:
-        if not overwrite:
-            raise W4SError(f"{out_dir} already holds a training run; pass --resume to continue "
-                           "it or --overwrite to start over")
-        shutil.rmtree(storage / RUN_NAME)
-    if resume and not (storage / RUN_NAME).exists():
-        raise W4SError(f"--resume: no training run under {storage / RUN_NAME}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    ex_path, stats, pad_id, n_rows = _prepare_examples(cfg, out_dir)
-    print(f"[train] examples: {stats.line()}; {n_rows} training sequences", flush=True)
-    spe = steps_per_epoch(n_rows, tc.num_workers, tc.batch_size, tc.grad_accum_steps)
-    total = spe * tc.epochs
-    if tc.max_steps is not None:
-        total = min(total, tc.max_steps)
-    if total < 1:
-        raise DataError(f"{tc.data}: not enough examples for one step")
-
-    init_ray(cfg.ray)
-    _check_resources(tc)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # resume skips batches by position
-    ds = ray.data.read_parquet(str(ex_path)).materialize()
-
-    loop_cfg: dict[str, Any] = {
-        "train": tc.model_dump(mode="json"),
-        "base_model": str(Path(tc.base_model).expanduser().resolve())
-        if Path(tc.base_model).expanduser().exists() else tc.base_model,
-        "ds_config": deepspeed_config(tc, bf16=bf16),
-        "bf16": bf16,
-        "steps_per_epoch": spe,
-        "total_steps": total,
-        # The LR schedule spans the planned epochs: max_steps is a stop point, not a new plan.
-        "schedule_steps": spe * tc.epochs,
-        "pad_id": pad_id,
-        "torch_threads": max(1, int(tc.cpus_per_worker)),
-    }
-    if inject_failure_at_step:
-        loop_cfg["inject_failure_at_step"] = inject_failure_at_step
-        loop_cfg["inject_failure_marker"] = str(out_dir / ".injected_failure")
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=loop_cfg,
-        scaling_config=ScalingConfig(
-            num_workers=tc.num_workers, use_gpu=tc.use_gpu,
-            resources_per_worker={"CPU": tc.cpus_per_worker},
-        ),
-        torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
-        run_config=RunConfig(
-            name=RUN_NAME, storage_path=str(storage),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-            failure_config=FailureConfig(max_failures=tc.max_failures),
-        ),
-        datasets={"train": ds},
-    )
-    resumed_from = _latest_step(storage / RUN_NAME) if resume else 0
-    result = trainer.fit()
-    if result.checkpoint is None:
-        raise W4SError("training finished without a checkpoint")
-    with result.checkpoint.as_directory() as d:
-        state = json.loads((Path(d) / STATE_FILE).read_text())
-        hf = Path(d) / HF_DIR
-        if not hf.is_dir():
-            raise W4SError(f"the last checkpoint ({result.checkpoint.path}) has no exported model; "
-                           "run again with --resume")
-        model_dir = _publish_dir(hf, out_dir / "model")
-    wall = time.perf_counter() - t0
-    res = TrainResult(out_dir, model_dir, state["step"], state["history"], stats, wall,
-                      resumed_from)
-    write_reports(res, cfg)
-    return res
-
-
-def _latest_step(run_dir: Path) -> int:
+def latest_step(run_dir: Path) -> int:
     steps = []
     for p in run_dir.glob("checkpoint_*/"):
         f = p / STATE_FILE
@@ -497,7 +384,7 @@ def _latest_step(run_dir: Path) -> int:
     return max(steps, default=0)
 
 
-def _publish_dir(src: Path, dst: Path) -> Path:
+def publish_dir(src: Path, dst: Path) -> Path:
     """Copy a model dir into place via a temp dir + rename, replacing an older export."""
     tmp = dst.parent / f".{dst.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -515,8 +402,6 @@ def _publish_dir(src: Path, dst: Path) -> Path:
 
 
 def write_reports(res: TrainResult, cfg: ExperimentConfig) -> None:
-    from w4s_ray.train.plots import plot_loss
-
     tc = cfg.train
     atomic_write_text(res.out_dir / "train_log.jsonl",
                       "".join(json.dumps(r) + "\n" for r in res.history))

@@ -22,9 +22,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import torch
+from tqdm import tqdm
+
+from w4s_ray.benchmarks import get_benchmark
+from w4s_ray.rlao.mdp import ArchiveEntry, initial_state
+from w4s_ray.rlao.prompts import PromptSpec, build_messages
+from w4s_ray.train.loss import batch_loss, collate
+from w4s_ray.train.rwr import IGNORE_INDEX, _TooLong, tokenize_example
+from w4s_ray.workflow.errors import WorkflowError
+from w4s_ray.workflow.extract import extract_workflow
+
 log = logging.getLogger(__name__)
 
-# Used only when a benchmark's own seeds cannot be loaded (e.g. the benchmarks part is absent).
+# Used only when a benchmark's own seeds cannot be loaded (an unknown name, a broken template).
 _FALLBACK_SEEDS = {
     "cot": '''def solver(agent, task):
     messages = [{"role": "user", "content": task}]
@@ -65,8 +76,6 @@ _NAME_POOL = ["msgs", "outs", "result", "reply", "cands", "draft", "votes", "fin
 def seeds_for(name: str) -> tuple[dict[str, str], Any]:
     """(seed workflows, benchmark or None) — the benchmark's own seeds when available."""
     try:
-        from w4s_ray.benchmarks import get_benchmark
-
         bm = get_benchmark(name)
     except Exception as exc:
         log.warning("benchmark %s unavailable (%s); using generic seeds", name, exc)
@@ -200,7 +209,7 @@ def _reply_like(question: str, rng: random.Random) -> str:
 
 
 def sample_feedback(bm: Any, rng: random.Random) -> str:
-    """Feedback shaped like `workflow.evaluate.format_feedback`, on real validation questions
+    """Feedback shaped like `rlao.prompts.format_feedback`, on real validation questions
     with made-up answers. Real runs put a few validation cases in every archive entry; a warm
     start that only ever saw one fixed placeholder learns to key on it and falls apart on the
     first real prompt (seen in the demo: parse rate 1.0 on warm-start prompts, 0 in collect)."""
@@ -230,14 +239,6 @@ def meta_agent_prompt(name: str, seeds: dict[str, str], bm: Any,
     task = getattr(bm, "task_description", f"The {name} benchmark.")
     kind = getattr(bm, "kind", "math")
     fmt = getattr(bm, "answer_format", "")
-    try:
-        from w4s_ray.rlao.mdp import ArchiveEntry, initial_state
-        from w4s_ray.rlao.prompts import PromptSpec, build_messages
-    except ImportError:
-        archive = "\n\n".join(f"# {k}\n{v}" for k, v in seeds.items())
-        return [{"role": "system", "content": "You design Python workflows solver(agent, task)."},
-                {"role": "user", "content": f"{task}\n\nAnswer format: {fmt}\n\nArchive:\n"
-                 f"{archive}\n\nReply with an analysis and ONE python block."}]
     entries = [
         ArchiveEntry(name=k, code=v, val_accuracy=round(rng.uniform(0.2, 0.9), 2),
                      feedback=sample_feedback(bm, rng))
@@ -270,12 +271,6 @@ def sft(model, tokenizer, pairs: list[tuple[list, str]], *, steps: int, lr: floa
         batch_size: int = 4, max_seq_len: int = 2048, seed: int = 0,
         min_prompt_tokens: int = 128, progress: bool = True) -> list[dict[str, float]]:
     """Supervised warm start on the answers only (prompt masked); returns the loss per step."""
-    import torch
-    from tqdm import tqdm
-
-    from w4s_ray.train.loss import batch_loss, collate
-    from w4s_ray.train.rwr import IGNORE_INDEX, _TooLong, tokenize_example
-
     # (full prompt ids, completion ids). Each step takes a RANDOM tail of the prompt: with a
     # fixed window (max_seq_len - answer length) the window start itself reveals which answer
     # follows, the model keys on it, and any other cut at sampling time yields noise.
@@ -320,26 +315,12 @@ def sft(model, tokenizer, pairs: list[tuple[list, str]], *, steps: int, lr: floa
 
 
 def _default_checker() -> Callable[[str], bool]:
-    try:
-        from w4s_ray.workflow.extract import extract_workflow
-    except ImportError:
-        extract_workflow = None
-
     def ok(text: str) -> bool:
-        if extract_workflow is not None:
-            try:
-                extract_workflow(text)
-                return True
-            except Exception:
-                return False
-        if "```python" not in text:
-            return False
-        code = text.split("```python", 1)[1].split("```", 1)[0]
         try:
-            tree = ast.parse(code)
-        except SyntaxError:
+            extract_workflow(text)
+            return True
+        except WorkflowError:
             return False
-        return any(isinstance(n, ast.FunctionDef) and n.name == "solver" for n in tree.body)
 
     return ok
 
@@ -348,8 +329,6 @@ def parse_rate(model, tokenizer, prompts: dict[str, list], *, k: int = 4,
                temperature: float = 0.5, max_new_tokens: int = 512, max_prompt_tokens: int = 2048,
                seed: int = 0) -> dict[str, Any]:
     """Sample k replies per benchmark prompt; the share from which a solver can be extracted."""
-    import torch
-
     ok = _default_checker()
     torch.manual_seed(seed)
     per: dict[str, float] = {}

@@ -1,40 +1,52 @@
 """Evaluate one workflow on a benchmark split with a given executor (no Ray).
 
-`evaluate(request, benchmark, executor, sandbox_cfg, eval_cfg)` is an async function used
+`evaluate(request, benchmark, executor, sandbox, eval_cfg)` is an async function used
 in-process (tests, `w4s eval`) and inside Ray evaluator actors alike. It loads the items in
-their fixed order, runs the workflow in sandbox children (`sandbox.WorkflowRunner`), serves the
-children's agent calls (executor chats, execute_code, public tests) from this process, scores
-each returned answer with `benchmark.score` here — where the gold answers are — and counts
-calls, tokens, dollars and cache hits itself.
+their fixed order, runs the workflow in the `Sandbox` it is given (`w4s_ray.sandbox`; a
+`SandboxConfig` builds the configured backend), serves the workflow's agent calls (executor
+chats, execute_code, public tests) from this process, scores each returned answer with
+`benchmark.score` under `eval.scoring` here — where the gold answers are — with a format hint
+for right values the official rule rejected, and counts calls, tokens, dollars and cache hits
+itself.
 
-`self_check` runs a workflow strictly on the first item(s) and returns the first failure with
-its traceback and the failing line of the workflow (for the meta-agent's repair loop, see
-`repair.py`). `format_feedback` writes W4S-style feedback from a VALIDATION result; given a
-test-split result it raises, so test answers can never reach the meta-agent.
+The two data types of the evaluation seam live here: an `EvalRequest` goes from the RLAO loop
+to an evaluator, an `EvalResult` comes back (the same two types in-process, in Ray actors and
+in tests). A request with `self_check=True` runs strictly on the first `eval.self_check_items`
+validation item(s); its first failure (kind, traceback, failing workflow line) travels in
+`EvalResult.first_failure`, from which `rlao.prompts.repair_messages` writes the repair prompt.
+A validation result also carries `cases`, the question and correct answer of each item it got
+wrong, so that `rlao.prompts.format_feedback` can write the W4S feedback (in the evaluator, and
+again after racing merges slices) without the driver ever loading a benchmark. Test-split
+results carry no cases, and formatting feedback from one raises, so test answers never reach
+the meta-agent.
+
+Defaults the evaluator applies: a validation request without item ids or a limit runs on the
+first `eval.limit` items; a self-check request without a limit on `eval.self_check_items`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from w4s_ray.config import EvalConfig, SandboxConfig
-from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorUnreachable
-from w4s_ray.workflow import codeexec
-from w4s_ray.workflow.errors import TestSplitLeak, WorkflowError
+from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorFatal
+from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
+from w4s_ray.sandbox.process import hidden_paths
+from w4s_ray.sandbox.runner import Abort, RpcFailure
+from w4s_ray.workflow.errors import WorkflowError
 from w4s_ray.workflow.extract import check_workflow
-from w4s_ray.workflow.sandbox import Abort, RpcFailure, WorkflowRunner, hidden_paths
 
 # A seed offsets the occurrence numbers sent to the executor, so the same workflow evaluated
 # with another seed draws other (cached, reproducible) samples; seed 0 is the plain numbering.
 SEED_STRIDE = 1_000_003
 MAX_RESPONSES = 64
 MAX_PROMPT_CHARS = 2_000_000
+MAX_CODE_CHARS = 200_000
 
 
 class Executor(Protocol):
@@ -54,6 +66,8 @@ class EvalRequest:
     item_ids: list[str] | None = None
     seed: int = 0
     tag: str = ""
+    # Strict run on a few validation items whose first failure feeds the repair loop.
+    self_check: bool = False
 
 
 @dataclass
@@ -71,16 +85,30 @@ class EvalResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_usd: float = 0.0  # what the samples served from the cache cost when first fetched
     calls: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
     code_runs: int = 0
     wall_s: float = 0.0
     tag: str = ""
+    scoring: str = "official"  # eval.scoring used for `scores`
+    # Per item: "value right, format wrong" hint for an officially rejected answer, else None.
+    format_hints: list[str | None] = field(default_factory=list)
     # The first failing item, for self-check / repair: kind, error, traceback, workflow line.
     first_failure: dict[str, Any] | None = None
     stdout: str = ""
     stderr: str = ""
+    # Validation only: {"index", "question", "answer"} (the correct answer) of each item scored
+    # below 1, in item order; the material of the feedback's failure cases.
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    # W4S feedback text for the meta-agent (validation results of an evaluator; else "").
+    feedback: str = ""
+
+    @property
+    def accuracy_or_none(self) -> float | None:
+        """The accuracy, or None when the workflow failed as a whole (`error` says why)."""
+        return None if self.error else self.accuracy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,9 +118,21 @@ class EvalResult:
         return cls(**d)
 
     def summary(self) -> dict[str, Any]:
-        keys = ("benchmark", "split", "accuracy", "n", "errors", "error", "cost_usd", "calls",
-                "cache_hits", "prompt_tokens", "completion_tokens", "wall_s", "tag")
+        keys = ("benchmark", "split", "scoring", "accuracy", "n", "errors", "error", "cost_usd",
+                "cached_usd", "calls", "cache_hits", "prompt_tokens", "completion_tokens",
+                "wall_s", "tag")
         return {k: getattr(self, k) for k in keys}
+
+
+def with_defaults(request: EvalRequest, eval_cfg: EvalConfig) -> EvalRequest:
+    """The request with the evaluator's default item count filled in (module docstring)."""
+    if request.item_ids is not None or request.limit is not None:
+        return request
+    if request.self_check:
+        return replace(request, split="valid", limit=max(1, eval_cfg.self_check_items))
+    if request.split == "valid" and eval_cfg.limit is not None:
+        return replace(request, limit=eval_cfg.limit)
+    return request
 
 
 def select_items(bm: Any, request: EvalRequest) -> list[Any]:
@@ -115,7 +155,7 @@ class _Stats:
     def __init__(self) -> None:
         self.calls = self.prompt_tokens = self.completion_tokens = 0
         self.cache_hits = self.cache_misses = self.code_runs = 0
-        self.cost_usd = 0.0
+        self.cost_usd = self.cached_usd = 0.0
 
 
 def _check_llm_params(p: dict) -> dict[str, Any]:
@@ -151,7 +191,7 @@ async def evaluate(
     request: EvalRequest,
     benchmark: Any,
     executor: Executor,
-    sandbox_cfg: SandboxConfig,
+    sandbox: Sandbox | SandboxConfig,
     eval_cfg: EvalConfig,
     *,
     call_limiter: asyncio.Semaphore | None = None,
@@ -166,9 +206,14 @@ async def evaluate(
     to cover in the child's mount namespace (the data dir and completion cache always are).
     """
     t0 = time.monotonic()
+    sandbox = as_sandbox(sandbox)
+    sandbox_cfg = sandbox.cfg
+    request = with_defaults(request, eval_cfg)
+    strict = strict or request.self_check
     # The first load of a split parses files (up to ~1 s): keep the event loop serving others.
     items = await asyncio.to_thread(select_items, benchmark, request)
-    result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag)
+    result = EvalResult(benchmark=benchmark.name, split=request.split, tag=request.tag,
+                        scoring=eval_cfg.scoring)
     result.item_ids = [it.id for it in items]
     try:
         check_workflow(request.code)
@@ -195,9 +240,10 @@ async def evaluate(
                         res = await executor.chat(p.pop("messages"), tags=tags, **p)
                 else:
                     res = await executor.chat(p.pop("messages"), tags=tags, **p)
-            except (BudgetExceeded, ExecutorUnreachable) as exc:
-                # Not the workflow's fault: stop the evaluation rather than fail the candidate
-                # (an outage would otherwise become penalised trajectory rows).
+            except (BudgetExceeded, ExecutorFatal) as exc:
+                # Not the workflow's fault (budget spent; bad key, unknown model, nothing
+                # listening...): stop the evaluation rather than fail the candidate (an outage
+                # would otherwise become penalised trajectory rows).
                 raise Abort(exc) from None
             except ExecutorError as exc:
                 raise RpcFailure(str(exc), "executor") from None
@@ -205,6 +251,7 @@ async def evaluate(
             stats.prompt_tokens += int(getattr(res, "prompt_tokens", 0) or 0)
             stats.completion_tokens += int(getattr(res, "completion_tokens", 0) or 0)
             stats.cost_usd += float(getattr(res, "cost_usd", 0.0) or 0.0)
+            stats.cached_usd += float(getattr(res, "cached_usd", 0.0) or 0.0)
             cached = getattr(res, "cached", None) or []
             hits = sum(1 for c in cached if c) if isinstance(cached, list) else int(bool(cached))
             stats.cache_hits += hits
@@ -217,7 +264,7 @@ async def evaluate(
                 raise RpcFailure("execute_code needs a code string and a timeout", "value")
             async with code_sem:
                 stats.code_runs += 1
-                return await codeexec.execute_code(code, timeout, sandbox_cfg, hidden)
+                return await sandbox.execute_code(code, timeout, hidden)
         if method == "public_test":
             sol, entry = params.get("solution"), params.get("entry_point")
             if not isinstance(sol, str) or not isinstance(entry, str):
@@ -225,8 +272,7 @@ async def evaluate(
                                  "value")
             async with code_sem:
                 stats.code_runs += 1
-                return await codeexec.run_public_tests(
-                    benchmark, items[idx], sol, entry, sandbox_cfg)
+                return await run_public_tests(sandbox, benchmark, items[idx], sol, entry)
         raise RpcFailure(f"unknown agent method {method!r}", "value")
 
     child_items = [
@@ -235,10 +281,10 @@ async def evaluate(
         for k, it in enumerate(items)
     ]
     threads = min(eval_cfg.max_inflight_per_evaluator, len(items))
-    runner = WorkflowRunner(sandbox_cfg, threads=threads, handler=handler, hide=hidden,
-                            strict=strict, on_item=progress)
-    run = await runner.run(request.code, child_items)
-    scores = await _score_all(benchmark, items, run.outcomes, code_sem)
+    run = await sandbox.run_workflow(request.code, child_items, threads=threads,
+                                     handler=handler, hide=hidden, strict=strict,
+                                     on_item=progress)
+    scores = await _score_all(benchmark, items, run.outcomes, code_sem, eval_cfg.scoring)
 
     result.stdout, result.stderr = run.stdout[-4000:], run.stderr[-4000:]
     if run.load_error is not None:
@@ -247,6 +293,7 @@ async def evaluate(
                                  le.line, request.code, t0)
         _copy_stats(out, stats)
         return out
+    result.format_hints = [None] * len(items)
     for k, it in enumerate(items):
         o = run.outcomes.get(k)
         if o is None:  # strict mode stopped before this item ran
@@ -258,6 +305,9 @@ async def evaluate(
             result.answers.append(o.answer)
             result.item_errors.append(None)
             result.scores.append(scores[k])
+            if eval_cfg.scoring == "official" and scores[k] < 1.0 \
+                    and getattr(benchmark, "kind", None) != "code":
+                result.format_hints[k] = _hint(benchmark, it, o.answer)
         else:
             result.answers.append(None)
             result.item_errors.append(f"{o.kind}: {o.error}")
@@ -268,6 +318,7 @@ async def evaluate(
                                                 request.code)
     result.n = len(items)
     result.accuracy = sum(result.scores) / result.n if result.n else 0.0
+    _add_cases(result, items)
     if result.errors.get("executor") == result.n:
         result.error = result.first_failure["error"] if result.first_failure else "executor error"
     _copy_stats(result, stats)
@@ -275,7 +326,30 @@ async def evaluate(
     return result
 
 
-async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore) -> list[float]:
+async def run_public_tests(sandbox: Sandbox, bm: Any, item: Any, solution: str,
+                           entry_point: str) -> dict[str, Any]:
+    """`agent.test_on_public_test`: the item's PUBLIC tests only (`bm.public_tests(item)`; the
+    hidden scoring tests never leave this process), judged by the sandbox.
+    {"passed": bool|None, "feedback": str, "exec_error": bool}; None: no public tests."""
+    tests = bm.public_tests(item)
+    if not tests:
+        return {"passed": None, "feedback": "no public tests for this task", "exec_error": False}
+    cfg = sandbox.cfg
+    res = await run_tests_async(
+        sandbox, solution[:MAX_CODE_CHARS], tests, entry_point=entry_point or None,
+        timeout_s=cfg.code_exec_timeout_s, memory_mb=min(cfg.memory_mb, 1024))
+    if res.passed:
+        return {"passed": True, "feedback": "no error", "exec_error": False}
+    # "failed" covers both a failing assert and code that raised; an assertion is a test failure.
+    exec_error = res.status != "failed" or not res.detail.startswith("AssertionError")
+    detail = res.detail or res.status
+    if not exec_error:  # a bare assert says nothing: show the public tests that failed
+        detail = f"{detail}\nfailed test cases (public tests):\n{tests.strip()[:4000]}"
+    return {"passed": False, "feedback": detail, "exec_error": exec_error}
+
+
+async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphore,
+                     scoring: str) -> list[float]:
     """Scores of answered items. Code benchmarks run hidden tests in processes: off the event
     loop and a few at a time, so RPCs of other evaluations in this process keep flowing."""
     scores = [0.0] * len(items)
@@ -283,19 +357,27 @@ async def _score_all(bm: Any, items: list, outcomes: dict, sem: asyncio.Semaphor
                 if outcomes.get(k) is not None and outcomes[k].kind is None]
     if getattr(bm, "kind", None) != "code":
         for k in answered:
-            scores[k] = bm.score(items[k], outcomes[k].answer)
+            scores[k] = bm.score(items[k], outcomes[k].answer, scoring)
         return scores
 
     async def one(k: int) -> None:
         async with sem:
-            scores[k] = await asyncio.to_thread(bm.score, items[k], outcomes[k].answer)
+            scores[k] = await asyncio.to_thread(bm.score, items[k], outcomes[k].answer, scoring)
 
     await asyncio.gather(*(one(k) for k in answered))
     return scores
 
 
+def _hint(bm: Any, item: Any, answer: Any) -> str | None:
+    try:
+        return bm.format_hint(item, answer)
+    except Exception:  # noqa: BLE001 - a hint is advice; it must never fail an evaluation
+        return None
+
+
 def _copy_stats(result: EvalResult, stats: _Stats) -> None:
     result.calls, result.cost_usd = stats.calls, stats.cost_usd
+    result.cached_usd = stats.cached_usd
     result.prompt_tokens, result.completion_tokens = stats.prompt_tokens, stats.completion_tokens
     result.cache_hits, result.cache_misses = stats.cache_hits, stats.cache_misses
     result.code_runs = stats.code_runs
@@ -319,8 +401,18 @@ def _finish_load_error(result: EvalResult, items: list, error: str, tb: str | No
     result.error = error
     result.first_failure = _failure(-1, None, "load_error", error, tb, line, code)
     result.accuracy = 0.0
+    _add_cases(result, items)
     result.wall_s = time.monotonic() - t0
     return result
+
+
+def _add_cases(result: EvalResult, items: list) -> None:
+    """The failed items' question and correct answer, for feedback; validation only."""
+    if result.split != "valid":
+        return
+    result.cases = [{"index": j, "question": it.question, "answer": it.answer}
+                    for j, (it, s) in enumerate(zip(items, result.scores, strict=True))
+                    if s < 1.0]
 
 
 # ------------------------------------------------------------------------------ self-check
@@ -337,59 +429,19 @@ class SelfCheck:
     result: EvalResult | None = None
 
 
-async def self_check(code: str, benchmark: Any, executor: Executor, sandbox_cfg: SandboxConfig,
-                     eval_cfg: EvalConfig, *, items: int | None = None) -> SelfCheck:
+async def self_check(code: str, benchmark: Any, executor: Executor,
+                     sandbox: Sandbox | SandboxConfig, eval_cfg: EvalConfig, *,
+                     items: int | None = None) -> SelfCheck:
     """Run `code` strictly on the first `eval_cfg.self_check_items` validation item(s).
 
     ok=False carries the first failure: its kind, message, traceback from the workflow's own
     frames on, and the failing workflow line. A wrong answer is not a failure here."""
-    n = eval_cfg.self_check_items if items is None else items
-    req = EvalRequest(code=code, benchmark=benchmark.name, split="valid", limit=max(1, n),
-                      tag="self-check")
-    res = await evaluate(req, benchmark, executor, sandbox_cfg, eval_cfg, strict=True)
+    req = EvalRequest(code=code, benchmark=benchmark.name, split="valid",
+                      limit=None if items is None else max(1, items), tag="self-check",
+                      self_check=True)
+    res = await evaluate(req, benchmark, executor, sandbox, eval_cfg)
     f = res.first_failure
     if f is None:
         return SelfCheck(ok=True, result=res)
     return SelfCheck(ok=False, kind=f["kind"], error=f["error"], traceback=f["traceback"],
                      line=f["line"], line_text=f["line_text"], result=res)
-
-
-# ------------------------------------------------------------------------------ feedback
-
-
-def format_feedback(result: EvalResult, items: list[Any], prev_accuracy: float | None,
-                    k: int, *, seed: int = 0) -> str:
-    """W4S-style feedback for the meta-agent from a VALIDATION result.
-
-    Validation accuracy, the change against the previous turn, and up to `k` failure cases
-    (question, the workflow's answer or error, the correct answer) sampled reproducibly.
-    `items` are the benchmark items (any order); they are matched to the result by id."""
-    if result.split != "valid":
-        raise TestSplitLeak(
-            f"format_feedback got a {result.split!r}-split result; feedback is validation-only")
-    by_id = {it.id: it for it in items}
-    lines = []
-    if result.error:
-        lines.append(f"The workflow failed to run: {result.error}")
-    lines.append(f"Accuracy on the validation set: {result.accuracy * 100:.1f}% "
-                 f"({sum(1 for s in result.scores if s >= 1.0)}/{result.n} fully correct).")
-    if prev_accuracy is not None:
-        delta = (result.accuracy - prev_accuracy) * 100
-        trend = "improved" if delta > 0 else "dropped" if delta < 0 else "did not change"
-        lines.append(f"Compared with the previous workflow ({prev_accuracy * 100:.1f}%), "
-                     f"accuracy {trend} by {abs(delta):.1f} points.")
-    if result.errors:
-        hist = ", ".join(f"{kind}: {cnt}" for kind, cnt in sorted(result.errors.items()))
-        lines.append(f"Items that raised errors instead of answering: {hist}.")
-    failed = [j for j, s in enumerate(result.scores) if s < 1.0 and result.item_ids[j] in by_id]
-    picked = sorted(random.Random(seed).sample(failed, min(max(0, k), len(failed))))
-    if picked:
-        lines.append(f"\nHere are {len(picked)} cases where the workflow was wrong:")
-    for num, j in enumerate(picked, 1):
-        it = by_id[result.item_ids[j]]
-        got = result.answers[j] if result.answers[j] is not None \
-            else f"(no answer) {result.item_errors[j]}"
-        lines.append(f"\n### Case {num}\n#### Question\n{it.question}\n"
-                     f"#### Workflow's answer\n{str(got)[:2000]}\n"
-                     f"#### Correct answer\n{it.answer}")
-    return "\n".join(lines)

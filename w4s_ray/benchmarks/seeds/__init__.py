@@ -15,6 +15,7 @@ flavours of cot / cot_sc that answer with the function source.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,19 +25,41 @@ if TYPE_CHECKING:
 SEEDS_DIR = Path(__file__).parent
 PLACEHOLDERS = ("ROLE", "ANSWER_INSTRUCTIONS")
 
-# (strategy, benchmark kind) -> template file; kind None = any other kind.
-TEMPLATES = {
-    ("cot", "code"): "cot_code.py",
-    ("cot_sc", "code"): "cot_sc_code.py",
-    ("test_repair", "code"): "test_repair.py",
-    ("cot", None): "cot.py",
-    ("cot_sc", None): "cot_sc.py",
-    ("code_generation", None): "code_generation.py",
-}
+# strategy -> a function of the benchmark kind naming its template file (None: the strategy does
+# not apply to that kind). Strategies register themselves with `@register_seed`.
+SEEDS: dict[str, Callable[[str], str | None]] = {}
+
+
+def register_seed(strategy: str) -> Callable:
+    """Decorator: `fn(kind) -> template file name | None` is the seed strategy `strategy`."""
+    def deco(fn: Callable[[str], str | None]) -> Callable[[str], str | None]:
+        SEEDS[strategy] = fn
+        return fn
+    return deco
+
+
+@register_seed("cot")
+def _cot(kind: str) -> str:
+    return "cot_code.py" if kind == "code" else "cot.py"
+
+
+@register_seed("cot_sc")
+def _cot_sc(kind: str) -> str:
+    return "cot_sc_code.py" if kind == "code" else "cot_sc.py"
+
+
+@register_seed("code_generation")
+def _code_generation(kind: str) -> str | None:
+    return None if kind == "code" else "code_generation.py"
+
+
+@register_seed("test_repair")
+def _test_repair(kind: str) -> str | None:
+    return "test_repair.py" if kind == "code" else None
 
 
 def template_path(strategy: str, kind: str) -> Path:
-    name = TEMPLATES.get((strategy, kind)) or TEMPLATES.get((strategy, None))
+    name = SEEDS[strategy](kind) if strategy in SEEDS else None
     if name is None:
         raise KeyError(f"no seed template {strategy!r} for kind {kind!r}")
     return SEEDS_DIR / name

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from w4s_ray.benchmarks import get_benchmark, list_benchmarks
+from w4s_ray.errors import W4SError
+
 K = 8
 STRIDE = 2
 RECENT_LOOKUPS = 4096  # prompts whose lookup result is remembered
@@ -145,8 +148,6 @@ class ItemIndex:
 
 def items_from_benchmarks(data_dir: str | Path | None) -> list[SimItem]:
     """Every item of every benchmark (valid and test) via the public benchmark API."""
-    from w4s_ray.benchmarks import get_benchmark, list_benchmarks
-    from w4s_ray.errors import W4SError
 
     out: list[SimItem] = []
     for entry in list_benchmarks():

@@ -1,0 +1,209 @@
+"""Markdown tables and PNG plots for a run directory (`w4s report RUN_DIR`).
+
+Reads only files, through `rlao.runs.RunDir`: the trajectory rows (the truth), `seeds/*.json`,
+`metrics.jsonl` (wall times), `cost.json`, the executor record (which executor; a simulated one
+is said so in the title and first line) and, for optimize runs, `final.json`. Dollars are shown
+next to what the completion-cache hits would have cost. Writes `report.md` and `curve.png`
+(validation accuracy and cumulative dollars per turn, one line per episode) with matplotlib's
+Agg backend. Regenerating is idempotent and safe while nothing else writes the directory.
+
+What it does not do: evaluate anything, or show numbers it cannot find (missing files give
+"n/a", not zeros).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from w4s_ray.errors import DataError
+from w4s_ray.rlao.loop import turn_metrics
+from w4s_ray.rlao.runs import RunDir
+from w4s_ray.utils.io import atomic_write_bytes, atomic_write_text
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
+               walls: dict | None = None) -> list[dict]:
+    """Per (episode, turn): `loop.turn_metrics` (the one per-turn aggregate) with best-so-far
+    counted from the seed workflows on, plus cumulative dollars and the measured wall time."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["episode_id"], r["turn"]), []).append(r)
+    best_so_far: dict[str, float] = {}
+    cum_usd: dict[str, float] = {}
+    out = []
+    for (eid, turn) in sorted(groups):
+        grp = groups[(eid, turn)]
+        bench = grp[0]["benchmark"]
+        if eid not in best_so_far:
+            seed_accs = [s["val_accuracy"] for s in seeds.get(bench, [])]
+            best_so_far[eid] = max(seed_accs) if seed_accs else 0.0
+            cum_usd[eid] = sum(s.get("cost_usd", 0.0) for s in seeds.get(bench, []))
+        m = turn_metrics(grp, best_so_far[eid])
+        if m["best_val_accuracy"] is not None:
+            best_so_far[eid] = m["best_so_far"] = max(best_so_far[eid], m["best_val_accuracy"])
+        cum_usd[eid] += m["cost_usd"]
+        m["cum_usd"] = cum_usd[eid]
+        m["wall_s"] = (walls or {}).get((eid, turn))
+        out.append(m)
+    return out
+
+
+def executor_line(info: dict | None) -> str:
+    """One sentence on the run's executor; a simulated one is called that (docs/EXECUTOR.md)."""
+    if not info:
+        return ""
+    priced = info.get("price_model")
+    if info.get("simulated"):
+        return (f"Executor: **simulated** (`{info.get('model')}` on the w4s simulator "
+                f"{info.get('simulator') or ''} at {info.get('endpoint')}); its answers are a "
+                f"statistical model's, not an LLM's, and dollars are what `{priced}` would charge "
+                f"for the same tokens.")
+    model = info.get("model")
+    note = "" if priced in (model, str(model).split("/", 1)[-1]) else f", priced as `{priced}`"
+    return f"Executor: `{model}` at {info.get('endpoint')} ({info.get('provider')}{note})."
+
+
+def _scoring(rd: RunDir, final) -> str:
+    """eval.scoring of the run: final.json, else config.yaml; older runs were lenient."""
+    if final and final.get("scoring"):
+        return final["scoring"]
+    try:
+        return str(rd.recorded_config()["eval"]["scoring"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "lenient (run predates eval.scoring)"
+
+
+def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) -> str:
+    run_dir = rd.path
+    sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
+    lines = [f"# Run report: {run_dir.name}{sim}", "",
+             f"Scoring: {_scoring(rd, final)} (`eval.scoring`, docs/BENCHMARKS.md).", ""]
+    if executor:
+        lines += [executor_line(executor), ""]
+    if final:
+        lines += [
+            f"Benchmark **{final['benchmark']}**: best workflow by validation accuracy is "
+            f"`{final['best']}` (valid {_fmt(final['valid_accuracy'])}, test "
+            f"{_fmt(final['test_accuracy'])} on {final.get('test_n', 'n/a')} items). "
+            f"Executor dollars {_fmt(final.get('dollars'), 4)} (cache hits would have cost "
+            f"{_fmt(final.get('cached_dollars'), 4)} more), calls "
+            f"{final.get('executor_calls', 'n/a')}, wall {_fmt(final.get('wall_s'), 1)} s.",
+            "",
+            "| workflow | valid accuracy | test accuracy |",
+            "| --- | --- | --- |",
+            f"| **optimized** ({final['best']}) | {_fmt(final['valid_accuracy'])} | "
+            f"{_fmt(final['test_accuracy'])} |",
+        ]
+        for name, b in (final.get("seed_baselines") or {}).items():
+            lines.append(f"| seed: {name} | {_fmt(b['valid_accuracy'])} | "
+                         f"{_fmt(b.get('test_accuracy'))} |")
+        lines += ["", "Seed test numbers are computed at the end for this report only; the "
+                  "meta-agent only ever saw validation feedback.", ""]
+    elif seeds:
+        lines += ["| benchmark | seed workflow | valid accuracy |", "| --- | --- | --- |"]
+        for bench, recs in sorted(seeds.items()):
+            for s in recs:
+                lines.append(f"| {bench} | {s['name']} | {_fmt(s['val_accuracy'])} |")
+        lines.append("")
+    if table:
+        by_ep: dict[str, list[dict]] = {}
+        for t in table:
+            by_ep.setdefault(t["episode_id"], []).append(t)
+        if len(by_ep) > 1:
+            lines += ["## Episodes", "",
+                      "| episode | turns | candidates | valid | best valid accuracy | "
+                      "mean reward | calls | dollars |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for eid, ts in sorted(by_ep.items()):
+                n = sum(t["candidates"] for t in ts)
+                lines.append(
+                    f"| {eid} | {len(ts)} | {n} | {sum(t['valid'] for t in ts)} | "
+                    f"{_fmt(ts[-1]['best_so_far'])} | "
+                    f"{_fmt(sum(t['mean_reward'] * t['candidates'] for t in ts) / n)} | "
+                    f"{sum(t['calls'] for t in ts)} | {_fmt(sum(t['cost_usd'] for t in ts), 4)} |")
+            lines.append("")
+        lines += ["## Turns", "",
+                  "| episode | turn | valid/cands | best valid acc | mean valid acc | best so far"
+                  " | mean reward | repairs | raced out | calls | dollars | cache hits' $ | wall s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for t in table:
+            lines.append(
+                f"| {t['episode_id']} | {t['turn']} | {t['valid']}/{t['candidates']} | "
+                f"{_fmt(t['best_val_accuracy'])} | {_fmt(t['mean_val_accuracy'])} | "
+                f"{_fmt(t['best_so_far'])} | {_fmt(t['mean_reward'])} | {t['repairs']} | "
+                f"{t['racing_stopped']} | {t['calls']} | {_fmt(t['cost_usd'], 4)} | "
+                f"{_fmt(t['cached_usd'], 4)} | {_fmt(t['wall_s'], 1)} |")
+        lines.append("")
+    else:
+        lines += ["No completed turns yet.", ""]
+    if cost:
+        lines += ["## Cost", "", "| part | dollars |", "| --- | --- |"]
+        for key in ("seeds_usd", "candidates_usd", "test_usd", "total_usd"):
+            if key in cost:
+                lines.append(f"| {key[:-4]} | {_fmt(cost[key], 4)} |")
+        if "cached_usd" in cost:
+            lines.append(f"| cache hits would have cost (not spent) | "
+                         f"{_fmt(cost['cached_usd'], 4)} |")
+        lines.append("")
+    lines += ["![validation accuracy and dollars per turn](curve.png)", ""]
+    return "\n".join(lines)
+
+
+def _plot(table: list[dict], path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    by_ep: dict[str, list[dict]] = {}
+    for t in table:
+        by_ep.setdefault(t["episode_id"], []).append(t)
+    for eid, ts in sorted(by_ep.items()):
+        turns = [t["turn"] for t in ts]
+        line, = ax1.plot(turns, [t["best_so_far"] for t in ts], marker="o", label=f"{eid} best")
+        ax1.plot(turns, [t["best_val_accuracy"] if t["best_val_accuracy"] is not None
+                         else float("nan") for t in ts],
+                 linestyle="--", marker="x", color=line.get_color(), alpha=0.6,
+                 label=f"{eid} turn best")
+        ax2.plot(turns, [t["cum_usd"] for t in ts], marker="o", label=eid)
+    ax1.set(xlabel="turn", ylabel="validation accuracy", title="Validation accuracy")
+    ax2.set(xlabel="turn", ylabel="cumulative executor $", title="Dollars")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        if by_ep:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """(Re)generate report.md and curve.png for a run directory; returns report.md's path."""
+    rd = RunDir(run_dir)
+    if not rd.path.is_dir():
+        what = "is not a directory" if rd.path.exists() else "does not exist"
+        raise DataError(f"run dir {rd.path} {what}")
+    if not rd.has_run():
+        raise DataError(f"{rd.path} is not a w4s run directory (no config.yaml, no trajectories)")
+    rows = rd.read_rows()
+    seeds = rd.all_seeds()
+    table = turn_table(rows, seeds, rd.walls())
+    atomic_write_text(rd.report, _markdown(rd, table, seeds, rd.load_final(),
+                                           rd.load_cost(), rd.load_executor()))
+    _plot(table, rd.curve)
+    return rd.report

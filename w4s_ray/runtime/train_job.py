@@ -1,0 +1,199 @@
+"""`w4s train` on Ray: the RWR step loop (`w4s_ray.train.trainer.train_steps`) as a Ray Train
+job (`TorchTrainer`, DeepSpeed or DDP workers).
+
+The driver prepares the examples (`train.trainer.prepare_examples`), hands
+`ray.data.read_parquet(...)` to the trainer (materialised: with Train holding the CPUs a
+streaming read can starve, see docs/PLATFORM.md), runs the job and publishes the exported model.
+Each worker runs `train_worker`: the plain step loop with a `RayTrainContext` (its rank, its
+dataset shard, the checkpoint Ray Train restores, `ray.train.report`).
+
+Checkpoints are reported through `ray.train.report(..., checkpoint=...)`; Ray Train restores the
+latest one after a worker failure (`FailureConfig(train.max_failures)`) and, with `--resume`,
+after a driver failure: the same run name under the same storage path makes Ray Train hand the
+workers the latest checkpoint. Outputs under `train.out_dir`: `model/` (HF format + tokenizer;
+LoRA merged unless `merge_lora=false`, then `model/` is the adapter and `model/base` names the
+base), `train_log.jsonl`, `loss.png`, `train_summary.md`, `examples/`, `ray/` (Ray Train storage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.data
+import ray.train
+import ray.train.torch
+import torch
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from w4s_ray import console
+from w4s_ray.config import ExperimentConfig, TrainConfig
+from w4s_ray.errors import ConfigError, DataError, W4SError
+from w4s_ray.runtime.ray_init import init_ray
+from w4s_ray.train.trainer import (
+    HF_DIR,
+    RUN_NAME,
+    STATE_FILE,
+    TrainResult,
+    check_base_model,
+    deepspeed_config,
+    latest_step,
+    prepare_examples,
+    publish_dir,
+    resolve_bf16,
+    steps_per_epoch,
+    train_steps,
+    write_reports,
+)
+
+
+class RayTrainContext:
+    """The `StepContext` of a Ray Train worker."""
+
+    def __init__(self) -> None:
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+
+    def device(self, use_gpu: bool) -> Any:
+        return ray.train.torch.get_device() if use_gpu else torch.device("cpu")
+
+    def prepare_model(self, model: Any) -> Any:
+        return ray.train.torch.prepare_model(model)
+
+    @contextlib.contextmanager
+    def restored(self) -> Iterator[Path | None]:
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            yield None
+            return
+        with ckpt.as_directory() as d:
+            yield Path(d)
+
+    def batches(self, batch_size: int) -> Iterable[dict[str, Any]]:
+        shard = ray.train.get_dataset_shard("train")
+        return shard.iter_batches(batch_size=batch_size, batch_format="numpy")
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None, name: str) -> None:
+        ray.train.report(
+            metrics,
+            checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
+            if checkpoint_dir else None,
+            checkpoint_dir_name=name,
+        )
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """Runs in every Ray Train worker."""
+    train_steps(config, RayTrainContext())
+
+
+def _check_resources(tc: TrainConfig) -> None:
+    res = ray.cluster_resources()
+    need_cpu = tc.num_workers * tc.cpus_per_worker
+    if res.get("CPU", 0) < need_cpu:
+        raise ConfigError(f"train: {tc.num_workers} workers x {tc.cpus_per_worker} CPU need "
+                          f"{need_cpu} CPUs; the Ray cluster has {res.get('CPU', 0)}")
+    if tc.use_gpu and res.get("GPU", 0) < tc.num_workers:
+        raise ConfigError(f"train.use_gpu: {tc.num_workers} workers need "
+                          f"{tc.num_workers} GPUs; the Ray cluster has {res.get('GPU', 0)}")
+
+
+def run_training(
+    cfg: ExperimentConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    worker: Callable[[dict[str, Any]], None] = train_worker,
+) -> TrainResult:
+    """Build examples, run the Ray Train job, export the model, write the log/plot/summary.
+
+    `worker` is the function each Ray Train worker runs (default `train_worker`; tests wrap it
+    to inject faults)."""
+    tc = cfg.train
+    t0 = time.perf_counter()
+    bf16 = resolve_bf16(tc)
+    base = check_base_model(tc.base_model, cfg.models)
+    if base != tc.base_model:  # workers and the tokenizer load the resolved local directory
+        cfg = cfg.model_copy(update={"train": tc.model_copy(update={"base_model": base})})
+        tc = cfg.train
+    out_dir = Path(tc.out_dir).expanduser().resolve()
+    storage = out_dir / "ray"
+    if (storage / RUN_NAME).exists() and not resume:
+        if not overwrite:
+            raise W4SError(f"{out_dir} already holds a training run; pass --resume to continue "
+                           "it or --overwrite to start over")
+        shutil.rmtree(storage / RUN_NAME)
+    if resume and not (storage / RUN_NAME).exists():
+        raise W4SError(f"--resume: no training run under {storage / RUN_NAME}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    ex_path, stats, pad_id, n_rows = prepare_examples(cfg, out_dir)
+    print(f"[train] examples: {stats.line()}; {n_rows} training sequences", flush=True)
+    spe = steps_per_epoch(n_rows, tc.num_workers, tc.batch_size, tc.grad_accum_steps)
+    total = spe * tc.epochs
+    if tc.max_steps is not None:
+        total = min(total, tc.max_steps)
+    if total < 1:
+        raise DataError(f"{tc.data}: not enough examples for one step")
+
+    init_ray(cfg.ray)
+    _check_resources(tc)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # resume skips batches by position
+    ds = ray.data.read_parquet(str(ex_path)).materialize()
+
+    loop_cfg: dict[str, Any] = {
+        "train": tc.model_dump(mode="json"),
+        "base_model": str(Path(tc.base_model).expanduser().resolve())
+        if Path(tc.base_model).expanduser().exists() else tc.base_model,
+        "ds_config": deepspeed_config(tc, bf16=bf16),
+        "bf16": bf16,
+        "steps_per_epoch": spe,
+        "total_steps": total,
+        # The LR schedule spans the planned epochs: max_steps is a stop point, not a new plan.
+        "schedule_steps": spe * tc.epochs,
+        "pad_id": pad_id,
+        "torch_threads": max(1, int(tc.cpus_per_worker)),
+    }
+    trainer = TorchTrainer(
+        worker,
+        train_loop_config=loop_cfg,
+        scaling_config=ScalingConfig(
+            num_workers=tc.num_workers, use_gpu=tc.use_gpu,
+            resources_per_worker={"CPU": tc.cpus_per_worker},
+        ),
+        torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=RUN_NAME, storage_path=str(storage),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+            # Ray Train's own INFO lines (resources requested, worker group started) only
+            # under --verbose (w4s_ray.console).
+            logging_config=ray.train.LoggingConfig(
+                log_level="INFO" if console.level() == "verbose" else "WARNING"),
+        ),
+        datasets={"train": ds},
+    )
+    resumed_from = latest_step(storage / RUN_NAME) if resume else 0
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise W4SError("training finished without a checkpoint")
+    with result.checkpoint.as_directory() as d:
+        state = json.loads((Path(d) / STATE_FILE).read_text())
+        hf = Path(d) / HF_DIR
+        if not hf.is_dir():
+            raise W4SError(f"the last checkpoint ({result.checkpoint.path}) has no exported model; "
+                           "run again with --resume")
+        model_dir = publish_dir(hf, out_dir / "model")
+    wall = time.perf_counter() - t0
+    res = TrainResult(out_dir, model_dir, state["step"], state["history"], stats, wall,
+                      resumed_from)
+    write_reports(res, cfg)
+    return res
