@@ -74,6 +74,9 @@ def _run(args: argparse.Namespace) -> int:
         p = summary["per_model"][m]
         line = (f"{m}: mean valid acc of a sample {100 * p['mean_accuracy']:.1f}% "
                 f"(valid rate {100 * p['valid_rate']:.0f}%, {p['samples']} samples)")
+        if d := p.get("diversity"):
+            line += (f"; {d['distinct_mean']:.1f} distinct workflows of {d['samples_per_cell']} "
+                     f"per cell, {d['beat_best_seed']} beat the best seed")
         if m in summary["paired"]:
             d = summary["paired"][m]
             line += (f"; vs {d['vs']}: {100 * d['mean_diff']:+.1f} points "
