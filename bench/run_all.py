@@ -52,8 +52,10 @@ BUDGET: dict[str, dict[str, Any]] = {
     "bench_train": {"steps": 4},
     "bench_sweep": {"latency_ms": 1500.0},
     "bench_dryrun": {"limit": 10},
+    "bench_serve": {"window_s": 30.0},
 }
-TIMEOUT_S: dict[str, float] = {"bench_sweep": 420.0, "bench_eval": 300.0, "bench_dryrun": 900.0}
+TIMEOUT_S: dict[str, float] = {"bench_sweep": 420.0, "bench_eval": 300.0, "bench_dryrun": 900.0,
+                               "bench_serve": 900.0}
 DEFAULT_TIMEOUT_S = 240.0
 
 

@@ -41,6 +41,9 @@ def test_the_package_keeps_its_contracts():
     # A lower layer importing a higher one.
     ("benchmarks/base.py", "from w4s_ray.rlao import prompts\n", "Layers"),
     ("config.py", "import w4s_ray.benchmarks\n", "Layers"),
+    # The model library sits below every stage that loads a model.
+    ("models/loading.py", "from w4s_ray.meta_agent import base\n", "Layers"),
+    ("models/engine.py", "def _x():\n    import ray\n", "imports no Ray"),
 ])
 def test_a_violating_import_is_caught(copy, module, line, contract):
     target = copy / "w4s_ray" / module

@@ -69,6 +69,11 @@ def test_demo_end_to_end_and_training_helps(tmp_path):
     assert d["min_seed_diff"] > 0, d
     assert pm["trained"]["valid_rate"] > pm["warm-start"]["valid_rate"]
     assert "## Did training help?" in text and "gsm_hard (held out)" in text
+    # Diversity is shown next to accuracy: distinct workflows per cell, beat-best-seed counts.
+    for m in ("warm-start", "trained"):
+        div = pm[m]["diversity"]
+        assert div["samples"] == 4 * 2 * 4 and 0 <= div["distinct_min"] <= div["distinct_max"] <= 4
+        assert f"| {m} | {div['distinct_mean']:.1f} of 4 (" in text
 
     # The optimization used the served model through litellm (the run records its config).
     import yaml
@@ -94,3 +99,22 @@ def test_demo_end_to_end_and_training_helps(tmp_path):
     for p in (port, sim_port):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", p)) != 0, f"port {p} is still listening"
+
+
+def test_the_report_shows_diversity_next_to_accuracy():
+    """The demo report's training section on known samples (fast; no pipeline run)."""
+    from w4s_ray.config import ExperimentConfig
+    from w4s_ray.demo import _compare_section
+    from w4s_ray.rlao import policy_eval as pe
+
+    def s(model, bench, i, key, acc, beats):
+        return pe.Sample(model, bench, 0, i, True, acc, None, 0.0, code_key=key,
+                         is_seed_copy=key == "seed", beats_best_seed=beats)
+
+    samples = [s("warm-start", "gsm8k", i, k, 0.5, False) for i, k in enumerate("aabc")]
+    samples += [s("trained", "gsm8k", i, "seed", 0.6, False) for i in range(4)]
+    summary = pe.summarize(samples)
+    summary["samples_per_cell"] = 4
+    text = "\n".join(_compare_section(ExperimentConfig(benchmark="gsm_hard"), summary))
+    assert "| warm-start | 3.0 of 4 (3-3) | 0 / 4 | 0 / 4 |" in text
+    assert "| trained | 1.0 of 4 (1-1) | 4 / 4 | 0 / 4 |" in text  # collapsed onto a seed

@@ -29,7 +29,7 @@ from w4s_ray.errors import ConfigError, W4SError
 # Order is the pipeline's order; a module that is absent is simply not offered.
 VERBS = [
     "data", "sim", "eval", "baselines", "optimize", "collect", "meta_agent", "train", "compare", "serve", "sweep",
-    "demo", "report",
+    "demo", "report", "models",
 ]
 
 

@@ -23,6 +23,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from w4s_ray.errors import ConfigError
+from w4s_ray.models.sampling import (
+    DEFAULT_REPETITION_PENALTY,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_P,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -230,13 +235,21 @@ class MetaAgentConfig(_Section):
     backend: Literal["litellm", "local", "scripted"] = F("local", "Where the model runs.",
                                                          resume=True)
     model: str = F("runs/tiny-meta-agent/model", "litellm: a model name (e.g. "
-                   "openai/<served-name>); local: an HF directory or hub name; scripted: a "
+                   "openai/<served-name>); local: an HF directory, a .gguf file, a prepared "
+                   "model name (`w4s models list`) or a hub id (docs/MODELS.md); scripted: a "
                    "replies file or seed-variants.", resume=True)
     api_base: str | None = F(None, "litellm backend: the endpoint.")
     api_key_env: str | None = F(None, "litellm backend: the env var holding the key; None: the "
                                 "provider's (OPENAI_API_KEY for openai/..., ANTHROPIC_API_KEY, ...).")
-    temperature: float = F(0.5, "Sampling temperature.", resume=True, ge=0, le=2)
-    top_p: float = F(1.0, "Nucleus sampling mass.", resume=True, gt=0, le=1)
+    temperature: float = F(0.5, "Sampling temperature (the W4S paper's meta-agent value).",
+                           resume=True, ge=0, le=2)
+    # The other sampling settings default to the values `w4s serve` uses
+    # (w4s_ray/models/sampling.py), so local and served sampling agree.
+    top_p: float = F(DEFAULT_TOP_P, "Nucleus sampling mass.", resume=True, gt=0, le=1)
+    top_k: int = F(DEFAULT_TOP_K, "Top-k cut; 0 = off, as in the OpenAI API and `w4s serve`.",
+                   resume=True, ge=0)
+    repetition_penalty: float = F(DEFAULT_REPETITION_PENALTY, "> 1 discourages tokens already "
+                                  "in the prompt or reply (1 = off).", resume=True, gt=0)
     max_tokens: int = F(1024, "Completion-token limit of one reply.", resume=True, ge=1)
     num_gpus: float = F(0.0, "GPUs of the local backend's actor.", ge=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = F("auto", "Local model dtype.")
@@ -334,24 +347,50 @@ class CompareConfig(_Section):
                                      "held-out `benchmark`).")
 
 
+class ModelsConfig(_Section):
+    """Where model inputs that need preparing go (`w4s models`, GGUF files; docs/MODELS.md)."""
+
+    dir: str = F("runs/models", "`w4s models prepare NAME` writes here; a preset name given as "
+                 "a model is looked up here.")
+    cache_dir: str | None = F(None, "Converted .gguf files (one checkpoint per file content); "
+                              "None: ~/.cache/w4s/models.")
+
+
 class ServeConfig(_Section):
     """`w4s serve`: a Ray Serve app with an OpenAI-compatible API over a meta-agent checkpoint."""
 
     host: str = F("127.0.0.1", "Bind address.")
     port: int = F(8000, "HTTP port.", ge=1, le=65535)
-    model: str = F("runs/train/model", "HF model dir, LoRA adapter dir, or cached hub name.")
+    model: str = F("runs/train/model", "An HF directory, a LoRA adapter dir, a .gguf file, a "
+                   "prepared preset (`smollm2`) or a hub id (docs/MODELS.md).")
     model_name: str = F("w4s-meta-agent", "Served model name (also the app name).")
     lora_base: str | None = F(None, "Base model of a LoRA adapter.")
     num_replicas: int = F(1, "Replicas (fixed, unless an autoscale bound is set).", ge=1)
     autoscale_min: int | None = F(None, "Autoscaling lower bound.", ge=0)
     autoscale_max: int | None = F(None, "Autoscaling upper bound.", ge=1)
-    target_ongoing_requests: float = F(2.0, "Autoscaling target: requests in flight per replica "
-                                       "(each replica generates one at a time).", gt=0)
-    max_ongoing_requests: int = F(8, "Requests queued per replica.", ge=1)
+    target_ongoing_requests: float = F(8.0, "Autoscaling target: requests in flight per replica "
+                                       "(a replica decodes a batch of them).", gt=0)
+    max_batch_size: int = F(16, "Rows (sequences) a replica decodes together; a request takes n "
+                            "rows (1 when greedy).", ge=1)
+    max_batch_tokens: int | None = F(65536, "Cap on rows x padded length of the batch's KV "
+                                     "cache, in tokens (None: no cap); a request that would "
+                                     "exceed it waits for rows to finish (alone it is always "
+                                     "admitted).", ge=1)
+    max_queue: int = F(32, "Requests that may wait for a full batch to make room; beyond that: "
+                       "429 + Retry-After.", ge=0)
+    json_max_attempts: int = F(3, "JSON mode (response_format json_object/json_schema): "
+                               "attempts per choice before a 422.", ge=1)
+    max_ongoing_requests: int | None = F(None, "Serve's per-replica limit of requests in flight; "
+                                         "None: max_batch_size + max_queue + 16, so a full "
+                                         "replica answers 429 itself instead of Serve queueing "
+                                         "requests without bound.", ge=1)
     num_gpus: float = F(0.0, "GPUs per replica.", ge=0)
     num_cpus: float = F(0.5, "CPUs per replica.", ge=0)
-    backend: Literal["transformers", "vllm"] = F("transformers", "Generation engine.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = F("auto", "Model dtype.")
+    backend: Literal["transformers", "vllm"] = F(
+        "transformers", "transformers: the built-in batching engine (CPU or GPU); vllm: vLLM's "
+        "engine in the replica behind the same API (GPU nodes with vLLM installed).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = F(
+        "auto", "Model dtype; auto: bfloat16 on CUDA, float32 on CPU.")
     torch_threads: int | None = F(None, "torch threads per replica; None: the replica's whole "
                                   "CPUs (at least 1).", ge=1)
     max_n: int = F(16, "Largest `n` a request may ask for.", ge=1)
@@ -517,6 +556,7 @@ class ExperimentConfig(_Section):
     train: TrainConfig = FF(TrainConfig, "RWR training.")
     compare: CompareConfig = FF(CompareConfig, "Policy comparison.")
     serve: ServeConfig = FF(ServeConfig, "Serving.")
+    models: ModelsConfig = FF(ModelsConfig, "Model inputs that need preparing (GGUF, presets).")
     ray: RayConfig = FF(RayConfig, "Ray.")
     sweep: SweepConfig = FF(SweepConfig, "Sweeps.")
     tracking: TrackingConfig = FF(TrackingConfig, "Experiment tracking (MLflow).")

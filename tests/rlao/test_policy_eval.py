@@ -108,3 +108,47 @@ def test_markdown_and_plot(tmp_path):
 
 def test_empty_summary():
     assert pe.summarize([])["models"] == []
+
+
+def _variant(acc: float, stmt: str, doc: str = "") -> str:
+    """A reply whose workflow differs from the seeds' program by one statement (the fake
+    evaluator scores by the `# acc=` comment, which normalisation ignores)."""
+    code = workflow(acc).replace("    return", f"{doc}    {stmt}\n    return")
+    return f"Analysis.\n```python\n{code}```"
+
+
+def test_diversity_counts_distinct_programs_seed_copies_and_samples_beating_the_best_seed():
+    ev = FakeEvaluator()
+    seeds = _seed_records(ev)  # CoT 0.4, SC 0.5: one program apart from their comments
+    replies = [
+        _variant(0.9, "n = 1"),                                   # program A, beats 0.5
+        _variant(0.8, "n = 1", doc='    """Same, documented."""\n\n'),  # A again, beats
+        reply(0.2),                                               # a seed again
+        "no code here",                                           # no workflow
+        _variant(0.3, "n = 2"),                                   # program B, below the seeds
+    ]
+    got = pe.sample_policy("m", IndexedPolicy(lambda i: replies[i]), SPEC, seeds, ev,
+                           samples=5, seed=3)
+    assert got[0].code_key == got[1].code_key != got[4].code_key
+    assert got[3].code_key is None
+    assert [s.is_seed_copy for s in got] == [False, False, True, False, False]
+    assert [s.beats_best_seed for s in got] == [True, True, False, False, False]
+    d = pe.diversity(got)
+    assert (d["distinct_mean"], d["distinct_min"], d["distinct_max"]) == (3, 3, 3)
+    assert (d["with_code"], d["seed_copies"], d["beat_best_seed"], d["samples"]) == (4, 1, 2, 5)
+    summary = pe.summarize(got)
+    assert summary["per_model"]["m"]["diversity"] == d
+    md = pe.render_markdown(summary, samples_per_cell=5)
+    assert "| m | 3.0 of 5 (3-3) | 1 / 5 | 2 / 5 |" in md
+
+
+def test_diversity_is_per_cell_and_na_for_samples_without_the_fields():
+    def s(seed, key):
+        return pe.Sample("m", "x", seed, 0, True, 0.5, None, 0.0, code_key=key,
+                         is_seed_copy=False, beats_best_seed=False)
+
+    d = pe.diversity([s(0, "a"), s(0, "a"), s(1, "a"), s(1, "b")])
+    assert (d["distinct_min"], d["distinct_max"], d["distinct_mean"]) == (1, 2, 1.5)
+    old = [_s("m", 0, "x", 0.5)]  # a samples.jsonl line from before the diversity fields
+    assert pe.diversity(old) is None
+    assert "| m | n/a | n/a | n/a |" in pe.render_markdown(pe.summarize(old), samples_per_cell=1)

@@ -104,7 +104,7 @@ def test_model_args():
 @pytest.mark.parametrize("args, msg", [
     ([], "at least one --model"),
     (["--model", "m=/nonexistent/model"], "no such directory"),
-    (["--model", "m={tmp}"], "no config.json"),
+    (["--model", "m={tmp}"], "config.json is missing"),
     (["--model", "m={model}", "--benchmarks", "nope"], "unknown benchmark"),
     (["--model", "m={model}", "--seeds", "1,x"], "--seeds"),
     (["--model", "m={model}", "--samples", "0"], "--samples must be >= 1"),

@@ -1,4 +1,6 @@
-"""The Serve app end to end on 127.0.0.1: litellm with n=3, OpenAI errors, recovery (slow)."""
+"""The Serve app end to end on 127.0.0.1 with the tiny model: litellm and the `openai` client
+(n, stop, top_k, streaming, refused fields), OpenAI errors, a full queue (429), a client timeout
+that cancels generation, recovery (slow)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def served(ray_session, tiny_model_dir):
         ray=RayConfig(num_cpus=4),
         serve=ServeConfig(model=str(tiny_model_dir), model_name=NAME, port=_free_port(),
                           num_cpus=0.25, max_n=8, default_max_tokens=16,
-                          startup_timeout_s=240),
+                          max_batch_size=4, max_queue=2, startup_timeout_s=240),
     )
     url = start_app(cfg, resolve_model(cfg.serve.model), NAME)
     try:
@@ -131,3 +133,83 @@ def test_stop_and_default_model_name(served):
     for choice in body["choices"]:
         assert "e" not in choice["message"]["content"] and "a" not in choice["message"]["content"]
 
+
+
+def _client(url: str, **kw):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, **kw)
+
+
+def _health(url: str) -> dict:
+    return httpx.get(f"{url}/health", timeout=10).json()
+
+
+def test_openai_client_streaming_top_k_and_refused_fields(served):
+    import openai
+
+    c = _client(served, timeout=120)
+    plain = c.chat.completions.create(model=NAME, messages=MSGS, n=2, max_tokens=20, seed=6)
+    stream = c.chat.completions.create(model=NAME, messages=MSGS, n=2, max_tokens=20, seed=6,
+                                       stream=True, stream_options={"include_usage": True})
+    text, usage = {0: "", 1: ""}, None
+    for chunk in stream:
+        for ch in chunk.choices:
+            text[ch.index] += ch.delta.content or ""
+        usage = chunk.usage or usage
+    assert [text[0], text[1]] == [ch.message.content for ch in plain.choices]
+    assert usage.completion_tokens == plain.usage.completion_tokens
+    greedy = c.chat.completions.create(model=NAME, messages=MSGS, temperature=0, max_tokens=12)
+    top1 = c.chat.completions.create(model=NAME, messages=MSGS, temperature=1.0, max_tokens=12,
+                                     seed=3, extra_body={"top_k": 1})
+    assert top1.choices[0].message.content == greedy.choices[0].message.content
+    with pytest.raises(openai.BadRequestError, match="logit_bias"):
+        c.chat.completions.create(model=NAME, messages=MSGS, logit_bias={"5": 10})
+    with pytest.raises(openai.UnprocessableEntityError, match="json_validation_failed"):
+        # The untrained tiny model writes no JSON: refused, never a non-JSON 200.
+        c.chat.completions.create(model=NAME, messages=MSGS, max_tokens=20, seed=1,
+                                  response_format={"type": "json_object"})
+
+
+def test_client_timeout_cancels_generation_and_the_next_request_is_prompt(served):
+    import time
+
+    import openai
+
+    before = _health(served)["cancelled"]
+    with pytest.raises(openai.APITimeoutError):
+        _client(served, timeout=0.3).chat.completions.create(
+            model=NAME, messages=MSGS, n=4, max_tokens=1400, seed=2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _health(served)["active_rows"]:
+        time.sleep(0.1)
+    h = _health(served)
+    assert h["active_rows"] == 0 and h["cancelled"] == before + 1
+    t0 = time.monotonic()
+    _client(served, timeout=30).chat.completions.create(model=NAME, messages=MSGS, max_tokens=1)
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_full_queue_answers_429_with_retry_after(served):
+    import asyncio
+
+    import openai
+
+    async def burst():
+        client = openai.AsyncOpenAI(base_url=f"{served}/v1", api_key="x", max_retries=0,
+                                    timeout=120)
+
+        async def one(i):
+            try:
+                await client.chat.completions.create(model=NAME, messages=MSGS, seed=i,
+                                                     max_tokens=1400)
+                return "ok"
+            except openai.RateLimitError as exc:
+                return int(exc.response.headers["retry-after"])
+
+        return await asyncio.gather(*[one(i) for i in range(12)])
+
+    results = asyncio.run(burst())
+    refused = [r for r in results if r != "ok"]
+    assert refused and all(r >= 1 for r in refused)
+    assert results.count("ok") >= 4 + 2  # a full batch and the queue behind it were served

@@ -23,7 +23,7 @@ def test_valid_model_dir(tiny_model_dir):
 
 
 def test_missing_dir_names_it(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist: .*nope"):
+    with pytest.raises(CheckpointError, match="nope' does not exist"):
         resolve_model(str(tmp_path / "nope"))
 
 
@@ -32,10 +32,10 @@ def test_empty_dir_has_no_config(tmp_path):
         resolve_model(str(tmp_path))
 
 
-def test_file_instead_of_dir(tmp_path):
+def test_file_that_is_not_gguf(tmp_path):
     f = tmp_path / "model.bin"
     f.write_text("x")
-    with pytest.raises(CheckpointError, match="not a directory"):
+    with pytest.raises(CheckpointError, match="is a file but not a .gguf model"):
         resolve_model(str(f))
 
 
@@ -91,7 +91,7 @@ def test_lora_adapter_resolves_base_from_its_config(tiny_model_dir, tmp_path):
 
 def test_lora_base_flag_overrides_and_is_checked(tiny_model_dir, tmp_path):
     a = _adapter(tmp_path, "/somewhere/else")
-    with pytest.raises(CheckpointError, match="LoRA base model directory does not exist"):
+    with pytest.raises(CheckpointError, match="LoRA base model '/somewhere/else' does not exist"):
         resolve_model(str(a))
     assert resolve_model(str(a), lora_base=str(tiny_model_dir)).model_path == str(
         tiny_model_dir.resolve()

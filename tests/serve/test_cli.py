@@ -51,14 +51,14 @@ def test_missing_checkpoint_is_one_line_error_before_ray(capsys, tmp_path, no_ra
     rc, _, err = _run(capsys, "--model", str(tmp_path / "missing"), *_reg(tmp_path))
     assert rc == 2
     assert err.strip().splitlines() == [
-        f"w4s: error: model directory does not exist: {tmp_path / 'missing'}"
+        f"w4s: error: model '{tmp_path / 'missing'}' does not exist (no such directory or file)"
     ]
 
 
 def test_dir_without_model_is_refused(capsys, tmp_path, no_ray):
     (tmp_path / "empty").mkdir()
     rc, _, err = _run(capsys, "--model", str(tmp_path / "empty"), *_reg(tmp_path))
-    assert rc == 2 and "holds no model: config.json is missing" in err
+    assert rc == 2 and "is not a model directory: config.json is missing" in err
 
 
 def test_port_in_use_is_refused(capsys, tmp_path, tiny_model_dir, no_ray):

@@ -44,11 +44,18 @@ def test_vllm_needs_gpu_replicas_and_merged_weights(monkeypatch):
     assert select_backend(ServeConfig(backend="vllm", num_gpus=1)) == "vllm"
 
 
-def test_vllm_app_module_stays_importable_without_vllm():
-    # The vLLM path imports ray.serve.llm lazily; the module itself must import on CPU.
+def test_vllm_modules_stay_importable_without_vllm():
+    # vLLM is imported lazily inside the replica; the modules themselves must import on CPU.
     import w4s_ray.serve.app as app
+    import w4s_ray.serve.vllm_engine as vllm_engine
 
-    assert callable(app.build_vllm_app) and callable(app.build_app)
+    assert callable(app.build_app) and callable(vllm_engine.VLLMGenerator)
+
+
+def test_serve_keeps_queueing_in_the_replica_so_it_can_answer_429():
+    cfg = ServeConfig(max_batch_size=8, max_queue=4)
+    assert deployment_options(cfg)["max_ongoing_requests"] > 8 + 4
+    assert deployment_options(ServeConfig(max_ongoing_requests=5))["max_ongoing_requests"] == 5
 
 
 def test_fixed_replicas_and_resources():

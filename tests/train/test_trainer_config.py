@@ -75,13 +75,13 @@ def test_deepspeed_accumulates_as_configured():
 
 
 def test_check_base_model(tmp_path, tiny_model_dir, monkeypatch):
-    check_base_model(str(tiny_model_dir))
-    with pytest.raises(W4SError, match="not found"):
+    assert check_base_model(str(tiny_model_dir)) == str(tiny_model_dir.resolve())
+    with pytest.raises(W4SError, match="does not exist"):
         check_base_model(str(tmp_path / "missing"))
     with pytest.raises(W4SError, match="config.json"):
         check_base_model(str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(W4SError, match="not found"):
+    with pytest.raises(W4SError, match="hub is offline"):
         check_base_model("Qwen/Qwen2.5-Coder-7B-Instruct")
 
 
@@ -92,7 +92,7 @@ def _cfg(tmp_path, model, data, *extra):
 
 def test_bad_inputs_fail_before_ray_with_one_line(tmp_path, tiny_model_dir):
     good = write_trajectories(tmp_path / "good.parquet")
-    with pytest.raises(W4SError, match="base_model not found"):
+    with pytest.raises(W4SError, match="base_model '.*nope' does not exist"):
         run_training(_cfg(tmp_path, tmp_path / "nope", good))
     with pytest.raises(DataError, match="not found"):
         run_training(_cfg(tmp_path, tiny_model_dir, tmp_path / "missing.parquet"))
@@ -125,4 +125,5 @@ def test_cli_reports_bad_model_as_one_line(tmp_path, capsys):
     rc = main(["train", "--data", str(data), "--base-model", str(tmp_path / "nope"),
                "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err == [f"w4s: error: train.base_model not found: {tmp_path / 'nope'}"]
+    assert rc == 2 and err == [f"w4s: error: train.base_model '{tmp_path / 'nope'}' does not "
+                               "exist (no such directory or file)"]

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     )
     add_config_args(p)
     p.add_argument("--model", "-m", action="append", default=[], metavar="NAME=PATH",
-                   help="a local Hugging Face model directory (repeat; first = baseline)")
+                   help="a model: HF directory, .gguf file, prepared preset or hub id "
+                        "(repeat; first = baseline)")
     p.add_argument("--benchmarks", help="comma-separated names (default: config `benchmarks`)")
     p.add_argument("--samples", type=int,
                    help="workflows per (seed, benchmark) and model (default: compare.samples)")
@@ -48,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = args.cfg
     models = parse_model_args(args.model)
-    check_local_models(models)
+    check_local_models(models, cfg.models)
     names = check_benchmarks(args.benchmarks.split(",") if args.benchmarks
                              else cfg.compare.benchmarks or cfg.benchmarks)
     seeds = list(cfg.compare.seeds)
@@ -73,6 +74,9 @@ def _run(args: argparse.Namespace) -> int:
         p = summary["per_model"][m]
         line = (f"{m}: mean valid acc of a sample {100 * p['mean_accuracy']:.1f}% "
                 f"(valid rate {100 * p['valid_rate']:.0f}%, {p['samples']} samples)")
+        if d := p.get("diversity"):
+            line += (f"; {d['distinct_mean']:.1f} distinct workflows of {d['samples_per_cell']} "
+                     f"per cell, {d['beat_best_seed']} beat the best seed")
         if m in summary["paired"]:
             d = summary["paired"][m]
             line += (f"; vs {d['vs']}: {100 * d['mean_diff']:+.1f} points "

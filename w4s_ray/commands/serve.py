@@ -20,12 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
         help="serve a meta-agent checkpoint with an OpenAI-compatible API (Ray Serve)",
-        description="Serve a trained meta-agent (HF dir, or LoRA adapter + base) on Ray Serve "
-        "with POST /v1/chat/completions, GET /v1/models, GET /health.",
+        description="Serve a meta-agent model (HF dir, LoRA adapter + base, .gguf file, preset "
+        "or hub id) on Ray Serve with POST /v1/chat/completions (batched, streaming), "
+        "GET /v1/models, GET /health.",
     )
     add_config_args(p)
-    p.add_argument("--model", help="HF model dir, LoRA adapter dir, or cached hub name "
-                   "(serve.model)")
+    p.add_argument("--model", help="HF model dir, LoRA adapter dir, .gguf file, prepared preset "
+                   "(smollm2) or hub id (serve.model; docs/MODELS.md)")
     p.add_argument("--lora-base", help="base model for a LoRA adapter (serve.lora_base)")
     p.add_argument("--name", help="served model name = app name (serve.model_name)")
     p.add_argument("--host", help="bind address (serve.host; default 127.0.0.1)")

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     )
     add_config_args(p)
     p.add_argument("--data", help="trajectory Parquet file or directory (train.data)")
-    p.add_argument("--base-model", help="HF model dir to start from (train.base_model)")
+    p.add_argument("--base-model", help="model to start from: HF dir, .gguf file, prepared "
+                   "preset or hub id (train.base_model; docs/MODELS.md)")
     p.add_argument("--out", help="output directory (train.out_dir)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint")

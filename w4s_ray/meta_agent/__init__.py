@@ -27,7 +27,7 @@ def make_meta_agent(cfg) -> MetaAgent:
     if mcfg.backend == "local":
         from w4s_ray.meta_agent.local_backend import LocalMetaAgent
 
-        return LocalMetaAgent(mcfg)
+        return LocalMetaAgent(mcfg, models_cfg=getattr(cfg, "models", None))
     from w4s_ray.meta_agent.scripted import (
         SEED_VARIANTS,
         ScriptedMetaAgent,

@@ -4,7 +4,11 @@
 any OpenAI-compatible server (our `w4s serve` app, vLLM, ...). Sampling settings come from
 `cfg.meta_agent` (temperature, top_p, max_tokens); the seed is sent as a hint (servers that
 honour it are reproducible, others are not). A model missing from litellm's price map is
-registered at zero cost so dollar accounting does not crash on self-hosted models. When a
+registered at zero cost so dollar accounting does not crash on self-hosted models.
+`meta_agent.top_k` / `repetition_penalty`, when set away from their shared defaults
+(`w4s_ray.models.sampling`), are sent as extra body fields, which `w4s serve` and vLLM honour
+(and a provider that does not know them refuses), so a served model samples as the local
+backend does. When a
 server returns fewer than n choices (some ignore `n`), the rest are requested one call at a
 time. The API key is read from the env var named by `meta_agent.api_key_env`, else the
 provider's own (`ANTHROPIC_API_KEY` for anthropic/..., as for the executor), and never logged;
@@ -27,6 +31,7 @@ from w4s_ray.executor.keys import is_local, redact
 from w4s_ray.executor.providers import OPENAI_ROUTES, PROVIDER_KEYS, import_litellm, key_env_for
 from w4s_ray.executor.transport import FATAL, Failure, classify
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
+from w4s_ray.models.sampling import DEFAULT_REPETITION_PENALTY, DEFAULT_TOP_K
 
 
 def register_zero_cost(model: str) -> bool:
@@ -116,6 +121,13 @@ class LiteLLMMetaAgent(MetaAgent):
         )
         if seed is not None:
             kwargs["seed"] = int(seed) % (2**31)
+        extra = {}
+        if self.cfg.top_k != DEFAULT_TOP_K:
+            extra["top_k"] = self.cfg.top_k
+        if self.cfg.repetition_penalty != DEFAULT_REPETITION_PENALTY:
+            extra["repetition_penalty"] = self.cfg.repetition_penalty
+        if extra:
+            kwargs["extra_body"] = extra
         if self.cfg.api_base:
             kwargs["api_base"] = self.cfg.api_base
         key = self._api_key()

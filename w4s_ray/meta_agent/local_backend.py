@@ -1,129 +1,93 @@
 """Meta-agent from a local Hugging Face causal LM (transformers), in-process.
 
-Loads any directory (or locally cached hub name) with `AutoTokenizer` + `AutoModelForCausalLM`,
-formats the chat with the tokenizer's own chat template, and samples n replies one at a time:
-sample i reseeds torch with seed + i, so a candidate's text does not depend on n or on the other
-candidates (exact resume). Runs on CPU here; on a GPU node (`meta_agent.num_gpus` > 0 and CUDA
-present) on `cuda`. Generation stops at the tokenizer's EOS, the generation config's EOS ids
-and a ChatML `<|im_end|>` when the vocabulary has one.
+`meta_agent.model` is anything `w4s_ray.models.resolve_model_path` accepts: an HF directory,
+a `.gguf` file (converted once, cached), a prepared preset (`smollm2`) or a hub id. Generation
+goes through the same `BatchEngine`, prompt encoder and sampling rules as `w4s serve`
+(`w4s_ray.models`): the chat template formats the prompt (special-token text inside messages
+stays text), the n replies of one call are decoded together as n rows of one batch, and
+temperature / top_p / top_k / repetition_penalty come from `meta_agent.*` with the shared
+defaults (top_k 0 = off, as the server). Sample i is drawn from its own generator seeded with
+seed + i, so a candidate's text does not depend on the other candidates (exact resume; up to
+float rounding when n changes the batch shape). Stops at the end-of-turn tokens.
 
 A prompt longer than the model's context minus `max_tokens` keeps its LAST tokens (the most
 recent feedback and the generation prompt) and counts the truncation in `truncated_prompts`;
 small offline models have 2k contexts that a full W4S prompt exceeds.
 
-Not here: batching across calls, KV-cache reuse, vLLM. In a Ray job the model lives in one actor
-(`w4s_ray.runtime.meta_agent_actor`) so it is loaded once and shared.
+Runs on CPU here; on a GPU node (`meta_agent.num_gpus` > 0 and CUDA present) on `cuda`. In a
+Ray job the model lives in one actor (`w4s_ray.runtime.meta_agent_actor`) so it is loaded once.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from w4s_ray.config import MetaAgentConfig
-from w4s_ray.errors import ConfigError
+from w4s_ray.errors import ConfigError, W4SError
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
-from w4s_ray.meta_agent.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
-
-def _load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    try:
-        if Path(path).is_dir():
-            return load_tokenizer(path)
-    except ImportError:
-        pass
-    return AutoTokenizer.from_pretrained(path)
-
 
 class LocalMetaAgent(MetaAgent):
-    def __init__(self, cfg: MetaAgentConfig, model_path: str | None = None) -> None:
+    def __init__(self, cfg: MetaAgentConfig, model_path: str | None = None,
+                 models_cfg=None) -> None:
         super().__init__()
         import torch
-        from transformers import AutoModelForCausalLM
+
+        from w4s_ray.models.loading import load_model
+        from w4s_ray.models.resolve import resolve_for
 
         self.cfg = cfg
-        path = str(model_path or cfg.model)
-        self.name = path
+        spec = str(model_path or cfg.model)
+        self.name = spec
+        path = resolve_for(models_cfg, spec, what="meta_agent.model")
+        use_cuda = cfg.num_gpus > 0 and torch.cuda.is_available()
         try:
-            self.tokenizer = _load_tokenizer(path)
-            use_cuda = cfg.num_gpus > 0 and torch.cuda.is_available()
-            self.device = "cuda" if use_cuda else "cpu"
-            if cfg.dtype == "auto":
-                dtype = torch.bfloat16 if use_cuda else torch.float32
-            else:
-                dtype = getattr(torch, _DTYPES[cfg.dtype])
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-        except OSError as exc:
+            self.loaded = load_model(path, dtype=cfg.dtype, device="cuda" if use_cuda else "cpu",
+                                     name=spec)
+        except (OSError, ValueError) as exc:
             raise ConfigError(
-                f"meta_agent.model: cannot load '{path}' (not a model directory and not in the "
-                f"local Hugging Face cache): {str(exc).splitlines()[0][:160]}"
+                f"meta_agent.model: cannot load '{spec}': {str(exc).splitlines()[0][:160]}"
             ) from None
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError(f"meta_agent.model: '{path}' has no chat template")
-        self.model.to(self.device).eval()
+        self.tokenizer = self.loaded.tokenizer
+        self.model = self.loaded.model
+        self.device = "cuda" if use_cuda else "cpu"
+        self.engine = self.loaded.engine()
         self.truncated_prompts = 0
-        self._eos = self._eos_ids()
-        pad = self.tokenizer.pad_token_id
-        self._pad = pad if pad is not None else self._eos[0]
 
-    def _eos_ids(self) -> list[int]:
-        ids: list[int] = []
-        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
-        for tid in ([gen_eos] if isinstance(gen_eos, int) else list(gen_eos or [])) + [
-            self.tokenizer.eos_token_id
-        ]:
-            if tid is not None and tid not in ids:
-                ids.append(int(tid))
-        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        unk = self.tokenizer.unk_token_id
-        if isinstance(im_end, int) and im_end != unk and im_end not in ids:
-            ids.append(im_end)
-        return ids
+    def encode(self, messages) -> list[int]:
+        """Chat-template token ids, left-truncated to fit the context with room for the reply."""
+        from w4s_ray.models.chat import PromptFormatError, encode_chat
 
-    def encode(self, messages):
-        """Chat-template token ids (1, L), left-truncated to fit the context."""
-        enc = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        ids = enc["input_ids"]
-        ctx = getattr(self.model.config, "max_position_embeddings", None)
+        try:
+            ids = encode_chat(self.tokenizer, messages)
+        except PromptFormatError as exc:
+            raise W4SError(f"meta-agent: {exc}") from None
+        ctx = self.loaded.max_positions
         if ctx:
             budget = max(16, ctx - self.cfg.max_tokens)
-            if ids.shape[1] > budget:
+            if len(ids) > budget:
                 self.truncated_prompts += 1
-                ids = ids[:, -budget:]
+                ids = ids[-budget:]
         return ids
 
+    def sampling(self, n: int, seed: int | None):
+        from w4s_ray.models.sampling import SamplingParams
+
+        return SamplingParams(
+            n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p, top_k=self.cfg.top_k,
+            repetition_penalty=self.cfg.repetition_penalty, max_tokens=self.cfg.max_tokens,
+            seed=None if seed is None else int(seed) % (2**63),
+        )
+
     def generate(self, messages, n, *, seed=None):
-        import torch
+        from w4s_ray.models.engine import EngineRequest
 
         check_messages(messages)
-        ids = self.encode(messages).to(self.device)
-        mask = torch.ones_like(ids)
-        ctx = getattr(self.model.config, "max_position_embeddings", None) or 10**9
-        max_new = max(1, min(self.cfg.max_tokens, ctx - ids.shape[1]))
-        sample = self.cfg.temperature > 0
-        kwargs = dict(
-            max_new_tokens=max_new, do_sample=sample, pad_token_id=self._pad,
-            eos_token_id=self._eos,
-        )
-        if sample:
-            kwargs.update(temperature=self.cfg.temperature, top_p=self.cfg.top_p)
-        out: list[str] = []
-        with torch.inference_mode():
-            for i in range(n):
-                if seed is not None:
-                    torch.manual_seed(int(seed + i) % (2**63))
-                gen = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-                new = gen[0, ids.shape[1]:]
-                self.usage.prompt_tokens += int(ids.shape[1])
-                self.usage.completion_tokens += int(new.shape[0])
-                out.append(self.tokenizer.decode(new, skip_special_tokens=True).strip())
+        ids = self.encode(messages)
+        req = self.engine.generate(EngineRequest(ids, self.sampling(n, seed)))
         self.usage.calls += 1
-        return out
+        self.usage.prompt_tokens += len(ids) * n
+        self.usage.completion_tokens += req.completion_tokens
+        return [c.text.strip() for c in req.choices]

@@ -11,6 +11,12 @@ policy, the quantity RWR pushes up.
 `summarize` aggregates per model, per seed and per benchmark and reports paired differences
 (the same seed and benchmark under two models), so a margin can be stated with its spread.
 
+Diversity, per model: how many distinct workflows the m samples of a (seed, benchmark) cell
+hold (code normalised by `workflow.normalize`: comments, formatting and docstrings do not
+count), how many samples are a seed workflow again, and how many beat the best seed workflow's
+validation accuracy (on the same items). A policy whose m samples are one program wastes m - 1
+evaluations and cannot improve on its seeds, however valid its samples are.
+
 No Ray here: the evaluator is anything implementing `rlao.evaluation.Evaluator`
 (`runtime.evaluators.EvaluatorPool` in `w4s compare`; fakes in unit tests). Not done here:
 repairs (a repaired workflow is partly the repair prompt's doing, so samples are scored as
@@ -26,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 from w4s_ray.config import RLAOConfig
 from w4s_ray.rlao.loop import Episode, TaskSpec
+from w4s_ray.workflow.normalize import workflow_key
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,10 @@ class Sample:
     accuracy: float  # validation accuracy; 0.0 when the sample gave no working workflow
     error: str | None
     cost_usd: float
+    # Diversity (None in samples written before these fields existed):
+    code_key: str | None = None  # workflow_key of the extracted code; None: no workflow
+    is_seed_copy: bool | None = None  # the same program as one of the seed workflows
+    beats_best_seed: bool | None = None  # valid, and above the best seed's val accuracy
 
 
 def sample_policy(
@@ -52,11 +63,39 @@ def sample_policy(
                  base_seed=seed, run_id="policy-eval", executor=executor)
     ep.start(seed_records)
     res = ep.run_turn()
-    return [
-        Sample(model, spec.name, seed, r["candidate"], bool(r["valid"]),
-               float(r["val_accuracy"]) if r["valid"] else 0.0, r["error"], float(r["cost_usd"]))
-        for r in res.rows
-    ]
+    seed_keys = {workflow_key(r["code"]) for r in seed_records if r.get("code")}
+    best_seed = max((float(r["val_accuracy"]) for r in seed_records), default=0.0)
+    out = []
+    for r in res.rows:
+        acc = float(r["val_accuracy"]) if r["valid"] else 0.0
+        key = workflow_key(r["code"]) if r.get("code") else None
+        out.append(Sample(model, spec.name, seed, r["candidate"], bool(r["valid"]), acc,
+                          r["error"], float(r["cost_usd"]), code_key=key,
+                          is_seed_copy=key is not None and key in seed_keys,
+                          beats_best_seed=bool(r["valid"]) and acc > best_seed))
+    return out
+
+
+def diversity(samples: Sequence[Sample]) -> dict | None:
+    """Distinct workflows per (seed, benchmark) cell and counts over all of a model's samples;
+    None when a sample predates the diversity fields (an old samples.jsonl)."""
+    if not samples or any(s.beats_best_seed is None for s in samples):
+        return None
+    cells: dict[tuple[int, str], list[Sample]] = {}
+    for s in samples:
+        cells.setdefault((s.seed, s.benchmark), []).append(s)
+    distinct = [len({s.code_key for s in c if s.code_key is not None}) for c in cells.values()]
+    return {
+        "cells": len(cells),
+        "samples_per_cell": max(len(c) for c in cells.values()),
+        "distinct_mean": _mean(distinct),
+        "distinct_min": min(distinct),
+        "distinct_max": max(distinct),
+        "with_code": sum(s.code_key is not None for s in samples),
+        "seed_copies": sum(bool(s.is_seed_copy) for s in samples),
+        "beat_best_seed": sum(bool(s.beats_best_seed) for s in samples),
+        "samples": len(samples),
+    }
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -98,6 +137,7 @@ def summarize(samples: Sequence[Sample], baseline: str | None = None) -> dict:
             "per_benchmark": {b: _mean([s.accuracy for s in mine if s.benchmark == b])
                               for b in benches},
             "cost_usd": sum(s.cost_usd for s in mine),
+            "diversity": diversity(mine),
         }
 
     cells = []
@@ -156,6 +196,15 @@ def render_markdown(summary: dict, *, samples_per_cell: int, title: str = "Polic
         lines.append(f"| {m} | {p['samples']} | {pct(p['mean_accuracy'])} | "
                      f"{100 * p['seed_sd']:.1f} | {pct(p['valid_rate'])} | "
                      f"{pct(p['mean_accuracy_valid'])} | {p['cost_usd']:.4f} |")
+    lines += ["", "## Diversity of the samples", "",
+              "Distinct workflows: different programs among the samples of one (seed, "
+              "benchmark) cell, comments, formatting and docstrings ignored. Seed copies: "
+              "samples that are a seed workflow again. Beat best seed: valid samples whose "
+              "validation accuracy is above the best seed workflow's (same items).", "",
+              "| model | distinct workflows per cell (mean, min-max) | seed copies | "
+              "beat best seed |", "| --- | --- | --- | --- |"]
+    for m in models:
+        lines.append(diversity_row(m, summary["per_model"][m].get("diversity")))
     for title, label, field, keys in (
             ("Per seed (mean over benchmarks and samples, %)", "seed", "per_seed",
              summary["seeds"]),
@@ -176,6 +225,15 @@ def render_markdown(summary: dict, *, samples_per_cell: int, title: str = "Polic
                          f"{100 * d['min_seed_diff']:+.1f} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def diversity_row(model: str, d: dict | None) -> str:
+    """One markdown table row of `diversity(...)` (n/a for old samples)."""
+    if d is None:
+        return f"| {model} | n/a | n/a | n/a |"
+    return (f"| {model} | {d['distinct_mean']:.1f} of {d['samples_per_cell']} "
+            f"({d['distinct_min']}-{d['distinct_max']}) | {d['seed_copies']} / {d['samples']} | "
+            f"{d['beat_best_seed']} / {d['samples']} |")
 
 
 def compare_figure(summary: dict):

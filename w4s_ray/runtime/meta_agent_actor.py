@@ -22,15 +22,16 @@ from w4s_ray.errors import ExecutorError
 from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.meta_agent.base import MetaAgent, Usage
 from w4s_ray.meta_agent.local_backend import LocalMetaAgent
+from w4s_ray.models.resolve import resolve_for
 from w4s_ray.runtime.placement import meta_agent_options
 from w4s_ray.runtime.ray_init import reraise_user_error
 
 
 @ray.remote(max_restarts=0)
 class MetaAgentActor:
-    def __init__(self, cfg: MetaAgentConfig) -> None:
+    def __init__(self, cfg: MetaAgentConfig, models_cfg=None) -> None:
         apply_offline_defaults()
-        self.agent = LocalMetaAgent(cfg)
+        self.agent = LocalMetaAgent(cfg, models_cfg=models_cfg)
 
     def name(self) -> str:
         return self.agent.name
@@ -66,16 +67,18 @@ class RemoteMetaAgent(MetaAgent):
         return out
 
 
-def start_meta_agent_actor(cfg: MetaAgentConfig, ray_cfg: RayConfig | None = None
-                           ) -> RemoteMetaAgent:
+def start_meta_agent_actor(cfg: MetaAgentConfig, ray_cfg: RayConfig | None = None,
+                           models_cfg=None) -> RemoteMetaAgent:
     """Start the actor and wait until the model is loaded (load errors surface here).
-    `ray_cfg`: where the meta-agent role goes (runtime.placement; None: anywhere)."""
+    `ray_cfg`: where the meta-agent role goes (runtime.placement; None: anywhere).
+    `models_cfg`: the `models:` section, for preset names and the GGUF cache."""
+    resolve_for(models_cfg, cfg.model, what="meta_agent.model")  # input errors before the actor
     path = Path(cfg.model).expanduser()
     if path.is_dir():  # the actor's working directory may not be ours (a joined Ray)
         cfg = cfg.model_copy(update={"model": str(path.resolve())})
     role = meta_agent_options(ray_cfg) if ray_cfg is not None else {}
     handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
-                                    **role).remote(cfg)
+                                    **role).remote(cfg, models_cfg)
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
     except ray.exceptions.RayActorError as exc:
@@ -88,7 +91,7 @@ def start_meta_agent_actor(cfg: MetaAgentConfig, ray_cfg: RayConfig | None = Non
 def make_hosted_meta_agent(cfg) -> MetaAgent:
     """`make_meta_agent`, except that the local backend lives in a Ray actor."""
     if cfg.meta_agent.backend == "local":
-        return start_meta_agent_actor(cfg.meta_agent, cfg.ray)
+        return start_meta_agent_actor(cfg.meta_agent, cfg.ray, getattr(cfg, "models", None))
     return make_meta_agent(cfg)
 
 

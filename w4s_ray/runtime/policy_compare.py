@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from w4s_ray.benchmarks import get_benchmark
 from w4s_ray.config import RLAOConfig
 from w4s_ray.errors import ConfigError, DataError
+from w4s_ray.models.resolve import resolve_for
 from w4s_ray.rlao import policy_eval as pe
 from w4s_ray.rlao.loop import Episode, TaskSpec
 from w4s_ray.runtime.evaluators import EvaluatorPool
@@ -47,15 +48,11 @@ def parse_model_args(items: Sequence[str]) -> dict[str, str]:
     return models
 
 
-def check_local_models(models: Mapping[str, str]) -> None:
-    """Each path must be a Hugging Face model directory (one clear line otherwise)."""
-    for name, path in models.items():
-        p = Path(path).expanduser()
-        if not p.is_dir():
-            raise ConfigError(f"--model {name}={path}: no such directory")
-        if not (p / "config.json").exists():
-            raise ConfigError(f"--model {name}={path}: no config.json (not a Hugging Face "
-                              "model directory)")
+def check_local_models(models: Mapping[str, str], models_cfg=None) -> dict[str, str]:
+    """Each model must resolve to a local checkpoint (HF dir, .gguf, preset, hub id; see
+    w4s_ray.models.resolve); returns {name: local dir}. One clear line otherwise."""
+    return {name: resolve_for(models_cfg, path, what=f"--model {name}={path}:")
+            for name, path in models.items()}
 
 
 def _settings_key(models, benchmarks, samples, seeds, cfg) -> dict:
@@ -137,7 +134,7 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
                 continue
             if start_agent is None:
                 mcfg = cfg.meta_agent.model_copy(update={"backend": "local", "model": str(path)})
-                agent = start_meta_agent_actor(mcfg, cfg.ray)
+                agent = start_meta_agent_actor(mcfg, cfg.ray, getattr(cfg, "models", None))
             else:
                 agent = start_agent(name, path)
             try:

@@ -126,7 +126,10 @@ def run_training(
     tc = cfg.train
     t0 = time.perf_counter()
     bf16 = resolve_bf16(tc)
-    check_base_model(tc.base_model)
+    base = check_base_model(tc.base_model, cfg.models)
+    if base != tc.base_model:  # workers and the tokenizer load the resolved local directory
+        cfg = cfg.model_copy(update={"train": tc.model_copy(update={"base_model": base})})
+        tc = cfg.train
     out_dir = Path(tc.out_dir).expanduser().resolve()
     storage = out_dir / "ray"
     if (storage / RUN_NAME).exists() and not resume:

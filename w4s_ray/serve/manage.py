@@ -113,7 +113,7 @@ def local_url(cfg: ServeConfig) -> str:
 
 def preflight(cfg: ExperimentConfig, name: str) -> ResolvedModel:
     """Every user-fixable problem, as one `W4SError`, before anything is started."""
-    resolved = resolve_model(cfg.serve.model, cfg.serve.lora_base)
+    resolved = resolve_model(cfg.serve.model, cfg.serve.lora_base, cfg.models)
     select_backend(cfg.serve, resolved)
     scaling_options(cfg.serve)
     entry = read_entry(cfg.serve, name)

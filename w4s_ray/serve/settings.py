@@ -1,10 +1,11 @@
 """Pure decisions about a serving deployment, made before Ray starts (no Ray imports here).
 
-- `select_backend`: "transformers" (the FastAPI deployment in `app.py`, runs anywhere) or
-  "vllm" (Ray Serve LLM, `ray.serve.llm`, needs vLLM and GPU replicas). Asking for vLLM where
-  it cannot run is one clear `ServeError`, not an ImportError from deep inside Serve.
+- `select_backend`: "transformers" (the built-in batching engine, runs anywhere) or "vllm"
+  (vLLM's engine inside the same deployment, needs vLLM and GPU replicas). Asking for vLLM
+  where it cannot run is one clear `ServeError`, not an ImportError from deep inside Serve.
 - `deployment_options`: Serve deployment options from `serve.*` config: fixed replicas or
-  autoscaling bounds, CPUs/GPUs per replica, in-flight request limits.
+  autoscaling bounds, CPUs/GPUs per replica, in-flight request limits (large enough that a
+  full replica answers 429 itself rather than Serve queueing without bound).
 - `check_port_free`: Serve's proxy fails late and obscurely on a taken port, so we look first.
 """
 
@@ -34,7 +35,7 @@ def select_backend(cfg: ServeConfig, resolved: ResolvedModel | None = None) -> s
         return "transformers"
     if not vllm_available():
         raise ServeError(
-            "serve.backend=vllm needs vLLM (pip install 'ray[llm]', GPU machines only); "
+            "serve.backend=vllm needs vLLM (pip install vllm, GPU machines only); "
             "it is not installed here: use serve.backend=transformers"
         )
     if cfg.num_gpus <= 0:
@@ -65,16 +66,22 @@ def scaling_options(cfg: ServeConfig) -> dict[str, Any]:
     }
 
 
+def max_ongoing_requests(cfg: ServeConfig) -> int:
+    if cfg.max_ongoing_requests is not None:
+        return cfg.max_ongoing_requests
+    return cfg.max_batch_size + cfg.max_queue + 16
+
+
 def deployment_options(cfg: ServeConfig, resources: dict[str, float] | None = None
                        ) -> dict[str, Any]:
-    """Options for `Deployment.options(...)` of the transformers backend; `resources`: the
-    replicas' custom (role) resources (runtime.placement)."""
+    """Options for `Deployment.options(...)`; `resources`: the replicas' custom (role)
+    resources (runtime.placement)."""
     actor: dict[str, Any] = {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus}
     if resources:
         actor["resources"] = dict(resources)
     opts: dict[str, Any] = {
         "ray_actor_options": actor,
-        "max_ongoing_requests": cfg.max_ongoing_requests,
+        "max_ongoing_requests": max_ongoing_requests(cfg),
         # Loading a big checkpoint can take minutes; don't let Serve kill a replica mid-load.
         "health_check_timeout_s": 120.0,
     }

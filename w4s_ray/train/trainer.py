@@ -47,6 +47,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, get_scheduler
 from w4s_ray.config import ExperimentConfig, TrainConfig
 from w4s_ray.errors import ConfigError, DataError, W4SError
 from w4s_ray.meta_agent.tokenizer import load_tokenizer
+from w4s_ray.models.resolve import resolve_for
 from w4s_ray.train import rwr
 from w4s_ray.train.loss import collate_packed, packed_batch_loss
 from w4s_ray.train.plots import plot_loss
@@ -119,16 +120,10 @@ def effective_max_seq_len(tc: TrainConfig) -> int:
     return min(tc.max_seq_len, ctx) if ctx else tc.max_seq_len
 
 
-def check_base_model(path: str) -> None:
-    p = Path(path).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").exists():
-            raise W4SError(f"train.base_model {path}: no config.json (not a Hugging Face model dir)")
-        return
-    looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
-    if looks_like_hub_id and os.environ.get("HF_HUB_OFFLINE") != "1":
-        return
-    raise W4SError(f"train.base_model not found: {path}")
+def check_base_model(path: str, models_cfg=None) -> str:
+    """The local checkpoint directory for `train.base_model`: an HF directory, a .gguf file
+    (converted once, cached), a prepared preset or a hub id (w4s_ray.models.resolve)."""
+    return resolve_for(models_cfg, path, what="train.base_model")
 
 
 # ----------------------------------------------------------------------------- worker side
