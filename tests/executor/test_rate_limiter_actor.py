@@ -63,7 +63,7 @@ def test_run_budget_is_shared(ray_session, sim_server, tmp_path):
     cfg = ExecutorConfig(api_base=sim_server.url, cache=CacheConfig(enabled=False),
                          budget_usd=0.0001, max_concurrency=1)
     limiter = get_rate_limiter(cfg, name=f"test-budget-{time.time_ns()}")
-    ray_session.get(limiter.settle.remote(0.0, 0.0002), timeout=30)  # another worker spent it all
+    ray_session.get(limiter.settle.remote(None, None, 0.0002), timeout=30)  # another worker spent it all
     client = ExecutorClient(cfg, rate_limiter=SharedRateLimiter(limiter))
 
     before = sim_server.stats()["requests"]

@@ -26,9 +26,12 @@ import ray
 
 from w4s_ray.config import ExecutorConfig
 from w4s_ray.errors import ConfigError
-from w4s_ray.executor.ratelimit import WindowLimit
+from w4s_ray.executor.ratelimit import WindowLimit, token_upper_bound
 
 SHARED_NAMESPACE = "w4s"
+# What `ExecutorClient.preflight` can be charged: its one call precedes the run's limiter.
+PREFLIGHT_TOKENS = token_upper_bound(
+    [{"role": "user", "content": "Reply with the single word OK."}], 1, 16)
 
 
 @ray.remote(num_cpus=0, max_concurrency=10_000)
@@ -86,12 +89,14 @@ class RateLimiterActor:
 
 
 def get_rate_limiter(cfg: ExecutorConfig, name: str = "w4s-executor-limiter",
-                     namespace: str | None = None, preflight_tokens: float = 0.0):
+                     namespace: str | None = None,
+                     preflight_tokens: float = PREFLIGHT_TOKENS):
     """The run's limiter actor (created on first use, then shared by name).
 
     With `cfg.shared_limiter` set, that name in the "w4s" namespace, detached (it outlives the
     run, so the next run on the cluster counts this one's calls); a limiter of that name with
-    other limits is refused rather than silently obeyed."""
+    other limits is refused rather than silently obeyed. A new limiter starts holding one
+    preflight-sized grant (`check_executor` made that call just before)."""
     params = [cfg.requests_per_minute, cfg.tokens_per_minute, cfg.rate_limit_window_s,
               cfg.rate_limit_guard_s]
     if cfg.shared_limiter:

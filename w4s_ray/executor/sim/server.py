@@ -34,8 +34,8 @@ from aiohttp import web
 from w4s_ray.config import SimConfig
 from w4s_ray.errors import W4SError
 from w4s_ray.executor.sim import tokens
-from w4s_ray.executor.sim.limits import SimLimits, key_id
 from w4s_ray.executor.sim.index import ItemIndex, SimItem, items_from_benchmarks, items_from_jsonl
+from w4s_ray.executor.sim.limits import SimLimits, key_id
 from w4s_ray.executor.sim.model import SimRequest, _unit, respond
 from w4s_ray.executor.sim.profiles import PROFILES, Profile
 
