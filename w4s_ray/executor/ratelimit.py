@@ -150,28 +150,41 @@ class AsyncRateLimiter:
                  window_s: float = 60.0, guard_s: float = 0.0) -> None:
         self.limit = WindowLimit(requests_per_minute, tokens_per_minute, window_s, guard_s)
         self.waited_s = 0.0
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks: dict[int, tuple[asyncio.Lock, asyncio.Event]] = {}
 
-    def _lock(self) -> asyncio.Lock:
+    def _lock(self) -> tuple[asyncio.Lock, asyncio.Event]:
         key = id(asyncio.get_running_loop())
         if key not in self._locks:
-            self._locks[key] = asyncio.Lock()
+            self._locks[key] = (asyncio.Lock(), asyncio.Event())
         return self._locks[key]
 
+    def _wake(self) -> None:
+        for _, freed in self._locks.values():
+            freed.set()
+
     async def acquire(self, tokens: float) -> int | None:
-        async with self._lock():  # first come, first served: a big call is not starved
+        lock, freed = self._lock()
+        async with lock:  # first come, first served: a big call is not starved
             while True:
                 gid, wait = self.limit.reserve(tokens)
                 if gid is not None:
                     return gid
-                self.waited_s += wait
-                await asyncio.sleep(wait)
+                t0 = time.monotonic()
+                freed.clear()  # woken early when a settle frees reserved tokens
+                try:
+                    await asyncio.wait_for(freed.wait(), wait)
+                except TimeoutError:
+                    pass
+                self.waited_s += time.monotonic() - t0
 
     def settle(self, grant: int | None, tokens: float | None, cost_usd: float = 0.0) -> None:
         """After an attempt: the tokens it was charged (None: unknown; `cost_usd` matters to
         shared limiters)."""
         self.limit.settle(grant, tokens)
+        if tokens is not None:
+            self._wake()
 
     def release(self, grant: int | None) -> None:
         """A grant that was never used: nothing was sent."""
         self.limit.release(grant)
+        self._wake()

@@ -48,6 +48,8 @@ class RateLimiterActor:
         self.released = 0
         self.waited_s = 0.0
         self._queue: asyncio.Lock | None = None
+        self._freed: asyncio.Event | None = None
+        self.recent: list[tuple[float, float]] = []  # (asked at, waited) of the last grants
         if preflight_tokens and not self.limit.unlimited:
             # The run's preflight call went out just before this actor existed: count it.
             self.limit.reserve(preflight_tokens)
@@ -57,16 +59,23 @@ class RateLimiterActor:
         self.spent += spend_delta
         if self.limit.unlimited:
             return 0, 0.0, self.spent
-        if self._queue is None:
-            self._queue = asyncio.Lock()  # FIFO; created on the actor's loop
+        if self._queue is None:  # created on the actor's loop
+            self._queue, self._freed = asyncio.Lock(), asyncio.Event()  # the Lock is FIFO
         t0 = time.monotonic()
         async with self._queue:
             while True:
                 gid, wait = self.limit.reserve(tokens)
                 if gid is not None:
                     break
-                await asyncio.sleep(wait)
+                # Until the oldest grant ages out, or a settle/release frees tokens sooner.
+                self._freed.clear()
+                try:
+                    await asyncio.wait_for(self._freed.wait(), wait)
+                except TimeoutError:
+                    pass
         waited = time.monotonic() - t0
+        self.recent.append((round(t0, 3), round(waited, 3)))
+        del self.recent[:-200]
         self.granted += 1
         self.waited_s += waited
         return gid, waited, self.spent
@@ -75,17 +84,21 @@ class RateLimiterActor:
                      spend_delta: float = 0.0) -> float:
         self.limit.settle(grant, tokens)
         self.spent += spend_delta
+        if self._freed is not None and grant:
+            self._freed.set()
         return self.spent
 
     async def release(self, grant: int | None) -> None:
         self.limit.release(grant)
         self.released += 1
+        if self._freed is not None:
+            self._freed.set()
 
     async def snapshot(self) -> dict:
         return {"spent_usd": self.spent, "granted_requests": self.granted,
                 "released": self.released, "waited_s": round(self.waited_s, 3),
                 "unlimited": self.limit.unlimited, "params": list(self.params),
-                "window": self.limit.usage()}
+                "window": self.limit.usage(), "recent": list(self.recent)}
 
 
 def get_rate_limiter(cfg: ExecutorConfig, name: str = "w4s-executor-limiter",
