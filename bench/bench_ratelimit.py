@@ -5,9 +5,10 @@ model, over every window of `sim.limit_window_s`, 429 with Retry-After past it) 
 small share of fault 429s (`sim.rate_429`, retried, counted apart). Two runs go through it
 one after another, each with the platform's shared limiter set to the same limits:
 
-- a reduced `w4s sweep` (4 benchmarks at once on one evaluator pool, scripted meta-agent,
-  seed baselines on test, 2 turns of 2 candidates, final test evaluation);
-- a `w4s optimize` of one benchmark (3 turns of 3 candidates) on a pool of 2 actors.
+- a reduced `w4s sweep` (3 benchmarks at once on one evaluator pool, scripted meta-agent,
+  seed baselines on test, 2 turns of 2 candidates on 6 items, final test evaluation);
+- a `w4s optimize` of one benchmark (2 turns of 3 candidates on 12 items) on a pool of 2
+  actors.
 
 For each run the simulator counts the requests it admitted (N) and the tokens it charged
 (T, prompt + completion). Under "at most R requests and K tokens in any window of W s", the
@@ -35,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SWEEP_BENCHMARKS = ["gsm8k", "svamp", "mmlu_pro", "drop"]
+SWEEP_BENCHMARKS = ["gsm8k", "svamp", "mmlu_pro"]
 
 
 def _limits(sim) -> dict:
@@ -101,7 +102,7 @@ def _optimize(cfg) -> None:
                  make_meta_agent(cfg), progress=False, executor=info)
 
 
-def run(window_s: float = 10.0, rpm: int = 240, tpm: int = 240_000,
+def run(window_s: float = 10.0, rpm: int = 120, tpm: int = 120_000,
         latency_ms: float = 300.0) -> list[dict]:
     import ray
 
@@ -123,14 +124,16 @@ def run(window_s: float = 10.0, rpm: int = 240, tpm: int = 240_000,
             base = _overrides(Path(tmp), sim.url, rpm, tpm, window_s)
             sweep_cfg = load_config(None, base + [
                 "name=bench-rl-sweep", f"run_dir={Path(tmp) / 'sweep'}", "eval.num_evaluators=3",
-                "eval.limit=8", "rlao.test_limit=4", "rlao.turns=2", "rlao.candidates=2"])
+                "eval.limit=6", "rlao.test_limit=3", "rlao.turns=2", "rlao.candidates=2"])
             out["sweep"] = _measure(sim, lambda: _sweep(sweep_cfg), rpm, tpm, window_s)
+            print("sweep", json.dumps(out["sweep"]), file=sys.stderr, flush=True)
             time.sleep(window_s + 1)  # the next run starts on an empty window
             opt_cfg = load_config(None, base + [
                 "name=bench-rl-optimize", f"run_dir={Path(tmp) / 'opt'}", "benchmark=gsm8k",
-                "eval.num_evaluators=2", "eval.limit=16", "rlao.test_limit=8", "rlao.turns=3",
+                "eval.num_evaluators=2", "eval.limit=12", "rlao.test_limit=6", "rlao.turns=2",
                 "rlao.candidates=3"])
             out["optimize"] = _measure(sim, lambda: _optimize(opt_cfg), rpm, tpm, window_s)
+            print("optimize", json.dumps(out["optimize"]), file=sys.stderr, flush=True)
     finally:
         if started:
             ray.shutdown()
@@ -160,8 +163,8 @@ def run(window_s: float = 10.0, rpm: int = 240, tpm: int = 240_000,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--window-s", type=float, default=10.0)
-    ap.add_argument("--rpm", type=int, default=240)
-    ap.add_argument("--tpm", type=int, default=240_000)
+    ap.add_argument("--rpm", type=int, default=120)
+    ap.add_argument("--tpm", type=int, default=120_000)
     args = ap.parse_args()
     for r in run(args.window_s, args.rpm, args.tpm):
         print(json.dumps(r))
