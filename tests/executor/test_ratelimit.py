@@ -10,6 +10,7 @@ import pytest
 
 from w4s_ray.executor.ratelimit import (
     AsyncRateLimiter,
+    CompletionEstimate,
     WindowLimit,
     per_window,
     token_upper_bound,
@@ -58,7 +59,7 @@ def test_tokens_and_requests_are_granted_together_or_not_at_all():
     assert lim.usage()["requests"] == before["requests"] == 1  # no request was taken
 
 
-def test_settle_lowers_a_reservation_to_what_was_charged_and_never_raises_it():
+def test_settle_sets_a_reservation_to_what_was_charged():
     clock = Clock()
     lim = WindowLimit(None, 600, window_s=6.0, clock=clock)  # 60 tokens / window
     gid, _ = lim.reserve(50)  # an upper bound
@@ -66,10 +67,22 @@ def test_settle_lowers_a_reservation_to_what_was_charged_and_never_raises_it():
     lim.settle(gid, 10)  # the reply said 10
     assert lim.usage()["tokens"] == pytest.approx(10)
     assert lim.reserve(20)[0] is not None
-    lim.settle(gid, 500)  # more than reserved: the reservation was the bound, keep it
-    assert lim.usage()["tokens"] == pytest.approx(30)
+    lim.settle(gid, 35)  # an estimate that was low: the log holds what was charged
+    assert lim.usage()["tokens"] == pytest.approx(55)
     lim.settle(gid, None)  # unknown: unchanged
-    assert lim.usage()["tokens"] == pytest.approx(30)
+    assert lim.usage()["tokens"] == pytest.approx(55)
+
+
+def test_completion_estimate_starts_at_max_tokens_then_follows_replies():
+    est = CompletionEstimate(keep=4, warmup=2)
+    assert est.per_sample(4096) == 4096
+    est.observe(300, 3)  # 100 per sample
+    est.observe(80, 1)
+    assert est.per_sample(4096) == 166  # 1.5 x 100 + 16
+    assert est.per_sample(64) == 64
+    for _ in range(4):
+        est.observe(10, 1)  # the old maximum ages out of the last 4
+    assert est.per_sample(4096) == 31
 
 
 def test_release_gives_a_grant_back():

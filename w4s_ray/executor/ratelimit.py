@@ -11,8 +11,8 @@ is told exactly when enough of the log will have aged out. It counts over `windo
 because a grant reaches the provider a little later than it was made (RPC reply, the send,
 the server's own queue); with the guard, calls granted in one provider window were all in one
 limiter window. Tokens are not known before a call: the caller reserves an upper bound (see
-`token_upper_bound`) and `settle`s the grant to the tokens the reply says were used, so the
-log never holds less than the provider counted and never much more for long.
+`token_upper_bound`) or an estimate from the replies seen so far (`CompletionEstimate`), and
+`settle`s the grant to the tokens the reply says were used.
 
 `AsyncRateLimiter` is one process's limiter (coroutines queue first come, first served);
 `w4s_ray.runtime.rate_limiter` hosts a `WindowLimit` in a Ray actor so the limit holds across
@@ -43,6 +43,25 @@ def token_upper_bound(messages: list[dict], n: int, max_tokens: int) -> int:
             c = " ".join(str(p.get("text", "")) for p in c if isinstance(p, dict))
         prompt += 4 + len(str(c or "").encode()) + len(str(m.get("role", "")).encode())
     return prompt + int(max_tokens) * int(n)
+
+
+class CompletionEstimate:
+    """Completion tokens per sample to reserve, from the replies seen so far: 1.5 x the largest
+    of the last `keep` (+16), never above the call's max_tokens; None until `warmup` replies
+    were seen (reserve the full bound until then). Workflows ask for max_tokens=4096 and get a
+    few hundred: reserving the bound would hold ~10x the tokens the calls use."""
+
+    def __init__(self, keep: int = 256, warmup: int = 8) -> None:
+        self._seen: deque[int] = deque(maxlen=keep)
+        self.warmup = warmup
+
+    def observe(self, completion_tokens: int, n: int) -> None:
+        self._seen.append(-(-int(completion_tokens) // max(1, int(n))))
+
+    def per_sample(self, max_tokens: int) -> int:
+        if len(self._seen) < self.warmup:
+            return int(max_tokens)
+        return min(int(max_tokens), int(max(self._seen) * 1.5) + 16)
 
 
 class WindowLimit:
@@ -118,12 +137,12 @@ class WindowLimit:
         return None, self.span  # unreachable: an empty log always fits
 
     def settle(self, grant_id: int | None, tokens: float | None) -> None:
-        """The grant's call was charged `tokens` (None: unknown, keep the reservation).
-        Only lowers a reservation: the reserved amount was an upper bound."""
+        """The grant's call was charged `tokens` (None: unknown, keep the reservation): the
+        log holds what was charged, below or above what was reserved."""
         entry = self._by_id.get(grant_id) if grant_id else None
         if entry is None or tokens is None:
             return
-        new = min(entry[2], max(0.0, float(tokens)))
+        new = max(0.0, float(tokens))
         self.tokens -= entry[2] - new
         entry[2] = new
 
