@@ -8,11 +8,16 @@ becomes one row carrying its error. Scripts run one after another, never side by
 figures are ratios measured inside one script, and two scripts at once would load each other.
 
 Output: the table (value, target, pass/miss) on stdout, and `results.json` — machine
-description, timestamp, and one entry per figure (name, value, target, unit, params, plus the
-module, when it was measured and the load average) — plus `results.md` and `results.png`,
-each written whole-or-nothing (write-then-rename).
+description, timestamp, and one entry per figure (name, value, target, unit, params, what
+limits it when the script says, plus the module, when it was measured and the load average) —
+plus `results.md`, `results.png` and the results section of docs/PERFORMANCE.md
+(`perf_doc.py`: every figure with its target, value and what limits it), each written
+whole-or-nothing (write-then-rename). `--only` re-measures those scripts and keeps every other
+script's entries from the existing results.json (each entry says when it was measured);
+`--render` only regenerates the md, png and doc from results.json.
 
     python bench/run_all.py [--only executor,eval] [--out bench/results.json] [--full]
+    python bench/run_all.py --render
 
 `BUDGET` sizes each script so the whole run fits in ~15 minutes on a 2-core box; `--full`
 runs every script with its own defaults instead.
@@ -38,6 +43,7 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(BENCH_DIR.parent))
 
 import common  # noqa: E402
+import perf_doc  # noqa: E402
 
 from w4s_ray.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -53,9 +59,11 @@ BUDGET: dict[str, dict[str, Any]] = {
     "bench_sweep": {"latency_ms": 1500.0},
     "bench_dryrun": {"limit": 10},
     "bench_serve": {"window_s": 30.0},
+    "bench_ratelimit": {"window_s": 10.0},
 }
 TIMEOUT_S: dict[str, float] = {"bench_sweep": 420.0, "bench_eval": 300.0, "bench_dryrun": 900.0,
-                               "bench_serve": 900.0}
+                               "bench_serve": 900.0, "bench_ratelimit": 600.0}
+PERFORMANCE_DOC = BENCH_DIR.parent / "docs" / "PERFORMANCE.md"
 DEFAULT_TIMEOUT_S = 240.0
 
 
@@ -174,7 +182,7 @@ def plot(entries: list[dict], path: Path) -> None:
 def run_all(bench_dir: Path, out: Path, only: list[str] | None = None,
             full: bool = False, budget: dict[str, dict] | None = None,
             timeouts: dict[str, float] | None = None, default_timeout_s: float = DEFAULT_TIMEOUT_S,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, doc: Path | None = None) -> dict[str, Any]:
     budget = BUDGET if budget is None else budget
     timeouts = TIMEOUT_S if timeouts is None else timeouts
     scripts = discover(bench_dir)
@@ -200,6 +208,12 @@ def run_all(bench_dir: Path, out: Path, only: list[str] | None = None,
         if progress:
             print(f"[bench] {name}: {len(rows)} figure(s) in {seconds:.0f} s"
                   + (f" - ERROR {err}" if err else ""), flush=True)
+    if only and out.exists():  # keep what the other scripts measured before
+        old = json.loads(out.read_text())
+        ran = set(modules)
+        entries = [e for e in old.get("entries", []) if e.get("module") not in ran] + entries
+        modules = {**{k: v for k, v in old.get("modules", {}).items() if k not in ran},
+                   **modules}
     result = {
         "timestamp": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -208,6 +222,13 @@ def run_all(bench_dir: Path, out: Path, only: list[str] | None = None,
         "entries": entries,
     }
     atomic_write_json(out, result)
+    write_reports(out, result, doc)
+    return result
+
+
+def write_reports(out: Path, result: dict[str, Any], doc: Path | None) -> None:
+    """results.md, results.png and the doc's results section, from `result`."""
+    entries = result["entries"]
     table = common.markdown_table(entries)
     m = result["machine"]
     header = (f"Measured {result['timestamp']} on {m['nproc']} cores ({m['cpu_model']}), "
@@ -218,7 +239,8 @@ def run_all(bench_dir: Path, out: Path, only: list[str] | None = None,
         plot(entries, out.with_suffix(".png"))
     except Exception as exc:  # noqa: BLE001 - a missing plot must not lose the figures
         print(f"[bench] plot failed: {exc}", file=sys.stderr)
-    return result
+    if doc is not None:
+        atomic_write_text(doc, perf_doc.update(doc, result))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(BENCH_DIR / "results.json"))
     ap.add_argument("--bench-dir", default=str(BENCH_DIR))
     ap.add_argument("--full", action="store_true", help="each script's own default sizes")
+    ap.add_argument("--render", action="store_true",
+                    help="only regenerate results.md/png and docs/PERFORMANCE.md from --out")
+    ap.add_argument("--doc", default=str(PERFORMANCE_DOC),
+                    help="the doc whose results section is regenerated ('' for none)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--kwargs", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -236,9 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     from w4s_ray.env import apply_offline_defaults
 
     apply_offline_defaults()
+    doc = Path(a.doc) if a.doc else None
+    if a.render:
+        write_reports(Path(a.out), json.loads(Path(a.out).read_text()), doc)
+        print(f"regenerated from {a.out}" + (f" (and {doc})" if doc else ""))
+        return 0
     t0 = time.perf_counter()
     result = run_all(Path(a.bench_dir), Path(a.out),
-                     only=a.only.split(",") if a.only else None, full=a.full)
+                     only=a.only.split(",") if a.only else None, full=a.full, doc=doc)
     print()
     print(common.markdown_table(result["entries"]))
     print(f"\n{len(result['entries'])} figures in {time.perf_counter() - t0:.0f} s; "

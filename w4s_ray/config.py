@@ -62,6 +62,12 @@ class CacheConfig(_Section):
                          "(node-local, shared by every worker of the node).")
 
 
+def _one_request_per_window(per_minute: int | None, window_s: float, what: str) -> None:
+    if per_minute and per_minute * window_s / 60.0 < 1:
+        raise ValueError(f"{what}={per_minute} allows less than one request per "
+                         f"{window_s:g} s window: use a longer window")
+
+
 class ExecutorConfig(_Section):
     """The strong model every workflow calls (over plain HTTP or litellm, see `transport`)."""
 
@@ -97,6 +103,16 @@ class ExecutorConfig(_Section):
     max_concurrency: int = F(64, "Executor calls in flight per process.", ge=1)
     requests_per_minute: int | None = F(None, "Run-wide request rate limit.", ge=1)
     tokens_per_minute: int | None = F(None, "Run-wide token rate limit.", ge=1)
+    rate_limit_window_s: float = F(60.0, "The limits hold over ANY window of this many "
+                                   "seconds, as rate x window / 60 (60: the per-minute limit "
+                                   "as providers state it; shorter: the same rate at a finer "
+                                   "grain). Match the provider's (sim.limit_window_s).", gt=0)
+    rate_limit_guard_s: float = F(0.5, "Seconds added to the limiter's window to cover the time "
+                                  "from a grant to the request reaching the provider; a grant "
+                                  "older than this when it comes back is taken again.", ge=0)
+    shared_limiter: str | None = F(None, "Name of a rate limiter shared by every run on the "
+                                   "cluster that names it (a detached Ray actor); None: one "
+                                   "limiter per run.")
     max_retries: int = F(6, "Retries of a failed call (backoff with full jitter).", ge=0)
     retry_base_delay_s: float = F(0.5, "First backoff cap; doubles each retry.", ge=0)
     retry_max_delay_s: float = F(30.0, "Longest wait between retries.", ge=0)
@@ -124,6 +140,12 @@ class ExecutorConfig(_Section):
                              "executor.price_per_mtok_in/out: choose one")
         return self
 
+    @model_validator(mode="after")
+    def _window_holds_a_request(self) -> ExecutorConfig:
+        _one_request_per_window(self.requests_per_minute, self.rate_limit_window_s,
+                                "requests_per_minute")
+        return self
+
 
 class SimConfig(_Section):
     """The simulated OpenAI-compatible executor (`w4s sim serve`)."""
@@ -141,6 +163,17 @@ class SimConfig(_Section):
     rate_malformed: float = F(0.0, "Share of requests answered with malformed JSON.", ge=0, le=1)
     hang_s: float = F(120.0, "How long a hanging request hangs.", ge=0)
     retry_after_s: float = F(1.0, "Seconds sent in Retry-After with an injected 429.", ge=0)
+    rpm_limit: int | None = F(None, "Provider-style request limit per API key and model "
+                              "(429 with Retry-After past it); None: off.", ge=1)
+    tpm_limit: int | None = F(None, "Provider-style token limit (prompt + completion tokens) "
+                              "per API key and model; None: off.", ge=1)
+    limit_window_s: float = F(60.0, "The limits hold over any window of this many seconds, as "
+                              "rate x window / 60 (executor.rate_limit_window_s).", gt=0)
+
+    @model_validator(mode="after")
+    def _window_holds_a_request(self) -> SimConfig:
+        _one_request_per_window(self.rpm_limit, self.limit_window_s, "rpm_limit")
+        return self
     seed: int = F(0, "Seed of the simulator's draws.")
 
 

@@ -124,6 +124,35 @@ def test_only_selects_scripts_and_default_budget_is_not_used_for_unknown(fake_di
     assert {e["name"]: e["value"] for e in result["entries"]}["fast_ratio"] == pytest.approx(0.9)
 
 
+def test_only_keeps_other_scripts_entries_and_regenerates_the_doc(fake_dir, tmp_path):
+    """`--only good` re-measures bench_good, keeps bench_boom's old entry, and rewrites the
+    doc's generated section (and only it) with every figure's target, value and limit."""
+    out = tmp_path / "r.json"
+    run_all.run_all(fake_dir, out, only=["good", "boom"], budget={}, progress=False)
+    doc = tmp_path / "PERF.md"
+    perf_doc = _load("perf_doc")
+    doc.write_text(f"# Perf\n\nhand-written intro\n\n{perf_doc.BEGIN}\nstale\n{perf_doc.END}\n"
+                   "\nhand-written tail\n")
+    result = run_all.run_all(fake_dir, out, only=["good"], budget={"bench_good": {"scale": 2}},
+                             progress=False, doc=doc)
+    mods = _by_module(result["entries"])
+    assert set(mods) == {"bench_good", "bench_boom"}  # boom's row was kept, not re-run
+    assert {e["name"]: e["value"] for e in mods["bench_good"]}["fast_ratio"] == pytest.approx(1.8)
+    text = doc.read_text()
+    assert "hand-written intro" in text and "hand-written tail" in text and "stale" not in text
+    assert "| fast_ratio | 1.8 | <= 1.1 | miss |" in text
+    assert "**0 of 2 targets met.**" in text
+    assert json.loads(out.read_text())["entries"] == result["entries"]
+
+
+def test_every_figure_of_the_real_results_names_what_limits_it():
+    perf_doc = _load("perf_doc")
+    result = json.loads((BENCH / "results.json").read_text())
+    missing = [e["name"] for e in result["entries"] if e.get("target") is not None
+               and perf_doc.limit_of(e) == "-"]
+    assert missing == []
+
+
 def test_hanging_script_times_out_as_an_error_row(tmp_path):
     d = tmp_path / "b"
     d.mkdir()

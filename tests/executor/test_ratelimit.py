@@ -1,83 +1,175 @@
-"""Token-bucket algorithm (no Ray, no sleeping: time is passed in)."""
+"""The rolling-window limit (no Ray, no sleeping: an injected clock)."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import pytest
 
-from w4s_ray.executor.ratelimit import AsyncRateLimiter, RateLimit, TokenBucket
+from w4s_ray.executor.ratelimit import (
+    AsyncRateLimiter,
+    CompletionEstimate,
+    WindowLimit,
+    per_window,
+    token_upper_bound,
+)
 
 
-def test_bucket_starts_full_then_refills_at_rate():
-    b = TokenBucket(rate_per_s=2.0, capacity=4.0, now=0.0)
-    assert [b.take(1, 0.0) for _ in range(4)] == [0.0] * 4
-    assert b.take(1, 0.0) == pytest.approx(0.5)  # empty: one token per 0.5 s
-    assert b.take(1, 0.5) == 0.0
-    assert b.take(1, 0.5) == pytest.approx(0.5)
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
 
 
-def test_bucket_never_exceeds_capacity_after_idle():
-    b = TokenBucket(rate_per_s=10.0, capacity=5.0, now=0.0)
-    for _ in range(5):
-        b.take(1, 0.0)
-    granted = sum(1 for _ in range(100) if b.take(1, 1000.0) == 0.0)
-    assert granted == 5
+def test_per_minute_limits_scale_to_the_window():
+    assert per_window(600, 60.0) == 600
+    assert per_window(600, 3.0) == 30
+    assert per_window(None, 3.0) is None
+    with pytest.raises(ValueError, match="less than one request"):
+        WindowLimit(10, None, window_s=3.0)  # 0.5 requests per 3 s window
 
 
-def test_request_larger_than_capacity_waits_for_full_bucket_then_goes_into_debt():
-    b = TokenBucket(rate_per_s=1.0, capacity=10.0, now=0.0)
-    b.take(10, 0.0)
-    assert b.take(50, 0.0) == pytest.approx(10.0)
-    assert b.take(50, 10.0) == 0.0
-    assert b.level == pytest.approx(-40.0)
-    assert b.take(1, 10.0) == pytest.approx(41.0)
+def test_window_admits_its_limit_then_says_exactly_when_the_oldest_ages_out():
+    clock = Clock()
+    lim = WindowLimit(requests_per_minute=60, tokens_per_minute=None, window_s=3.0, clock=clock)
+    # 3 requests per 3 s window: one at t, t+1, t+2
+    for dt in (0.0, 1.0, 2.0):
+        clock.t = 1000.0 + dt
+        gid, wait = lim.reserve(0)
+        assert gid is not None and wait == 0.0
+    gid, wait = lim.reserve(0)
+    assert gid is None and wait == pytest.approx(1.0)  # the t=1000 grant leaves at 1003
+    clock.t = 1003.0 - 1e-6
+    assert lim.reserve(0)[0] is None
+    clock.t = 1003.0
+    assert lim.reserve(0)[0] is not None
 
 
-def test_settle_debits_and_credits():
-    b = TokenBucket(rate_per_s=1.0, capacity=100.0, now=0.0)
-    b.take(50, 0.0)
-    b.settle(30, 0.0)   # the call used 30 more tokens than estimated
-    assert b.level == pytest.approx(20.0)
-    b.settle(-500, 0.0)  # a credit never overfills
-    assert b.level == pytest.approx(100.0)
+def test_tokens_and_requests_are_granted_together_or_not_at_all():
+    clock = Clock()
+    lim = WindowLimit(600, 600, window_s=6.0, clock=clock)  # 60 requests, 60 tokens / window
+    assert lim.reserve(50)[0] is not None
+    before = lim.usage()
+    gid, wait = lim.reserve(20)
+    assert gid is None and wait == pytest.approx(6.0)
+    assert lim.usage()["requests"] == before["requests"] == 1  # no request was taken
 
 
-def test_rate_limit_grants_both_or_neither():
-    rl = RateLimit(requests_per_minute=600, tokens_per_minute=600, now=0.0)  # 10/s, burst 10
-    assert rl.reserve(1, 10, now=0.0) == 0.0   # tokens bucket now empty
-    req_level = rl.requests.level
-    assert rl.reserve(1, 5, now=0.0) > 0.0     # refused on tokens ...
-    assert rl.requests.level == req_level      # ... and no request permit was taken
+def test_settle_sets_a_reservation_to_what_was_charged():
+    clock = Clock()
+    lim = WindowLimit(None, 600, window_s=6.0, clock=clock)  # 60 tokens / window
+    gid, _ = lim.reserve(50)  # an upper bound
+    assert lim.reserve(20)[0] is None
+    lim.settle(gid, 10)  # the reply said 10
+    assert lim.usage()["tokens"] == pytest.approx(10)
+    assert lim.reserve(20)[0] is not None
+    lim.settle(gid, 35)  # an estimate that was low: the log holds what was charged
+    assert lim.usage()["tokens"] == pytest.approx(55)
+    lim.settle(gid, None)  # unknown: unchanged
+    assert lim.usage()["tokens"] == pytest.approx(55)
 
 
-def test_long_run_rate_is_bounded_by_rpm():
-    rl = RateLimit(requests_per_minute=120, tokens_per_minute=None, now=0.0)  # 2/s, burst 2
-    t, granted = 0.0, 0
-    while t < 30.0:
-        wait = rl.reserve(1, 0, now=t)
-        if wait == 0.0:
-            granted += 1
+def test_completion_estimate_starts_at_max_tokens_then_follows_replies():
+    est = CompletionEstimate(keep=4, warmup=2)
+    assert est.per_sample(4096) == 4096
+    est.observe(300, 3)  # 100 per sample
+    est.observe(80, 1)
+    assert est.per_sample(4096) == 166  # 1.5 x 100 + 16
+    assert est.per_sample(64) == 64
+    for _ in range(4):
+        est.observe(10, 1)  # the old maximum ages out of the last 4
+    assert est.per_sample(4096) == 31
+
+
+def test_release_gives_a_grant_back():
+    clock = Clock()
+    lim = WindowLimit(60, None, window_s=1.0, clock=clock)  # 1 request per second
+    gid, _ = lim.reserve(0)
+    assert lim.reserve(0)[0] is None
+    lim.release(gid)
+    assert lim.reserve(0)[0] is not None
+
+
+def test_guard_lengthens_the_span_counted():
+    clock = Clock()
+    lim = WindowLimit(60, None, window_s=1.0, guard_s=0.25, clock=clock)
+    lim.reserve(0)
+    assert lim.reserve(0)[1] == pytest.approx(1.25)
+
+
+def test_a_call_larger_than_a_window_goes_alone_instead_of_never():
+    clock = Clock()
+    lim = WindowLimit(None, 60, window_s=60.0, clock=clock)  # 60 tokens / window
+    lim.reserve(10)
+    gid, wait = lim.reserve(1000)
+    assert gid is None and wait == pytest.approx(60.0)
+    clock.t += 60.0
+    assert lim.reserve(1000)[0] is not None
+
+
+@pytest.mark.parametrize("max_ask", [8, 16])  # request-bound, token-bound
+def test_no_window_ever_holds_more_than_the_limit_under_random_demand(max_ask):
+    """Many askers retrying at the told times: every window of the log stays in the limit,
+    and the demand is served close to the limit's rate. When tokens bind, capacity freed in
+    pieces smaller than the next ask idles: with asks of ~8 % of a window (max_ask 16) that
+    costs ~13 %; real limits (calls of 0.1-2 % of a minute's tokens) lose far less."""
+    rng = random.Random(7)
+    clock = Clock()
+    lim = WindowLimit(requests_per_minute=300, tokens_per_minute=3000, window_s=2.0,
+                      clock=clock)  # 10 requests, 100 tokens per 2 s
+    granted: list[tuple[float, float]] = []
+    asks = sorted((1000.0 + rng.uniform(0, 20), rng.randint(1, max_ask)) for _ in range(400))
+    pending = list(asks)
+    while pending:
+        pending.sort()
+        t, tok = pending.pop(0)
+        clock.t = max(clock.t, t)
+        gid, wait = lim.reserve(tok)
+        if gid is None:
+            pending.append((clock.t + wait, tok))
         else:
-            t += wait
-    assert 60 <= granted <= 60 + 2  # rate x time, plus at most one burst
+            granted.append((clock.t, tok))
+    assert len(granted) == 400
+    for i, (t0, _) in enumerate(granted):  # every window that starts at a grant
+        inside = [k for t, k in granted[i:] if t < t0 + 2.0]
+        assert len(inside) <= 10 and sum(inside) <= 100
+    # ... and the limit was the bottleneck: the demand was served near the rate
+    span = granted[-1][0] - granted[0][0]
+    assert span <= 1.15 * max(400 / 10, sum(k for _, k in asks) / 100) * 2.0
 
 
-def test_unlimited_when_no_rates():
-    rl = RateLimit(None, None)
-    assert rl.unlimited and rl.reserve(1, 1e9) == 0.0
+def test_unlimited_grants_everything():
+    lim = WindowLimit(None, None)
+    assert lim.unlimited and lim.reserve(1e9) == (0, 0.0)
 
 
-def test_async_limiter_paces_coroutines():
-    lim = AsyncRateLimiter(requests_per_minute=1200, tokens_per_minute=None)  # 20/s, burst 20
+def test_token_upper_bound_is_at_least_the_simulator_count():
+    from w4s_ray.executor.sim import tokens
 
-    async def run() -> float:
+    tokens.load()
+    msgs = [{"role": "system", "content": "Solve: 12345 * 6789 = ?"},
+            {"role": "user", "content": "Ünïcödé and emoji 🚀 and code `x = [i**2 for i in r]`"}]
+    assert token_upper_bound(msgs, n=3, max_tokens=100) >= tokens.count_messages(msgs) + 300
+
+
+def test_async_limiter_paces_coroutines_first_come_first_served():
+    lim = AsyncRateLimiter(requests_per_minute=600, tokens_per_minute=None, window_s=0.5)
+
+    async def run() -> list[float]:
         t0 = time.monotonic()
-        await asyncio.gather(*[lim.acquire(0) for _ in range(30)])
-        return time.monotonic() - t0
+        times: list[float] = []
 
-    elapsed = asyncio.run(run())
-    # 20 from the burst, 10 more at 20/s: at least ~0.5 s of waiting was needed.
-    assert lim.waited_s >= 0.4
-    assert elapsed >= 0.4
+        async def one() -> None:
+            await lim.acquire(0)
+            times.append(time.monotonic() - t0)
+
+        await asyncio.gather(*[one() for _ in range(12)])
+        return times
+
+    times = asyncio.run(run())
+    # 5 per 0.5 s window: the first 5 at once, then 5 after 0.5 s, the last 2 after 1 s
+    assert sorted(times)[4] < 0.25 and sorted(times)[5] >= 0.45 and sorted(times)[10] >= 0.95

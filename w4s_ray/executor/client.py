@@ -1,13 +1,16 @@
 """`ExecutorClient`: every call to the strong model goes through here.
 
-One call = cache lookup per sample -> budget check -> bounded concurrency -> rate limit ->
-one attempt through the transport (`executor/transport.py`: plain HTTP for OpenAI-compatible
+One call = cache lookup per sample -> bounded concurrency -> rate-limit grant -> budget check
+-> one attempt through the transport (`executor/transport.py`: plain HTTP for OpenAI-compatible
 routes with an api_base, else `litellm.acompletion`) with our retry policy -> validation ->
 cost from litellm's price map -> cache write -> ledger. Everything but the single attempt is
 shared by both transports. litellm's own retries are off (`num_retries=0`, and the OpenAI
 SDK's `max_retries=0`): its retry wrapper neither honours Retry-After with jitter nor reports
 one clear cause, so the policy lives here: exponential backoff with full jitter, at least the
 server's Retry-After, at most `retry_max_delay_s` per wait and `max_retries` retries.
+Every attempt (retries too: the provider counts each) takes its own rate-limit grant, reserving
+the prompt's token bound plus the completion tokens recent replies suggest
+(`ratelimit.CompletionEstimate`), settled to the reply's usage.
 A call that still fails raises `ExecutorError` naming the cause; a reply is never "".
 Failures the endpoint will repeat for every call (bad key, unknown model, rejected parameter,
 nothing listening: `transport.classify` kind "fatal") raise `ExecutorFatal` with a hint
@@ -54,7 +57,7 @@ from w4s_ray.executor.cost import Pricing, cost_usd, resolve_pricing
 from w4s_ray.executor.failures import call_error, fatal_error
 from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
-from w4s_ray.executor.ratelimit import AsyncRateLimiter
+from w4s_ray.executor.ratelimit import AsyncRateLimiter, CompletionEstimate, token_upper_bound
 from w4s_ray.executor.transport import (
     ITEM,
     Failure,
@@ -198,14 +201,17 @@ class ExecutorClient:
         self.cache = CompletionCache(cfg.cache.path) if cfg.cache.enabled else None
         if rate_limiter is not None:
             # Injected by the caller: e.g. `runtime.rate_limiter.SharedRateLimiter` over the run's
-            # limiter actor. Anything with `acquire(tokens)`, `settle(tokens, cost_usd)` and
-            # (optionally) `run_spent(local_usd)` will do; this module knows no Ray.
+            # limiter actor. Anything with `acquire(tokens) -> grant`, `settle(grant, tokens,
+            # cost_usd)`, `release(grant)` and (optionally) `run_spent(local_usd)` will do; this
+            # module knows no Ray.
             self._limiter: Any = rate_limiter
         elif cfg.requests_per_minute or cfg.tokens_per_minute:
-            self._limiter = AsyncRateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
+            self._limiter = AsyncRateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute,
+                                             cfg.rate_limit_window_s, cfg.rate_limit_guard_s)
         else:
             self._limiter = None
         self._sem: asyncio.Semaphore | None = None
+        self._completions = CompletionEstimate()
         self._lock = threading.Lock()
         self._stats: dict[str, float] = defaultdict(float)
         self.ledger: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -369,25 +375,22 @@ class ExecutorClient:
             return ChatResult([hits[k].text for k in keys], 0, 0, 0.0, [True] * n, saved,
                               capped)
 
-        est_tokens = sum(len(str(m["content"])) for m in messages) / 4 + min(max_tokens, 512) * n
         async with self._semaphore():
-            if self._limiter is not None:
-                await self._limiter.acquire(est_tokens)  # also refreshes the run's spend
-            # Checked once a slot is free, so at most max_concurrency calls overshoot.
+            # The first attempt's grant is taken before the budget check: it also refreshes
+            # the run's spend. Checked once a slot is free, so at most max_concurrency calls
+            # overshoot.
+            grant = await self._acquire(messages, n, max_tokens)
             if cfg.budget_usd is not None and self._run_spent() >= cfg.budget_usd:
-                if self._limiter is not None:
-                    self._limiter.settle(-est_tokens, 0.0)
+                self._release(grant)
                 raise BudgetExceeded(f"executor budget of ${cfg.budget_usd:.4f} is spent "
                                      f"(${self._run_spent():.4f})")
             try:
                 done = await self._call(messages, temperature, n, rf, max_tokens,
-                                        derive_seed(cfg.seed, occurrence))
+                                        derive_seed(cfg.seed, occurrence), grant=grant)
                 self._check_server_tag(done.simulator)
             except (_Failed, ExecutorError) as exc:
                 self._bump(errors=1)
                 self._book(tags, errors=1)
-                if self._limiter is not None:
-                    self._limiter.settle(-est_tokens, 0.0)
                 if isinstance(exc, ExecutorError):
                     raise
                 err = await self._escalate(exc.failure, max_tokens, call_error(
@@ -398,8 +401,6 @@ class ExecutorClient:
         self._answered += 1
         texts, pt, ct = done.texts, done.prompt_tokens, done.completion_tokens
         cost = self._prices.cost(pt, ct)
-        if self._limiter is not None:
-            self._limiter.settle(pt + ct - est_tokens, cost)
         self._bump(cost_usd=cost, prompt_tokens=pt, completion_tokens=ct)
         self._book(tags, calls=1, cost_usd=cost, prompt_tokens=pt, completion_tokens=ct,
                    cache_hits=len(hits), saved_usd=saved)
@@ -440,10 +441,39 @@ class ExecutorClient:
         self._bump(cost_usd=self._prices.cost(done.prompt_tokens, done.completion_tokens))
         return err
 
+    # ------------------------------------------------------------------ the rate limit
+
+    async def _acquire(self, messages: list[dict], n: int, max_tokens: int) -> Any:
+        """A grant for ONE attempt (the provider counts each), reserving the prompt's upper
+        bound plus the completion tokens replies so far suggest (the full max_tokens until a
+        few replies were seen); None without a limiter."""
+        if self._limiter is None:
+            return None
+        per_sample = self._completions.per_sample(max_tokens)
+        return await self._limiter.acquire(token_upper_bound(messages, n, per_sample))
+
+    def _settle(self, grant: Any, done: Any) -> None:
+        """After an attempt: the tokens its reply reports, and its dollars (a failed attempt
+        keeps its whole reservation: what the provider charged for it is not known)."""
+        if self._limiter is None:
+            return
+        if done is None:
+            self._limiter.settle(grant, None, 0.0)
+        else:
+            self._completions.observe(done.completion_tokens, max(1, len(done.texts)))
+            self._limiter.settle(grant, done.prompt_tokens + done.completion_tokens,
+                                 self._prices.cost(done.prompt_tokens, done.completion_tokens))
+
+    def _release(self, grant: Any) -> None:
+        """A grant that was never used: nothing was sent."""
+        if self._limiter is not None:
+            self._limiter.release(grant)
+
     async def _call(self, messages, temperature, n, rf, max_tokens, seed,
-                    local_refused_is_final: bool = False):
+                    local_refused_is_final: bool = False, grant: Any = None):
         """One request with the retry policy: the transport's Completion, or `_Failed`.
 
+        Every attempt holds its own rate-limit grant (`grant`: the first one, already taken).
         `local_refused_is_final`: a refused connection to a local URL is not retried (the
         preflight: nothing listens on this machine's port, and waiting will not start it)."""
         cfg = self.cfg
@@ -452,15 +482,23 @@ class ExecutorClient:
         for attempt in range(cfg.max_retries + 1):
             attempts = attempt + 1
             self._bump(api_calls=1)
+            if grant is None:
+                grant = await self._acquire(messages, n, max_tokens)
             try:
-                return await self.transport.complete(
+                done = await self.transport.complete(
                     messages, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
                     response_format=rf, timeout_s=cfg.timeout_s)
             except (asyncio.CancelledError, KeyboardInterrupt):
+                self._settle(grant, None)
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as ExecutorError
+                self._settle(grant, None)
                 f = classify(exc)
                 failure = Failure(redact(f.cause, self._key), f.kind, f.reason, f.retry_after)
+            else:
+                self._settle(grant, done)
+                return done
+            grant = None
             if not failure.retryable or attempt == cfg.max_retries:
                 break
             if local_refused_is_final and failure.cause == "connection refused" \

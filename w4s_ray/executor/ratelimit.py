@@ -1,107 +1,209 @@
-"""Token buckets for requests/minute and tokens/minute (plain code; no Ray, no asyncio state).
+"""Rolling-window rate limits for requests and tokens (plain code; no Ray, time is passed in).
 
-`TokenBucket` is the algorithm: a level that refills at `rate` per second up to `capacity`;
-`take` either deducts or says how long to wait. `RateLimit` holds the request bucket and the
-token bucket and grants both or neither. `AsyncRateLimiter` lets coroutines of one process
-wait their turn; `w4s_ray.runtime.rate_limiter` hosts a `RateLimit` in a Ray actor so the
-limit holds across every worker of a run. Token use is not known before a call, so callers
-take an estimate and `settle` the difference afterwards (the bucket may go into debt, which
-delays later callers: the limit holds on average, as providers enforce it).
+The rule is the one providers state and the simulator enforces (`executor/sim/limits.py`): at
+most `requests_per_minute * window_s / 60` requests and `tokens_per_minute * window_s / 60`
+tokens in ANY window of `window_s` seconds (60 s: the per-minute limit itself; a shorter
+window enforces the same rate at a finer grain, and lets tests run the rule in seconds).
+
+`WindowLimit` is the algorithm: a log of grants (time, requests, tokens); a grant is made
+only if the window ending now, with it added, stays within both limits; otherwise the caller
+is told exactly when enough of the log will have aged out. It counts over `window_s + guard_s`
+because a grant reaches the provider a little later than it was made (RPC reply, the send,
+the server's own queue); with the guard, calls granted in one provider window were all in one
+limiter window. Tokens are not known before a call: the caller reserves an upper bound (see
+`token_upper_bound`) or an estimate from the replies seen so far (`CompletionEstimate`), and
+`settle`s the grant to the tokens the reply says were used.
+
+`AsyncRateLimiter` is one process's limiter (coroutines queue first come, first served);
+`w4s_ray.runtime.rate_limiter` hosts a `WindowLimit` in a Ray actor so the limit holds across
+every worker of a run (and of several runs, when named).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections import deque
+from collections.abc import Callable
 
 
-class TokenBucket:
-    def __init__(self, rate_per_s: float, capacity: float, now: float | None = None):
-        if rate_per_s <= 0 or capacity <= 0:
-            raise ValueError("rate and capacity must be positive")
-        self.rate = float(rate_per_s)
-        self.capacity = float(capacity)
-        self.level = float(capacity)
-        self.t = time.monotonic() if now is None else now
-
-    def _refill(self, now: float) -> None:
-        if now > self.t:
-            self.level = min(self.capacity, self.level + (now - self.t) * self.rate)
-            self.t = now
-
-    def wait_for(self, amount: float, now: float) -> float:
-        """Seconds until `amount` can be taken (0 if now). Amounts above capacity need a full
-        bucket, so a single huge request is never refused forever."""
-        self._refill(now)
-        need = min(amount, self.capacity)
-        return 0.0 if self.level >= need else (need - self.level) / self.rate
-
-    def take(self, amount: float, now: float) -> float:
-        wait = self.wait_for(amount, now)
-        if wait == 0.0:
-            self.level -= amount
-        return wait
-
-    def settle(self, amount: float, now: float) -> None:
-        """Debit (positive) or credit (negative) after the fact."""
-        self._refill(now)
-        self.level = min(self.capacity, self.level - amount)
+def per_window(per_minute: float | None, window_s: float) -> float | None:
+    """A per-minute limit as the amount allowed in one window of `window_s` seconds."""
+    return None if not per_minute else per_minute * window_s / 60.0
 
 
-class RateLimit:
-    """Requests/minute and tokens/minute; either may be None (unlimited)."""
+def token_upper_bound(messages: list[dict], n: int, max_tokens: int) -> int:
+    """Tokens a call can be charged at most: prompt bytes (a byte-level BPE token is at least
+    one UTF-8 byte), chat framing (4 per message, 3 for the reply) and `max_tokens` per sample."""
+    prompt = 3
+    for m in messages:
+        c = m.get("content")
+        if isinstance(c, list):
+            c = " ".join(str(p.get("text", "")) for p in c if isinstance(p, dict))
+        prompt += 4 + len(str(c or "").encode()) + len(str(m.get("role", "")).encode())
+    return prompt + int(max_tokens) * int(n)
+
+
+class CompletionEstimate:
+    """Completion tokens per sample to reserve, from the replies seen so far: 1.5 x the largest
+    of the last `keep` (+16), never above the call's max_tokens; None until `warmup` replies
+    were seen (reserve the full bound until then). Workflows ask for max_tokens=4096 and get a
+    few hundred: reserving the bound would hold ~10x the tokens the calls use."""
+
+    def __init__(self, keep: int = 256, warmup: int = 8) -> None:
+        self._seen: deque[int] = deque(maxlen=keep)
+        self.warmup = warmup
+
+    def observe(self, completion_tokens: int, n: int) -> None:
+        self._seen.append(-(-int(completion_tokens) // max(1, int(n))))
+
+    def per_sample(self, max_tokens: int) -> int:
+        if len(self._seen) < self.warmup:
+            return int(max_tokens)
+        return min(int(max_tokens), int(max(self._seen) * 1.5) + 16)
+
+
+class WindowLimit:
+    """Requests and tokens per rolling window; either limit may be None (unlimited).
+
+    `reserve(tokens, now)` returns `(grant_id, 0.0)` when granted, else `(None, wait_s)`: the
+    seconds after which the same reservation would fit (if nothing else is granted first).
+    """
 
     def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None,
-                 burst_s: float = 1.0, now: float | None = None):
-        def bucket(per_min: float | None) -> TokenBucket | None:
-            if not per_min:
-                return None
-            rate = per_min / 60.0
-            return TokenBucket(rate, max(1.0, rate * burst_s), now)
-
-        self.requests = bucket(requests_per_minute)
-        self.tokens = bucket(tokens_per_minute)
+                 window_s: float = 60.0, guard_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if window_s <= 0 or guard_s < 0:
+            raise ValueError("window_s must be positive and guard_s non-negative")
+        self.max_requests = per_window(requests_per_minute, window_s)
+        self.max_tokens = per_window(tokens_per_minute, window_s)
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ValueError(f"requests_per_minute={requests_per_minute} allows less than one "
+                             f"request per {window_s:g} s window")
+        self.span = window_s + guard_s
+        self.clock = clock
+        self._log: deque[list] = deque()  # [t, requests, tokens, id], in grant order
+        self._by_id: dict[int, list] = {}
+        self._ids = itertools.count(1)
+        self.requests = 0.0  # in the current span
+        self.tokens = 0.0
 
     @property
     def unlimited(self) -> bool:
-        return self.requests is None and self.tokens is None
+        return self.max_requests is None and self.max_tokens is None
 
-    def reserve(self, requests: float, tokens: float, now: float | None = None) -> float:
-        """Take both or neither; returns 0 when granted, else seconds to wait before retrying."""
-        now = time.monotonic() if now is None else now
-        waits = [0.0]
-        if self.requests is not None:
-            waits.append(self.requests.wait_for(requests, now))
-        if self.tokens is not None:
-            waits.append(self.tokens.wait_for(tokens, now))
-        wait = max(waits)
-        if wait == 0.0:
-            if self.requests is not None:
-                self.requests.take(requests, now)
-            if self.tokens is not None:
-                self.tokens.take(tokens, now)
-        return wait
+    def _expire(self, now: float) -> None:
+        while self._log and self._log[0][0] <= now - self.span:
+            t, r, k, gid = self._log.popleft()
+            self.requests -= r
+            self.tokens -= k
+            self._by_id.pop(gid, None)
+        if not self._log:  # no float drift across an idle gap
+            self.requests = self.tokens = 0.0
 
-    def settle(self, tokens: float, now: float | None = None) -> None:
-        if self.tokens is not None and tokens:
-            self.tokens.settle(tokens, time.monotonic() if now is None else now)
+    def _fits(self, req: float, tok: float) -> bool:
+        ok_r = self.max_requests is None or self.requests + req <= self.max_requests + 1e-9
+        ok_t = self.max_tokens is None or self.tokens + tok <= self.max_tokens + 1e-9
+        return ok_r and ok_t
+
+    def _cap(self, tokens: float) -> float:
+        # A call larger than a whole window is let through alone (an empty window), never
+        # refused forever; the provider decides whether it is too large.
+        return min(float(tokens), self.max_tokens) if self.max_tokens is not None else 0.0
+
+    def reserve(self, tokens: float, now: float | None = None) -> tuple[int | None, float]:
+        now = self.clock() if now is None else now
+        if self.unlimited:
+            return 0, 0.0
+        self._expire(now)
+        tok = self._cap(tokens)
+        if self._fits(1.0, tok):
+            gid = next(self._ids)
+            entry = [now, 1.0, tok, gid]
+            self._log.append(entry)
+            self._by_id[gid] = entry
+            self.requests += 1.0
+            self.tokens += tok
+            return gid, 0.0
+        # Walk the log oldest first until enough has aged out for this reservation to fit.
+        req, used = self.requests, self.tokens
+        for t, r, k, _ in self._log:
+            req -= r
+            used -= k
+            if ((self.max_requests is None or req + 1.0 <= self.max_requests + 1e-9)
+                    and (self.max_tokens is None or used + tok <= self.max_tokens + 1e-9)):
+                return None, max(1e-3, t + self.span - now)
+        return None, self.span  # unreachable: an empty log always fits
+
+    def settle(self, grant_id: int | None, tokens: float | None) -> None:
+        """The grant's call was charged `tokens` (None: unknown, keep the reservation): the
+        log holds what was charged, below or above what was reserved."""
+        entry = self._by_id.get(grant_id) if grant_id else None
+        if entry is None or tokens is None:
+            return
+        new = max(0.0, float(tokens))
+        self.tokens -= entry[2] - new
+        entry[2] = new
+
+    def release(self, grant_id: int | None) -> None:
+        """The grant was never used (nothing was sent): give it back."""
+        entry = self._by_id.pop(grant_id, None) if grant_id else None
+        if entry is not None:
+            self.requests -= entry[1]
+            self.tokens -= entry[2]
+            entry[1] = entry[2] = 0.0
+
+    def usage(self, now: float | None = None) -> dict:
+        now = self.clock() if now is None else now
+        self._expire(now)
+        return {"requests": self.requests, "tokens": self.tokens,
+                "max_requests": self.max_requests, "max_tokens": self.max_tokens,
+                "span_s": self.span}
 
 
 class AsyncRateLimiter:
-    """One process's limiter: `await acquire(tokens)`, then `settle(actual - estimate)`."""
+    """One process's limiter: `grant = await acquire(tokens)`, then `settle(grant, used, usd)`."""
 
-    def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None):
-        self.limit = RateLimit(requests_per_minute, tokens_per_minute)
+    def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None,
+                 window_s: float = 60.0, guard_s: float = 0.0) -> None:
+        self.limit = WindowLimit(requests_per_minute, tokens_per_minute, window_s, guard_s)
         self.waited_s = 0.0
+        self._locks: dict[int, tuple[asyncio.Lock, asyncio.Event]] = {}
 
-    async def acquire(self, tokens: float) -> None:
-        while True:
-            wait = self.limit.reserve(1, tokens)
-            if wait == 0.0:
-                return
-            self.waited_s += wait
-            await asyncio.sleep(wait)
+    def _lock(self) -> tuple[asyncio.Lock, asyncio.Event]:
+        key = id(asyncio.get_running_loop())
+        if key not in self._locks:
+            self._locks[key] = (asyncio.Lock(), asyncio.Event())
+        return self._locks[key]
 
-    def settle(self, tokens: float, cost_usd: float = 0.0) -> None:
-        """Correct the token estimate after a call (`cost_usd` matters to shared limiters)."""
-        self.limit.settle(tokens)
+    def _wake(self) -> None:
+        for _, freed in self._locks.values():
+            freed.set()
+
+    async def acquire(self, tokens: float) -> int | None:
+        lock, freed = self._lock()
+        async with lock:  # first come, first served: a big call is not starved
+            while True:
+                gid, wait = self.limit.reserve(tokens)
+                if gid is not None:
+                    return gid
+                t0 = time.monotonic()
+                freed.clear()  # woken early when a settle frees reserved tokens
+                try:
+                    await asyncio.wait_for(freed.wait(), wait)
+                except TimeoutError:
+                    pass
+                self.waited_s += time.monotonic() - t0
+
+    def settle(self, grant: int | None, tokens: float | None, cost_usd: float = 0.0) -> None:
+        """After an attempt: the tokens it was charged (None: unknown; `cost_usd` matters to
+        shared limiters)."""
+        self.limit.settle(grant, tokens)
+        if tokens is not None:
+            self._wake()
+
+    def release(self, grant: int | None) -> None:
+        """A grant that was never used: nothing was sent."""
+        self.limit.release(grant)
+        self._wake()

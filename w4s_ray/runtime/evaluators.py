@@ -14,8 +14,9 @@ format_feedback`, `eval.failure_samples` cases): the driver never loads a benchm
 
 `EvaluatorPool(cfg)` implements the loop's `Evaluator` protocol (`evaluate`, `item_ids`,
 `merge`) and starts `eval.num_evaluators` actors (sharing one `RateLimiterActor` when
-the executor has a budget or rate limit, so both hold for the pool, not per actor; a sweep
-passes its run-wide one instead) and spreads requests of any mix of
+the executor has a rate limit, or a budget and several actors, so both hold for the pool, not
+per actor; a sweep passes its run-wide one instead, and `executor.shared_limiter` names the
+cluster's) and spreads requests of any mix of
 candidates and benchmarks over them, least-loaded first. Results come back in request order.
 If an actor dies (RayActorError / ActorDiedError / ActorUnavailableError), it is replaced and
 the evaluations it was running are re-run on the pool; none is lost. A request that kills
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +48,7 @@ from w4s_ray.executor.client import ExecutorClient
 from w4s_ray.rlao.evaluation import merge_results
 from w4s_ray.rlao.prompts import format_feedback
 from w4s_ray.runtime.placement import driver_node, evaluator_options
-from w4s_ray.runtime.rate_limiter import RateLimiterActor, SharedRateLimiter
+from w4s_ray.runtime.rate_limiter import SharedRateLimiter, get_rate_limiter
 from w4s_ray.runtime.ray_init import init_ray, reraise_user_error, user_error
 from w4s_ray.sandbox.base import make_sandbox
 from w4s_ray.workflow.evaluate import EvalRequest, EvalResult, evaluate, select_items, with_defaults
@@ -59,7 +61,8 @@ class EvaluatorActor:
     def __init__(self, cfg: ExperimentConfig, rate_limiter: Any = None) -> None:
         apply_offline_defaults()
         self.cfg = cfg
-        limiter = SharedRateLimiter(rate_limiter) if rate_limiter is not None else None
+        limiter = SharedRateLimiter(rate_limiter, cfg.executor.rate_limit_guard_s) \
+            if rate_limiter is not None else None
         self.client = ExecutorClient(cfg.executor, rate_limiter=limiter)
         self.sandbox = make_sandbox(cfg.sandbox)
         self.benchmarks: dict[str, Any] = {}
@@ -110,14 +113,16 @@ class EvaluatorPool:
             raise ConfigError(f"eval.num_evaluators must be >= 1, got {n}")
         self._own_limiter = None
         ex = cfg.executor
-        if rate_limiter is None and n > 1 and (
-                ex.budget_usd is not None or ex.requests_per_minute or ex.tokens_per_minute):
+        if rate_limiter is None and ex.shared_limiter:
+            rate_limiter = get_rate_limiter(ex)  # the cluster's, named: it outlives this pool
+        elif rate_limiter is None and (ex.requests_per_minute or ex.tokens_per_minute or (
+                n > 1 and ex.budget_usd is not None)):
             # Each actor's client would otherwise enforce the rate limit and the budget alone,
-            # letting the pool spend n times either. One limiter actor makes them pool-wide.
-
-            rate_limiter = self._own_limiter = RateLimiterActor.options(
-                scheduling_strategy=driver_node()).remote(
-                ex.requests_per_minute, ex.tokens_per_minute)
+            # letting the pool spend n times either. One limiter actor makes them pool-wide
+            # (also for one actor: it counts the run's preflight call, made before it).
+            rate_limiter = self._own_limiter = get_rate_limiter(
+                ex, name=f"w4s-pool-limiter-{uuid.uuid4().hex[:8]}",
+                scheduling_strategy=driver_node())
         self.rate_limiter = rate_limiter
         self.actors: list[Any] = [self._new_actor() for _ in range(n)]
         self.load = [0] * n  # evaluations in flight per slot

@@ -25,6 +25,12 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hang-s", type=float, default=None, help="how long a hung request sleeps")
     p.add_argument("--retry-after-s", type=float, default=None, help="Retry-After sent with 429s")
     p.add_argument("--seed", type=int, default=None, help="seed of fault decisions")
+    p.add_argument("--rpm-limit", type=int, default=None,
+                   help="provider-style requests per minute per key and model (429 past it)")
+    p.add_argument("--tpm-limit", type=int, default=None,
+                   help="provider-style tokens per minute per key and model (429 past it)")
+    p.add_argument("--limit-window-s", type=float, default=None,
+                   help="the limits hold over any window of this many seconds (default 60)")
     p.add_argument("--data-dir", default=None, help="benchmark data (default: config / W4S_DATA_DIR)")
     p.add_argument("--items-file", default=None,
                    help="JSONL of items to recognise instead of the benchmark data (tests)")
@@ -38,6 +44,8 @@ def sim_config_from_args(base: SimConfig, args: argparse.Namespace) -> SimConfig
         "latency_ms": args.latency_ms, "rate_429": args.fault_429, "rate_500": args.fault_500,
         "rate_hang": args.fault_hang, "rate_malformed": args.fault_malformed,
         "hang_s": args.hang_s, "retry_after_s": args.retry_after_s, "seed": args.seed,
+        "rpm_limit": args.rpm_limit, "tpm_limit": args.tpm_limit,
+        "limit_window_s": args.limit_window_s,
     }
     data.update({k: v for k, v in pairs.items() if v is not None})
     if args.latency_ms is not None and args.latency is None:
@@ -54,4 +62,9 @@ def to_argv(cfg: SimConfig) -> list[str]:
             "--retry-after-s", str(cfg.retry_after_s), "--seed", str(cfg.seed)]
     if cfg.latency_ms is not None:
         argv += ["--latency-ms", str(cfg.latency_ms)]
+    if cfg.rpm_limit is not None:
+        argv += ["--rpm-limit", str(cfg.rpm_limit)]
+    if cfg.tpm_limit is not None:
+        argv += ["--tpm-limit", str(cfg.tpm_limit)]
+    argv += ["--limit-window-s", str(cfg.limit_window_s)]
     return argv

@@ -2,7 +2,8 @@
 
 Routes: `POST /v1/chat/completions` (messages, n, temperature, seed, max_tokens,
 response_format {"type": "json_object"}), `GET /v1/models`, `GET /health` (readiness of the
-item index and the token counter), `GET /stats` (request counters, for tests and benches).
+item index and the token counter), `GET /stats` (request counters, for tests and benches),
+`GET /limits` (the RPM/TPM limit per key and model and the peaks clients offered, `limits.py`).
 
 The simulator says what it is, so no client mistakes it for a real model: every reply carries
 `X-W4S-Simulator: w4s-sim/<SIM_VERSION>`, `/v1/models` lists the profiles `owned_by: w4s-sim`,
@@ -10,8 +11,9 @@ and a request naming a model that is not a profile (`gpt-4o-mini` instead of
 `sim-gpt-4o-mini`) is a 404 `model_not_found`: simulated answers are never passed off as a
 real model's. Bump SIM_VERSION when the replies to the same request change (cached replies
 are keyed on it).
-Replies come from `model.respond`; faults (429 with Retry-After, 500, hangs, malformed JSON)
-are decided per request from (seed, request counter), so a run with a fixed seed and one
+Replies come from `model.respond`; the provider-style limit (`sim.rpm_limit`, `tpm_limit`,
+off by default) is checked on arrival with the reply's exact tokens; faults (429 with
+Retry-After, 500, hangs, malformed JSON) are decided after admission, per request from (seed, request counter), so a run with a fixed seed and one
 client sees the same fault sequence. No torch, ray or litellm is imported here.
 """
 
@@ -33,6 +35,7 @@ from w4s_ray.config import SimConfig
 from w4s_ray.errors import W4SError
 from w4s_ray.executor.sim import tokens
 from w4s_ray.executor.sim.index import ItemIndex, SimItem, items_from_benchmarks, items_from_jsonl
+from w4s_ray.executor.sim.limits import SimLimits, key_id
 from w4s_ray.executor.sim.model import SimRequest, _unit, respond
 from w4s_ray.executor.sim.profiles import PROFILES, Profile
 
@@ -56,6 +59,7 @@ class SimState:
         self.ready = threading.Event()
         self.counter = 0
         self.stats: Counter[str] = Counter()
+        self.limits = SimLimits(cfg.rpm_limit, cfg.tpm_limit, cfg.limit_window_s)
         self.started = time.time()
 
     def build_index(self) -> None:
@@ -132,9 +136,33 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return _error(404, f"The model `{body.get('model')}` does not exist on the w4s simulator "
                            f"(it serves {', '.join(sorted(PROFILES))})", "model_not_found")
 
+    cfg = state.cfg
+    await _wait_ready(state)
+    req = SimRequest(model=profile.name, messages=messages, n=n, temperature=temperature,
+                     seed=seed, max_tokens=max_tokens, json_mode=json_mode)
+    texts = respond(req, state.index, profile)
+    choices, completion_tokens = [], 0
+    for j, text in enumerate(texts):
+        finish = "stop"
+        ntok = tokens.count(text)
+        if max_tokens is not None and ntok > int(max_tokens):
+            text, ntok, finish = tokens.truncate(text, int(max_tokens)), int(max_tokens), "length"
+        completion_tokens += ntok
+        choices.append({"index": j, "message": {"role": "assistant", "content": text},
+                        "finish_reason": finish, "logprobs": None})
+    prompt_tokens = tokens.count_messages(messages)
+    wait = state.limits.check(key_id(request.headers.get("Authorization")), profile.name,
+                              prompt_tokens + completion_tokens)
+    if wait > 0:
+        state.stats["limit_429"] += 1
+        return _error(429, f"Rate limit reached for {profile.name} (simulated "
+                           f"{cfg.rpm_limit or '-'} RPM, {cfg.tpm_limit or '-'} TPM per "
+                           f"{cfg.limit_window_s:g} s window); retry after {wait:.3f} s",
+                      "rate_limit_error", headers={"Retry-After": str(max(1, round(wait))),
+                                                   "retry-after-ms": str(int(wait * 1000) + 1)})
+
     counter = state.counter
     state.counter += 1
-    cfg = state.cfg
     u = _unit("fault", cfg.seed, counter)
     edges = [cfg.rate_429, cfg.rate_500, cfg.rate_hang, cfg.rate_malformed]
     fault = None
@@ -156,20 +184,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         state.stats["fault_hang"] += 1
         await asyncio.sleep(cfg.hang_s)
 
-    await _wait_ready(state)
-    req = SimRequest(model=profile.name, messages=messages, n=n, temperature=temperature,
-                     seed=seed, max_tokens=max_tokens, json_mode=json_mode)
-    texts = respond(req, state.index, profile)
-    choices, completion_tokens = [], 0
-    for j, text in enumerate(texts):
-        finish = "stop"
-        ntok = tokens.count(text)
-        if max_tokens is not None and ntok > int(max_tokens):
-            text, ntok, finish = tokens.truncate(text, int(max_tokens)), int(max_tokens), "length"
-        completion_tokens += ntok
-        choices.append({"index": j, "message": {"role": "assistant", "content": text},
-                        "finish_reason": finish, "logprobs": None})
-    prompt_tokens = tokens.count_messages(messages)
     rng = random.Random(int(_unit("latency", cfg.seed, counter) * 2**53))
     await asyncio.sleep(state.latency_s(profile, completion_tokens // max(1, n), rng))
 
@@ -209,6 +223,11 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(dict(state.stats))
 
 
+async def limits(request: web.Request) -> web.Response:
+    state: SimState = request.app["state"]
+    return web.json_response(state.limits.report())
+
+
 @web.middleware
 async def _identify(request: web.Request, handler) -> web.StreamResponse:
     resp = await handler(request)
@@ -224,6 +243,7 @@ def build_app(state: SimState) -> web.Application:
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/limits", limits)
     return app
 
 

@@ -1,0 +1,96 @@
+"""The simulator's provider-style RPM/TPM limit, and one process's client kept under it.
+
+The limit holds over any window of `limit_window_s`; the tests use 2 s windows with limits
+that are the per-minute figures scaled the same way (rate x window / 60). The rule is
+invariant under a change of time unit: a run under R requests per 2 s window is the same run
+as one under R per 60 s window with every duration 30 times longer, so what holds here holds
+for per-minute limits (docs/EXECUTOR.md "Rate limits").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+
+from w4s_ray.config import CacheConfig, ExecutorConfig
+from w4s_ray.executor.sim.limits import SimLimits
+
+
+def _post(url: str, content: str, key: str | None = None) -> int:
+    body = json.dumps({"model": "sim-gpt-4o-mini", "max_tokens": 32,
+                       "messages": [{"role": "user", "content": content}]}).encode()
+    req = urllib.request.Request(url + "/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        assert exc.status != 429 or float(exc.headers["retry-after-ms"]) > 0
+        return exc.status
+
+
+def test_sim_limits_count_per_key_and_model_with_an_injected_clock():
+    t = [0.0]
+    lim = SimLimits(rpm=60, tpm=None, window_s=2.0, clock=lambda: t[0])  # 2 per 2 s
+    assert lim.check("a", "m", 10) == 0.0
+    assert lim.check("a", "m", 10) == 0.0
+    assert lim.check("a", "m", 10) == pytest.approx(2.0)  # rejected, told when
+    assert lim.check("b", "m", 10) == 0.0  # another key has its own window
+    assert lim.check("a", "other", 10) == 0.0  # and another model
+    t[0] = 2.0
+    assert lim.check("a", "m", 10) == 0.0
+    rep = {(r["key"], r["model"]): r for r in lim.report()["keys"]}
+    assert rep[("a", "m")]["rejected"] == 1 and rep[("a", "m")]["admitted"] == 3
+    assert rep[("a", "m")]["offered_peak_requests"] == 3  # the rejected one was offered
+
+
+def test_simulator_answers_429_past_its_window_and_counts_apart_from_faults(sim_factory):
+    sim = sim_factory(rpm_limit=150, limit_window_s=2.0)  # 5 requests per 2 s window
+    codes = [_post(sim.url, f"q{i}") for i in range(8)]
+    assert codes[:5] == [200] * 5 and codes[5:] == [429] * 3
+    assert _post(sim.url, "other key", key="sk-other") == 200
+    stats, limits = sim.stats(), sim.get("/limits")
+    assert stats["limit_429"] == 3 and stats.get("fault_429", 0) == 0
+    assert limits["max_requests_per_window"] == 5
+    assert {k["key"] for k in limits["keys"]} >= {"-"} and len(limits["keys"]) == 2
+
+
+def _burst(url: str, limited: bool, calls: int) -> None:
+    from w4s_ray.executor.client import ExecutorClient
+
+    cfg = ExecutorConfig(api_base=url, cache=CacheConfig(enabled=False),
+                         max_retries=8 if limited else 0,
+                         retry_max_delay_s=5.0, max_tokens=64,
+                         requests_per_minute=240 if limited else None,
+                         tokens_per_minute=60_000 if limited else None,
+                         rate_limit_window_s=2.0, rate_limit_guard_s=0.1)
+
+    async def run() -> None:
+        with ExecutorClient(cfg) as client:
+            await asyncio.gather(*[client.chat([{"role": "user", "content": f"item {i}"}])
+                                   for i in range(calls)], return_exceptions=not limited)
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(120)
+def test_client_limiter_keeps_a_burst_inside_every_window(sim_factory):
+    """24 calls against 8 per 2 s window: the limited client gets no 429 and offers at most
+    8 requests in any window; the same burst unlimited draws 429s (the check can fail)."""
+    sim = sim_factory(rpm_limit=240, tpm_limit=60_000, limit_window_s=2.0)
+    _burst(sim.url, limited=True, calls=24)
+    limits = sim.get("/limits")
+    k = limits["keys"][0]
+    assert sim.stats().get("limit_429", 0) == 0
+    assert k["admitted"] == 24
+    assert k["offered_peak_requests"] <= limits["max_requests_per_window"] == 8
+    assert k["offered_peak_tokens"] <= limits["max_tokens_per_window"]
+    assert k["offered_peak_requests"] == 8  # and the limit was used, not avoided
+
+    other = sim_factory(rpm_limit=240, tpm_limit=60_000, limit_window_s=2.0)
+    _burst(other.url, limited=False, calls=24)
+    assert other.stats()["limit_429"] > 0
