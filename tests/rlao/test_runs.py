@@ -124,8 +124,9 @@ def test_corrupt_parquet_is_named_and_kept(tmp_path):
 
 
 def test_no_code_for_every_candidate_is_recorded_not_lost(tmp_path):
+    # w4s-ray: failed turns are recorded and the episode goes on (w4s: test_loop_w4s.py).
     d = tmp_path / "run"
-    final = optimize(_cfg(), SPEC, d, FakeEvaluator(),
+    final = optimize(_cfg(**{"rlao.protocol": "w4s-ray"}), SPEC, d, FakeEvaluator(),
                           ScriptedMetaAgent(["I refuse to write code."]), progress=False)
     rows = read_rows(d / "trajectories")
     assert len(rows) == 9 and not any(r["valid"] for r in rows)
@@ -210,13 +211,15 @@ def test_resume_refuses_every_changed_resume_key(tmp_path, key):
 
     from w4s_ray.rlao.runs import RunDir, preflight
 
-    base = load_config(None)
+    # Racing exists under the w4s-ray protocol only.
+    sets = ["rlao.protocol=w4s-ray"] if key.startswith("rlao.racing") else []
+    base = load_config(None, sets)
     RunDir(tmp_path / "run").prepare(base, resume=False)
     current = base.model_dump(mode="json")
     for part in key.split("."):
         current = current[part]
     other = _other_value(current, _field(key).annotation)
-    changed = load_config(None, [f"{key}={json.dumps(other)}"])
+    changed = load_config(None, [*sets, f"{key}={json.dumps(other)}"])
     with pytest.raises(ConfigError, match=rf"--resume: {re.escape(key)} is "):
         preflight(tmp_path / "run", changed, resume=True)
     preflight(tmp_path / "run", base, resume=True)  # the same settings resume fine

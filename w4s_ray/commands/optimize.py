@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     bm = get_benchmark(name, data_dir=cfg.data_dir())
     bm.check_files()  # missing data / a dead local executor: one line, before Ray starts
     check_executor_reachable(cfg.executor.api_base)
-    spec = TaskSpec.from_benchmark(bm)
+    spec = TaskSpec.from_benchmark(bm, cfg.rlao.protocol)
 
     with ray_session(cfg.ray):
         evaluator = agent = None

@@ -7,9 +7,12 @@ candidates (exact resume). Runs on CPU here; on a GPU node (`meta_agent.num_gpus
 present) on `cuda`. Generation stops at the tokenizer's EOS, the generation config's EOS ids
 and a ChatML `<|im_end|>` when the vocabulary has one.
 
-A prompt longer than the model's context minus `max_tokens` keeps its LAST tokens (the most
+A prompt longer than the model's context minus the reply room keeps its LAST tokens (the most
 recent feedback and the generation prompt) and counts the truncation in `truncated_prompts`;
-small offline models have 2k contexts that a full W4S prompt exceeds.
+small offline models have 2k contexts that a full W4S prompt exceeds. The reply room is
+`meta_agent.max_tokens`, clamped to a third of the context when it would not fit (the tiny
+model: 1536 tokens of context, so 512 for the reply instead of the configured 4096); generation
+then stops at the end of the context. The clamp is logged once per model.
 
 Not here: batching across calls, KV-cache reuse, vLLM. In a Ray job the model lives in one actor
 (`w4s_ray.runtime.meta_agent_actor`) so it is loaded once and shared.
@@ -68,6 +71,12 @@ class LocalMetaAgent(MetaAgent):
             raise ConfigError(f"meta_agent.model: '{path}' has no chat template")
         self.model.to(self.device).eval()
         self.truncated_prompts = 0
+        ctx = getattr(self.model.config, "max_position_embeddings", None)
+        self.reply_room = cfg.max_tokens if not ctx else min(cfg.max_tokens, max(1, ctx // 3))
+        if self.reply_room < cfg.max_tokens:
+            log.warning("meta_agent.max_tokens %d does not fit the %d-token context of %s: "
+                        "replies are clamped to %d tokens", cfg.max_tokens, ctx, path,
+                        self.reply_room)
         self._eos = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         self._pad = pad if pad is not None else self._eos[0]
@@ -94,7 +103,7 @@ class LocalMetaAgent(MetaAgent):
         ids = enc["input_ids"]
         ctx = getattr(self.model.config, "max_position_embeddings", None)
         if ctx:
-            budget = max(16, ctx - self.cfg.max_tokens)
+            budget = max(16, ctx - self.reply_room)
             if ids.shape[1] > budget:
                 self.truncated_prompts += 1
                 ids = ids[:, -budget:]

@@ -1,5 +1,7 @@
-"""Everything the meta-agent reads: the turn prompt, the validation feedback, the repair prompt
-(no Ray, no I/O).
+"""What the meta-agent reads under `rlao.protocol: w4s-ray`: the turn prompt, the validation
+feedback, the repair prompt (no Ray, no I/O). The default protocol's text (the authors'
+instructions in this project's words) is `rlao.prompts_w4s`, whose `feedback_text` picks the
+feedback of either by `eval.feedback`.
 
 Turn prompt (`build_messages`, from an `mdp.State`):
 Layout (the W4S structure, our wording): a system message with the role; a first user message
@@ -205,7 +207,7 @@ def build_messages(state: State, spec: PromptSpec) -> list[dict[str, str]]:
 def format_feedback(result: EvalResult, k: int, prev_accuracy: float | None = None, *,
                     seed: int = 0) -> str:
     """W4S-style feedback for the meta-agent from a VALIDATION result (module docstring)."""
-    if result.split != "valid":
+    if result.split == "test":
         raise TestSplitLeak(
             f"format_feedback got a {result.split!r}-split result; feedback is validation-only")
     lines = []

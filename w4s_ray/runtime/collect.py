@@ -11,6 +11,11 @@ writes: each finished turn comes back to it as rows, which it commits as one Par
 Budget: when the executor raises `BudgetExceeded` in any episode, no new turns start; turns
 already running finish and are written; then the error is re-raised (exit code 3).
 
+A w4s turn whose candidates were all dropped in every attempt (`rlao.w4s.TurnFailed`) ends that
+episode, as upstream's run ends; the other episodes go on, and when they are done collect
+stops with an error naming the episodes that ended early (their completed turns are kept;
+`--resume` tries the failed turn again).
+
 Not here: the turn logic (rlao.loop), the evaluation itself (runtime.evaluators), placement
 across nodes beyond what Ray's scheduler does.
 """
@@ -27,12 +32,13 @@ from tqdm.auto import tqdm
 
 from w4s_ray.benchmarks import get_benchmark
 from w4s_ray.env import apply_offline_defaults
-from w4s_ray.errors import BudgetExceeded
+from w4s_ray.errors import BudgetExceeded, W4SError
 from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.rlao.evaluation import EvalRequest
 from w4s_ray.rlao.loop import Episode, TaskSpec, seed_record
 from w4s_ray.rlao.report import write_report
 from w4s_ray.rlao.runs import RunDir, cost_summary, episode_id, replay_episode
+from w4s_ray.rlao.w4s import TurnFailed
 from w4s_ray.runtime.evaluators import EvaluatorPool
 from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
 from w4s_ray.runtime.proxy import ActorProxy, host
@@ -58,7 +64,8 @@ class EpisodeActor:
 
 def default_spec_loader(cfg) -> Callable[[str], TaskSpec]:
     def load(name: str) -> TaskSpec:
-        return TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
+        return TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()),
+                                      cfg.rlao.protocol)
 
     return load
 
@@ -116,6 +123,7 @@ def collect(
                    desc="collect", unit="turn", disable=not progress)
         inflight = {actors[eid].run_turn.remote(): eid for eid, _, _ in todo}
         budget_error: BaseException | None = None
+        failed: dict[str, TurnFailed] = {}
         try:
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -126,6 +134,9 @@ def collect(
                     err = user_error(exc)
                     if isinstance(err, BudgetExceeded):
                         budget_error = budget_error or err
+                        continue
+                    if isinstance(err, TurnFailed):
+                        failed[eid] = err
                         continue
                     raise (err or exc) from None
                 rd.write_turn(eid, res)
@@ -140,6 +151,10 @@ def collect(
         write_report(rd.path)
         if budget_error is not None:
             raise budget_error
+        if failed:
+            first = next(iter(failed.values()))
+            raise W4SError(f"collect: {len(failed)} episode(s) ended early ("
+                           f"{', '.join(sorted(failed))}); the others completed. {first}")
     finally:
         for a in actors.values():
             ray.kill(a, no_restart=True)

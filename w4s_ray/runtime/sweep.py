@@ -131,7 +131,8 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
 def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
                     meta_agent_factory: Callable | None, resume: bool) -> dict:
     apply_offline_defaults()
-    spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
+    spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()),
+                                      cfg.rlao.protocol)
     own = meta_agent is None
     if own:
         meta_agent = (meta_agent_factory or make_meta_agent)(cfg)

@@ -190,7 +190,9 @@ class ChatGenerator:
         ids = self.prompt_ids(messages)
         max_new = params.max_tokens
         if self.max_positions and self.truncate_prompt:
-            budget = max(16, self.max_positions - max_new)
+            # Room for the reply: max_tokens, at most a third of the context (as the local
+            # backend), so a 4096-token request to a 1536-token model keeps a usable prompt.
+            budget = max(16, self.max_positions - min(max_new, self.max_positions // 3))
             if len(ids) > budget:
                 self.truncated_prompts += 1
                 ids = ids[-budget:]
