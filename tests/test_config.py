@@ -160,3 +160,28 @@ def test_every_experiment_yaml_validates():
     files = sorted(EXPERIMENTS_DIR.glob("*.yaml"))
     for path in files:
         load_config(path)
+
+
+def test_every_shipped_config_gives_the_meta_agent_upstreams_4096_reply_tokens():
+    # Fewer cuts long workflows into syntax errors (issue #16); the local backend clamps to the
+    # model's context at run time, never the config.
+    from w4s_ray.config import EXPERIMENTS_DIR
+
+    for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
+        assert load_config(path).meta_agent.max_tokens == 4096, path.name
+
+
+@pytest.mark.parametrize("name, figures", [
+    ("humaneval_gpt4o_mini", {("humaneval", 95.4)}),
+    ("math_transfer_gpt35", {("gsm8k", 86.5), ("gsm_hard", 61.8)}),
+    ("math_gpt4o_mini", {("math", 63.0)}),
+])
+def test_paper_shaped_configs_state_the_papers_figures(name, figures):
+    from w4s_ray.config import EXPERIMENTS_DIR
+
+    cfg = load_config(EXPERIMENTS_DIR / f"{name}.yaml")
+    assert {(f.benchmark, f.value) for f in cfg.paper} == figures
+    assert cfg.rlao.protocol == "w4s" and cfg.train.lr == 2e-5 and cfg.train.epochs == 3
+    if name == "math_transfer_gpt35":  # trained on GSM-Plus + MGSM, tested on unseen tasks
+        assert set(cfg.benchmarks) == {"gsm_plus", "mgsm"}
+        assert cfg.executor.model == "gpt-3.5-turbo"

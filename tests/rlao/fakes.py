@@ -121,3 +121,24 @@ def fake_specs(names):
     return {n: TaskSpec(n, "math", f"Task {n}.", "a number",
                         {"CoT": workflow(0.3 + 0.1 * i), "SC": workflow(0.35 + 0.1 * i, calls=3)})
             for i, n in enumerate(names)}
+
+
+class PooledEvaluator(FakeEvaluator):
+    """A FakeEvaluator whose benchmarks have a collection split ("train") except `no_train`,
+    and whose feedback names the split a result came from."""
+
+    def __init__(self, no_train: tuple[str, ...] = ("gamma",)) -> None:
+        super().__init__()
+        self.no_train = no_train
+
+    def _evaluate(self, job):
+        res = super()._evaluate(job)
+        res.feedback = f"{job.split} accuracy {res.accuracy}" if job.split != "test" else ""
+        return res
+
+    def item_ids(self, benchmark, split):
+        return [] if split == "train" and benchmark in self.no_train else list(self.ids)
+
+
+def pooled_factory(cfg) -> PooledEvaluator:
+    return PooledEvaluator()

@@ -11,7 +11,7 @@ import pytest
 
 from tests.rlao.fakes import FakeEvaluator, reply, workflow
 from tests.rlao.upstream_reference import upstream_rewards
-from w4s_ray.config import RLAOConfig, load_config
+from w4s_ray.config import PaperFigure, RLAOConfig, load_config
 from w4s_ray.meta_agent.base import MetaAgent
 from w4s_ray.meta_agent.scripted import ScriptedMetaAgent
 from w4s_ray.rlao import w4s
@@ -178,8 +178,10 @@ def test_optimize_logged_rewards_equal_upstreams_from_logged_accuracies(tmp_path
     replies = [reply(a) for a in (0.45, 0.55, 0.62, 0.7, 0.78, 0.86, 0.93, 0.3, 0.02)]
     replies += ["no code here", reply(0.8, "crash")]
     d = tmp_path / "run"
-    optimize(_cfg(**{"rlao.reward": reward}), SPEC, d, FakeEvaluator(),
-             ScriptedMetaAgent(replies), progress=False)
+    cfg = _cfg(**{"rlao.reward": reward})
+    cfg.paper = [PaperFigure(benchmark="gsm8k", value=86.5, executor="gpt-3.5-turbo"),
+                 PaperFigure(benchmark="gsm_hard", value=61.8)]
+    optimize(cfg, SPEC, d, FakeEvaluator(), ScriptedMetaAgent(replies), progress=False)
     rows = read_rows(d / "trajectories")
     seeds = json.loads((d / "seeds" / "gsm8k.json").read_text())
     turns = sorted({r["turn"] for r in rows})
@@ -201,3 +203,10 @@ def test_optimize_logged_rewards_equal_upstreams_from_logged_accuracies(tmp_path
     assert any(r["reward"] is not None and r["reward"] > 0 for r in rows if r["turn"] > 0)
     final = json.loads((d / "final.json").read_text())
     assert final["protocol"] == "w4s" and final["test_ci95"]["low"] <= final["test_accuracy"]
+    assert final["test_ci95"]["high"] >= final["test_accuracy"]
+    # The paper's figure for THIS benchmark only, printed next to the measured one.
+    assert [(f["benchmark"], f["value"]) for f in final["paper"]] == [("gsm8k", 86.5)]
+    report = (d / "report.md").read_text()
+    assert "## Paper vs measured" in report
+    row = next(x for x in report.splitlines() if x.startswith("| gsm8k | accuracy | 86.5 |"))
+    assert f"{100 * final['test_accuracy']:.1f} (" in row and "gsm_hard" not in report

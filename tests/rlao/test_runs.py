@@ -223,3 +223,25 @@ def test_resume_refuses_every_changed_resume_key(tmp_path, key):
     with pytest.raises(ConfigError, match=rf"--resume: {re.escape(key)} is "):
         preflight(tmp_path / "run", changed, resume=True)
     preflight(tmp_path / "run", base, resume=True)  # the same settings resume fine
+
+
+def test_a_run_from_before_the_protocol_key_resumes_as_w4s_ray(tmp_path):
+    """Its config.yaml has no rlao.protocol (nor the keys the protocol owns): that run used the
+    w4s-ray process, so resuming needs --set rlao.protocol=w4s-ray and nothing else."""
+    import yaml
+
+    from w4s_ray.rlao.runs import preflight
+
+    old = load_config(None, ["rlao.protocol=w4s-ray"]).model_dump(mode="json")
+    del old["rlao"]["protocol"]
+    for key in ("feedback", "execute_code_guard", "extra_random_items"):
+        del old["eval"][key]
+    for key in ("max_turn_attempts", "drop_accuracy", "collect_split", "bootstrap_samples"):
+        del old["rlao"][key]
+    d = tmp_path / "run"
+    (d / "trajectories").mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match=r"--resume: rlao\.protocol is 'w4s' but the run .* "
+                                          r"used 'w4s-ray'"):
+        preflight(d, load_config(None), resume=True)
+    preflight(d, load_config(None, ["rlao.protocol=w4s-ray"]), resume=True)

@@ -55,13 +55,15 @@ __all__ = ["NO_CODE", "Episode", "TaskSpec", "TurnResult", "derive_seed", "run_i
            "seed_record", "turn_metrics"]
 
 
-def run_identity(cfg) -> dict:
+def run_identity(cfg, collecting: bool = False) -> dict:
     """The keyword arguments of `Episode` that come from the experiment, not its `rlao` section:
     the base seed of every turn's sampling, the run id written in rows, the executor's name, the
-    split candidates are evaluated on and the validation noise items."""
+    split candidates are evaluated on (`rlao.collect_split` when collecting; optimize always
+    selects on validation) and the validation noise items (w4s only)."""
+    split = "train" if collecting and cfg.rlao.collect_split == "train" else "valid"
     return {"base_seed": cfg.seed * 1_000_003 + cfg.meta_agent.seed,
             "run_id": cfg.rlao.run_id or cfg.name, "executor": cfg.executor.model,
-            "split": "train" if cfg.rlao.collect_split == "train" else "valid",
+            "split": split,
             "extra_items": cfg.eval.extra_random_items if cfg.rlao.protocol == "w4s" else 0}
 
 
@@ -105,9 +107,10 @@ class Episode:
 
     @classmethod
     def for_run(cls, cfg, spec: TaskSpec, episode_id: str, evaluator: Evaluator,
-                meta_agent: MetaAgent) -> Episode:
+                meta_agent: MetaAgent, *, collecting: bool = False) -> Episode:
         """An episode of the experiment `cfg` (its `rlao` section and `run_identity`)."""
-        return cls(spec, cfg.rlao, episode_id, evaluator, meta_agent, **run_identity(cfg))
+        return cls(spec, cfg.rlao, episode_id, evaluator, meta_agent,
+                   **run_identity(cfg, collecting))
 
     # -- set-up ---------------------------------------------------------------------------
     def evaluate_seeds(self) -> list[dict]:

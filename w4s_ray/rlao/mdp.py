@@ -91,7 +91,8 @@ class State:
 def initial_state(
     benchmark: str, task_description: str, examples: Sequence[ArchiveEntry]
 ) -> State:
-    """Turn 0: best = the best example; 'previous' = the FIRST example (W4S convention)."""
+    """Turn 0: best = the best example; 'previous' = the FIRST example (the w4s-ray rule;
+    upstream's first turn also credits beating the LAST example, see rlao.w4s)."""
     examples = tuple(examples)
     best = None
     for entry in examples:

@@ -32,10 +32,10 @@ from tqdm.auto import tqdm
 
 from w4s_ray.benchmarks import get_benchmark
 from w4s_ray.env import apply_offline_defaults
-from w4s_ray.errors import BudgetExceeded, W4SError
+from w4s_ray.errors import BudgetExceeded, ConfigError, W4SError
 from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.rlao.evaluation import EvalRequest
-from w4s_ray.rlao.loop import Episode, TaskSpec, seed_record
+from w4s_ray.rlao.loop import Episode, TaskSpec, run_identity, seed_record
 from w4s_ray.rlao.report import write_report
 from w4s_ray.rlao.runs import RunDir, cost_summary, episode_id, replay_episode
 from w4s_ray.rlao.w4s import TurnFailed
@@ -54,7 +54,7 @@ class EpisodeActor:
                  seed_records: list[dict], rows: list[dict]) -> None:
         apply_offline_defaults()
         agent = meta_agent if meta_agent is not None else make_meta_agent(cfg)
-        self.ep = Episode.for_run(cfg, spec, eid, evaluator, agent)
+        self.ep = Episode.for_run(cfg, spec, eid, evaluator, agent, collecting=True)
         self.ep.start(seed_records)
         self.ep.replay(rows)
 
@@ -99,13 +99,21 @@ def collect(
     actors: dict[str, object] = {}
     shared_agent = None
     try:
-        seeds = _seed_records(rd, specs, evaluator)
+        ident = run_identity(cfg, collecting=True)
+        if ident["split"] == "train":
+            empty = [b for b in benchmarks if not evaluator.item_ids(b, "train")]
+            if empty:
+                raise ConfigError(
+                    f"rlao.collect_split=train: {', '.join(empty)} has no collection split "
+                    "(its data has no items beyond valid/test; docs/BENCHMARKS.md); use "
+                    "rlao.collect_split=valid or other benchmarks")
+        seeds = _seed_records(rd, specs, evaluator, ident["split"], ident["extra_items"])
         plan = []  # (episode id, benchmark, turns done)
         best_by_turn: dict = {}
         for b in benchmarks:
             for k in range(episodes):
                 eid = episode_id(b, k)
-                check = Episode.for_run(cfg, specs[b], eid, evaluator, None)
+                check = Episode.for_run(cfg, specs[b], eid, evaluator, None, collecting=True)
                 check.start(seeds[b])
                 best_by_turn.update(replay_episode(check, rows))  # DataError on gaps/mismatch
                 plan.append((eid, b, check.state.turn))
@@ -167,8 +175,10 @@ def collect(
     }
 
 
-def _seed_records(rd: RunDir, specs: dict[str, TaskSpec], evaluator) -> dict[str, list[dict]]:
-    """Seed results per benchmark: stored ones, else ONE evaluator call for all missing."""
+def _seed_records(rd: RunDir, specs: dict[str, TaskSpec], evaluator, split: str = "valid",
+                  extra_items: int = 0) -> dict[str, list[dict]]:
+    """Seed results per benchmark, evaluated where the candidates are: stored ones, else ONE
+    evaluator call for all missing."""
     out: dict[str, list[dict]] = {}
     jobs, owners = [], []
     for b, spec in specs.items():
@@ -177,7 +187,8 @@ def _seed_records(rd: RunDir, specs: dict[str, TaskSpec], evaluator) -> dict[str
             out[b] = stored
             continue
         for name, code in spec.seed_workflows.items():
-            jobs.append(EvalRequest(code, b, "valid", tag=f"seed:{name}"))
+            jobs.append(EvalRequest(code, b, split, tag=f"seed:{name}",
+                                    extra_items=extra_items))
             owners.append((b, name, code))
     if jobs:
         results = evaluator.evaluate(jobs)
