@@ -91,3 +91,39 @@ def test_unknown_verb_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["no-such-verb"])
     assert exc.value.code == 2
+
+
+# -- issue #14: version, verbosity, --resume on a directory without a run ---------------------
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"w4s {version('w4s-ray')}"
+
+
+@pytest.mark.parametrize("argv", [["--verbose", "--quiet", "data", "list"],
+                                  ["optimize", "--verbose", "--quiet"]])
+def test_verbose_and_quiet_exclude_each_other(argv, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == "w4s: error: --verbose and --quiet exclude each other"
+
+
+@pytest.mark.parametrize("verb, flag", [("optimize", "--run-dir"), ("collect", "--out")])
+def test_resume_on_a_directory_without_a_run_is_an_error(verb, flag, tmp_path, capsys):
+    empty = tmp_path / "typo"
+    argv = [verb, flag, str(empty), "--resume", "--benchmark" if verb == "optimize"
+            else "--benchmarks", "gsm8k"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--resume" in err and "holds no run to resume" in err
+    assert not empty.exists()
+
+
+def test_sweep_resume_without_a_sweep_is_an_error(tmp_path, capsys):
+    assert main(["sweep", "--benchmarks", "gsm8k", "--resume", "--set",
+                 f"run_dir={tmp_path / 'nothing'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds no sweep to resume" in err and not (tmp_path / "nothing").exists()

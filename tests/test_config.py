@@ -123,8 +123,26 @@ def test_scoring_defaults_to_official_and_is_described():
 def test_malformed_yaml_is_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("executor:\n  model: [unclosed\n")
-    with pytest.raises(ConfigError, match="malformed YAML at line"):
+    with pytest.raises(ConfigError, match="malformed YAML at line") as err:
         load_config(path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, line, reason", [
+    # the parser gives up at the end of the file: the line to fix is where the quote opened
+    ('name: x\nexecutor:\n  model: "abc\n  api_base: y\n', 3, "found unexpected end of stream"),
+    ("name: x\nexecutor:\n  model: a\n   api_base: y\n", 4, "mapping values are not allowed"),
+    ("name: x\n\tfoo: 1\n", 2, "found character '\\t' that cannot start any token"),
+    ("name: [a, b\nrun_dir: x\n", 2, "expected ',' or ']'"),
+])
+def test_malformed_yaml_names_the_reason_and_the_line(tmp_path, text, line, reason):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: malformed YAML at line {line}, column "), msg
+    assert reason in msg and "\n" not in msg
 
 
 def test_unknown_key_in_yaml_names_the_file(tmp_path):

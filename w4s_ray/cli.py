@@ -8,7 +8,10 @@ transformers, Ray Train for `train`; Ray for `sweep`), which `w4s --help` and ev
 would otherwise pay.
 
 Every verb that runs a stage takes `--config FILE` and repeated `--set key.path=value`; the
-config is loaded once here and handed to the handler as `args.cfg`.
+config is loaded once here and handed to the handler as `args.cfg`. They also take
+`--address` (join that Ray cluster; same as `--set ray.address=...`), and `--verbose` /
+`--quiet` (also accepted before the verb; see `w4s_ray.console`). `w4s --version` prints
+the installed version.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import argparse
 import importlib
 import sys
 
+from w4s_ray import console
 from w4s_ray.env import apply_offline_defaults
-from w4s_ray.errors import W4SError
+from w4s_ray.errors import ConfigError, W4SError
 
 # Order is the pipeline's order; a module that is absent is simply not offered.
 VERBS = [
@@ -37,6 +41,24 @@ def add_config_args(parser: argparse.ArgumentParser, *, default: str | None = No
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one config value, e.g. --set executor.model=gpt-4o-mini (repeatable)",
     )
+    parser.add_argument(
+        "--address", default=None, metavar="ADDR",
+        help="join the Ray cluster at ADDR (host:port, ray://..., or auto); default: a private "
+             "local Ray (or $RAY_ADDRESS when set)",
+    )
+    add_verbosity_args(parser)
+
+
+def add_verbosity_args(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument("--verbose", "-v", dest=f"{prefix}verbose", action="store_true",
+                        help="library logs, Ray Data/Train progress, every warning")
+    parser.add_argument("--quiet", "-q", dest=f"{prefix}quiet", action="store_true",
+                        help="errors and the final lines only; no progress bars")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars for this command: not with --no-progress or --quiet."""
+    return not getattr(args, "no_progress", False) and console.progress_enabled()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="w4s",
         description="w4s-ray: Weak-for-Strong Harnessing on Ray. One verb per pipeline stage.",
     )
+    parser.add_argument("--version", action="version", version=f"w4s {_version()}")
+    add_verbosity_args(parser, prefix="global_")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         try:
@@ -56,12 +80,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("w4s-ray")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _load_cfg(args: argparse.Namespace):
     if not hasattr(args, "overrides"):
         return None
     from w4s_ray.config import load_config
 
-    return load_config(getattr(args, "config", None), args.overrides)
+    cfg = load_config(getattr(args, "config", None), args.overrides)
+    if getattr(args, "address", None):
+        cfg.ray.address = args.address
+    return cfg
+
+
+def _configure_console(args: argparse.Namespace) -> None:
+    verbose = getattr(args, "verbose", False) or args.global_verbose
+    quiet = getattr(args, "quiet", False) or args.global_quiet
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet exclude each other")
+    console.configure(verbose=verbose, quiet=quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.verb is None else 2
     try:
+        _configure_console(args)
         args.cfg = _load_cfg(args)
         return int(args.func(args) or 0)
     except W4SError as exc:

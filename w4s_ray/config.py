@@ -72,7 +72,9 @@ class ExecutorConfig(_Section):
         "auto", "http: a plain aiohttp POST in the OpenAI wire format (about a tenth of "
         "litellm's CPU per call); litellm: litellm.acompletion (any provider); auto: http for "
         "OpenAI-compatible routes with an api_base, else litellm (docs/EXECUTOR.md).")
-    api_key_env: str = F("OPENAI_API_KEY", "Name of the env var holding the key (never the key).")
+    api_key_env: str | None = F(None, "Name of the env var holding the key (never the key); "
+                                "None: the provider's own (ANTHROPIC_API_KEY for anthropic/..., "
+                                "docs/EXECUTOR.md \"Providers\").")
     api_key_file: str | None = F(None, "A file holding the key, read instead of api_key_env.")
     pricing_model: str | None = F("gpt-4o-mini", "Price-map entry for dollars when `model` is "
                                   "not in litellm's map (e.g. the simulator).")
@@ -91,6 +93,11 @@ class ExecutorConfig(_Section):
     seed: int = F(0, "Sampling seed sent with every call (with the occurrence number).",
                   resume=True)
     cache: CacheConfig = FF(CacheConfig, "The completion cache.")
+    reject_limit: int = F(20, "Calls rejected in a row with a per-item error (a 4xx other than "
+                          "429) before any call was answered, after which a trivial request "
+                          "with the same max_tokens is tried: rejected too, the endpoint cannot "
+                          "serve the run and it stops (ExecutorFatal) instead of scoring every "
+                          "item 0 (docs/EXECUTOR.md \"Errors\").", ge=1)
 
 
 class SimConfig(_Section):
@@ -257,7 +264,8 @@ class MetaAgentConfig(_Section):
                    "openai/<served-name>); local: an HF directory or hub name; scripted: a "
                    "replies file or seed-variants.", resume=True)
     api_base: str | None = F(None, "litellm backend: the endpoint.")
-    api_key_env: str = F("OPENAI_API_KEY", "litellm backend: the env var holding the key.")
+    api_key_env: str | None = F(None, "litellm backend: the env var holding the key; None: the "
+                                "provider's (OPENAI_API_KEY for openai/..., ANTHROPIC_API_KEY, ...).")
     temperature: float = F(0.5, "Sampling temperature.", resume=True, ge=0, le=2)
     top_p: float = F(1.0, "Nucleus sampling mass.", resume=True, gt=0, le=1)
     max_tokens: int = F(4096, "Completion-token limit of one reply (upstream 4096). The local "
@@ -415,8 +423,10 @@ class SweepConfig(_Section):
 
 
 class RayConfig(_Section):
-    address: str | None = F(None, "None: start a local Ray; \"auto\" or ray://...: connect to a "
-                            "cluster.")
+    address: str | None = F(None, "None: $RAY_ADDRESS when set (a job), else a private local "
+                            "Ray; HOST:PORT or ray://...: join that cluster; \"auto\": the "
+                            "cluster this user started with `ray start` on this machine (never "
+                            "another user's). Also `--address`.")
     num_cpus: int | None = F(4, "Logical CPUs of a local Ray (over-subscribed on purpose: "
                              "actors mostly wait).", ge=1)
     temp_dir: str | None = F(None, "Ray's temp dir; None: a short one under the system tmp.")
@@ -477,6 +487,23 @@ class ExperimentConfig(_Section):
         """The benchmark data directory: config, else $W4S_DATA_DIR, else ./data."""
         raw = self.data.dir or os.environ.get("W4S_DATA_DIR") or "data"
         return Path(raw).expanduser().resolve()
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """'malformed YAML at line L, column C: <the parser's reason> (<context> at line M)'.
+
+    The line is the one to fix: where the parser gave up, except when it gave up at the end
+    of the file (an unclosed quote or bracket), where it is the line the construct opened."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    ctx, ctx_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    at_end = "end of stream" in problem or "<stream end>" in problem
+    main = ctx_mark if (at_end and ctx_mark is not None) else mark
+    where = f" at line {main.line + 1}, column {main.column + 1}" if main is not None else ""
+    text = f"malformed YAML{where}: {problem}"
+    if ctx:
+        text += f" ({ctx}" + (f" that starts at line {ctx_mark.line + 1}" if ctx_mark else "") + ")"
+    return text
 
 
 def resume_keys(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[str]:
@@ -553,9 +580,7 @@ def load_config(
         try:
             loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}: malformed YAML{where}") from None
+            raise ConfigError(f"{source}: {yaml_error_text(exc)}") from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
         if loaded is None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from w4s_ray.benchmarks import check_benchmarks, get_benchmark
 from w4s_ray.errors import ConfigError, DataError
+from w4s_ray.executor.preflight import check_executor
 from w4s_ray.executor.sim.launch import start_sim
 from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.rlao.loop import TaskSpec
@@ -136,8 +137,6 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
 
     A failing stage still leaves a demo_report.md with the stages done so far, then raises.
     """
-
-
     cfg = demo_config(cfg)
     paths = demo_paths(cfg)
     if fresh:
@@ -152,13 +151,14 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
             with log.stage("simulator") as rec:
                 sim = start_sim(cfg.sim, cfg.data_dir(), port=0)
                 cfg.executor.api_base = sim.url
-                rec["note"] = sim.url
+                results["executor"] = check_executor(cfg.executor)  # says "simulated"
+                rec["note"] = f"{sim.url} ({results['executor']['simulator']})"
             with log.stage("init-tiny") as rec:
                 results["tiny"] = _stage_tiny(cfg, paths, progress)
                 rec["note"] = results["tiny"]["note"]
             ray_stack.enter_context(ray_session(cfg.ray))  # Ray stops after Serve, below
             with log.stage("collect") as rec:
-                results["collect"] = _stage_collect(cfg, paths, progress)
+                results["collect"] = _stage_collect(cfg, paths, progress, results["executor"])
                 rec["note"] = results["collect"]["note"]
             with log.stage("train") as rec:
                 results["train"] = _stage_train(cfg, paths)
@@ -170,7 +170,8 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
                 serve_name, url = _stage_serve(cfg)
                 rec["note"] = f"{url}/v1 (model {cfg.serve.model_name})"
             with log.stage("optimize") as rec:
-                results["optimize"] = _stage_optimize(cfg, paths, url, progress)
+                results["optimize"] = _stage_optimize(cfg, paths, url, progress,
+                                                      results["executor"])
                 rec["note"] = results["optimize"]["note"]
         except Exception:
             with contextlib.suppress(Exception):
@@ -203,9 +204,10 @@ def _stage_tiny(cfg, paths, progress: bool) -> dict:
                     f"{rep.get('parse_rate', 0):.2f}"}
 
 
-def _stage_collect(cfg, paths, progress: bool) -> dict:
+def _stage_collect(cfg, paths, progress: bool, executor: dict) -> dict:
     resume = RunDir(paths["collect"]).has_run()
-    out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress)
+    out = collect(cfg, list(cfg.benchmarks), paths["collect"], resume=resume, progress=progress,
+                  executor=executor)
     rows = RunDir(paths["collect"]).read_rows()
     valid = sum(bool(r["valid"]) for r in rows)
     if rows and not any(r["code"] for r in rows):
@@ -270,7 +272,7 @@ def served_meta_agent_config(cfg, url: str):
     return out
 
 
-def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
+def _stage_optimize(cfg, paths, url: str, progress: bool, executor: dict) -> dict:
     ocfg = served_meta_agent_config(cfg, url)
     spec = TaskSpec.from_benchmark(get_benchmark(cfg.benchmark, data_dir=cfg.data_dir()),
                                   cfg.rlao.protocol)
@@ -279,7 +281,7 @@ def _stage_optimize(cfg, paths, url: str, progress: bool) -> dict:
     agent = make_meta_agent(ocfg)
     try:
         final = optimize(ocfg, spec, paths["optimize"], evaluator, agent, resume=resume,
-                         progress=progress)
+                         progress=progress, executor=executor)
     finally:
         agent.close()
         evaluator.close()
@@ -327,7 +329,7 @@ def _compare_section(cfg, summary: dict) -> list[str]:
 def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
     """demo_report.md: stage table, per-turn validation/dollars, final test vs seed baselines."""
 
-    lines = ["# w4s demo", "",
+    lines = ["# w4s demo (simulated executor)", "",
              f"Offline end-to-end run: simulated executor `{cfg.executor.model}`, tiny "
              f"meta-agent trained on {', '.join(cfg.benchmarks)}, then served and used to "
              f"optimize a workflow for the held-out benchmark **{cfg.benchmark}**. Total wall "
@@ -376,7 +378,9 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                 lines.append(f"| seed: {name} | {_pct(b.get('valid_accuracy'))} | "
                              f"{_pct(b.get('test_accuracy'))} |")
             lines += ["", f"Executor dollars for this benchmark: {final['dollars']:.4f} "
-                      "(simulated calls priced as gpt-4o-mini).", ""]
+                      f"(simulated calls priced as {cfg.executor.pricing_model}); calls answered "
+                      f"from the completion cache would have cost "
+                      f"{final.get('cached_dollars') or 0.0:.4f} more.", ""]
         lines += [f"Details: [optimize report]({ord_.report.relative_to(paths['root'])}), "
                   f"![curve]({ord_.curve.relative_to(paths['root'])})", ""]
     links = [("collect report", RunDir(paths["collect"]).report),

@@ -24,9 +24,16 @@ class ExecutorError(W4SError):
     """The strong executor could not be reached or answered with something unusable."""
 
 
-class ExecutorUnreachable(ExecutorError):
-    """No connection to the executor after all retries: the environment failed, not the
-    workflow, so an evaluation stops (like a spent budget) instead of failing the candidate."""
+class ExecutorFatal(ExecutorError):
+    """The executor endpoint cannot serve this run at all (bad key, unknown model or provider,
+    a parameter it rejects, nothing listening): every further call would fail the same way.
+    Not the workflow's fault, so an evaluation stops (like a spent budget) instead of scoring
+    items 0, and the run ends with this one line (endpoint, model, cause, what to change).
+    See docs/EXECUTOR.md "Errors"."""
+
+
+class ExecutorUnreachable(ExecutorFatal):
+    """No connection to the executor after all retries (refused, DNS, reset)."""
 
 
 class BudgetExceeded(W4SError):

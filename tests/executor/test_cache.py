@@ -15,15 +15,15 @@ MSG = [{"role": "user", "content": "What is 2+2?"}]
 
 
 def key(**kw):
-    args = dict(model="m", messages=MSG, temperature=0.7, max_tokens=100, response_format=None,
-                seed=0, occurrence=0, index=0)
+    args = dict(endpoint="e", messages=MSG, temperature=0.7, max_tokens=100,
+                response_format=None, seed=0, occurrence=0, index=0)
     args.update(kw)
     return sample_key(**args)
 
 
 def test_key_depends_on_everything_that_changes_the_reply():
     base = key()
-    variants = [key(model="m2"), key(messages=[{"role": "user", "content": "What is 2+3?"}]),
+    variants = [key(endpoint="e2"), key(messages=[{"role": "user", "content": "What is 2+3?"}]),
                 key(temperature=0.0), key(max_tokens=50),
                 key(response_format={"type": "json_object"}), key(seed=1), key(occurrence=1),
                 key(index=1)]
@@ -90,3 +90,28 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ExecutorError, match="not a usable sqlite file"):
         CompletionCache(bad)
+
+
+def test_a_cache_file_of_an_older_version_is_never_read(tmp_path):
+    """Version-1 files keyed answers on the model name alone (any endpoint). Their rows stay in
+    the old table, untouched; the current version neither reads nor overwrites them."""
+    import hashlib
+    import json
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE completions (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                "prompt_tokens REAL NOT NULL, completion_tokens REAL NOT NULL, "
+                "cost_usd REAL NOT NULL, model TEXT NOT NULL, created REAL NOT NULL)")
+    v1_blob = json.dumps(["gpt-4o-mini", MSG, 0.7, 100, None, 0, 0, 0], sort_keys=True,
+                         ensure_ascii=False, separators=(",", ":"), default=str)
+    v1_key = hashlib.sha256(v1_blob.encode()).hexdigest()
+    old.execute("INSERT INTO completions VALUES (?, 'simulated answer', 1, 1, 0.1, "
+                "'gpt-4o-mini', 0)", (v1_key,))
+    old.commit()
+    old.close()
+    c = CompletionCache(path)
+    assert len(c) == 0 and c.get_many([v1_key]) == {}
+    assert c.get_many([key(endpoint="gpt-4o-mini")]) == {}
+    c.put_many("gpt-4o-mini", {key(): CacheEntry("new", 1, 1, 0.0)}, "e")
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 1

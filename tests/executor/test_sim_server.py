@@ -41,14 +41,31 @@ def test_openai_shape_and_real_token_usage(sim_server):
 
 def test_max_tokens_truncates_with_length_finish(sim_server):
     msgs = [{"role": "user", "content": SYNTHETIC_ITEMS[0]["question"] + " Think step by step."}]
-    _, _, raw = post(sim_server.url, {"model": "x", "messages": msgs, "max_tokens": 5})
+    _, _, raw = post(sim_server.url, {"model": "sim-gpt-4o-mini", "messages": msgs, "max_tokens": 5})
     body = json.loads(raw)
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] == 5
 
 
+def test_simulator_says_what_it_is_and_refuses_real_model_names(sim_server):
+    """No client can mistake the simulator for a real model: a header on every reply, its
+    /v1/models entries, and a 404 for a real model's name (issue #14)."""
+    from w4s_ray.executor.sim.server import SIM_TAG
+
+    msgs = [{"role": "user", "content": "hi"}]
+    status, headers, _ = post(sim_server.url, {"model": "openai/sim-gpt-4o", "messages": msgs})
+    assert status == 200 and headers.get("X-W4S-Simulator") == SIM_TAG
+    models = sim_server.get("/v1/models")["data"]
+    assert {m["owned_by"] for m in models} == {"w4s-sim"}
+    status, headers, raw = post(sim_server.url, {"model": "gpt-4o-mini", "messages": msgs})
+    err = json.loads(raw)["error"]
+    assert status == 404 and err["type"] == "model_not_found"
+    assert "gpt-4o-mini" in err["message"] and "simulator" in err["message"]
+    assert headers.get("X-W4S-Simulator") == SIM_TAG
+
+
 def test_bad_request_is_400(sim_server):
-    status, _, raw = post(sim_server.url, {"model": "x", "messages": []})
+    status, _, raw = post(sim_server.url, {"model": "sim-gpt-4o-mini", "messages": []})
     assert status == 400 and "messages" in json.loads(raw)["error"]["message"]
 
 
@@ -58,7 +75,7 @@ def test_faults_are_deterministic_under_seed(sim_factory):
         msgs = [{"role": "user", "content": "hi"}]
         out = []
         for _ in range(30):
-            status, headers, _ = post(h.url, {"model": "x", "messages": msgs})
+            status, headers, _ = post(h.url, {"model": "sim-gpt-4o-mini", "messages": msgs})
             out.append(status)
             if status == 429:
                 assert headers.get("Retry-After") == "0.5"
@@ -72,13 +89,13 @@ def test_faults_are_deterministic_under_seed(sim_factory):
 
 def test_malformed_and_hang_faults(sim_factory):
     h = sim_factory(rate_malformed=1.0, latency="none")
-    status, _, raw = post(h.url, {"model": "x", "messages": [{"role": "user", "content": "hi"}]})
+    status, _, raw = post(h.url, {"model": "sim-gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
     assert status == 200
     with pytest.raises(json.JSONDecodeError):
         json.loads(raw)
     hang = sim_factory(rate_hang=1.0, hang_s=30.0, latency="none")
     req = urllib.request.Request(hang.url + "/chat/completions", headers={"Content-Type": "application/json"},
-                                 data=json.dumps({"model": "x", "messages": [{"role": "user", "content": "hi"}]}).encode())
+                                 data=json.dumps({"model": "sim-gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode())
     with pytest.raises((TimeoutError, urllib.error.URLError)):
         urllib.request.urlopen(req, timeout=0.5)
     assert hang.stats()["fault_hang"] == 1

@@ -19,13 +19,19 @@ from tests.fixtures.sim import SYNTHETIC_ITEMS
 from w4s_ray.config import CacheConfig, ExecutorConfig
 from w4s_ray.errors import ConfigError, ExecutorError, ExecutorUnreachable
 from w4s_ray.executor.client import ExecutorClient
+from w4s_ray.executor.providers import resolve_endpoint
 from w4s_ray.executor.transport import (
     Malformed,
     OpenAIHTTPTransport,
     TransportError,
+    choose_transport,
     parse_openai_body,
-    select_transport,
 )
+
+
+def select_transport(transport: str, model: str, api_base: str | None) -> str:
+    return choose_transport(transport, resolve_endpoint(
+        ExecutorConfig(model=model, api_base=api_base, transport="auto")))
 
 FAKE_KEY = "sk-test-FAKEKEY-0123456789"
 Q = SYNTHETIC_ITEMS[0]["question"]
@@ -169,7 +175,9 @@ async def test_unreachable_api_base(tmp_path, transport):
     c = ExecutorClient(make_cfg(url, tmp_path, transport, max_retries=1))
     with pytest.raises(ExecutorUnreachable) as err:
         await c.chat(msgs())
-    assert str(err.value) == f"cannot reach executor at {url}: connection refused (after 2 attempts)"
+    assert str(err.value).startswith(
+        f"cannot reach executor at {url}: connection refused (after 2 attempts); is the server "
+        "running?")
 
 
 # ---------------------------------------------------------------------- the HTTP wire
@@ -293,7 +301,7 @@ async def test_http_key_never_leaks_into_logs_or_repr(fake_openai, tmp_path, mon
 def test_parse_openai_body_rejects_unusable_bodies(body, n, detail):
     with pytest.raises(TransportError) as err:
         parse_openai_body(body, n=n)
-    assert str(err.value).startswith(detail) and err.value.retryable
+    assert str(err.value).startswith(detail) and err.value.failure.retryable
 
 
 def test_parse_openai_body_accepts_a_completion():
@@ -315,7 +323,8 @@ def test_parse_openai_body_accepts_a_completion():
     ("auto", "anthropic/claude-3-5-sonnet-20240620", "https://proxy.example.com", "litellm"),
     ("auto", "azure/my-deployment", "https://x.openai.azure.com", "litellm"),
     ("auto", "ollama/llama3", "http://127.0.0.1:11434", "litellm"),
-    ("auto", "no-provider-model", "http://127.0.0.1:1/v1", "litellm"),
+    # litellm cannot place the name, but there is a URL: an OpenAI-compatible server's name.
+    ("auto", "no-provider-model", "http://127.0.0.1:1/v1", "http"),
     ("litellm", "openai/sim-gpt-4o-mini", "http://127.0.0.1:8765/v1", "litellm"),
     ("http", "anthropic/claude-via-gateway", "http://127.0.0.1:4000/v1", "http"),
 ])

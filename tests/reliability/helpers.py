@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 # Trajectory columns that must be equal between a faulty/resumed run and a clean one.
 # Excluded, with the reason (docs/RELIABILITY.md): created_at (wall clock); cost_usd and
 # prompt/completion tokens are what the executor actually billed, so they shrink when a
-# resumed turn replays calls from the completion cache.
+# resumed turn replays calls from the completion cache; cached_usd (what those cache hits
+# would have cost) grows by the same amount.
 VOLATILE = ("created_at",)
-BILLING = ("cost_usd", "prompt_tokens", "completion_tokens")
+BILLING = ("cost_usd", "prompt_tokens", "completion_tokens", "cached_usd")
 
 
 def w4s(args: list[str], *, env: dict | None = None, timeout: float = 900,
@@ -93,6 +94,18 @@ def partial_files(root: str | Path) -> list[str]:
                     bad.append(f"truncated jsonl line {k}: {p}")
                     break
     return bad
+
+
+def resume_flag(run: Path, *, sweep: bool = False) -> list[str]:
+    """`--resume` when the killed run left a run to resume, else nothing: a kill before the
+    run directory held anything (during start-up) leaves nothing to resume, and `--resume`
+    there is an error since issue #14 (a mistyped directory must not start a fresh run)."""
+    if sweep:
+        has = (run / "sweep.json").exists() or any(
+            (d / "config.yaml").exists() for d in run.glob("*") if d.is_dir())
+    else:
+        has = (run / "config.yaml").exists() or any(run.glob("trajectories/part-*.parquet"))
+    return ["--resume"] if has else []
 
 
 def strip(rows: list[dict], drop: tuple[str, ...] = VOLATILE) -> list[dict]:

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import BILLING, VOLATILE, kill9_when, partial_files, strip, w4s
+from tests.reliability.helpers import (
+    BILLING,
+    VOLATILE,
+    kill9_when,
+    partial_files,
+    resume_flag,
+    strip,
+    w4s,
+)
 from w4s_ray.rlao.trajectories import read_rows
 
 COMPARE_DROP = VOLATILE + BILLING
@@ -53,12 +61,12 @@ def _parts(d: Path) -> int:
     return len(list(d.rglob("trajectories/part-*.parquet"))) if d.exists() else 0
 
 
-def _kill_resume_cycles(cmd: list[str], resume_cmd: list[str], run: Path, kills: int,
+def _kill_resume_cycles(cmd: list[str], run: Path, kills: int,
                         max_turns: int, rng: random.Random) -> list[tuple[bool, int]]:
     log = []
-    for k in range(kills):
+    for _ in range(kills):
         want = _parts(run) + rng.randint(0, max(0, max_turns - 1))
-        was_running = kill9_when(cmd if k == 0 else resume_cmd,
+        was_running = kill9_when([*cmd, *resume_flag(run)],
                                  lambda w=want: _parts(run) >= w, delay_max=3.0, rng=rng)
         log.append((was_running, _parts(run)))
         assert partial_files(run) == [], (log, partial_files(run))
@@ -73,9 +81,8 @@ def test_optimize_killed_twice_then_resumed_equals_uninterrupted(crash_sim, tmp_
     ref = strip(read_rows(tmp_path / "ref" / "trajectories"), COMPARE_DROP)
     run = tmp_path / "killed"
     cmd = [*base, "--run-dir", str(run), *sets]
-    log = _kill_resume_cycles(cmd, [*cmd, "--resume"], run, kills=2, max_turns=2,
-                              rng=random.Random())
-    proc = w4s([*cmd, "--resume"])
+    log = _kill_resume_cycles(cmd, run, kills=2, max_turns=2, rng=random.Random())
+    proc = w4s([*cmd, *resume_flag(run)])
     assert proc.returncode == 0, (log, proc.stderr[-3000:])
     assert strip(read_rows(run / "trajectories"), COMPARE_DROP) == ref, log
     a, b = (json.loads((d / "final.json").read_text()) for d in (tmp_path / "ref", run))
@@ -95,9 +102,8 @@ def test_collect_killed_twice_then_resumed_equals_uninterrupted(crash_sim, tmp_p
     assert len(ref) == 2 * 3 * 2
     run = tmp_path / "killed"
     cmd = [*base, "--out", str(run), *sets]
-    log = _kill_resume_cycles(cmd, [*cmd, "--resume"], run, kills=2, max_turns=4,
-                              rng=random.Random())
-    proc = w4s([*cmd, "--resume"])
+    log = _kill_resume_cycles(cmd, run, kills=2, max_turns=4, rng=random.Random())
+    proc = w4s([*cmd, *resume_flag(run)])
     assert proc.returncode == 0, (log, proc.stderr[-3000:])
     assert strip(read_rows(run / "trajectories"), COMPARE_DROP) == ref, log
     assert partial_files(run) == []
@@ -118,7 +124,7 @@ def test_sweep_killed_then_resumed_equals_uninterrupted(crash_sim, tmp_path):
     want = rng.randint(0, 3)
     was_running = kill9_when(cmd(run), lambda: _parts(run) >= want, delay_max=3.0, rng=rng)
     assert partial_files(run) == []
-    proc = w4s([*cmd(run), "--resume"])
+    proc = w4s([*cmd(run), *resume_flag(run, sweep=True)])
     logs = {b: (run / b / "error.log").read_text()[-2000:] for b in benches
             if (run / b / "error.log").exists()}
     assert proc.returncode == 0, (was_running, want, proc.stderr[-3000:], logs)

@@ -147,7 +147,9 @@ def test_kill_9_and_resume_gives_the_same_rows(rlao_sim, tmp_path):
         except ProcessLookupError:
             pass
     done_before = len(read_rows(run / "trajectories")) if (run / "trajectories").exists() else 0
-    resumed = w4s([*base, "--run-dir", str(run), "--resume", *sets])
+    from tests.reliability.helpers import resume_flag
+
+    resumed = w4s([*base, "--run-dir", str(run), *resume_flag(run), *sets])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _strip(read_rows(run / "trajectories")) == ref, (was_running, done_before)
     # a write cut by the kill leaves at most a hidden temp file, which readers skip

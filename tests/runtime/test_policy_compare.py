@@ -108,7 +108,7 @@ def test_model_args():
     (["--model", "m={model}", "--benchmarks", "nope"], "unknown benchmark"),
     (["--model", "m={model}", "--seeds", "1,x"], "--seeds"),
     (["--model", "m={model}", "--samples", "0"], "--samples must be >= 1"),
-    (["--model", "m={model}"], "not reachable"),
+    (["--model", "m={model}"], "cannot reach executor at"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, tiny_model_dir, args, msg):
     args = [a.format(tmp=tmp_path, model=tiny_model_dir) for a in args]

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,10 @@ def test_all_benchmarks_with_one_failing_then_resume(tmp_path, ray_session, sim,
             assert set(final["seed_baselines"]) == set(
                 json.loads((tmp_path / "sweep" / b / "baselines.json").read_text())["baselines"])
     assert f"- drop: FAILED: {out['status']['drop']['error']}" in text
+    # The simulator answered every call: the report says so, and shows would-have-cost.
+    assert text.startswith("# Sweep report: t-sweep (simulated executor)")
+    assert "**Simulated executor**" in text
+    assert len(_table_row(text, "cache hits would have cost")) == len(ALL) + 1
     assert "drop" in (tmp_path / "sweep" / "drop" / "error.log").read_text()
     # CoT-SC exists on every benchmark: no cell may be missing or failed except drop's.
     cot_sc = _table_row(text, "CoT-SC")
@@ -233,3 +238,33 @@ def test_shared_budget_stops_every_benchmark_and_keeps_the_report(tmp_path, ray_
     text = (tmp_path / "sweep" / "sweep_report.md").read_text()
     for b in ("gsm8k", "svamp", "mgsm"):
         assert f"- {b}: FAILED: " in text
+
+
+@pytest.mark.timeout(900)
+def test_an_endpoint_failing_mid_sweep_stops_every_benchmark(tmp_path, ray_session,
+                                                             fake_provider, monkeypatch):
+    """After the preflight, the key is revoked (401): every benchmark stops at once (they share
+    the endpoint), the report is written, the one-line error is raised, and `--resume`
+    finishes the sweep once the key works again."""
+    from tests.fixtures.providers import KEY
+    from w4s_ray.errors import ExecutorFatal
+
+    key_file = tmp_path / "key"  # actors of the session Ray do not see env vars set now
+    key_file.write_text(KEY)
+    ex = fake_provider("openai", served=("gpt-4o-mini",), fail_after=12)
+    cfg = _cfg(tmp_path, "executor.model=gpt-4o-mini", "sweep.max_parallel=2",
+               "executor.max_retries=1", "executor.pricing_model=gpt-4o-mini",
+               f"executor.api_key_file={key_file}", api_base=ex.url)
+    t0 = time.monotonic()
+    with pytest.raises(ExecutorFatal, match="401"):
+        run_sweep(cfg, ["gsm8k", "svamp", "mgsm"], progress=False)
+    assert time.monotonic() - t0 < 300
+    status = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert {s["status"] for s in status["benchmarks"].values()} == {"failed"}
+    assert status["meta"]["simulated"] is False
+    assert status["benchmarks"]["mgsm"]["error"].startswith("not started")
+    text = (tmp_path / "sweep" / "sweep_report.md").read_text()
+    assert "(simulated executor)" not in text and "- gsm8k: FAILED: " in text
+    ex.mode, ex.fail_after = "gold", None
+    out = run_sweep(cfg, ["gsm8k", "svamp", "mgsm"], resume=True, progress=False)
+    assert out["failed"] == []

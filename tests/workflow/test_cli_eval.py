@@ -58,7 +58,7 @@ def test_simulator_down(tmp_path, capsys):
     url = f"http://127.0.0.1:{_free_port()}/v1"
     rc = main(["eval", "--workflow", str(f), "--benchmark", "gsm8k", "--limit", "2",
                "--set", f"executor.api_base={url}"])
-    _one_error_line(capsys, rc, "not reachable", "w4s sim serve")
+    _one_error_line(capsys, rc, "cannot reach executor at", url, "w4s sim serve")
 
 
 @pytest.mark.slow

@@ -1,7 +1,9 @@
 """`w4s collect`: RLAO data collection, episodes over several benchmarks in parallel on Ray.
 
 Appends one Parquet part per completed turn to <out>/trajectories (schema:
-docs/TRAJECTORIES.md); `--resume` continues from the rows already there.
+docs/TRAJECTORIES.md); `--resume` continues from the rows already there (and refuses a
+directory that holds no run). The meta-agent and the executor (one preflight call) are
+checked before Ray starts.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.commands.eval import check_executor_reachable
+    from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
+    from w4s_ray.executor.preflight import check_executor, simulated_note
+    from w4s_ray.meta_agent import check_meta_agent
     from w4s_ray.rlao.runs import preflight
     from w4s_ray.runtime.collect import collect
     from w4s_ray.runtime.ray_init import ray_session
@@ -46,12 +50,13 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag} must be >= 1, got {val}")
     out = Path(args.out or Path(cfg.run_dir) / "collect")
     preflight(out, cfg, args.resume)
-    for name in names:  # missing data / a dead local executor: one line, before Ray starts
+    for name in names:  # missing data, meta-agent or a failing executor: one line, before Ray
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
-    check_executor_reachable(cfg.executor.api_base)
+    check_meta_agent(cfg)
+    info = check_executor(cfg.executor)
     with ray_session(cfg.ray):
         summary = collect(cfg, names, out, episodes=args.episodes, turns=args.turns,
-                          resume=args.resume, progress=not args.no_progress)
-    print(f"collected {summary['rows']} rows from {summary['episodes']} episodes -> "
-          f"{out / 'trajectories'} (report: {out / 'report.md'})")
+                          resume=args.resume, progress=show_progress(args), executor=info)
+    print(f"collected {summary['rows']} rows from {summary['episodes']} episodes"
+          f"{simulated_note(info)} -> {out / 'trajectories'} (report: {out / 'report.md'})")
     return 0

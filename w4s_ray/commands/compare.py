@@ -36,8 +36,9 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.commands.eval import check_executor_reachable
+    from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
+    from w4s_ray.executor.preflight import check_executor, simulated_note
     from w4s_ray.runtime.policy_compare import (
         check_local_models,
         compare_policies,
@@ -63,11 +64,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds: give at least one seed")
     for name in names:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
-    check_executor_reachable(cfg.executor.api_base)
+    info = check_executor(cfg.executor)
     out = Path(args.out or Path(cfg.run_dir) / "compare")
     with ray_session(cfg.ray):
         summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
-                                   progress=not args.no_progress)
+                                   progress=show_progress(args))
     for m in summary["models"]:
         p = summary["per_model"][m]
         line = (f"{m}: mean valid acc of a sample {100 * p['mean_accuracy']:.1f}% "
@@ -77,5 +78,5 @@ def _run(args: argparse.Namespace) -> int:
             line += (f"; vs {d['vs']}: {100 * d['mean_diff']:+.1f} points "
                      f"(stderr {100 * d['stderr']:.1f})")
         print(line)
-    print(f"report: {out / 'compare.md'}")
+    print(f"report{simulated_note(info)}: {out / 'compare.md'}")
     return 0

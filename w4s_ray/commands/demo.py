@@ -24,8 +24,9 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from w4s_ray.cli import show_progress
     from w4s_ray.demo import run_demo
 
-    report = run_demo(args.cfg, fresh=args.fresh, progress=not args.no_progress)
-    print(f"demo report: {report}")
+    report = run_demo(args.cfg, fresh=args.fresh, progress=show_progress(args))
+    print(f"demo report: {report} (simulated executor: the w4s simulator, not an LLM)")
     return 0

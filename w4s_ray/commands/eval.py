@@ -4,9 +4,11 @@
 
 The file may hold plain Python defining `solver(agent, task)` or a meta-agent reply with the
 workflow in a fenced block. Without `--ray` the evaluation runs in this process (the workflow
-still runs in its sandbox child); `--ray` uses an `EvaluatorPool`. Before evaluating, a local
-executor endpoint (the simulator by default, `w4s sim serve`) is checked to accept connections,
-so a stopped simulator is one clear error instead of every item failing.
+still runs in its sandbox child); `--ray` uses an `EvaluatorPool`. Before evaluating, the
+executor gets one cheap preflight call (`executor.preflight`), so a stopped simulator, a bad
+key, an unknown model or provider is one clear error line instead of every item scoring 0; an
+endpoint that starts failing that way mid-run stops the evaluation the same way. A simulated
+executor is named as such in the summary.
 """
 
 from __future__ import annotations
@@ -55,32 +57,13 @@ def read_workflow(path: str) -> str:
         raise WorkflowError(f"{path}: {exc}") from None
 
 
-def check_executor_reachable(api_base: str | None, timeout_s: float = 3.0) -> None:
-    """A local endpoint must accept TCP connections (remote ones are left to the client)."""
-    import socket
-    from urllib.parse import urlparse
-
-    from w4s_ray.errors import ExecutorError
-    from w4s_ray.executor.keys import is_local
-
-    if not api_base or not is_local(api_base):
-        return
-    u = urlparse(api_base)
-    port = u.port or (443 if u.scheme == "https" else 80)
-    try:
-        with socket.create_connection((u.hostname or "127.0.0.1", port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise ExecutorError(f"executor at {api_base} is not reachable ({exc.strerror or exc}); "
-                            f"start the simulator with `w4s sim serve` or set executor.api_base"
-                            ) from None
-
-
 def _eval(args: argparse.Namespace) -> int:
     import asyncio
 
+    from w4s_ray import console
     from w4s_ray.benchmarks import get_benchmark
     from w4s_ray.errors import DataError
+    from w4s_ray.executor.preflight import check_executor
     from w4s_ray.workflow.evaluate import EvalRequest
 
     cfg = args.cfg
@@ -91,55 +74,69 @@ def _eval(args: argparse.Namespace) -> int:
         raise DataError(f"--limit must be >= 1, got {args.limit}")
     limit = args.limit if args.limit is not None else cfg.eval.limit
     bm.load(args.split)  # a missing/corrupt data file is reported before anything starts
-    check_executor_reachable(cfg.executor.api_base)
+    info = check_executor(cfg.executor)  # one cheap call: a fatal endpoint stops us here
     req = EvalRequest(code=code, benchmark=bm.name, split=args.split, limit=limit,
                       seed=args.seed, tag="cli")
     if args.ray:
         from w4s_ray.runtime.evaluators import EvaluatorPool
 
         pool = EvaluatorPool(cfg, num_evaluators=1)
-        try:
+        try:  # a user error in the actor (e.g. ExecutorFatal) comes back as the plain error
             result = pool.evaluate([req])[0]
         finally:
             pool.shutdown()
     else:
-        result = asyncio.run(_evaluate_here(req, bm, cfg, quiet=args.json))
+        quiet = args.json or not console.progress_enabled()
+        result = asyncio.run(_evaluate_here(req, bm, cfg, quiet=quiet, info=info))
     if args.json:
         out = result.summary()
         out.update(item_ids=result.item_ids, scores=result.scores,
-                   item_errors=result.item_errors)
+                   item_errors=result.item_errors, executor=info,
+                   simulated=bool(info["simulated"]))
         print(json.dumps(out))
     else:
-        print(_summary_text(result))
+        print(_summary_text(result, info))
     return 0
 
 
-async def _evaluate_here(req, bm, cfg, *, quiet: bool):
+async def _evaluate_here(req, bm, cfg, *, quiet: bool, info: dict | None = None):
     from tqdm import tqdm
 
     from w4s_ray.executor.client import ExecutorClient
+    from w4s_ray.executor.preflight import simulated_note
     from w4s_ray.workflow.evaluate import evaluate, select_items
 
     total = len(select_items(bm, req))
     with ExecutorClient(cfg.executor) as client, tqdm(
-        total=total, desc=f"{bm.name}/{req.split}", unit="item", disable=quiet or None,
-        file=sys.stderr,
+        total=total, desc=f"{bm.name}/{req.split}{simulated_note(info)}",
+        unit="item", disable=quiet or None, file=sys.stderr,
     ) as bar:
         return await evaluate(req, bm, client, cfg.sandbox, cfg.eval, progress=bar.update)
 
 
-def _summary_text(r) -> str:
+def _summary_text(r, info: dict | None = None) -> str:
+    from w4s_ray.executor.preflight import simulated_note
+
+    executor = ""
+    if info:
+        kind = "simulated: the w4s simulator, not an LLM" if info["simulated"] else \
+            info["provider"]
+        executor = f"{info['model']} at {info['endpoint']} ({kind})"
     rows = [
+        ("executor", executor or "n/a"),
         ("benchmark", f"{r.benchmark} ({r.split})"),
         ("scoring", r.scoring),
         ("accuracy", f"{r.accuracy * 100:.2f}% of {r.n} items"),
         ("errors", ", ".join(f"{k}: {v}" for k, v in sorted(r.errors.items())) or "none"),
         ("executor calls", f"{r.calls} ({r.cache_hits} cached samples)"),
         ("tokens", f"{r.prompt_tokens} prompt + {r.completion_tokens} completion"),
-        ("cost", f"${r.cost_usd:.4f}"),
+        ("cost", f"${r.cost_usd:.4f} spent; cache hits would have cost ${r.cached_usd:.4f}"
+                 + (f" ({info['price_model']} prices)" if info else "")),
         ("wall time", f"{r.wall_s:.1f} s"),
     ]
-    lines = ["| metric | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
+    title = f"w4s eval{simulated_note(info)}"
+    lines = [title, "", "| metric | value |", "| --- | --- |"] + \
+        [f"| {k} | {v} |" for k, v in rows]
     if r.error:
         lines.append(f"\nworkflow error: {r.error}")
     elif r.first_failure:

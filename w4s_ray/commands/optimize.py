@@ -2,7 +2,10 @@
 
 Writes a run directory (resolved config, every workflow, per-turn metrics, cost, the final
 workflow, final.json with valid/test accuracy, report.md + curve.png); `--resume` continues a
-killed or budget-stopped run from its last completed turn.
+killed, budget-stopped or executor-stopped run from its last completed turn (and refuses a
+directory that holds no run). Before Ray starts: the run directory, the data, the meta-agent
+(a missing checkpoint is one line) and the executor (one cheap preflight call; a bad key,
+unknown model or provider is one line), so nothing is spent on a run that cannot work.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.commands.eval import check_executor_reachable
+    from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
+    from w4s_ray.executor.preflight import check_executor, simulated_note
+    from w4s_ray.meta_agent import check_meta_agent
     from w4s_ray.rlao.loop import TaskSpec
     from w4s_ray.rlao.optimize import optimize
     from w4s_ray.rlao.runs import preflight
@@ -49,8 +54,9 @@ def _run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or Path(cfg.run_dir) / "optimize" / name)
     preflight(run_dir, cfg, args.resume)  # bad dir / corrupt rows: fail before starting Ray
     bm = get_benchmark(name, data_dir=cfg.data_dir())
-    bm.check_files()  # missing data / a dead local executor: one line, before Ray starts
-    check_executor_reachable(cfg.executor.api_base)
+    bm.check_files()  # missing data, meta-agent or a failing executor: one line, before Ray
+    check_meta_agent(cfg)
+    info = check_executor(cfg.executor)
     spec = TaskSpec.from_benchmark(bm, cfg.rlao.protocol)
 
     with ray_session(cfg.ray):
@@ -59,13 +65,15 @@ def _run(args: argparse.Namespace) -> int:
             evaluator = EvaluatorPool(cfg)
             agent = make_hosted_meta_agent(cfg)
             final = optimize(cfg, spec, run_dir, evaluator, agent, turns=args.turns,
-                             resume=args.resume, progress=not args.no_progress)
+                             resume=args.resume, progress=show_progress(args), executor=info)
         finally:
             if agent is not None:
                 stop(agent)
             if evaluator is not None:
                 evaluator.close()
+    test = final["test_accuracy"]
     print(f"{name}: best '{final['best']}' valid {final['valid_accuracy']:.3f} "
-          f"test {final['test_accuracy'] if final['test_accuracy'] is None else round(final['test_accuracy'], 3)} "
-          f"${final['dollars']:.4f} -> {run_dir / 'report.md'}")
+          f"test {test if test is None else round(test, 3)} ${final['dollars']:.4f} spent "
+          f"(cache hits would have cost ${final.get('cached_dollars') or 0.0:.4f})"
+          f"{simulated_note(info)} -> {run_dir / 'report.md'}")
     return 0

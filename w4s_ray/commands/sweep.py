@@ -2,7 +2,9 @@
 
 Writes one run directory per benchmark under `run_dir` plus `sweep_report.md` and plots there
 (see docs/SWEEP.md). Exit codes: 0 all benchmarks completed; 1 some failed (the report names
-them); 3 the shared executor budget ran out; 2 bad input (nothing started).
+them); 3 the shared executor budget ran out; 2 bad input (nothing started) or an executor
+endpoint that cannot serve the run (bad key, unknown model: all benchmarks stop, the report
+says what was done, `--resume` continues once fixed).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     import sys
 
+    from w4s_ray.cli import show_progress
     from w4s_ray.config import load_config
     from w4s_ray.errors import ConfigError
+    from w4s_ray.executor.preflight import simulated_note
     from w4s_ray.runtime.sweep import run_sweep
 
     cfg = args.cfg
@@ -44,15 +48,17 @@ def _run(args: argparse.Namespace) -> int:
         if args.config and args.config != args.config_file:
             raise ConfigError(f"two configs given: {args.config_file} and --config {args.config}")
         cfg = load_config(args.config_file, args.overrides)
+        if args.address:
+            cfg.ray.address = args.address
     benches = None
     if args.benchmarks is not None:
         benches = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
         if not benches:
             raise ConfigError("--benchmarks: no benchmark names given")
-    out = run_sweep(cfg, benches, resume=args.resume, progress=not args.no_progress)
+    out = run_sweep(cfg, benches, resume=args.resume, progress=show_progress(args))
     n = len(out["status"])
-    print(f"sweep: {n - len(out['failed'])}/{n} benchmarks completed in {out['wall_s']:.1f} s "
-          f"-> {out['report']}")
+    print(f"sweep: {n - len(out['failed'])}/{n} benchmarks completed in {out['wall_s']:.1f} s"
+          f"{simulated_note(out.get('executor'))} -> {out['report']}")
     if out["failed"]:
         for b in out["failed"]:
             print(f"  {b}: FAILED: {out['status'][b]['error']}", file=sys.stderr)

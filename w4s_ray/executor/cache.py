@@ -1,13 +1,22 @@
 """Persistent completion cache: one sqlite file per node, shared by all its processes.
 
-Each of a request's `n` samples is stored under its own key, sha256 of (model, messages,
-temperature, max_tokens, response_format, run seed, occurrence, sample index). So n samples
-at T > 0 stay distinct, a repeated evaluation replays exactly what it got before, and a
-workflow that asks the same thing twice (occurrence 0, 1, ...) gets fresh samples. The
-api_base is not part of the key: the same model behind another URL is the same model.
+Each of a request's `n` samples is stored under its own key, sha256 of (key version, the
+endpoint identity, messages, temperature, max_tokens, response_format, run seed, occurrence,
+sample index). The endpoint identity (built by the client, `ExecutorClient.identity`) is the
+provider, the resolved api_base, the model, the parameters the provider is sent, and what the
+server says it is (the w4s simulator and its version, or an OpenAI-compatible server and what
+it lists for the model). So the same model name at two endpoints, or the simulator and a real
+server at one URL one after the other, never share an answer. n samples at T > 0 stay
+distinct, a repeated evaluation replays exactly what it got before, and a workflow that asks
+the same thing twice (occurrence 0, 1, ...) gets fresh samples.
+
+Versioning: keys carry `KEY_VERSION` and live in table `completions_v2`. Files written by
+older versions keep their `completions` table untouched and never read: its keys ignored the
+endpoint, so none of its rows can be trusted for a given endpoint.
 
 Stored per sample: the text, its share of the call's tokens and dollars (so a hit can report
-the dollars it saved). Nothing else: never the API key or the api_base.
+the dollars it would have cost), the model and the endpoint identity (for inspection; the key
+is what is matched). Never the API key.
 Concurrency: WAL journal and a busy timeout across processes; one connection per thread.
 `INSERT OR IGNORE` makes the first writer win, so concurrent writers agree on what is stored.
 """
@@ -27,14 +36,17 @@ from w4s_ray.errors import ExecutorError
 
 DEFAULT_PATH = Path.home() / ".cache" / "w4s" / "completions.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS completions (
+KEY_VERSION = 2
+_TABLE = "completions_v2"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_TABLE} (
     key TEXT PRIMARY KEY,
     text TEXT NOT NULL,
     prompt_tokens REAL NOT NULL,
     completion_tokens REAL NOT NULL,
     cost_usd REAL NOT NULL,
     model TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
     created REAL NOT NULL
 )
 """
@@ -48,10 +60,12 @@ class CacheEntry:
     cost_usd: float
 
 
-def sample_key(model: str, messages: list[dict], temperature: float, max_tokens: int | None,
+def sample_key(endpoint: str, messages: list[dict], temperature: float, max_tokens: int | None,
                response_format: Any, seed: int, occurrence: int, index: int) -> str:
+    """The key of one sample; `endpoint` is the client's identity string (module docstring)."""
     blob = json.dumps(
-        [model, messages, float(temperature), max_tokens, response_format, seed, occurrence, index],
+        [KEY_VERSION, endpoint, messages, float(temperature), max_tokens, response_format, seed,
+         occurrence, index],
         sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str,
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -87,12 +101,12 @@ class CompletionCache:
             return {}
         marks = ",".join("?" * len(keys))
         rows = self._conn().execute(
-            f"SELECT key, text, prompt_tokens, completion_tokens, cost_usd FROM completions "
+            f"SELECT key, text, prompt_tokens, completion_tokens, cost_usd FROM {_TABLE} "
             f"WHERE key IN ({marks})", keys,
         ).fetchall()
         return {r[0]: CacheEntry(r[1], r[2], r[3], r[4]) for r in rows}
 
-    def put_many(self, model: str, entries: dict[str, CacheEntry]) -> None:
+    def put_many(self, model: str, entries: dict[str, CacheEntry], endpoint: str = "") -> None:
         if not entries:
             return
         now = time.time()
@@ -100,8 +114,8 @@ class CompletionCache:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
-                "INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(k, e.text, e.prompt_tokens, e.completion_tokens, e.cost_usd, model, now)
+                f"INSERT OR IGNORE INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(k, e.text, e.prompt_tokens, e.completion_tokens, e.cost_usd, model, endpoint, now)
                  for k, e in entries.items()],
             )
             conn.execute("COMMIT")
@@ -110,7 +124,7 @@ class CompletionCache:
             raise
 
     def __len__(self) -> int:
-        return self._conn().execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+        return self._conn().execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -9,9 +9,20 @@ SDK's `max_retries=0`): its retry wrapper neither honours Retry-After with jitte
 one clear cause, so the policy lives here: exponential backoff with full jitter, at least the
 server's Retry-After, at most `retry_max_delay_s` per wait and `max_retries` retries.
 A call that still fails raises `ExecutorError` naming the cause; a reply is never "".
+Failures the endpoint will repeat for every call (bad key, unknown model, rejected parameter,
+nothing listening: `transport.classify` kind "fatal") raise `ExecutorFatal` with a hint
+(`failures.py`), and every later call of this client fails at once with the same line.
+
+Endpoint identity: `providers.resolve_endpoint` fixes provider, URL, key variable and the
+parameters sent; for an OpenAI-compatible URL the server is asked once (`GET /models`) what
+it is, so the simulator is told apart from a real server. The identity keys the cache
+(`cache.py`); a reply whose simulator header contradicts it stops the run (the server behind
+the URL changed). A real model name sent to the simulator is refused with a hint.
+`preflight()` makes one cheap uncached call before a run spends anything else.
 
 Cost and tokens in a `ChatResult` are what this call paid; samples served from the cache cost
-nothing and count as saved dollars in `stats()`. The budget (`budget_usd`) is checked before
+nothing, and what they cost when first fetched is `cached_usd` (the would-have-cost; `saved_usd`
+in `stats()`). The budget (`budget_usd`) is checked before
 each paid call, against this client's spend plus, with a shared rate limiter, the run's spend
 reported by every worker; calls already in flight finish. Fully cached calls stay allowed
 after the budget is spent, since they are free.
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import threading
 from collections import defaultdict
@@ -33,13 +45,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from w4s_ray.config import ExecutorConfig
-from w4s_ray.env import apply_offline_defaults
-from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorUnreachable
+from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorFatal
 from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
 from w4s_ray.executor.cost import cost_usd, resolve_price_model
-from w4s_ray.executor.keys import redact, resolve_api_key
+from w4s_ray.executor.failures import call_error, fatal_error
+from w4s_ray.executor.keys import is_local, redact, resolve_api_key
+from w4s_ray.executor.providers import import_litellm, resolve_endpoint
 from w4s_ray.executor.ratelimit import AsyncRateLimiter
-from w4s_ray.executor.transport import classify, make_transport
+from w4s_ray.executor.transport import (
+    ITEM,
+    Failure,
+    ServerInfo,
+    TransportError,
+    classify,
+    make_transport,
+    probe_server,
+)
 
 
 @dataclass
@@ -49,6 +70,15 @@ class ChatResult:
     completion_tokens: int
     cost_usd: float
     cached: list[bool] = field(default_factory=list)
+    cached_usd: float = 0.0  # what the cached samples cost when they were first fetched
+
+
+class _Failed(Exception):
+    """Internal: every attempt of a call failed; the last classified failure."""
+
+    def __init__(self, failure: Failure, attempts: int) -> None:
+        super().__init__(failure.cause)
+        self.failure, self.attempts = failure, attempts
 
 
 _IO_LOOP: asyncio.AbstractEventLoop | None = None
@@ -113,8 +143,7 @@ class _Prices:
     _PROBES = ((1, 1), (977, 313), (150_000, 40_000), (1_000_000, 250_000))
 
     def __init__(self, price_model: str) -> None:
-        import litellm
-
+        litellm = import_litellm()
         self.price_model = price_model
         rate_in, _ = litellm.cost_per_token(model=price_model, prompt_tokens=1,
                                             completion_tokens=0)
@@ -142,15 +171,19 @@ class ExecutorClient:
     """Async client of the strong executor model; see the module docstring for the policy."""
 
     def __init__(self, cfg: ExecutorConfig, rate_limiter: Any = None):
-        apply_offline_defaults()
-        import litellm
-
-        litellm.suppress_debug_info = True  # litellm prices every call, whichever transport
+        import_litellm()  # litellm prices every call, whichever transport
         self.cfg = cfg
-        self.price_model = resolve_price_model(cfg.model, cfg.pricing_model)
+        self.endpoint = resolve_endpoint(cfg)
+        self.price_model = resolve_price_model(self.endpoint.model, cfg.pricing_model)
         self._prices = _Prices(self.price_model)
-        self._key = resolve_api_key(cfg)
-        self.transport = make_transport(cfg, self._key)
+        self._key = resolve_api_key(cfg, self.endpoint)
+        self.transport = make_transport(cfg, self.endpoint, self._key)
+        self.server: ServerInfo | None = None  # what the server said it is (OpenAI routes)
+        self._identity: str | None = None
+        self._identity_lock: asyncio.Lock | None = None
+        self._fatal: ExecutorFatal | None = None
+        self._answered = 0  # calls answered by the endpoint (cache hits not counted)
+        self._rejected = 0  # per-item rejections while nothing was answered yet
         self.cache = CompletionCache(cfg.cache.path) if cfg.cache.enabled else None
         if rate_limiter is not None:
             # Injected by the caller: e.g. `runtime.rate_limiter.SharedRateLimiter` over the run's
@@ -212,6 +245,68 @@ class ExecutorClient:
             return self._limiter.run_spent(self.spent_usd())
         return self.spent_usd()
 
+    # ------------------------------------------------------------------ endpoint identity
+
+    @property
+    def simulated(self) -> bool | None:
+        """True when the endpoint is the w4s simulator (None: not asked yet)."""
+        if self.server is not None:
+            return self.server.simulator is not None
+        return None if self._identity is None else False
+
+    def _make_identity(self, server: ServerInfo | None) -> str:
+        ep = self.endpoint
+        return json.dumps({"provider": ep.provider, "api_base": ep.api_base or "default",
+                           "model": ep.wire_model if ep.openai_compatible else ep.model,
+                           "server": server.fingerprint(ep.wire_model) if server else "-",
+                           "params": sorted(ep.accepted)}, sort_keys=True)
+
+    async def _ensure_identity(self) -> str | None:
+        """The cache identity; None while an OpenAI-compatible server cannot be asked yet
+        (then nothing is read from or written to the cache)."""
+        if self._identity is not None:
+            return self._identity
+        ep = self.endpoint
+        if not (ep.openai_compatible and ep.api_base):
+            self._identity = self._make_identity(None)
+            return self._identity
+        if self._identity_lock is None:  # created on the I/O loop, the only loop using it
+            self._identity_lock = asyncio.Lock()
+        async with self._identity_lock:
+            if self._identity is None:
+                try:
+                    info = await probe_server(ep.api_base, self._key, min(self.cfg.timeout_s, 15))
+                except TransportError:
+                    return None  # the call itself will report why (after its retries)
+                self._refuse_real_model_at_simulator(info)
+                self.server = info
+                self._identity = self._make_identity(info)
+        return self._identity
+
+    def _refuse_real_model_at_simulator(self, info: ServerInfo) -> None:
+        ep = self.endpoint
+        if info.simulator and info.models is not None and ep.wire_model not in info.models:
+            names = ", ".join(sorted(info.models))
+            err = ExecutorFatal(
+                f"executor.api_base {ep.api_base} is the w4s simulator ({info.simulator}), which "
+                f"serves only simulated models ({names}), not {ep.wire_model}: for the real "
+                f"model --set executor.api_base=null (its provider's endpoint); to simulate it "
+                f"--set executor.model=openai/sim-{ep.wire_model.rsplit('/', 1)[-1]}")
+            self._fatal = err
+            raise err
+
+    def _check_server_tag(self, tag: str | None) -> None:
+        """A reply must come from the server the identity describes (not a swapped one). A
+        missing tag only counts on the HTTP transport, which reads the headers itself."""
+        if self.server is None or tag == self.server.simulator:
+            return
+        if tag is None and self.transport.name != "http":
+            return
+        now = f"the w4s simulator ({tag})" if tag else "a server that is not the simulator"
+        self._fatal = fatal_error(f"the server behind the URL changed during the run (it now "
+                                  f"answers as {now})", "preflight", self.endpoint, self.cfg)
+        raise self._fatal
+
     # ------------------------------------------------------------------ the call
 
     def _semaphore(self) -> asyncio.Semaphore:
@@ -234,6 +329,8 @@ class ExecutorClient:
                     response_format: Any = None, max_tokens: int | None = None,
                     occurrence: int = 0, tags: dict | None = None) -> ChatResult:
         cfg = self.cfg
+        if self._fatal is not None:  # the endpoint cannot serve this run: fail at once
+            raise type(self._fatal)(*self._fatal.args)
         messages = _check_messages(messages)
         if not isinstance(n, int) or n < 1:
             raise ExecutorError(f"n must be a positive integer (got {n!r})")
@@ -242,14 +339,15 @@ class ExecutorClient:
         rf = _normalise_response_format(response_format)
         self._bump(calls=1)
 
-        keys = [sample_key(cfg.model, messages, temperature, max_tokens, rf, cfg.seed,
-                           occurrence, j) for j in range(n)]
-        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        identity = await self._ensure_identity()
+        keys = [sample_key(identity, messages, temperature, max_tokens, rf, cfg.seed,
+                           occurrence, j) for j in range(n)] if identity is not None else []
+        hits = self.cache.get_many(keys) if self.cache is not None and keys else {}
         saved = sum(e.cost_usd for e in hits.values())
         self._bump(cache_hits=len(hits), cache_misses=n - len(hits), saved_usd=saved)
-        if len(hits) == n:
+        if keys and len(hits) == n:
             self._book(tags, calls=1, cache_hits=n, saved_usd=saved)
-            return ChatResult([hits[k].text for k in keys], 0, 0, 0.0, [True] * n)
+            return ChatResult([hits[k].text for k in keys], 0, 0, 0.0, [True] * n, saved)
 
         est_tokens = sum(len(str(m["content"])) for m in messages) / 4 + min(max_tokens, 512) * n
         async with self._semaphore():
@@ -262,58 +360,146 @@ class ExecutorClient:
                 raise BudgetExceeded(f"executor budget of ${cfg.budget_usd:.4f} is spent "
                                      f"(${self._run_spent():.4f})")
             try:
-                texts, pt, ct = await self._call(messages, temperature, n, rf, max_tokens,
-                                                 derive_seed(cfg.seed, occurrence))
-            except ExecutorError:
+                done = await self._call(messages, temperature, n, rf, max_tokens,
+                                        derive_seed(cfg.seed, occurrence))
+                self._check_server_tag(done.simulator)
+            except (_Failed, ExecutorError) as exc:
                 self._bump(errors=1)
                 self._book(tags, errors=1)
                 if self._limiter is not None:
                     self._limiter.settle(-est_tokens, 0.0)
-                raise
+                if isinstance(exc, ExecutorError):
+                    raise
+                err = await self._escalate(exc.failure, max_tokens, call_error(
+                    exc.failure, self.endpoint, cfg, exc.attempts))
+                if isinstance(err, ExecutorFatal):
+                    self._fatal = err
+                raise err from None
+        self._answered += 1
+        texts, pt, ct = done.texts, done.prompt_tokens, done.completion_tokens
         cost = self._prices.cost(pt, ct)
         if self._limiter is not None:
             self._limiter.settle(pt + ct - est_tokens, cost)
         self._bump(cost_usd=cost, prompt_tokens=pt, completion_tokens=ct)
         self._book(tags, calls=1, cost_usd=cost, prompt_tokens=pt, completion_tokens=ct,
                    cache_hits=len(hits), saved_usd=saved)
-        if self.cache is not None:
+        if self.cache is not None and keys:
             fresh = {k: CacheEntry(texts[j], pt / n, ct / n, cost / n)
                      for j, k in enumerate(keys) if k not in hits}
-            self.cache.put_many(cfg.model, fresh)
+            self.cache.put_many(self.endpoint.model, fresh, identity or "")
+        if not keys:
+            return ChatResult(list(texts), pt, ct, cost, [False] * n, 0.0)
         out = [hits[k].text if k in hits else texts[j] for j, k in enumerate(keys)]
-        return ChatResult(out, pt, ct, cost, [k in hits for k in keys])
+        return ChatResult(out, pt, ct, cost, [k in hits for k in keys], saved)
 
-    async def _call(self, messages, temperature, n, rf, max_tokens, seed) -> tuple[list[str], int, int]:
+    async def _escalate(self, failure: Failure, max_tokens: int,
+                        err: ExecutorError) -> ExecutorError:
+        """A per-item rejection becomes fatal when every call so far was rejected
+        (`executor.reject_limit` of them, none answered) AND a trivial request with the same
+        max_tokens (at most the agent API's default, 4096) is rejected too: then no workflow
+        can be served (e.g. max_tokens beyond the model's context). Workflow code cannot
+        stop a run this way: its own odd requests fail, the trivial one is answered."""
+        if isinstance(err, ExecutorFatal) or failure.kind != ITEM or self._answered:
+            return err
+        self._rejected += 1
+        if self._rejected < self.cfg.reject_limit:
+            return err
+        self._rejected = 0
+        probe = [{"role": "user", "content": "Reply with the single word OK."}]
+        try:
+            done = await self._call(probe, self.cfg.temperature, 1, None,
+                                    min(max_tokens, 4096), derive_seed(self.cfg.seed, 0))
+        except _Failed as exc:
+            if exc.failure.kind == ITEM:
+                return fatal_error(
+                    f"the endpoint rejected every call of this run, a minimal one with "
+                    f"max_tokens={min(max_tokens, 4096)} too ({exc.failure.cause})",
+                    "rejected", self.endpoint, self.cfg)
+            return err
+        self._answered += 1  # it serves trivial requests: the rejections were the requests'
+        self._bump(cost_usd=self._prices.cost(done.prompt_tokens, done.completion_tokens))
+        return err
+
+    async def _call(self, messages, temperature, n, rf, max_tokens, seed,
+                    local_refused_is_final: bool = False):
+        """One request with the retry policy: the transport's Completion, or `_Failed`.
+
+        `local_refused_is_final`: a refused connection to a local URL is not retried (the
+        preflight: nothing listens on this machine's port, and waiting will not start it)."""
         cfg = self.cfg
-        cause = "no attempt made"
+        failure = Failure("no attempt made")
         attempts = 0
         for attempt in range(cfg.max_retries + 1):
             attempts = attempt + 1
             self._bump(api_calls=1)
             try:
-                done = await self.transport.complete(
+                return await self.transport.complete(
                     messages, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
                     response_format=rf, timeout_s=cfg.timeout_s)
-                return done.texts, done.prompt_tokens, done.completion_tokens
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as ExecutorError
-                cause, retryable, retry_after = classify(exc)
-                cause = redact(cause, self._key)
-            if not retryable or attempt == cfg.max_retries:
+                f = classify(exc)
+                failure = Failure(redact(f.cause, self._key), f.kind, f.reason, f.retry_after)
+            if not failure.retryable or attempt == cfg.max_retries:
+                break
+            if local_refused_is_final and failure.cause == "connection refused" \
+                    and is_local(self.endpoint.api_base):
                 break
             self._bump(retries=1)
             cap = min(cfg.retry_max_delay_s, cfg.retry_base_delay_s * (2 ** attempt))
             delay = random.uniform(0.0, cap)  # full jitter: spread retries of many callers
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, cfg.retry_max_delay_s))
+            if failure.retry_after is not None:
+                delay = max(delay, min(failure.retry_after, cfg.retry_max_delay_s))
             await asyncio.sleep(delay)
-        where = cfg.api_base or "the provider's default endpoint"
-        if cause in ("connection refused", "connection failed"):
-            raise ExecutorUnreachable(f"cannot reach executor at {where}: {cause} "
-                                f"(after {attempts} attempts)") from None
-        raise ExecutorError(redact(f"executor call to {cfg.model} at {where} failed after "
-                                   f"{attempts} attempts: {cause}", self._key)) from None
+        raise _Failed(failure, attempts)
+
+    # ------------------------------------------------------------------ preflight
+
+    async def preflight(self) -> dict:
+        """One cheap, uncached call before a run spends anything else (docs/EXECUTOR.md).
+
+        Raises `ExecutorFatal` when the endpoint cannot serve the run: any fatal failure, and
+        also a rejected or unanswered minimal request, which no workflow call would fare
+        better with. An empty reply (a reasoning model spending the few tokens on thought)
+        passes: the key, the model and the parameters were accepted."""
+        coro = self._preflight()
+        loop = _io_loop()
+        if asyncio.get_running_loop() is loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def _preflight(self) -> dict:
+        cfg = self.cfg
+        if self._fatal is not None:
+            raise type(self._fatal)(*self._fatal.args)
+        await self._ensure_identity()
+        messages = [{"role": "user", "content": "Reply with the single word OK."}]
+        try:
+            done = await self._call(messages, cfg.temperature, 1, None, min(16, cfg.max_tokens),
+                                    derive_seed(cfg.seed, 0), local_refused_is_final=True)
+            self._check_server_tag(done.simulator)
+            self._bump(cost_usd=self._prices.cost(done.prompt_tokens, done.completion_tokens))
+        except _Failed as exc:
+            f = exc.failure
+            if f.reason != "malformed":
+                err = call_error(f, self.endpoint, cfg, exc.attempts)
+                if not isinstance(err, ExecutorFatal):  # our own minimal request failed
+                    err = fatal_error(f"preflight call failed after {exc.attempts} attempts: "
+                                      f"{f.cause}", "preflight", self.endpoint, cfg)
+                self._fatal = err
+                raise err from None
+        await self._ensure_identity()  # a server that was still starting has answered now
+        return self.describe()
+
+    def describe(self) -> dict:
+        """What a run records about its executor (reports say "simulated" from this)."""
+        ep = self.endpoint
+        return {"model": self.cfg.model, "provider": ep.provider, "endpoint": ep.where,
+                "transport": self.transport.name, "price_model": self.price_model,
+                "simulated": bool(self.simulated),
+                "simulator": self.server.simulator if self.server else None,
+                "dropped_params": ep.dropped}
 
     # ------------------------------------------------------------------ sync use from threads
 

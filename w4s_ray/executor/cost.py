@@ -8,11 +8,11 @@ line saying what to set. No prices are hard-coded here.
 from __future__ import annotations
 
 from w4s_ray.errors import ExecutorError
+from w4s_ray.executor.providers import import_litellm
 
 
 def _in_map(name: str) -> bool:
-    import litellm
-
+    litellm = import_litellm()
     return name in litellm.model_cost
 
 
@@ -39,8 +39,7 @@ def resolve_price_model(model: str, pricing_model: str | None) -> str:
 
 
 def cost_usd(price_model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    import litellm
-
+    litellm = import_litellm()
     prompt_cost, completion_cost = litellm.cost_per_token(
         model=price_model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
     )

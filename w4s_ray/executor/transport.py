@@ -2,24 +2,33 @@
 
 `ExecutorClient` owns the policy (cache, budget, rate limit, concurrency bound, retries with
 backoff and Retry-After, ledger); a transport only sends ONE attempt and either returns a
-`Completion` (texts, prompt tokens, completion tokens) or raises. `classify(exc)` turns
-whatever a transport raised into (one-line cause, retryable?, Retry-After seconds), the same
-kinds for both transports, so the retry policy above does not care which one ran.
+`Completion` (texts, prompt tokens, completion tokens, the simulator tag of the server) or
+raises. `classify(exc)` turns whatever a transport raised into a `Failure`: a one-line cause,
+a kind and a reason, the same for both transports, so the policy above does not care which
+one ran. Kinds (docs/EXECUTOR.md "Errors"):
 
-- `LitellmTransport`: `litellm.acompletion` (any provider litellm supports), its own and the
-  OpenAI SDK's retries off. It costs about 5 ms of CPU per call on this box (request
-  transforms, its logging path's duplicate cost calculation), see docs/PERFORMANCE.md.
+- `transient` (429, 5xx, 408, timeouts, connection errors, malformed bodies): retried;
+- `item` (context too long, content filtered, any other 4xx the request itself caused): this
+  request fails, the item scores 0, the run goes on;
+- `fatal` (401, 402, 403, 404, an exhausted quota, a parameter or provider the endpoint does
+  not take): the endpoint cannot serve the run; the client raises `ExecutorFatal`.
+
+- `LitellmTransport`: `litellm.acompletion` (any provider), its own and the OpenAI SDK's
+  retries off, only the parameters the provider accepts (`providers.Endpoint.accepted`; an
+  unsupported `n` becomes n single requests), `drop_params` as a second line of defence.
+  It costs about 5 ms of CPU per call on this box (docs/PERFORMANCE.md).
 - `OpenAIHTTPTransport`: `POST {api_base}/chat/completions` in the OpenAI wire format on one
   shared `aiohttp.ClientSession` per event loop (pool sized to `max_concurrency`); a call
   costs a fraction of a millisecond of CPU. It speaks only that protocol: no provider
   translation, no streaming, no tool calls.
+- `probe_server(...)`: `GET {api_base}/models` once, to learn whether an OpenAI-compatible
+  endpoint is the w4s simulator (which says so) and what it serves (the cache identity).
 
-`select_transport(...)` resolves `executor.transport: auto` to "http" when the model is an
-OpenAI-compatible route (`openai/...`, or litellm's provider lookup says openai/hosted_vllm)
-AND `api_base` is set, except OpenAI reasoning models (o1/o3/gpt-5..., per litellm's map),
-whose parameters litellm rewrites; everything else goes through litellm. Dollars are not computed here
-(the client prices tokens from litellm's map). Nothing here logs, and causes never carry the
-request or the key; the client redacts them once more before they reach an exception.
+`choose_transport(...)` resolves `executor.transport: auto` to "http" for OpenAI-compatible
+endpoints with an api_base, except OpenAI reasoning models (o1/o3/gpt-5..., per litellm's
+map), whose parameters litellm rewrites; everything else goes through litellm. Dollars are
+not computed here (the client prices tokens from litellm's map). Nothing here logs, and
+causes never carry the request or the key; the client redacts them once more.
 """
 
 from __future__ import annotations
@@ -34,8 +43,11 @@ from typing import Any, Protocol
 
 from w4s_ray.errors import ConfigError
 from w4s_ray.executor.keys import DUMMY_KEY
+from w4s_ray.executor.providers import OPENAI_ROUTES, Endpoint, import_litellm
 
-HTTP_PROVIDERS = ("openai", "hosted_vllm")
+HTTP_PROVIDERS = OPENAI_ROUTES
+SIM_HEADER = "X-W4S-Simulator"  # the simulator's self-identification on every reply
+TRANSIENT, ITEM, FATAL = "transient", "item", "fatal"
 
 
 @dataclass(frozen=True)
@@ -43,21 +55,47 @@ class Completion:
     texts: list[str]
     prompt_tokens: int
     completion_tokens: int
+    simulator: str | None = None  # the X-W4S-Simulator header of the reply, if any
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt, classified. `reason` picks the hint the client adds to a fatal
+    error: auth, permission, payment, quota, not_found, param, provider, context, content,
+    rate, server, timeout, connection, malformed, request, other."""
+
+    cause: str
+    kind: str = ITEM
+    reason: str = "other"
+    retry_after: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == TRANSIENT
 
 
 class TransportError(Exception):
-    """One failed attempt, already classified: `cause` is one line without secrets."""
+    """One failed attempt, already classified: `failure.cause` is one line without secrets."""
 
-    def __init__(self, cause: str, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(self, cause: str, kind: str = ITEM, retry_after: float | None = None,
+                 reason: str = "other") -> None:
         super().__init__(cause)
-        self.cause, self.retryable, self.retry_after = cause, retryable, retry_after
+        self.failure = Failure(cause, kind, reason, retry_after)
 
 
 class Malformed(TransportError):
     """The HTTP exchange worked but the body is not a usable completion (retried)."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(f"malformed response: {detail}", True)
+        super().__init__(f"malformed response: {detail}", TRANSIENT, reason="malformed")
+
+
+class Filtered(TransportError):
+    """The provider's content filter withheld the reply (finish_reason content_filter)."""
+
+    def __init__(self) -> None:
+        super().__init__("content filtered by the provider (finish_reason content_filter)",
+                         ITEM, reason="content")
 
 
 class Transport(Protocol):
@@ -70,15 +108,19 @@ class Transport(Protocol):
 
 # ---------------------------------------------------------------------- shared validation
 
-def validate(choices: Iterable[tuple[int, Any]], n: int, prompt_tokens: Any,
-             completion_tokens: Any, has_usage: bool) -> Completion:
-    """The checks every transport applies: n non-empty texts (by choice index) and real usage."""
+def validate(choices: Iterable[tuple[int, Any, Any]], n: int, prompt_tokens: Any,
+             completion_tokens: Any, has_usage: bool, simulator: str | None = None) -> Completion:
+    """The checks every transport applies: n non-empty texts (by choice index) and real usage.
+
+    `choices` are (index, content, finish_reason); a filtered empty reply is `Filtered`."""
     ordered = sorted(choices, key=lambda c: c[0])
     if len(ordered) < n:
         raise Malformed(f"expected {n} choices, got {len(ordered)}")
     texts = []
-    for _, content in ordered[:n]:
+    for _, content, finish in ordered[:n]:
         if not isinstance(content, str) or not content.strip():
+            if finish == "content_filter":
+                raise Filtered()
             raise Malformed("empty message content")
         texts.append(content)
     try:
@@ -87,7 +129,7 @@ def validate(choices: Iterable[tuple[int, Any]], n: int, prompt_tokens: Any,
         raise Malformed("token usage is not a number") from None
     if not has_usage or (pt == 0 and ct == 0):
         raise Malformed("no token usage in the response")
-    return Completion(texts, pt, ct)
+    return Completion(texts, pt, ct, simulator)
 
 
 # ---------------------------------------------------------------------- error classification
@@ -127,86 +169,172 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
-def status_cause(status: int, message: str,
-                 headers: Mapping[str, str] | None = None) -> tuple[str, bool, float | None]:
-    """The client's policy for an HTTP error status: 429 and 5xx retry, other 4xx do not."""
+_CONTEXT = ("context_length_exceeded", "maximum context length", "context length",
+            "context window", "too many tokens", "prompt is too long", "input is too long",
+            "reduce the length", "exceeds the maximum number of tokens")
+_CONTENT = ("content_filter", "content_policy", "content management policy", "content filter",
+            "responsible ai", "safety system")
+_PARAM = ("unsupported parameter", "unrecognized request argument", "does not support parameters",
+          "unsupported value", "extra inputs are not permitted", "not supported with this model",
+          "unknown parameter", "unexpected keyword argument")
+_MODEL_MISSING = ("not found", "does not exist", "unknown model", "invalid model", "no such model",
+                  "model_not_found")
+
+
+def _has(text: str, needles: tuple[str, ...]) -> bool:
+    low = text.lower()
+    return any(n in low for n in needles)
+
+
+def status_failure(status: int, message: str, headers: Mapping[str, str] | None = None,
+                   code: str = "") -> Failure:
+    """The client's policy for an HTTP error status (docs/EXECUTOR.md "Errors")."""
+    text = f"{code} {message}"
     if status == 429:
-        return f"HTTP 429 rate limited ({message})", True, retry_after(headers)
-    if status >= 500:
-        return f"HTTP {status} ({message})", True, retry_after(headers)
+        if _has(text, ("insufficient_quota", "exceeded your current quota", "credit balance")):
+            return Failure(f"HTTP 429 quota exhausted ({message})", FATAL, "quota")
+        return Failure(f"HTTP 429 rate limited ({message})", TRANSIENT, "rate",
+                       retry_after(headers))
+    if status >= 500 or status == 408:
+        return Failure(f"HTTP {status} ({message})", TRANSIENT, "server", retry_after(headers))
     if status == 401:
-        return "HTTP 401 authentication failed (check the API key)", False, None
-    return f"HTTP {status} ({message})", False, None
+        return Failure("HTTP 401 authentication failed (check the API key)", FATAL, "auth")
+    if status == 402:
+        return Failure(f"HTTP 402 payment required ({message})", FATAL, "payment")
+    if status == 403:
+        return Failure(f"HTTP 403 permission denied ({message})", FATAL, "permission")
+    if status == 404:
+        return Failure(f"HTTP 404 model or route not found ({message})", FATAL, "not_found")
+    if _has(text, _CONTEXT):
+        return Failure(f"context too long: HTTP {status} ({message})", ITEM, "context")
+    if _has(text, _CONTENT):
+        return Failure(f"content filtered: HTTP {status} ({message})", ITEM, "content")
+    if _has(text, _PARAM):
+        return Failure(f"parameter rejected: HTTP {status} ({message})", FATAL, "param")
+    if "model" in text.lower() and _has(text, _MODEL_MISSING):
+        return Failure(f"model not found: HTTP {status} ({message})", FATAL, "not_found")
+    return Failure(f"HTTP {status} ({message})", ITEM, "request")
 
 
 def _litellm_text(exc: BaseException) -> str:
-    msg = one_line(exc)
+    msg = one_line(exc, 400)
     if " - " in msg:  # litellm prefixes "litellm.X: X: OpenAIException - <server text>"
         msg = msg.split(" - ", 1)[1]
-    return msg
+    return msg[:200]
 
 
-def classify(exc: BaseException) -> tuple[str, bool, float | None]:
-    """(one-line cause, retryable?, retry-after seconds) for an exception from a call."""
+def _litellm_failure(names: list[str], exc: BaseException) -> Failure | None:
+    """litellm's own exception classes, where they say more than the status code."""
+    msg = _litellm_text(exc)
+    if "UnsupportedParamsError" in names:
+        text = one_line(exc, 400)
+        detail = text.split("UnsupportedParamsError:", 1)[-1].split(". To drop", 1)[0].strip()
+        return Failure(f"parameter rejected by the provider ({detail[:200]})", FATAL, "param")
+    if "ContextWindowExceededError" in names:
+        return Failure(f"context too long ({msg})", ITEM, "context")
+    if "ContentPolicyViolationError" in names:
+        return Failure(f"content filtered ({msg})", ITEM, "content")
+    if "LLM Provider NOT provided" in one_line(exc, 400):
+        return Failure("litellm cannot tell which provider serves this model name", FATAL,
+                       "provider")
+    for name, status in (("AuthenticationError", 401), ("PermissionDeniedError", 403),
+                         ("NotFoundError", 404), ("PaymentRequiredError", 402)):
+        if name in names:
+            return status_failure(status, msg)
+    return None
+
+
+def classify(exc: BaseException) -> Failure:
+    """The Failure (cause, kind, reason, Retry-After) of an exception from one attempt."""
     if isinstance(exc, TransportError):
-        return exc.cause, exc.retryable, exc.retry_after
+        return exc.failure
     names = [type(e).__name__ for e in _chain(exc)]
     timeouts = ("Timeout", "APITimeoutError", "ReadTimeout", "TimeoutError")
     if "ConnectionRefusedError" in names:
-        return "connection refused", True, None
+        return Failure("connection refused", TRANSIENT, "connection")
     if any(n in ("ConnectError", "APIConnectionError", "ConnectionError", "ClientConnectorError",
                  "ServerDisconnectedError", "RemoteProtocolError", "gaierror") for n in names) \
             and not any(n in timeouts for n in names):
         text = " ".join(str(e) for e in _chain(exc)).lower()
         if "refused" in text:
-            return "connection refused", True, None
-        return "connection failed", True, None
+            return Failure("connection refused", TRANSIENT, "connection")
+        return Failure("connection failed", TRANSIENT, "connection")
     status = getattr(exc, "status_code", None)
     if any(n in timeouts for n in names):
-        return "request timed out", True, None
+        return Failure("request timed out", TRANSIENT, "timeout")
+    known = _litellm_failure(names, exc)
+    if known is not None:
+        return known
     msg = _litellm_text(exc)
     if msg.startswith(("Expecting", "Unterminated", "Extra data", "Invalid control")) or \
             "JSONDecodeError" in names:
-        return f"malformed response body ({msg})", True, None
+        return Failure(f"malformed response body ({msg})", TRANSIENT, "malformed")
     if "Connection error" in msg:
-        return "connection failed", True, None
+        return Failure("connection failed", TRANSIENT, "connection")
     if isinstance(status, int):
-        return status_cause(status, msg, _headers(exc))
-    return f"{type(exc).__name__}: {msg}", False, None
+        return status_failure(status, msg, _headers(exc), str(getattr(exc, "code", "") or ""))
+    return Failure(f"{type(exc).__name__}: {msg}", ITEM, "other")
 
 
 # ---------------------------------------------------------------------- litellm
 
 class LitellmTransport:
-    """One attempt through `litellm.acompletion` (any provider; retries off)."""
+    """One attempt through `litellm.acompletion` (any provider; retries off; only the
+    parameters the provider accepts)."""
 
     name = "litellm"
 
-    def __init__(self, model: str, api_base: str | None, api_key: str) -> None:
-        import litellm
+    def __init__(self, endpoint: Endpoint, api_key: str | None) -> None:
+        self._litellm = import_litellm()
+        self.endpoint = endpoint
+        self.model, self.api_base, self._key = endpoint.model, endpoint.api_base, api_key
 
-        litellm.suppress_debug_info = True
-        self._litellm = litellm
-        self.model, self.api_base, self._key = model, api_base, api_key
+    def _kwargs(self, messages: list[dict], temperature: float, max_tokens: int, seed: int,
+                response_format: dict | None, timeout_s: float) -> dict[str, Any]:
+        ok = self.endpoint.accepted
+        kwargs: dict[str, Any] = dict(model=self.model, messages=messages, timeout=timeout_s,
+                                      num_retries=0, max_retries=0, drop_params=True)
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self._key is not None:
+            kwargs["api_key"] = self._key
+        for name, value in (("temperature", temperature), ("max_tokens", max_tokens),
+                            ("seed", seed), ("response_format", response_format)):
+            if name in ok and value is not None:
+                kwargs[name] = value
+        return kwargs
+
+    async def _one(self, kwargs: dict[str, Any], n: int) -> Completion:
+        resp = await self._litellm.acompletion(**kwargs)
+        choices = getattr(resp, "choices", None) or []
+        usage = getattr(resp, "usage", None)
+        headers = (getattr(resp, "_hidden_params", None) or {}).get("additional_headers") or {}
+        return validate(
+            ((getattr(c, "index", 0) or 0,
+              getattr(getattr(c, "message", None), "content", None),
+              getattr(c, "finish_reason", None)) for c in choices),
+            n, getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0),
+            usage is not None, headers.get("llm_provider-" + SIM_HEADER.lower()))
 
     async def complete(self, messages: list[dict], *, n: int, temperature: float,
                        max_tokens: int, seed: int, response_format: dict | None,
                        timeout_s: float) -> Completion:
-        kwargs: dict[str, Any] = dict(
-            model=self.model, api_base=self.api_base, api_key=self._key, messages=messages,
-            n=n, temperature=temperature, max_tokens=max_tokens, seed=seed, timeout=timeout_s,
-            num_retries=0, max_retries=0,
-        )
-        if response_format is not None:
-            kwargs["response_format"] = response_format
-        resp = await self._litellm.acompletion(**kwargs)
-        choices = getattr(resp, "choices", None) or []
-        usage = getattr(resp, "usage", None)
-        return validate(
-            ((getattr(c, "index", 0) or 0,
-              getattr(getattr(c, "message", None), "content", None)) for c in choices),
-            n, getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0),
-            usage is not None)
+        kwargs = self._kwargs(messages, temperature, max_tokens, seed, response_format, timeout_s)
+        if n == 1 or "n" in self.endpoint.accepted:
+            if n > 1:
+                kwargs["n"] = n
+            return await self._one(kwargs, n)
+        # The provider takes one sample per request (Anthropic, Ollama, ...): n requests, each
+        # with its own seed where seeds are taken, so the samples differ at T > 0.
+        parts = []
+        for j in range(n):
+            kw = dict(kwargs)
+            if "seed" in kw:
+                kw["seed"] = (seed + j) % (2**31)
+            parts.append(self._one(kw, 1))
+        done = await asyncio.gather(*parts)
+        return Completion([d.texts[0] for d in done], sum(d.prompt_tokens for d in done),
+                          sum(d.completion_tokens for d in done), done[0].simulator)
 
 
 # ---------------------------------------------------------------------- plain HTTP
@@ -256,18 +384,35 @@ def _close_sessions() -> None:
 atexit.register(_close_sessions)
 
 
-def _error_message(body: bytes) -> str:
-    """The server's error text: `{"error": {"message": ...}}`, `{"error": "..."}`, or raw."""
+def _client_error(exc: Exception) -> TransportError:
+    """An aiohttp error (no HTTP status) as a classified TransportError."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError) or \
+            "refused" in str(exc).lower()
+        return TransportError("connection refused" if refused else "connection failed",
+                              TRANSIENT, reason="connection")
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
+                        aiohttp.ClientOSError)):
+        return TransportError("connection failed", TRANSIENT, reason="connection")
+    return TransportError(f"{type(exc).__name__}: {one_line(exc)}", ITEM)
+
+
+def _error_message(body: bytes) -> tuple[str, str]:
+    """(the server's error text, its error code): `{"error": {"message": ..., "code": ...}}`,
+    `{"error": "..."}`, `{"detail": ...}`, or the raw body."""
     try:
         data = json.loads(body)
     except ValueError:
-        return one_line(body.decode("utf-8", "replace")) or "empty body"
+        return one_line(body.decode("utf-8", "replace")) or "empty body", ""
     if isinstance(data, dict):
         err = data.get("error", data.get("detail", data))
         if isinstance(err, dict) and err.get("message"):
-            return one_line(err["message"])
-        return one_line(err)
-    return one_line(data)
+            code = " ".join(str(err.get(k) or "") for k in ("code", "type")).strip()
+            return one_line(err["message"]), code
+        return one_line(err), ""
+    return one_line(data), ""
 
 
 class OpenAIHTTPTransport:
@@ -275,7 +420,8 @@ class OpenAIHTTPTransport:
 
     name = "http"
 
-    def __init__(self, model: str, api_base: str, api_key: str | None, pool_size: int) -> None:
+    def __init__(self, model: str, api_base: str | None, api_key: str | None,
+                 pool_size: int) -> None:
         if not api_base:
             raise ConfigError("executor.transport=http needs executor.api_base "
                               "(the OpenAI-compatible server's URL, e.g. http://127.0.0.1:8765/v1)")
@@ -285,17 +431,12 @@ class OpenAIHTTPTransport:
         self._headers = {"Content-Type": "application/json"}
         if api_key and api_key != DUMMY_KEY:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        self.one_choice = False  # learnt: the server returns one choice whatever n asks
 
-    async def complete(self, messages: list[dict], *, n: int, temperature: float,
-                       max_tokens: int, seed: int, response_format: dict | None,
-                       timeout_s: float) -> Completion:
+    async def _post(self, body: dict[str, Any], timeout_s: float) -> tuple[bytes, Any]:
+        """One POST; (raw body, headers) of a 200, else a classified TransportError."""
         import aiohttp
 
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "n": n,
-                                "temperature": temperature, "max_tokens": max_tokens,
-                                "seed": seed}
-        if response_format is not None:
-            body["response_format"] = response_format
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         try:
             async with asyncio.timeout(timeout_s):
@@ -304,29 +445,58 @@ class OpenAIHTTPTransport:
                     raw = await resp.read()
                     status, headers = resp.status, resp.headers
         except TimeoutError:
-            raise TransportError("request timed out", True) from None
-        except aiohttp.ClientConnectorError as exc:
-            refused = isinstance(exc.os_error, ConnectionRefusedError) or \
-                "refused" in str(exc).lower()
-            raise TransportError("connection refused" if refused else "connection failed",
-                                 True) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
-                aiohttp.ClientOSError):
-            raise TransportError("connection failed", True) from None
+            raise TransportError("request timed out", TRANSIENT, reason="timeout") from None
         except aiohttp.ClientError as exc:
-            raise TransportError(f"{type(exc).__name__}: {one_line(exc)}", False) from None
+            raise _client_error(exc) from None
         if status != 200:
-            cause, retryable, after = status_cause(status, _error_message(raw), headers)
-            raise TransportError(cause, retryable, after)
-        return parse_openai_body(raw, n)
+            message, code = _error_message(raw)
+            f = status_failure(status, message, headers, code)
+            raise TransportError(f.cause, f.kind, f.retry_after, f.reason)
+        return raw, headers
+
+    async def complete(self, messages: list[dict], *, n: int, temperature: float,
+                       max_tokens: int, seed: int, response_format: dict | None,
+                       timeout_s: float) -> Completion:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "n": n,
+                                "temperature": temperature, "max_tokens": max_tokens,
+                                "seed": seed}
+        if response_format is not None:
+            body["response_format"] = response_format
+        if n > 1 and self.one_choice:
+            return await self._one_by_one(body, n, timeout_s)
+        raw, headers = await self._post(body, timeout_s)
+        try:
+            return parse_openai_body(raw, n, headers.get(SIM_HEADER))
+        except Malformed:
+            if n == 1:
+                raise
+            first = parse_openai_body(raw, 1, headers.get(SIM_HEADER))  # Malformed again: raise
+        # The server answered one choice for n (Ollama's /v1 ignores `n`): ask for the rest
+        # one at a time from now on, each with its own seed so samples at T > 0 differ.
+        self.one_choice = True
+        rest = await self._one_by_one(body, n - 1, timeout_s, offset=1)
+        return Completion(first.texts + rest.texts, first.prompt_tokens + rest.prompt_tokens,
+                          first.completion_tokens + rest.completion_tokens, first.simulator)
+
+    async def _one_by_one(self, body: dict[str, Any], n: int, timeout_s: float,
+                          offset: int = 0) -> Completion:
+        async def one(j: int) -> Completion:
+            b = dict(body, n=1, seed=(body["seed"] + offset + j) % (2**31))
+            raw, headers = await self._post(b, timeout_s)
+            return parse_openai_body(raw, 1, headers.get(SIM_HEADER))
+
+        done = await asyncio.gather(*(one(j) for j in range(n)))
+        return Completion([d.texts[0] for d in done], sum(d.prompt_tokens for d in done),
+                          sum(d.completion_tokens for d in done), done[0].simulator)
 
 
-def parse_openai_body(raw: bytes, n: int) -> Completion:
+def parse_openai_body(raw: bytes, n: int, simulator: str | None = None) -> Completion:
     """An OpenAI chat.completion body -> Completion, or `Malformed` naming what is wrong."""
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        raise TransportError(f"malformed response body ({one_line(exc)})", True) from None
+        raise TransportError(f"malformed response body ({one_line(exc)})", TRANSIENT,
+                             reason="malformed") from None
     if not isinstance(data, dict):
         raise Malformed(f"body is a JSON {type(data).__name__}, not an object")
     choices = data.get("choices")
@@ -337,11 +507,12 @@ def parse_openai_body(raw: bytes, n: int) -> Completion:
         msg = ch.get("message") if isinstance(ch, dict) else None
         index = ch.get("index", i) if isinstance(ch, dict) else i
         pairs.append((index if isinstance(index, int) else i,
-                      msg.get("content") if isinstance(msg, dict) else None))
+                      msg.get("content") if isinstance(msg, dict) else None,
+                      ch.get("finish_reason") if isinstance(ch, dict) else None))
     usage = data.get("usage")
     usage = usage if isinstance(usage, dict) else None
     return validate(pairs, n, (usage or {}).get("prompt_tokens"),
-                    (usage or {}).get("completion_tokens"), usage is not None)
+                    (usage or {}).get("completion_tokens"), usage is not None, simulator)
 
 
 # ---------------------------------------------------------------------- selection
@@ -354,44 +525,81 @@ def wire_model(model: str) -> str:
     return model
 
 
-def provider_of(model: str, api_base: str | None) -> str | None:
-    """litellm's provider for `model` (None when litellm cannot tell)."""
-    if model.startswith(tuple(p + "/" for p in HTTP_PROVIDERS)):
-        return model.split("/", 1)[0]
-    import litellm
-
-    try:
-        return litellm.get_llm_provider(model, api_base=api_base)[1]
-    except Exception:  # noqa: BLE001 - unknown route: litellm will say so at call time
-        return None
-
-
-def select_transport(transport: str, model: str, api_base: str | None) -> str:
-    """'http' or 'litellm' for `executor.transport` (auto: http only for OpenAI routes with
-    an explicit api_base)."""
+def choose_transport(transport: str, endpoint: Endpoint) -> str:
+    """'http' or 'litellm' for `executor.transport` (auto: http only for OpenAI-compatible
+    endpoints with an api_base, except OpenAI reasoning models)."""
     if transport in ("http", "litellm"):
         return transport
     if transport != "auto":
         raise ConfigError(f"executor.transport {transport!r}: expected auto, litellm or http")
-    provider = provider_of(model, api_base) if api_base else None
-    if provider not in HTTP_PROVIDERS:
+    if not endpoint.openai_compatible or not endpoint.api_base:
         return "litellm"
-    if provider == "openai" and _openai_reasoning_model(model):
+    if endpoint.provider == "openai" and _openai_reasoning_model(endpoint.wire_model):
         return "litellm"  # litellm rewrites their parameters (max_completion_tokens, ...)
     return "http"
 
 
 def _openai_reasoning_model(model: str) -> bool:
-    import litellm
-
+    litellm = import_litellm()
     try:
         return bool(litellm.supports_reasoning(model=model))
     except Exception:  # noqa: BLE001 - a name not in litellm's map: a plain chat model
         return False
 
 
-def make_transport(cfg: Any, api_key: str) -> LitellmTransport | OpenAIHTTPTransport:
-    """The transport `cfg` (an ExecutorConfig) asks for."""
-    if select_transport(cfg.transport, cfg.model, cfg.api_base) == "http":
-        return OpenAIHTTPTransport(cfg.model, cfg.api_base, api_key, cfg.max_concurrency)
-    return LitellmTransport(cfg.model, cfg.api_base, api_key)
+def make_transport(cfg: Any, endpoint: Endpoint,
+                   api_key: str | None) -> LitellmTransport | OpenAIHTTPTransport:
+    """The transport `cfg` (an ExecutorConfig) asks for, to `endpoint`."""
+    if choose_transport(cfg.transport, endpoint) == "http":
+        return OpenAIHTTPTransport(endpoint.model, endpoint.api_base, api_key,
+                                   cfg.max_concurrency)
+    return LitellmTransport(endpoint, api_key)
+
+
+# ---------------------------------------------------------------------- server identity
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What `GET {api_base}/models` says about an OpenAI-compatible server."""
+
+    simulator: str | None       # "w4s-sim/<version>" when the server is the w4s simulator
+    models: dict[str, str] | None  # served id -> "owned_by root" (None: no usable listing)
+
+    def fingerprint(self, wire_model: str) -> str:
+        """The part of the cache identity that tells servers at one URL apart."""
+        if self.simulator:
+            return self.simulator
+        if self.models is None:
+            return "openai-compatible"
+        return "openai-compatible:" + self.models.get(wire_model, "unlisted")
+
+
+async def probe_server(api_base: str, api_key: str | None, timeout_s: float) -> ServerInfo:
+    """`GET {api_base}/models`. Connection failures raise TransportError (transient); any
+    other answer (404, HTML, no JSON) is a server that does not list its models."""
+    import aiohttp
+
+    headers = {}
+    if api_key and api_key != DUMMY_KEY:
+        headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with _session(4).get(api_base.rstrip("/") + "/models",
+                                       headers=headers) as resp:
+                raw = await resp.read()
+                status, sim = resp.status, resp.headers.get(SIM_HEADER)
+    except TimeoutError:
+        raise TransportError("request timed out", TRANSIENT, reason="timeout") from None
+    except aiohttp.ClientError as exc:
+        raise _client_error(exc) from None
+    models = None
+    if status == 200:
+        try:
+            data = json.loads(raw).get("data")
+            models = {str(m["id"]): f"{m.get('owned_by', '')} {m.get('root', '')}".strip()
+                      for m in data if isinstance(m, dict) and "id" in m}
+        except (ValueError, AttributeError, TypeError):
+            models = None
+    if sim is None and models and all(v.startswith("w4s-sim") for v in models.values()):
+        sim = "w4s-sim"  # an older simulator without the header
+    return ServerInfo(sim, models)

@@ -6,7 +6,9 @@ any OpenAI-compatible server (our `w4s serve` app, vLLM, ...). Sampling settings
 honour it are reproducible, others are not). A model missing from litellm's price map is
 registered at zero cost so dollar accounting does not crash on self-hosted models. When a
 server returns fewer than n choices (some ignore `n`), the rest are requested one call at a
-time. The API key is read from the env var named by `meta_agent.api_key_env` and never logged.
+time. The API key is read from the env var named by `meta_agent.api_key_env`, else the
+provider's own (`ANTHROPIC_API_KEY` for anthropic/..., as for the executor), and never logged;
+a missing key is one error line at construction, before any work.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 import os
 
 from w4s_ray.config import MetaAgentConfig
-from w4s_ray.errors import ExecutorError
+from w4s_ray.errors import ConfigError, ExecutorError
+from w4s_ray.executor.providers import OPENAI_ROUTES, PROVIDER_KEYS, import_litellm, key_env_for
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
 
 
 def register_zero_cost(model: str) -> bool:
     """Add `model` (and its bare name) to litellm's price map at $0 if it is unknown."""
-    import litellm
+    litellm = import_litellm()
 
     if model in litellm.model_cost:
         return False
@@ -43,17 +46,14 @@ class LiteLLMMetaAgent(MetaAgent):
         super().__init__()
         self.cfg = cfg
         self.name = cfg.model
+        self._key = meta_agent_key(cfg)
         register_zero_cost(cfg.model)
 
     def _api_key(self) -> str | None:
-        key = os.environ.get(self.cfg.api_key_env)
-        # Self-hosted OpenAI-compatible servers accept any key, but the client insists on one.
-        if not key and self.cfg.api_base:
-            return "EMPTY"
-        return key
+        return self._key
 
     def _call(self, messages, n: int, seed: int | None):
-        import litellm
+        litellm = import_litellm()
 
         kwargs = dict(
             model=self.cfg.model, messages=messages, n=n,
@@ -92,3 +92,30 @@ class LiteLLMMetaAgent(MetaAgent):
             extra_seed = None if seed is None else seed + len(texts)
             texts += self._call(messages, 1, extra_seed)[:1]
         return texts
+
+
+def meta_agent_key(cfg: MetaAgentConfig) -> str | None:
+    """The key for the meta-agent's model (module docstring); ConfigError when one is needed
+    and missing. None: the provider's own credential chain."""
+    model = cfg.model.strip()
+    if model.startswith(tuple(p + "/" for p in OPENAI_ROUTES)):
+        provider = model.split("/", 1)[0]
+    else:
+        try:
+            provider = import_litellm().get_llm_provider(model, api_base=cfg.api_base)[1]
+        except Exception:  # noqa: BLE001 - litellm's "LLM Provider NOT provided"
+            if not cfg.api_base:
+                raise ConfigError(
+                    f"meta_agent.model {model}: litellm cannot tell which provider serves it; "
+                    f"prefix it (e.g. openai/{model}) or set meta_agent.api_base") from None
+            provider = "openai"
+    var = key_env_for(provider, cfg.api_key_env)
+    key = os.environ.get(var, "").strip() if var else ""
+    if key:
+        return key
+    if cfg.api_base:
+        return "EMPTY"  # self-hosted OpenAI-compatible servers take any key; litellm wants one
+    if var is None or (provider in PROVIDER_KEYS and PROVIDER_KEYS[provider] is None):
+        return None
+    raise ConfigError(f"no API key for meta-agent {model}: set ${var} "
+                      f"(or --set meta_agent.api_key_env=VAR)")

@@ -2,7 +2,7 @@
 
 - `Evaluate`: a callable `evaluate(codes, benchmark, split="valid", *, seeds=None,
   limit=None) -> list[Outcome]` that evaluates every workflow source of `codes` concurrently
-  (same order) and raises `BudgetExceeded` (or `ExecutorUnreachable`) when the run must stop.
+  (same order) and raises `BudgetExceeded` (or `ExecutorFatal`) when the run must stop.
   The loops call it with `split="valid"` only; testing the final workflow is the caller's job.
 - `Outcome`: the part of a workflow evaluation the loops use.
 - The meta model is any `w4s_ray.meta_agent.base.MetaAgent` (`generate(messages, n, seed=)`).

@@ -57,6 +57,7 @@ class Cand:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_usd: float = 0.0
     outcome: EvalResult | None = None
     stopped: bool = False
     calls_saved: float = 0.0
@@ -69,6 +70,7 @@ class Cand:
         self.prompt_tokens += out.prompt_tokens
         self.completion_tokens += out.completion_tokens
         self.cost_usd += out.cost_usd
+        self.cached_usd += out.cached_usd
 
 
 def extract(text: str) -> tuple[str | None, str | None, bool]:
@@ -95,4 +97,5 @@ def seed_record(name: str, code: str, out: EvalResult) -> dict:
         "error": out.error, "feedback": out.feedback or (out.error or ""),
         "calls": out.calls, "prompt_tokens": out.prompt_tokens,
         "completion_tokens": out.completion_tokens, "cost_usd": out.cost_usd,
+        "cached_usd": out.cached_usd,
     }

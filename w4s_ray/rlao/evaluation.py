@@ -20,8 +20,8 @@ from w4s_ray.workflow.evaluate import EvalRequest, EvalResult
 
 __all__ = ["EvalRequest", "EvalResult", "Evaluator", "merge_results"]
 
-_ADDITIVE = ("prompt_tokens", "completion_tokens", "cost_usd", "calls", "cache_hits",
-             "cache_misses", "code_runs", "wall_s")
+_ADDITIVE = ("prompt_tokens", "completion_tokens", "cost_usd", "cached_usd", "calls",
+             "cache_hits", "cache_misses", "code_runs", "wall_s")
 
 
 class Evaluator(Protocol):

@@ -199,6 +199,7 @@ class Episode:
             "chosen": chosen, "repair_count": c.repairs,
             "eval_calls": c.calls, "prompt_tokens": c.prompt_tokens,
             "completion_tokens": c.completion_tokens, "cost_usd": float(c.cost_usd),
+            "cached_usd": float(c.cached_usd),
             "meta_agent": self.meta_agent.name, "executor": self.executor, "seed": c.seed,
             "racing_stopped": c.stopped, "created_at": created, "feedback": mc.feedback,
             "protocol": self.protocol, "attempt": c.attempt, "dropped": c.dropped,
@@ -354,4 +355,6 @@ def turn_metrics(rows: Sequence[dict], best_so_far: float) -> dict:
         "racing_stopped": sum(bool(r["racing_stopped"]) for r in rows),
         "calls": sum(r["eval_calls"] for r in rows),
         "cost_usd": sum(r["cost_usd"] for r in rows),
+        # would-have-cost of the cache hits (null in rows written before the column existed)
+        "cached_usd": sum(r.get("cached_usd") or 0.0 for r in rows),
     }

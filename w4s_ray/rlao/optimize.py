@@ -40,16 +40,20 @@ def optimize(
     on_turn: Callable[[TurnResult], None] | None = None,
     test_ids: list[str] | None | EllipsisType = ...,
     seed_test: dict[str, float | None] | None = None,
+    executor: dict | None = None,
 ) -> dict:
     """`w4s optimize`: one episode, then the best workflow (by validation) once on test.
 
     `test_ids` are the final test items when the caller has them already (default: computed
     here, `final_test_ids`); `seed_test` are the seed workflows' test metrics on those items
     when the caller evaluated them already (a sweep's baselines): then they are not evaluated
-    again, and final.json is written once, with them."""
+    again, and final.json is written once, with them. `executor`: what the executor preflight
+    found (`ExecutorClient.describe()`), recorded in the run dir so reports and the progress
+    bar can say "simulated"."""
     t_start = time.monotonic()
     rd = RunDir(run_dir, single_episode=True)
     rd.prepare(cfg, resume)
+    rd.record_executor(executor)
     turns = cfg.rlao.turns if turns is None else turns
     rows = rd.read_rows()  # before any work: a corrupt file stops us here
     eid = episode_id(spec.name, 0)
@@ -69,7 +73,8 @@ def optimize(
             return done
     rd.final.unlink(missing_ok=True)  # a longer resumed run supersedes an earlier final
 
-    bar = tqdm(total=turns, initial=min(ep.state.turn, turns), desc=f"optimize {spec.name}",
+    sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
+    bar = tqdm(total=turns, initial=min(ep.state.turn, turns), desc=f"optimize {spec.name}{sim}",
                unit="turn", disable=not progress)
     try:
         while ep.state.turn < turns:
@@ -96,6 +101,7 @@ def optimize(
                               test_ids, seed_test)
     final["wall_s"] = round(time.monotonic() - t_start, 2)
     final["turns"] = ep.state.turn
+    final["simulated"] = bool(executor["simulated"]) if executor else None
     atomic_write_text(rd.final_workflow, best.code if best else "")
     atomic_write_json(rd.final, final)
     write_report(rd.path)
@@ -123,7 +129,8 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
         raise
     test_usd = sum(o.cost_usd for o in outs)
     test_calls = sum(o.calls for o in outs)
-    cost = cost_summary(rows, seeds, test_usd, test_calls, meta_agent.usage)
+    cost = cost_summary(rows, seeds, test_usd, test_calls, meta_agent.usage,
+                        sum(o.cached_usd for o in outs))
     atomic_write_json(rd.cost, cost)
     final = {
         "benchmark": spec.name,
@@ -139,6 +146,7 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
         # 95% percentile-bootstrap interval of the test accuracy (upstream's method).
         "test_ci95": _ci(cfg, outs[0]),
         "dollars": cost["total_usd"],
+        "cached_dollars": cost["cached_usd"],
         "executor_calls": cost["calls"],
         "seed_baselines": {
             s["name"]: {"valid_accuracy": s["val_accuracy"],

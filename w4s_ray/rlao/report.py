@@ -1,7 +1,9 @@
 """Markdown tables and PNG plots for a run directory (`w4s report RUN_DIR`).
 
-Reads only files, through `rlao.runs.RunDir`: the trajectory rows (the truth), `seeds/*.json`, `metrics.jsonl` (wall
-times), `cost.json` and, for optimize runs, `final.json`. Writes `report.md` and `curve.png`
+Reads only files, through `rlao.runs.RunDir`: the trajectory rows (the truth), `seeds/*.json`,
+`metrics.jsonl` (wall times), `cost.json`, the executor record (which executor; a simulated one
+is said so in the title and first line) and, for optimize runs, `final.json`. Dollars are shown
+next to what the completion-cache hits would have cost. Writes `report.md` and `curve.png`
 (validation accuracy and cumulative dollars per turn, one line per episode) with matplotlib's
 Agg backend. Regenerating is idempotent and safe while nothing else writes the directory.
 
@@ -54,6 +56,21 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
         m["wall_s"] = (walls or {}).get((eid, turn))
         out.append(m)
     return out
+
+
+def executor_line(info: dict | None) -> str:
+    """One sentence on the run's executor; a simulated one is called that (docs/EXECUTOR.md)."""
+    if not info:
+        return ""
+    priced = info.get("price_model")
+    if info.get("simulated"):
+        return (f"Executor: **simulated** (`{info.get('model')}` on the w4s simulator "
+                f"{info.get('simulator') or ''} at {info.get('endpoint')}); its answers are a "
+                f"statistical model's, not an LLM's, and dollars are what `{priced}` would charge "
+                f"for the same tokens.")
+    model = info.get("model")
+    note = "" if priced in (model, str(model).split("/", 1)[-1]) else f", priced as `{priced}`"
+    return f"Executor: `{model}` at {info.get('endpoint')} ({info.get('provider')}{note})."
 
 
 def _scoring(rd: RunDir, final) -> str:
@@ -117,18 +134,22 @@ def paper_lines(final: dict) -> list[str]:
     return lines
 
 
-def _markdown(rd: RunDir, table: list[dict], seeds, final, cost) -> str:
+def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) -> str:
     run_dir = rd.path
-    lines = [f"# Run report: {run_dir.name}", "",
+    sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
+    lines = [f"# Run report: {run_dir.name}{sim}", "",
              f"Scoring: {_scoring(rd, final)} (`eval.scoring`, docs/BENCHMARKS.md). "
              f"Protocol: {_protocol(rd, final)} (`rlao.protocol`, docs/FIDELITY.md).", ""]
+    if executor:
+        lines += [executor_line(executor), ""]
     if final:
         lines += [
             f"Benchmark **{final['benchmark']}**: best workflow by validation accuracy is "
             f"`{final['best']}` (valid {_fmt(final['valid_accuracy'])}, test "
             f"{_fmt(final['test_accuracy'])}, 95% CI {ci_text(final.get('test_ci95'))} on "
             f"{final.get('test_n', 'n/a')} items). "
-            f"Executor dollars {_fmt(final.get('dollars'), 4)}, calls "
+            f"Executor dollars {_fmt(final.get('dollars'), 4)} (cache hits would have cost "
+            f"{_fmt(final.get('cached_dollars'), 4)} more), calls "
             f"{final.get('executor_calls', 'n/a')}, wall {_fmt(final.get('wall_s'), 1)} s.",
             "",
             "| workflow | valid accuracy | test accuracy | test 95% CI |",
@@ -172,8 +193,9 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost) -> str:
             lines.append("")
         lines += ["## Turns", "",
                   "| episode | turn | valid/cands | dropped | best valid acc | mean valid acc | "
-                  "best so far | mean reward | repairs | raced out | calls | dollars | wall s |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "best so far | mean reward | repairs | raced out | calls | dollars | "
+                  "cache hits' $ | wall s |",
+                  "|" + " --- |" * 14]
         for t in table:
             lines.append(
                 f"| {t['episode_id']} | {t['turn']} | {t['valid']}/{t['candidates']} | "
@@ -181,7 +203,7 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost) -> str:
                 f"{_fmt(t['best_val_accuracy'])} | {_fmt(t['mean_val_accuracy'])} | "
                 f"{_fmt(t['best_so_far'])} | {_fmt(t['mean_reward'])} | {t['repairs']} | "
                 f"{t['racing_stopped']} | {t['calls']} | {_fmt(t['cost_usd'], 4)} | "
-                f"{_fmt(t['wall_s'], 1)} |")
+                f"{_fmt(t['cached_usd'], 4)} | {_fmt(t['wall_s'], 1)} |")
         lines.append("")
     else:
         lines += ["No completed turns yet.", ""]
@@ -190,6 +212,9 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost) -> str:
         for key in ("seeds_usd", "candidates_usd", "test_usd", "total_usd"):
             if key in cost:
                 lines.append(f"| {key[:-4]} | {_fmt(cost[key], 4)} |")
+        if "cached_usd" in cost:
+            lines.append(f"| cache hits would have cost (not spent) | "
+                         f"{_fmt(cost['cached_usd'], 4)} |")
         lines.append("")
     lines += ["![validation accuracy and dollars per turn](curve.png)", ""]
     return "\n".join(lines)
@@ -240,6 +265,6 @@ def write_report(run_dir: str | Path) -> Path:
     seeds = rd.all_seeds()
     table = turn_table(rows, seeds, rd.walls())
     atomic_write_text(rd.report, _markdown(rd, table, seeds, rd.load_final(),
-                                           rd.load_cost()))
+                                           rd.load_cost(), rd.load_executor()))
     _plot(table, rd.curve)
     return rd.report

@@ -8,7 +8,9 @@ Layout of a run directory (optimize and collect share it):
     trajectories/            part-<episode>-<turn>.parquet, one per completed turn
     workflows/               turn_XX_cand_Y.py for every candidate with code; seed_<name>.py
     metrics.jsonl            one line per completed turn (rewritten whole, never appended)
-    cost.json                executor dollars/calls (seeds, candidates, test) + meta-agent usage
+    cost.json                executor dollars/calls (seeds, candidates, test), what cache hits
+                             would have cost, meta-agent usage
+    executor.json            the executor the run talked to (endpoint, price model, simulated?)
     final_workflow.py, final.json   (optimize) the best workflow by validation and its test score
     report.md, curve.png     (see w4s_ray.rlao.report)
     baselines.json           (sweep) the seed workflows evaluated on test, reported only
@@ -86,6 +88,7 @@ class RunDir:
         self.cost = self.path / "cost.json"
         self.final = self.path / "final.json"
         self.final_workflow = self.path / "final_workflow.py"
+        self.executor = self.path / "executor.json"
         self.report = self.path / "report.md"
         self.curve = self.path / "curve.png"
         self.baselines = self.path / "baselines.json"
@@ -105,6 +108,12 @@ class RunDir:
 
     def load_cost(self) -> dict | None:
         return read_json(self.cost)
+
+    def load_executor(self) -> dict | None:
+        """What `record_executor` wrote (None when absent or unreadable: reports then say
+        nothing about the executor rather than fail)."""
+        info = read_json(self.executor, torn_ok=True)
+        return info if isinstance(info, dict) else None
 
     def load_baselines(self) -> dict | None:
         return read_json(self.baselines)
@@ -138,6 +147,11 @@ class RunDir:
             tmp = self.path / ".config.yaml.tmp"
             dump_config(cfg, tmp)
             tmp.replace(self.config)
+
+    def record_executor(self, info: dict | None) -> None:
+        """What the preflight found (reports say "simulated" from it); None: leave as is."""
+        if info is not None:
+            atomic_write_json(self.executor, info)
 
     def check_reuse(self, cfg: ExperimentConfig, resume: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -259,10 +273,17 @@ def _as_recorded(old: dict) -> dict:
     return old
 
 
-def preflight(run_dir: str | Path, cfg: ExperimentConfig, resume: bool) -> None:
-    """The checks of `RunDir.prepare` plus reading every row, without writing anything."""
+def preflight(run_dir: str | Path, cfg: ExperimentConfig, resume: bool, *,
+              require_run: bool | None = None) -> None:
+    """The checks of `RunDir.prepare` plus reading every row, without writing anything.
+
+    `require_run` (default: `resume`): the directory must hold a run, so `--resume` with a
+    mistyped directory is an error instead of a silent fresh start."""
     rd = RunDir(run_dir)
     rd.check_reuse(cfg, resume)
+    if (resume if require_run is None else require_run) and not rd.has_run():
+        raise ConfigError(f"--resume: {rd.path} holds no run to resume (no config.yaml, no "
+                          f"trajectories); check the directory, or drop --resume to start one")
     rd.read_rows()
 
 
@@ -277,12 +298,16 @@ def replay_episode(ep: Episode, rows: list[dict]) -> dict[tuple[str, int], float
 
 
 def cost_summary(rows: list[dict], seed_records: list[dict], extra_usd: float = 0.0,
-                 extra_calls: int = 0, meta_usage=None) -> dict:
+                 extra_calls: int = 0, meta_usage=None, extra_cached_usd: float = 0.0) -> dict:
+    """Executor dollars spent per part, and `cached_usd`: what the samples served from the
+    completion cache would have cost (spent nothing; rows from older files count 0)."""
     seeds_usd = sum(r.get("cost_usd", 0.0) for r in seed_records)
     cand_usd = sum(r["cost_usd"] for r in rows)
+    cached = (sum(r.get("cached_usd") or 0.0 for r in seed_records)
+              + sum(r.get("cached_usd") or 0.0 for r in rows) + extra_cached_usd)
     out = {
         "seeds_usd": seeds_usd, "candidates_usd": cand_usd, "test_usd": extra_usd,
-        "total_usd": seeds_usd + cand_usd + extra_usd,
+        "total_usd": seeds_usd + cand_usd + extra_usd, "cached_usd": cached,
         "calls": sum(r.get("calls", 0) for r in seed_records)
         + sum(r["eval_calls"] for r in rows) + extra_calls,
     }

@@ -52,6 +52,9 @@ SCHEMA = pa.schema([
     # Beyond the required columns: the validation feedback the candidate got (the observation
     # a multi-turn trainer would append), null for failed candidates.
     pa.field("feedback", pa.string()),
+    # What the executor samples served from the completion cache would have cost (they cost
+    # nothing); null in files written before the column existed.
+    pa.field("cached_usd", pa.float64()),
     # Added with the w4s protocol (issue #16). Files written before lack them; `read_part`
     # fills ADDED_DEFAULTS (those runs used the w4s-ray process).
     pa.field("protocol", pa.string()),
@@ -61,8 +64,10 @@ SCHEMA = pa.schema([
     pa.field("reference_best", pa.float64()),
 ])
 COLUMNS = SCHEMA.names
-ADDED_DEFAULTS = {"protocol": "w4s-ray", "attempt": 0, "dropped": False, "trajectory": None,
-                  "reference_best": None}
+# Columns added after the first release and the value files without them read back with.
+ADDED_DEFAULTS = {"cached_usd": None, "protocol": "w4s-ray", "attempt": 0, "dropped": False,
+                  "trajectory": None, "reference_best": None}
+ADDED_COLUMNS = tuple(ADDED_DEFAULTS)
 _PART = re.compile(r"^part-(?P<episode>.+)-(?P<turn>\d{4,})\.parquet$")
 
 
@@ -79,7 +84,7 @@ def to_table(rows: Iterable[dict]) -> pa.Table:
     missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if missing:
         raise ValueError(f"trajectory row lacks columns: {missing}")
-    return pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=SCHEMA)
+    return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
 
 
 def write_turn(out_dir: str | Path, episode_id: str, turn: int, rows: list[dict]) -> Path:

@@ -9,7 +9,11 @@ writes: each finished turn comes back to it as rows, which it commits as one Par
 `--resume` continues from the rows.
 
 Budget: when the executor raises `BudgetExceeded` in any episode, no new turns start; turns
-already running finish and are written; then the error is re-raised (exit code 3).
+already running finish and are written; then the error is re-raised (exit code 3). Any other
+user-facing error of a turn (an `ExecutorFatal`: bad key, unknown model, nothing listening;
+every episode shares the endpoint) stops the collection at once: turns in flight are
+abandoned, the completed ones stay on disk (`--resume` continues), cost.json and the report
+are rewritten from them, and the error is raised as one line.
 
 A w4s turn whose candidates were all dropped in every attempt (`rlao.w4s.TurnFailed`) ends that
 episode, as upstream's run ends; the other episodes go on, and when they are done collect
@@ -81,11 +85,13 @@ def collect(
     evaluator_factory: Callable | None = None,
     spec_loader: Callable[[str], TaskSpec] | None = None,
     progress: bool = True,
+    executor: dict | None = None,
 ) -> dict:
     """Run (or resume) collection; returns a summary dict. Ray must be initialised.
 
     `evaluator_factory(cfg)` builds the shared evaluator inside its host actor (default: an
-    `EvaluatorPool`; tests pass a fake)."""
+    `EvaluatorPool`; tests pass a fake). `executor`: the executor preflight's description,
+    recorded in the run dir (`RunDir.record_executor`)."""
     t0 = time.monotonic()
     episodes = cfg.rlao.episodes_per_benchmark if episodes is None else episodes
     turns = cfg.rlao.turns if turns is None else turns
@@ -94,6 +100,7 @@ def collect(
 
     rd = RunDir(out_dir)
     rd.prepare(cfg, resume)
+    rd.record_executor(executor)
     rows = rd.read_rows()  # a corrupt part file stops us here, before any work
     evaluator = host(evaluator_factory or EvaluatorPool, cfg)
     actors: dict[str, object] = {}
@@ -127,11 +134,13 @@ def collect(
             actors[eid] = EpisodeActor.remote(cfg, specs[b], eid, evaluator, shared_agent,
                                               seeds[b], mine)
         done_turns = {eid: done for eid, _, done in plan}
+        sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=len(plan) * turns, initial=sum(min(d, turns) for d in done_turns.values()),
-                   desc="collect", unit="turn", disable=not progress)
+                   desc=f"collect{sim}", unit="turn", disable=not progress)
         inflight = {actors[eid].run_turn.remote(): eid for eid, _, _ in todo}
         budget_error: BaseException | None = None
         failed: dict[str, TurnFailed] = {}
+        stop_error: BaseException | None = None
         try:
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -143,10 +152,13 @@ def collect(
                     if isinstance(err, BudgetExceeded):
                         budget_error = budget_error or err
                         continue
-                    if isinstance(err, TurnFailed):
+                    if isinstance(err, TurnFailed):  # ends this episode only, as upstream
                         failed[eid] = err
                         continue
-                    raise (err or exc) from None
+                    if isinstance(err, W4SError):  # e.g. ExecutorFatal: shared by every episode
+                        stop_error = err
+                        break
+                    raise exc from None
                 rd.write_turn(eid, res)
                 rows += res.rows
                 done_turns[eid] = res.turn + 1
@@ -157,6 +169,8 @@ def collect(
             bar.close()
         atomic_write_json(rd.cost, cost_summary(rows, [s for v in seeds.values() for s in v]))
         write_report(rd.path)
+        if stop_error is not None:
+            raise stop_error
         if budget_error is not None:
             raise budget_error
         if failed:

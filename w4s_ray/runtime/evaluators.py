@@ -44,7 +44,7 @@ from w4s_ray.executor.client import ExecutorClient
 from w4s_ray.rlao.evaluation import merge_results
 from w4s_ray.rlao.prompts_w4s import feedback_text
 from w4s_ray.runtime.rate_limiter import RateLimiterActor, SharedRateLimiter
-from w4s_ray.runtime.ray_init import init_ray, reraise_user_error
+from w4s_ray.runtime.ray_init import init_ray, reraise_user_error, user_error
 from w4s_ray.sandbox.base import make_sandbox
 from w4s_ray.workflow.evaluate import EvalRequest, EvalResult, evaluate, select_items, with_defaults
 
@@ -142,7 +142,10 @@ class EvaluatorPool:
             self.load[slot] += 1
             try:
                 return await actor.evaluate.remote(request)
-            except _ACTOR_DEATH:
+            except _ACTOR_DEATH as exc:
+                err = user_error(exc)  # died in __init__ (no API key on that node...): a
+                if err is not None:  # replacement would die the same way
+                    raise err from None
                 self._replace(slot, actor)
                 if attempt == retries:
                     raise

@@ -11,6 +11,8 @@ actors can share it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ray
 
 from w4s_ray.config import MetaAgentConfig
@@ -64,6 +66,9 @@ class RemoteMetaAgent(MetaAgent):
 
 def start_meta_agent_actor(cfg: MetaAgentConfig) -> RemoteMetaAgent:
     """Start the actor and wait until the model is loaded (load errors surface here)."""
+    path = Path(cfg.model).expanduser()
+    if path.is_dir():  # the actor's working directory may not be ours (a joined Ray)
+        cfg = cfg.model_copy(update={"model": str(path.resolve())})
     handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus).remote(cfg)
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)

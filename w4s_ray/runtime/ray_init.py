@@ -11,6 +11,16 @@ dir, no dashboard for local runs.
 - `user_error(exc)`: the one place that finds the `W4SError` (budget spent, bad config, ...)
   inside a Ray task, actor or actor-constructor error, so a user sees `w4s: error: <message>`
   instead of a Ray traceback. `reraise_user_error` raises it when there is one.
+- `--address` / `ray.address` / `RAY_ADDRESS`: joining an existing cluster is always the user's
+  explicit choice (`ray job submit` sets RAY_ADDRESS for its jobs); no shipped config sets one.
+  Without either, a private local instance is started (`address="local"`), never an unrelated
+  `ray start` cluster on the machine. `auto` is resolved here (`resolve_auto`), not by Ray's
+  legacy scan of running processes: it means "the cluster I started with `ray start` on this
+  machine" and refuses one started by another user. Joining prints one line saying where
+  (unless --quiet).
+- Console noise follows `w4s_ray.console` (worker log forwarding, log level); every worker of a
+  local Ray started here runs `worker_setup` (the same console level, RAY_ADDRESS pointing at
+  this instance).
 """
 
 from __future__ import annotations
@@ -18,27 +28,62 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import ray
+from ray._private.utils import get_ray_address_file
 
-from w4s_ray import errors
+from w4s_ray import console, errors
 from w4s_ray.config import RayConfig
 from w4s_ray.env import apply_offline_defaults
-from w4s_ray.errors import W4SError
+from w4s_ray.errors import ConfigError, W4SError
 
 
-def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool = True) -> None:
+def resolve_auto(temp_dir: str | None = None) -> str:
+    """The address `auto` stands for: $RAY_ADDRESS (what `ray job submit` sets), else the
+    cluster this user started with `ray start` on this machine."""
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env and env not in ("auto", "local"):
+        return env
+    path = get_ray_address_file(temp_dir)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            found = fh.read().strip()
+        owner = os.stat(path).st_uid
+        if found and owner != os.getuid():
+            raise ConfigError(
+                f"ray.address=auto: the Ray cluster recorded on this machine ({found}) was "
+                f"started by another user (uid {owner}); to join it anyway pass --address "
+                f"{found}, or leave ray.address unset for a private local Ray")
+        if found:
+            return found
+    raise ConfigError("ray.address=auto: no Ray cluster started with `ray start` on this "
+                      "machine; start one, pass --address HOST:PORT, or leave ray.address "
+                      "unset for a private local Ray")
+
+
+def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool | None = None) -> None:
     """Idempotent: joins the Ray already running in this process, else starts/joins one."""
     if ray.is_initialized():
         return
     apply_offline_defaults()
+    console.apply()
+    if log_to_driver is None:
+        log_to_driver = console.forward_worker_logs()
     cfg = cfg or RayConfig()
     address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if address and address.strip() == "local":
+        address = None
     if address:
-        ray.init(address=address, log_to_driver=log_to_driver, ignore_reinit_error=True)
+        if address.strip() == "auto":
+            address = resolve_auto(cfg.temp_dir)
+        if console.level() != "quiet":
+            print(f"w4s: joining the Ray cluster at {address}", file=sys.stderr, flush=True)
+        ray.init(address=address, log_to_driver=log_to_driver, ignore_reinit_error=True,
+                 logging_level="WARNING")
         return
     temp_dir = cfg.temp_dir or os.path.join(tempfile.gettempdir(), "w4sray")
     try:
@@ -46,6 +91,18 @@ def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool = True) -> Non
     except Exception as exc:  # e.g. "node timed out during startup" on an overloaded box
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise W4SError(f"could not start a local Ray instance in {temp_dir}: {first}") from None
+
+
+def worker_setup() -> None:
+    """Runs in every worker of a local Ray started here: the console level, and RAY_ADDRESS
+    pointing at THIS instance. Without it, Ray's own helpers that look a cluster up (Ray
+    Train's PlacementGroupCleaner) fail with "Found multiple active Ray instances" and print
+    a traceback whenever another Ray runs on the machine."""
+    console.apply()
+    try:
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    except Exception:  # noqa: BLE001 - best effort: only a warning path depends on it
+        pass
 
 
 def _start_local(cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> None:
@@ -59,17 +116,21 @@ def _start_local(cfg: RayConfig, temp_dir: str, log_to_driver: bool) -> None:
         log_to_driver=log_to_driver,
         ignore_reinit_error=True,
         configure_logging=True,
-        logging_level="WARNING",
+        logging_level="INFO" if console.level() == "verbose" else "WARNING",
+        # Workers apply the same console level (W4S_VERBOSITY is inherited): Ray Train's and
+        # Ray Data's own warnings (e.g. PlacementGroupCleaner) stay off the terminal.
+        runtime_env={"worker_process_setup_hook": "w4s_ray.runtime.ray_init.worker_setup"},
     )
 
 
 @contextlib.contextmanager
 def ray_session(cfg: RayConfig | None = None, *, start: bool = True,
-                log_to_driver: bool = True) -> Iterator[None]:
+                log_to_driver: bool | None = None) -> Iterator[None]:
     """Ray for the duration of a stage; shut down afterwards if this call started it.
 
     `start=False` skips starting (e.g. nothing left to do) but still shuts down a Ray that
-    something inside the block started."""
+    something inside the block started. `log_to_driver` None: as `console` says (off under
+    --quiet)."""
     started = not ray.is_initialized()
     if start:
         init_ray(cfg, log_to_driver=log_to_driver)

@@ -14,12 +14,17 @@ The tasks are pinned to the driver's node, so every run directory is written whe
 (and the user) can read it; the evaluations themselves spread over the cluster.
 
 Before any work: unknown benchmark names, an unreachable `ray.address` (TCP connect with
-`sweep.connect_timeout_s`), and run directories that cannot be started or resumed are each one
-`ConfigError`. A benchmark that fails is recorded (`FAILED: <one line>` in the report, the
+`sweep.connect_timeout_s`), run directories that cannot be started or resumed (`--resume`
+with no sweep there included), a missing meta-agent, and an executor that fails its preflight
+call (bad key, unknown model or provider, nothing listening) are each one error line, raised
+before Ray starts. A benchmark that fails is recorded (`FAILED: <one line>` in the report, the
 full error in `<benchmark>/error.log`) and the others carry on. `BudgetExceeded` stops the
 benchmark that hit it (every other one hits the same shared budget); the report is written,
-then the error is raised (exit 3). `--resume` skips complete benchmarks and stored baselines
-and resumes optimization from the last completed turn.
+then the error is raised (exit 3). `ExecutorFatal` (the endpoint stopped serving mid-run)
+stops every benchmark at once, since they all share the one executor endpoint: running ones
+are cancelled (their completed turns stay on disk), the report is written, then the one-line
+error is raised (exit 2). `--resume` skips complete benchmarks and stored baselines and
+resumes optimization from the last completed turn.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from tqdm.auto import tqdm
 
 from w4s_ray.benchmarks import check_benchmarks, get_benchmark
 from w4s_ray.env import apply_offline_defaults
-from w4s_ray.errors import BudgetExceeded, ConfigError, W4SError
-from w4s_ray.meta_agent import make_meta_agent
+from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
+from w4s_ray.executor.preflight import check_executor
+from w4s_ray.meta_agent import check_meta_agent, make_meta_agent
 from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.runs import preflight
 from w4s_ray.runtime.evaluators import EvaluatorPool
@@ -112,6 +118,10 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
     layout = SweepLayout(cfg.run_dir)
     if layout.root.exists() and not layout.root.is_dir():
         raise ConfigError(f"run dir {layout.root} exists and is not a directory")
+    if resume and not layout.status.exists() \
+            and not any(layout.bench(b).has_work() for b in names):
+        raise ConfigError(f"--resume: {layout.root} holds no sweep to resume; check the "
+                          "run_dir, or drop --resume to start one")
     if not resume:
         used = [b for b in names if layout.bench(b).has_work()]
         if used:
@@ -121,7 +131,7 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
             )
     todo = []
     for b in names:
-        preflight(layout.bench(b).path, benchmark_config(cfg, b), resume)
+        preflight(layout.bench(b).path, benchmark_config(cfg, b), resume, require_run=False)
         if not (resume and is_complete(layout, b, cfg.rlao.turns, cfg.sweep.baselines)):
             todo.append(b)
     return cfg, names, layout, todo
@@ -129,7 +139,8 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
 
 @ray.remote(num_cpus=0, max_retries=0)
 def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
-                    meta_agent_factory: Callable | None, resume: bool) -> dict:
+                    meta_agent_factory: Callable | None, resume: bool,
+                    executor: dict | None = None) -> dict:
     apply_offline_defaults()
     spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()),
                                       cfg.rlao.protocol)
@@ -137,7 +148,8 @@ def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
     if own:
         meta_agent = (meta_agent_factory or make_meta_agent)(cfg)
     try:
-        return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume)
+        return run_benchmark(cfg, spec, SweepLayout(root), evaluator, meta_agent, resume=resume,
+                             executor=executor)
     finally:
         if own:
             meta_agent.close()
@@ -161,9 +173,10 @@ def _turns_done(layout: SweepLayout, names: Sequence[str]) -> int:
     return sum(layout.bench(b).turns_done() for b in names)
 
 
-def _meta(cfg, wall_s: float | None) -> dict:
+def _meta(cfg, wall_s: float | None, executor: dict | None = None) -> dict:
     return {
-        "name": cfg.name, "executor": cfg.executor.model,
+        "name": cfg.name, "executor": cfg.executor.model, "executor_info": executor,
+        "simulated": bool(executor["simulated"]) if executor else None,
         "meta_agent": f"{cfg.meta_agent.backend}:{cfg.meta_agent.model}",
         "turns": cfg.rlao.turns, "candidates": cfg.rlao.candidates,
         "valid_limit": cfg.eval.limit, "test_limit": cfg.rlao.test_limit,
@@ -187,6 +200,11 @@ def run_sweep(
     """
     t0 = time.monotonic()
     cfg, names, layout, todo = prepare_sweep(cfg, benchmarks, resume)
+    executor = None
+    if todo:  # a missing meta-agent or a failing executor: one line, before Ray starts
+        if meta_agent_factory is None:
+            check_meta_agent(cfg)
+        executor = check_executor(cfg.executor)
     with ray_session(cfg.ray, start=False):
         if todo:
             try:
@@ -195,10 +213,11 @@ def run_sweep(
                 raise ConfigError(f"ray.address {cfg.ray.address}: {str(exc).splitlines()[0]}"
                                   ) from None
         return _run(cfg, names, layout, todo, t0, resume=resume, progress=progress,
-                    meta_agent_factory=meta_agent_factory)
+                    meta_agent_factory=meta_agent_factory, executor=executor)
 
 
-def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) -> dict:
+def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
+         executor) -> dict:
     previous = layout.load_status().get("benchmarks", {}) if resume else {}
     # Complete on disk means done, whatever a killed driver last recorded for it.
     status = {b: {"wall_s": None, **previous.get(b, {}), "status": "done", "error": None}
@@ -206,11 +225,13 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) 
     status.update({b: {"status": "pending", "error": None, "wall_s": None} for b in todo})
 
     def save(wall: float | None = None) -> None:
-        atomic_write_json(layout.status, {"meta": _meta(cfg, wall), "benchmarks": status})
+        atomic_write_json(layout.status, {"meta": _meta(cfg, wall, executor),
+                                          "benchmarks": status})
 
     limiter = agent = evaluator = here = None
     pending: dict = {}
     budget_error: BudgetExceeded | None = None
+    fatal_error: W4SError | None = None
     try:
         layout.root.mkdir(parents=True, exist_ok=True)
         save()
@@ -225,16 +246,19 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) 
         queue = list(todo)
         width = cfg.sweep.max_parallel or len(todo) or 1
         total_turns = len(names) * cfg.rlao.turns
+        sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=total_turns, initial=min(_turns_done(layout, names), total_turns),
-                   desc=f"sweep {len(names)} benchmarks", unit="turn", disable=not progress)
+                   desc=f"sweep {len(names)} benchmarks{sim}", unit="turn", disable=not progress)
         started: dict[str, float] = {}
         try:
-            while (queue and budget_error is None) or pending:
-                while queue and len(pending) < width and budget_error is None:
+            while (queue and budget_error is None and fatal_error is None) or pending:
+                while queue and len(pending) < width and budget_error is None \
+                        and fatal_error is None:
                     b = queue.pop(0)
                     ref = _benchmark_task.options(scheduling_strategy=here).remote(
                         benchmark_config(cfg, b), b, str(layout.root), evaluator, agent,
-                        meta_agent_factory, resume or layout.bench(b).has_work())
+                        meta_agent_factory, resume or layout.bench(b).has_work(),
+                        executor)
                     pending[ref] = b
                     started[b] = time.monotonic()
                     status[b]["status"] = "running"
@@ -251,6 +275,9 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) 
                         kind = "budget" if _is_budget(exc) else "failed"
                         if kind == "budget" and budget_error is None:
                             budget_error = BudgetExceeded(msg)
+                        if _is_fatal(exc) and fatal_error is None:
+                            fatal_error = user_error(exc)
+                            _stop_all(pending, status, started, f"stopped: {msg}")
                         status[b] = {"status": kind, "error": msg, "wall_s": wall}
                         layout.bench(b).path.mkdir(parents=True, exist_ok=True)
                         layout.bench(b).error_log.write_text(str(exc), encoding="utf-8")
@@ -259,9 +286,10 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) 
                     bar.set_postfix(done=f"{done}/{len(names)}",
                                     failed=sum(s["status"] in ("failed", "budget")
                                                for s in status.values()))
-            for b in queue:  # never started: the shared budget ran out first
-                status[b] = {"status": "budget", "error": f"not started: {budget_error}",
-                             "wall_s": None}
+            for b in queue:  # never started: the shared budget or the endpoint failed first
+                cause = fatal_error or budget_error
+                status[b] = {"status": "failed" if fatal_error else "budget",
+                             "error": f"not started: {cause}", "wall_s": None}
         finally:
             bar.close()
     finally:
@@ -277,12 +305,34 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory) 
     save(wall_s)
     report = write_sweep_report(layout.root, names)
     failed = [b for b, s in status.items() if s["status"] != "done"]
+    if fatal_error is not None:
+        raise fatal_error
     if budget_error is not None:
         raise BudgetExceeded(f"{budget_error} ({len(failed)} benchmark(s) stopped; report: "
                              f"{report})")
     return {"report": str(report), "run_dir": str(layout.root), "status": status,
-            "failed": failed, "wall_s": wall_s}
+            "failed": failed, "wall_s": wall_s, "executor": executor}
 
 
 def _is_budget(exc: BaseException) -> bool:
     return isinstance(user_error(exc), BudgetExceeded)
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    return isinstance(user_error(exc), ExecutorFatal)
+
+
+def _stop_all(pending: dict, status: dict, started: dict, why: str, grace_s: float = 20.0) -> None:
+    """Cancel every running benchmark task (they share the failed endpoint). A graceful cancel
+    first (KeyboardInterrupt in the task; its completed turns are on disk already), then a
+    forced one for tasks still running after `grace_s`."""
+    refs = list(pending)
+    for ref in refs:
+        ray.cancel(ref, force=False)
+    _, still = ray.wait(refs, num_returns=len(refs), timeout=grace_s)
+    for ref in still:
+        ray.cancel(ref, force=True)
+    for ref in refs:
+        b = pending.pop(ref)
+        status[b] = {"status": "failed", "error": why,
+                     "wall_s": round(time.monotonic() - started[b], 2)}

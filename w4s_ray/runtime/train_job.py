@@ -33,6 +33,7 @@ import torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from w4s_ray import console
 from w4s_ray.config import ExperimentConfig, TrainConfig
 from w4s_ray.errors import ConfigError, DataError, W4SError
 from w4s_ray.runtime.ray_init import init_ray
@@ -170,6 +171,10 @@ def run_training(
             name=RUN_NAME, storage_path=str(storage),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=tc.max_failures),
+            # Ray Train's own INFO lines (resources requested, worker group started) only
+            # under --verbose (w4s_ray.console).
+            logging_config=ray.train.LoggingConfig(
+                log_level="INFO" if console.level() == "verbose" else "WARNING"),
         ),
         datasets={"train": ds},
     )

@@ -8,6 +8,8 @@ litellm's price map, and `completion_cost` raises `ModelNotMappedError` for it (
 
 from __future__ import annotations
 
+from w4s_ray.executor.providers import import_litellm
+
 
 def litellm_model_id(served_name: str) -> str:
     """`openai/<name>`: litellm's provider prefix for an OpenAI-compatible server."""
@@ -16,7 +18,7 @@ def litellm_model_id(served_name: str) -> str:
 
 def register_served_model(served_name: str, *, context_window: int | None = None) -> str:
     """Register `openai/<name>` in litellm's price map at zero cost; returns the model id."""
-    import litellm
+    litellm = import_litellm()
 
     model_id = litellm_model_id(served_name)
     entry = {

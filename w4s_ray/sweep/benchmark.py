@@ -36,19 +36,21 @@ def evaluate_baselines(cfg, spec: TaskSpec, evaluator: Evaluator,
     outs = evaluator.evaluate(jobs) if jobs else []
     per = {
         n: {"test_accuracy": o.accuracy_or_none, "test_n": o.n, "error": o.error,
-            "calls": o.calls, "cost_usd": o.cost_usd}
+            "calls": o.calls, "cost_usd": o.cost_usd, "cached_usd": o.cached_usd}
         for n, o in zip(names, outs, strict=True)
     }
     return {
         "benchmark": spec.name, "split": "test", "test_limit": cfg.rlao.test_limit,
         "baselines": per, "cost_usd": sum(o.cost_usd for o in outs),
+        "cached_usd": sum(o.cached_usd for o in outs),
         "calls": sum(o.calls for o in outs), "wall_s": round(time.monotonic() - t0, 2),
     }
 
 
 def run_benchmark(cfg, spec: TaskSpec, layout: SweepLayout, evaluator: Evaluator,
-                  meta_agent: MetaAgent, *, resume: bool) -> dict:
-    """Baselines (unless stored or disabled), then optimize; returns a summary dict."""
+                  meta_agent: MetaAgent, *, resume: bool, executor: dict | None = None) -> dict:
+    """Baselines (unless stored or disabled), then optimize; returns a summary dict.
+    `executor`: the preflight's description of the executor, recorded in the run dir."""
     t0 = time.monotonic()
     rd = layout.bench(spec.name)
     rd.path.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,7 @@ def run_benchmark(cfg, spec: TaskSpec, layout: SweepLayout, evaluator: Evaluator
     seed_test = None if baselines is None else {
         name: b["test_accuracy"] for name, b in baselines["baselines"].items()}
     final = optimize(cfg, spec, rd.path, evaluator, meta_agent, resume=resume, progress=False,
-                     test_ids=ids, seed_test=seed_test)
+                     test_ids=ids, seed_test=seed_test, executor=executor)
     return {"benchmark": spec.name, "status": "done", "error": None,
             "wall_s": round(time.monotonic() - t0, 2),
             "test_accuracy": final.get("test_accuracy"), "dollars": final.get("dollars")}

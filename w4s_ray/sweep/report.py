@@ -4,8 +4,9 @@ The main table has the shape of the W4S paper's: benchmarks as columns, methods 
 test metric in percent (accuracy; F1 for DROP; pass@1 for HumanEval/MBPP). Method rows are the
 seed-workflow baselines each benchmark carries (a benchmark without that seed shows "-") and
 W4S (the best workflow by validation accuracy, evaluated once on test). Further rows give the
-W4S validation accuracy, dollars (baselines, W4S, total) and wall time per benchmark; the last
-column sums dollars and wall time. A failed benchmark shows FAILED in its column and a
+W4S validation accuracy, dollars (baselines, W4S, total, and what the completion-cache hits
+would have cost) and wall time per benchmark; the last column sums dollars and wall time. A
+sweep whose executor was the simulator says so in its title and first line. A failed benchmark shows FAILED in its column and a
 `FAILED: <one line>` entry under "Failures".
 
 Plots: `sweep_test.png` (test metric per benchmark per method), `sweep_valid.png` (best
@@ -70,10 +71,14 @@ def collect_results(layout: SweepLayout, benchmarks: Sequence[str]) -> dict[str,
         curve += [(t["turn"] + 1, t["best_so_far"]) for t in table]
         if cost is not None:
             w4s_usd = cost.get("total_usd")
+            w4s_cached = cost.get("cached_usd")
         elif seeds or rows:  # stopped early: what the rows and seed records say was spent
             w4s_usd = sum(s.get("cost_usd", 0.0) for s in seeds) + sum(r["cost_usd"] for r in rows)
+            w4s_cached = sum(s.get("cached_usd") or 0.0 for s in seeds) + \
+                sum(r.get("cached_usd") or 0.0 for r in rows)
         else:
-            w4s_usd = None
+            w4s_usd = w4s_cached = None
+        cached = [x for x in ((base or {}).get("cached_usd"), w4s_cached) if x is not None]
         base_usd = base.get("cost_usd") if base else None
         parts = [x for x in (base_usd, w4s_usd) if x is not None]
         walls = [x for x in ((base or {}).get("wall_s"), (final or {}).get("wall_s"))
@@ -93,6 +98,7 @@ def collect_results(layout: SweepLayout, benchmarks: Sequence[str]) -> dict[str,
             "turns": (final or {}).get("turns", len(table)),
             "baseline_usd": base_usd, "w4s_usd": w4s_usd,
             "usd": sum(parts) if parts else None,
+            "cached_usd": sum(cached) if cached else None,
             "wall_s": st.get("wall_s") if st.get("wall_s") is not None else (
                 sum(walls) if walls else None),
             "curve": curve,
@@ -116,8 +122,15 @@ def render_markdown(results: dict[str, dict], meta: dict) -> str:
     failed = [b for b in benches if results[b]["status"] not in ("done",)]
     head = "| method | " + " | ".join(benches) + " | total |"
     sep = "| --- |" + " --- |" * (len(benches) + 1)
-    lines = [f"# Sweep report: {meta.get('name', '')}", ""]
+    sim = meta.get("simulated")
+    lines = [f"# Sweep report: {meta.get('name', '')}{' (simulated executor)' if sim else ''}",
+             ""]
     done = len(benches) - len(failed)
+    if sim:
+        info = meta.get("executor_info") or {}
+        lines += [f"**Simulated executor**: the w4s simulator ({info.get('simulator', '')}) "
+                  f"answered every call, not an LLM; dollars are what "
+                  f"`{info.get('price_model', 'n/a')}` would charge for the same tokens.", ""]
     lines += [
         f"{done} of {len(benches)} benchmarks completed. Executor: `{meta.get('executor', '')}`; "
         f"meta-agent: `{meta.get('meta_agent', '')}`; {meta.get('turns', 'n/a')} turns x "
@@ -168,6 +181,8 @@ def render_markdown(results: dict[str, dict], meta: dict) -> str:
                      total("baseline_usd", _usd)))
     lines.append(row("dollars: W4S", lambda r: _usd(r["w4s_usd"]), total("w4s_usd", _usd)))
     lines.append(row("dollars: total", lambda r: _usd(r["usd"]), total("usd", _usd)))
+    lines.append(row("cache hits would have cost", lambda r: _usd(r["cached_usd"]),
+                     total("cached_usd", _usd)))
     wall_fmt = lambda x: "n/a" if x is None else f"{x:.1f}"  # noqa: E731
     lines.append(row("wall time (s)", lambda r: wall_fmt(r["wall_s"]),
                      total("wall_s", wall_fmt)))

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from w4s_ray.config import EvalConfig, SandboxConfig
-from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorUnreachable
+from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorFatal
 from w4s_ray.sandbox import guard
 from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
 from w4s_ray.sandbox.process import hidden_paths
@@ -92,6 +92,7 @@ class EvalResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_usd: float = 0.0  # what the samples served from the cache cost when first fetched
     calls: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -129,7 +130,8 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         keys = ("benchmark", "split", "scoring", "accuracy", "n", "errors", "error", "cost_usd",
-                "calls", "cache_hits", "prompt_tokens", "completion_tokens", "wall_s", "tag")
+                "cached_usd", "calls", "cache_hits", "prompt_tokens", "completion_tokens",
+                "wall_s", "tag")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -181,7 +183,7 @@ class _Stats:
     def __init__(self) -> None:
         self.calls = self.prompt_tokens = self.completion_tokens = 0
         self.cache_hits = self.cache_misses = self.code_runs = 0
-        self.cost_usd = 0.0
+        self.cost_usd = self.cached_usd = 0.0
 
 
 def _check_llm_params(p: dict) -> dict[str, Any]:
@@ -266,9 +268,10 @@ async def evaluate(
                         res = await executor.chat(p.pop("messages"), tags=tags, **p)
                 else:
                     res = await executor.chat(p.pop("messages"), tags=tags, **p)
-            except (BudgetExceeded, ExecutorUnreachable) as exc:
-                # Not the workflow's fault: stop the evaluation rather than fail the candidate
-                # (an outage would otherwise become penalised trajectory rows).
+            except (BudgetExceeded, ExecutorFatal) as exc:
+                # Not the workflow's fault (budget spent; bad key, unknown model, nothing
+                # listening...): stop the evaluation rather than fail the candidate (an outage
+                # would otherwise become penalised trajectory rows).
                 raise Abort(exc) from None
             except ExecutorError as exc:
                 raise RpcFailure(str(exc), "executor") from None
@@ -276,6 +279,7 @@ async def evaluate(
             stats.prompt_tokens += int(getattr(res, "prompt_tokens", 0) or 0)
             stats.completion_tokens += int(getattr(res, "completion_tokens", 0) or 0)
             stats.cost_usd += float(getattr(res, "cost_usd", 0.0) or 0.0)
+            stats.cached_usd += float(getattr(res, "cached_usd", 0.0) or 0.0)
             cached = getattr(res, "cached", None) or []
             hits = sum(1 for c in cached if c) if isinstance(cached, list) else int(bool(cached))
             stats.cache_hits += hits
@@ -407,6 +411,7 @@ def _hint(bm: Any, item: Any, answer: Any) -> str | None:
 
 def _copy_stats(result: EvalResult, stats: _Stats) -> None:
     result.calls, result.cost_usd = stats.calls, stats.cost_usd
+    result.cached_usd = stats.cached_usd
     result.prompt_tokens, result.completion_tokens = stats.prompt_tokens, stats.completion_tokens
     result.cache_hits, result.cache_misses = stats.cache_hits, stats.cache_misses
     result.code_runs = stats.code_runs

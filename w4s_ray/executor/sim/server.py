@@ -3,6 +3,13 @@
 Routes: `POST /v1/chat/completions` (messages, n, temperature, seed, max_tokens,
 response_format {"type": "json_object"}), `GET /v1/models`, `GET /health` (readiness of the
 item index and the token counter), `GET /stats` (request counters, for tests and benches).
+
+The simulator says what it is, so no client mistakes it for a real model: every reply carries
+`X-W4S-Simulator: w4s-sim/<SIM_VERSION>`, `/v1/models` lists the profiles `owned_by: w4s-sim`,
+and a request naming a model that is not a profile (`gpt-4o-mini` instead of
+`sim-gpt-4o-mini`) is a 404 `model_not_found`: simulated answers are never passed off as a
+real model's. Bump SIM_VERSION when the replies to the same request change (cached replies
+are keyed on it).
 Replies come from `model.respond`; faults (429 with Retry-After, 500, hangs, malformed JSON)
 are decided per request from (seed, request counter), so a run with a fixed seed and one
 client sees the same fault sequence. No torch, ray or litellm is imported here.
@@ -30,6 +37,9 @@ from w4s_ray.executor.sim.model import SimRequest, _unit, respond
 from w4s_ray.executor.sim.profiles import PROFILES, Profile
 
 READY_LINE = "W4S_SIM_LISTENING"
+SIM_VERSION = "1"
+SIM_TAG = f"w4s-sim/{SIM_VERSION}"
+SIM_HEADER = "X-W4S-Simulator"
 
 
 class SimState:
@@ -67,9 +77,12 @@ class SimState:
         finally:
             self.ready.set()
 
-    def profile_for(self, model: str | None) -> Profile:
+    def profile_for(self, model: str | None) -> Profile | None:
+        """The profile a request names (no name: the server's --profile); None: unknown."""
         name = (model or "").rsplit("/", 1)[-1]
-        return PROFILES.get(name) or PROFILES[self.cfg.profile.rsplit("/", 1)[-1]]
+        if not name:
+            return PROFILES[self.cfg.profile.rsplit("/", 1)[-1]]
+        return PROFILES.get(name)
 
     def latency_s(self, profile: Profile, completion_tokens: int, rng: random.Random) -> float:
         mode = self.cfg.latency
@@ -113,6 +126,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not 1 <= n <= 128:
         state.stats["status_400"] += 1
         return _error(400, "n must be between 1 and 128", "invalid_request_error")
+    profile = state.profile_for(body.get("model"))
+    if profile is None:
+        state.stats["status_404"] += 1
+        return _error(404, f"The model `{body.get('model')}` does not exist on the w4s simulator "
+                           f"(it serves {', '.join(sorted(PROFILES))})", "model_not_found")
 
     counter = state.counter
     state.counter += 1
@@ -139,7 +157,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(cfg.hang_s)
 
     await _wait_ready(state)
-    profile = state.profile_for(body.get("model"))
     req = SimRequest(model=profile.name, messages=messages, n=n, temperature=temperature,
                      seed=seed, max_tokens=max_tokens, json_mode=json_mode)
     texts = respond(req, state.index, profile)
@@ -174,7 +191,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [
-        {"id": name, "object": "model", "created": 0, "owned_by": "w4s-sim"} for name in PROFILES]})
+        {"id": name, "object": "model", "created": 0, "owned_by": "w4s-sim",
+         "root": SIM_TAG} for name in PROFILES]})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -182,7 +200,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({
         "status": "ok", "index": "ready" if state.ready.is_set() else "building",
         "items": len(state.index), "index_error": state.index_error,
-        "token_counter": tokens.method, "profile": state.cfg.profile,
+        "token_counter": tokens.method, "profile": state.cfg.profile, "simulator": SIM_TAG,
     })
 
 
@@ -191,8 +209,15 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(dict(state.stats))
 
 
+@web.middleware
+async def _identify(request: web.Request, handler) -> web.StreamResponse:
+    resp = await handler(request)
+    resp.headers[SIM_HEADER] = SIM_TAG
+    return resp
+
+
 def build_app(state: SimState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_identify])
     app["state"] = state
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
