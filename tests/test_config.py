@@ -10,11 +10,28 @@ from w4s_ray.errors import ConfigError
 
 def test_defaults_are_the_paper_codes():
     cfg = load_config()
+    assert cfg.rlao.protocol == "w4s"
     assert cfg.rlao.candidates == 5
-    assert cfg.meta_agent.temperature == 0.5
-    assert cfg.rlao.history_window == 2
-    assert cfg.rlao.max_repairs == 3
-    assert cfg.train.temperature == 0.4
+    assert cfg.meta_agent.temperature == 0.5 and cfg.meta_agent.max_tokens == 4096
+    assert cfg.rlao.history_window == 2  # upstream context_window: 2-turn trajectories
+    assert cfg.rlao.max_repairs == 2  # debug_max=3 evaluated attempts: 1 + 2 repairs
+    assert cfg.rlao.max_turn_attempts == 3 and cfg.rlao.drop_accuracy == 0.05
+    assert cfg.eval.failure_samples == 10 and cfg.eval.feedback == "w4s"
+    assert cfg.eval.execute_code_guard and cfg.eval.extra_random_items == 10
+    assert cfg.train.temperature == 0.4 and cfg.train.lr == 2e-5 and cfg.train.epochs == 3
+    assert cfg.train.loss_on == "all_assistant"
+
+
+def test_the_w4s_ray_protocol_brings_back_the_earlier_defaults_unless_set():
+    cfg = load_config(None, ["rlao.protocol=w4s-ray"])
+    assert cfg.rlao.max_repairs == 3 and cfg.eval.failure_samples == 5
+    assert cfg.eval.feedback == "w4s-ray" and not cfg.eval.execute_code_guard
+    assert cfg.eval.extra_random_items == 0
+    explicit = load_config(None, ["rlao.protocol=w4s-ray", "rlao.max_repairs=1",
+                                  "eval.extra_random_items=4"])
+    assert explicit.rlao.max_repairs == 1 and explicit.eval.extra_random_items == 4
+    with pytest.raises(ConfigError, match="racing"):
+        load_config(None, ["rlao.racing.enabled=true"])
 
 
 def test_benchmark_list_defaults_to_the_registry():
@@ -58,7 +75,8 @@ def test_bounds_and_cross_field_rules_live_in_the_schema(key, value, needle):
 def test_yaml_then_overrides_with_types(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("name: x\nexecutor:\n  model: openai/a\n  max_concurrency: 8\n")
-    cfg = load_config(path, ["executor.max_concurrency=16", "rlao.racing.enabled=true",
+    cfg = load_config(path, ["executor.max_concurrency=16", "rlao.protocol=w4s-ray",
+                             "rlao.racing.enabled=true",
                              "benchmarks=[gsm8k, drop]", "executor.budget_usd=1.5"])
     assert cfg.name == "x"
     assert cfg.executor.model == "openai/a"
@@ -160,3 +178,28 @@ def test_every_experiment_yaml_validates():
     files = sorted(EXPERIMENTS_DIR.glob("*.yaml"))
     for path in files:
         load_config(path)
+
+
+def test_every_shipped_config_gives_the_meta_agent_upstreams_4096_reply_tokens():
+    # Fewer cuts long workflows into syntax errors (issue #16); the local backend clamps to the
+    # model's context at run time, never the config.
+    from w4s_ray.config import EXPERIMENTS_DIR
+
+    for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
+        assert load_config(path).meta_agent.max_tokens == 4096, path.name
+
+
+@pytest.mark.parametrize("name, figures", [
+    ("humaneval_gpt4o_mini", {("humaneval", 95.4)}),
+    ("math_transfer_gpt35", {("gsm8k", 86.5), ("gsm_hard", 61.8)}),
+    ("math_gpt4o_mini", {("math", 63.0)}),
+])
+def test_paper_shaped_configs_state_the_papers_figures(name, figures):
+    from w4s_ray.config import EXPERIMENTS_DIR
+
+    cfg = load_config(EXPERIMENTS_DIR / f"{name}.yaml")
+    assert {(f.benchmark, f.value) for f in cfg.paper} == figures
+    assert cfg.rlao.protocol == "w4s" and cfg.train.lr == 2e-5 and cfg.train.epochs == 3
+    if name == "math_transfer_gpt35":  # trained on GSM-Plus + MGSM, tested on unseen tasks
+        assert set(cfg.benchmarks) == {"gsm_plus", "mgsm"}
+        assert cfg.executor.model == "gpt-3.5-turbo"

@@ -158,7 +158,7 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     tracking.check(cfg)
     info = check_executor(cfg.executor)
     preflight_meta_agent(cfg)
-    spec = TaskSpec.from_benchmark(bm)
+    spec = TaskSpec.from_benchmark(bm, cfg.rlao.protocol)
     rd = RunDir(out, single_episode=True)
     with tracking.run(cfg, "optimize", name) as tr, ray_session(cfg.ray):
         tr.params({"benchmark": name, "run_dir": out.resolve()})

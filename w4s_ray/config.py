@@ -7,10 +7,15 @@ stage re-reads YAML. An unknown key or a wrong type is a `ConfigError` naming th
 Each section belongs to one part of the system and is passed to it as is (no mirror
 dataclasses); every field carries its description, bounds and cross-field rules live here, and a
 field marked `resume=True` is one `--resume` refuses to change (`resume_keys()`). Defaults are
-the paper code's where it has one
-(m = 5 candidates, meta-agent temperature 0.5, history window 2, up to 3 repairs, RWR T = 0.4)
-and otherwise what runs offline on a laptop: local Ray, the simulated executor, the tiny local
-meta-agent.
+the paper code's where it has one (`rlao.protocol: w4s`: m = 5 candidates, meta-agent
+temperature 0.5 and 4096 reply tokens, 2-turn trajectories, 3 evaluated attempts per candidate,
+10 feedback cases, RWR T = 0.4, lr 2e-5, 3 epochs; docs/FIDELITY.md) and otherwise what runs
+offline on a laptop: local Ray, the simulated executor, the tiny local meta-agent.
+
+Protocol presets: `rlao.protocol: w4s-ray` (the project's earlier decision process) changes the
+defaults of the fields it owns (`rlao.max_repairs`, `eval.failure_samples`, `eval.feedback`,
+`eval.execute_code_guard`, `eval.extra_random_items`) when they are not set explicitly; this
+happens once, when the config is validated, so a dumped config holds the values a run used.
 """
 
 from __future__ import annotations
@@ -211,8 +216,9 @@ class EvalConfig(_Section):
                                         "(threads in its sandbox).", ge=1)
     limit: int | None = F(None, "Validation items per evaluation (first N); None: all.",
                           resume=True, ge=1)
-    failure_samples: int = F(5, "Failure cases shown in a workflow's feedback.", resume=True,
-                             ge=0)
+    failure_samples: int = F(10, "Validation cases shown in a workflow's feedback (see "
+                             "`feedback`). Default follows rlao.protocol (w4s: 10, w4s-ray: 5).",
+                             resume=True, ge=0)
     self_check_items: int = F(1, "Validation items a candidate is self-checked on before its "
                               "evaluation.", resume=True, ge=1)
     actor_num_cpus: float = F(0.25, "Logical CPUs per evaluator actor (fractional: they mostly "
@@ -223,6 +229,21 @@ class EvalConfig(_Section):
         "official", "How every benchmark scores an answer: 'official' = each benchmark's one "
         "upstream rule (docs/BENCHMARKS.md), 'lenient' = the tolerant matching (sentences, $, "
         "commas, option text, ...). Reports name the mode used.", resume=True)
+    feedback: Literal["w4s", "w4s-ray"] = F(
+        "w4s", "Validation feedback the meta-agent reads: 'w4s' = the accuracy and "
+        "`failure_samples` cases drawn at random (seeded) from ALL evaluated items, correct ones "
+        "included (upstream); 'w4s-ray' = the error histogram and `failure_samples` failed "
+        "cases. Default follows rlao.protocol.", resume=True)
+    execute_code_guard: bool = F(
+        True, "Refuse `agent.execute_code` snippets containing upstream's unsafe patterns "
+        "(while, eval/exec, open, os/sys/subprocess imports, plotting, ...) with a clear error "
+        "the workflow can catch (docs/WORKFLOWS.md). Default follows rlao.protocol (w4s: on).",
+        resume=True)
+    extra_random_items: int = F(
+        10, "RLAO validation noise as upstream: each candidate and seed evaluation adds this many "
+        "items drawn (seeded by the workflow) from the benchmark's extra pool, disjoint from "
+        "validation and test; 0 where a benchmark has no pool (docs/BENCHMARKS.md). Default "
+        "follows rlao.protocol (w4s: 10, w4s-ray: 0).", resume=True, ge=0)
 
 
 class RacingConfig(_Section):
@@ -241,11 +262,31 @@ class RacingConfig(_Section):
 class RLAOConfig(_Section):
     """The W4S decision process and RLAO collection."""
 
-    turns: int = F(10, "Turns per episode.", ge=0)
+    protocol: Literal["w4s", "w4s-ray"] = F(
+        "w4s", "The decision process. w4s: the authors' (2-turn trajectories from a reset chat "
+        "over the archive, frozen-best rewards, failed and <= drop_accuracy candidates dropped, "
+        "turns re-sampled, repair on any exception; docs/FIDELITY.md). w4s-ray: the project's "
+        "earlier process (one episode with a rolling window, global best, failed candidates "
+        "rewarded -0.1, 1-item self-check, docs/RLAO.md).", resume=True)
+    turns: int = F(10, "Turns per episode (upstream: 30 iterations).", ge=0)
     candidates: int = F(5, "Workflows sampled per turn (m).", resume=True, ge=1)
-    history_window: int = F(2, "Past turns shown in the prompt.", resume=True, ge=0)
-    max_repairs: int = F(3, "Repair rounds for a candidate that fails its self-check.",
-                         resume=True, ge=0)
+    history_window: int = F(2, "w4s: turns per trajectory (upstream context_window: the chat "
+                            "is reset to the archive every this many turns); w4s-ray: past "
+                            "turns shown in the prompt.", resume=True, ge=0)
+    max_repairs: int = F(2, "Repair replies per candidate. w4s: evaluated repairs after the "
+                         "first attempt (upstream debug_max=3 evaluated attempts); w4s-ray: "
+                         "self-check repair rounds (default 3).", resume=True, ge=0)
+    max_turn_attempts: int = F(3, "w4s: times a turn is sampled when all its candidates are "
+                               "dropped; then the run stops with an error (upstream: 3).",
+                               resume=True, ge=1)
+    drop_accuracy: float = F(0.05, "w4s: a candidate whose validation accuracy is at or below "
+                             "this is dropped (no reward, never trained on; upstream 0.05).",
+                             resume=True, ge=0, le=1)
+    collect_split: Literal["valid", "train"] = F(
+        "valid", "Where candidates and seeds are evaluated: 'valid' (upstream main.py) or "
+        "'train', upstream's training mode: a collection split disjoint from validation and "
+        "test (60 fixed items + 10 drawn from the rest, where the data allows; "
+        "docs/BENCHMARKS.md). optimize always selects on validation.", resume=True)
     reward: Literal["w4s", "continuous"] = F("w4s", "Turn reward (rlao/rewards.py).",
                                              resume=True)
     low_accuracy_threshold: float = F(0.3, "w4s reward: below this accuracy, the penalty "
@@ -253,13 +294,28 @@ class RLAOConfig(_Section):
     low_accuracy_penalty: float = F(0.1, "w4s reward: subtracted below the threshold.",
                                     resume=True, ge=0, allow_inf_nan=False)
     episodes_per_benchmark: int = F(1, "collect: episodes per benchmark.", ge=1)
-    racing: RacingConfig = FF(RacingConfig, "Candidate racing.")
+    racing: RacingConfig = FF(RacingConfig, "Candidate racing (w4s-ray protocol only).")
     run_id: str | None = F(None, "Run id written in trajectory rows; None: the experiment name.",
                            resume=True)
     report_seed_test: bool = F(True, "optimize: also evaluate the seed workflows on test at the "
                                "end, for the report only.")
     test_limit: int | None = F(None, "optimize: test items of the final evaluation (first N); "
                                "None: the whole test split.", ge=1)
+    bootstrap_samples: int = F(100_000, "optimize: bootstrap resamples of the 95% confidence "
+                               "interval of each final test metric (upstream: 100,000).", ge=1)
+
+    @model_validator(mode="after")
+    def _protocol_defaults(self) -> RLAOConfig:
+        if self.protocol == "w4s-ray" and "max_repairs" not in self.model_fields_set:
+            object.__setattr__(self, "max_repairs", 3)
+        if self.protocol == "w4s" and self.history_window < 1:
+            raise ValueError("rlao.history_window: the w4s protocol needs trajectories of at "
+                             "least 1 turn")
+        if self.protocol == "w4s" and self.racing.enabled:
+            raise ValueError("rlao.racing.enabled: racing evaluates candidates on partial "
+                             "slices, which the w4s protocol (full validation, repair on any "
+                             "exception) cannot honour; use rlao.protocol=w4s-ray with racing")
+        return self
 
 
 class MetaAgentConfig(_Section):
@@ -283,7 +339,9 @@ class MetaAgentConfig(_Section):
                    resume=True, ge=0)
     repetition_penalty: float = F(DEFAULT_REPETITION_PENALTY, "> 1 discourages tokens already "
                                   "in the prompt or reply (1 = off).", resume=True, gt=0)
-    max_tokens: int = F(1024, "Completion-token limit of one reply.", resume=True, ge=1)
+    max_tokens: int = F(4096, "Completion-token limit of one reply (upstream 4096). The local "
+                        "backend clamps it to the room the model's context leaves (see "
+                        "meta_agent/local_backend.py).", resume=True, ge=1)
     num_gpus: float = F(0.0, "GPUs of the local backend's actor.", ge=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = F("auto", "Local model dtype.")
     seed: int = F(0, "Sampling seed base (sample i of a call uses seed + i).", resume=True)
@@ -333,11 +391,16 @@ class TrainConfig(_Section):
                            allow_inf_nan=False)
     normalize_weights: bool = F(False, "Scale weights to mean 1 over the kept examples.")
     filter: Literal["all", "success", "selected", "valid"] = F(
-        "all", "Rows trained on: all, success (reward > 0), selected (chosen), valid.")
+        "all", "Rows trained on: all, success (reward > 0), selected (chosen), valid. Every "
+        "filter leaves out dropped candidates (w4s protocol), which have no reward.")
+    loss_on: Literal["all_assistant", "candidate"] = F(
+        "all_assistant", "Tokens the weighted loss covers: all_assistant = every assistant turn "
+        "of the sample (the trajectory's earlier chosen replies and the candidate), each weighted "
+        "by the candidate's exp(r/T), as upstream; candidate = the candidate reply only.")
     max_seq_len: int = F(2048, "Tokens per example (prompt cut from the left).", ge=1)
-    epochs: int = F(1, "Passes over the examples.", ge=1)
+    epochs: int = F(3, "Passes over the examples (upstream: the HF Trainer default, 3).", ge=1)
     batch_size: int = F(4, "Micro-batch per worker (packed sequences).", ge=1)
-    lr: float = F(1e-4, "Peak learning rate.", gt=0)
+    lr: float = F(2e-5, "Peak learning rate (upstream train.py: 2e-5).", gt=0)
     lr_scheduler: Literal["constant", "linear", "cosine"] = F(
         "constant", "LR schedule over the run's optimizer steps (transformers.get_scheduler): "
         "constant, or linear / cosine decay to 0 after the warm-up.")
@@ -428,9 +491,9 @@ class ServeConfig(_Section):
                                   "CPUs (at least 1).", ge=1)
     max_n: int = F(16, "Largest `n` a request may ask for.", ge=1)
     truncate_prompt: bool = F(False, "Keep the prompt's last tokens when it does not fit (room "
-                              "left for max_tokens), as the local backend and the tiny warm "
-                              "start do; off = OpenAI semantics (a 400 "
-                              "context_length_exceeded).")
+                              "left for max_tokens, at most a third of the context), as the "
+                              "local backend and the tiny warm start do; off = OpenAI semantics "
+                              "(a 400 context_length_exceeded).")
     default_max_tokens: int = F(512, "Used when a request gives neither max_tokens nor "
                                 "max_completion_tokens.", ge=1)
     startup_timeout_s: float = F(300.0, "Seconds to wait for the app to become healthy.", gt=0)
@@ -565,6 +628,24 @@ class TrackingConfig(_Section):
     experiment: str | None = F(None, "MLflow experiment; None: the config's name.")
 
 
+class PaperFigure(_Section):
+    """A headline number of the paper (Nie et al. 2025) this experiment reproduces."""
+
+    benchmark: str = F(..., "Benchmark the figure is about.")
+    metric: str = F("accuracy", "What the figure measures (accuracy, pass@1, ...).")
+    value: float = F(..., "The paper's value, in percent.")
+    executor: str | None = F(None, "The executor model the paper used.")
+    wall_min: float | None = F(None, "The paper's wall time for the run, minutes.")
+    dollars: float | None = F(None, "The paper's cost for the run, US dollars.")
+    source: str = F("", "Where in the paper (table / figure / text).")
+
+
+_PROTOCOL_EVAL_DEFAULTS = {
+    "w4s-ray": {"failure_samples": 5, "feedback": "w4s-ray", "execute_code_guard": False,
+                "extra_random_items": 0},
+}
+
+
 class ExperimentConfig(_Section):
     name: str = F("w4s", "Experiment name (the default run id).", resume=True)
     seed: int = F(0, "Experiment seed (turn seeds derive from it).", resume=True)
@@ -594,6 +675,16 @@ class ExperimentConfig(_Section):
     sweep: SweepConfig = FF(SweepConfig, "Sweeps.")
     tracking: TrackingConfig = FF(TrackingConfig, "Experiment tracking (MLflow).")
     optimizers: OptimizersConfig = FF(OptimizersConfig, "ADAS / AFlow and the method choice.")
+    paper: list[PaperFigure] = FF(list, "The paper's figures this experiment reproduces; reports "
+                                  "print them next to the measured values.")
+
+    @model_validator(mode="after")
+    def _protocol_defaults(self) -> ExperimentConfig:
+        # Evaluation fields whose default depends on rlao.protocol, when not set explicitly.
+        for name, value in _PROTOCOL_EVAL_DEFAULTS.get(self.rlao.protocol, {}).items():
+            if name not in self.eval.model_fields_set:
+                object.__setattr__(self.eval, name, value)
+        return self
 
     def data_dir(self) -> Path:
         """The benchmark data directory: config, else $W4S_DATA_DIR, else ./data."""

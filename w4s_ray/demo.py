@@ -195,8 +195,8 @@ def _stage_tiny(cfg, paths, progress: bool) -> dict:
         rep = json.loads(info.read_text(encoding="utf-8"))
         reused = True
     else:
-        rep = init_tiny(cfg.tiny, out_dir=paths["tiny"],
-                        benchmarks=list(cfg.benchmarks), progress=progress)
+        rep = init_tiny(cfg.tiny, out_dir=paths["tiny"], benchmarks=list(cfg.benchmarks),
+                        progress=progress, protocol=cfg.rlao.protocol)
         reused = False
     return {"model_dir": str(model), "steps": rep.get("steps"),
             "loss_first": rep.get("loss_first"), "loss_last": rep.get("loss_last"),
@@ -275,7 +275,8 @@ def served_meta_agent_config(cfg, url: str):
 
 def _stage_optimize(cfg, paths, url: str, progress: bool, executor: dict) -> dict:
     ocfg = served_meta_agent_config(cfg, url)
-    spec = TaskSpec.from_benchmark(get_benchmark(cfg.benchmark, data_dir=cfg.data_dir()))
+    spec = TaskSpec.from_benchmark(get_benchmark(cfg.benchmark, data_dir=cfg.data_dir()),
+                                  cfg.rlao.protocol)
     resume = RunDir(paths["optimize"]).has_run()
     evaluator = EvaluatorPool(ocfg)
     agent = make_meta_agent(ocfg)

@@ -80,7 +80,7 @@ def test_empty_data_dir(tmp_path):
 
 def test_unknown_split_and_benchmark():
     with pytest.raises(DataError, match="unknown split"):
-        get_benchmark("gsm8k").load("train")
+        get_benchmark("gsm8k").load("training")
     with pytest.raises(DataError, match="unknown benchmark"):
         get_benchmark("gsm9k")
 

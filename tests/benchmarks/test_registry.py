@@ -82,8 +82,8 @@ def test_splits_identical_in_a_fresh_process(data_dir):
 def test_unknown_benchmark_and_split_are_data_errors(data_dir):
     with pytest.raises(DataError, match="unknown benchmark 'nope'.*gsm8k"):
         get_benchmark("nope", data_dir)
-    with pytest.raises(DataError, match="unknown split 'train'.*valid, test"):
-        get_benchmark("svamp", data_dir).load("train")
+    with pytest.raises(DataError, match="unknown split 'training'.*valid, test, extra, train"):
+        get_benchmark("svamp", data_dir).load("training")
 
 
 def test_aliases_and_case(data_dir):

@@ -88,3 +88,33 @@ def test_seeds_pass_the_gold_through(name, data_dir):
         assert agent.calls and agent.calls[0]["messages"][0]["content"].endswith(item.question)
         if strategy == "cot_sc":
             assert agent.calls[0]["n"] == 5 and agent.calls[0]["temperature"] == 0.8
+
+
+class FailingCodeAgent(GoldAgent):
+    """Like GoldAgent, but every execute_code fails."""
+
+    def execute_code(self, code, timeout=5):
+        raise ValueError("unsafe operation detected in code")
+
+
+@pytest.mark.parametrize("style", ["w4s", "w4s-ray"])
+def test_seed_styles_follow_upstream_or_the_earlier_project(style, data_dir):
+    """w4s (upstream prompt.py): CoT at temperature 0.8, code generation answers 0 when its
+    code fails; w4s-ray: CoT at 0, code generation falls back to CoT."""
+    bm = get_benchmark("gsm_hard", data_dir)
+    item = bm.load("valid")[1]
+    seeds = bm.seed_workflows(style=style)
+    ns: dict = {}
+    exec(compile(seeds["cot"], "<cot>", "exec"), ns)  # noqa: S102
+    agent = GoldAgent(bm, item)
+    ns["solver"](agent, item.question)
+    assert agent.calls[0]["temperature"] == (0.8 if style == "w4s" else 0.0)
+    exec(compile(seeds["code_generation"], "<cg>", "exec"), ns)  # noqa: S102
+    failing = FailingCodeAgent(bm, item)
+    out = ns["solver"](failing, item.question)
+    if style == "w4s":
+        assert out["answer"] == "0" and len(failing.calls) == 1  # no fallback call
+    else:
+        assert out["answer"] == bm.gold_prediction(item) and len(failing.calls) == 2
+    with pytest.raises(ValueError, match="unknown seed style"):
+        bm.seed_workflows(style="nope")

@@ -228,3 +228,25 @@ def test_gold_text_is_creditable_by_the_official_scorers():
     assert gold_text(SimItem("gsm8k", "math", "g/1", "q", "18")) == "18"
     for gold in ("221_3", "-1,0,1", "10.0", "\\frac{1}{2}"):
         assert gold_text(SimItem("math", "math", "m/1", "q", gold)) == gold
+
+
+def test_json_code_fields_hold_bare_code_mostly(gsm):
+    """A program-aided answer in JSON mode is bare code that `execute_code` can run; a
+    profile-set share (json_code_fence_rate, 0.1) fences it as some real models do."""
+    its, idx = gsm
+    system = ("You are a helpful Python programmer.\nReply in JSON format, ONLY using the keys "
+              "['reasoning', 'code'].\nThe code must define a solution() function.")
+    fenced = total = 0
+    for it in its[:40]:
+        out = ask(idx, f"Write Python code to solve this problem.\nProblem: {it.question}", n=5,
+                  temperature=0.8, seed=1, json_mode=True, system=system)
+        for text in out:
+            code = json.loads(text)["code"]
+            total += 1
+            if code.lstrip().startswith("```"):
+                fenced += 1
+            else:
+                ns: dict = {}
+                exec(compile(code, "<sim code>", "exec"), ns)  # noqa: S102 - simulator output
+                assert callable(ns["solution"])
+    assert 0 < fenced / total < 0.25 and P.json_code_fence_rate == 0.1

@@ -182,8 +182,8 @@ def test_unknown_split_is_refused_by_the_parser(tmp_path):
 def test_unknown_split_in_the_api_is_a_data_error(gsm8k):
     from w4s_ray.errors import DataError
 
-    with pytest.raises(DataError, match="unknown split 'train'"):
-        gsm8k.load("train")
+    with pytest.raises(DataError, match="unknown split 'training'"):
+        gsm8k.load("training")
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 A workflow's behaviour is written in its code as comments:
   `# acc=0.7`       its per-item scores: item k scores 1 when frac(k * phi) < 0.7
   `# calls=3`       executor calls per item
-  `# crash`         self-check fails (until a repair drops the marker)
+  `# crash`         self-check fails, and an item raises in a validation evaluation
+                    (`first_exception`, the w4s repair trigger), until a repair drops it
   `# evalfail`      the validation evaluation fails as a whole
 Every call is counted so tests can assert on what the loop asked for.
 """
@@ -70,14 +71,17 @@ class FakeEvaluator:
             self.evaluate_calls.append([j for j in jobs if not j.self_check])
         return [self._self_check(j) if j.self_check else self._evaluate(j) for j in jobs]
 
+    def _crash(self, code):
+        if "# crash" not in code:
+            return None
+        return {"index": 0, "item_id": self.ids[0], "kind": "exception",
+                "error": "ZeroDivisionError: division by zero",
+                "traceback": "Traceback: line 3: ZeroDivisionError", "line": 3,
+                "line_text": "x = 1 / 0"}
+
     def _self_check(self, job):
         self._spend(1)
-        failure = None
-        if "# crash" in job.code:
-            failure = {"index": 0, "item_id": self.ids[0], "kind": "exception",
-                       "error": "ZeroDivisionError: division by zero",
-                       "traceback": "Traceback: line 3: ZeroDivisionError", "line": 3,
-                       "line_text": "x = 1 / 0"}
+        failure = self._crash(job.code)
         return _result(job, self.ids[:1], [0.0 if failure else 1.0], calls=1, cost_usd=0.001,
                        first_failure=failure)
 
@@ -89,8 +93,12 @@ class FakeEvaluator:
             return _result(job, ids, [0.0] * len(ids), error="RuntimeError: boom",
                            calls=per * len(ids))
         scores = [self._score(job.code, i) for i in ids]
+        crash = self._crash(job.code)
+        if crash is not None:
+            scores[0] = 0.0
         acc = sum(scores) / len(scores)
         return _result(job, ids, scores, calls=per * len(ids), prompt_tokens=10 * len(ids),
+                       first_failure=crash, first_exception=crash,
                        completion_tokens=5 * len(ids), cost_usd=0.001 * per * len(ids),
                        feedback=f"{job.split} accuracy {acc:.3f}" if job.split == "valid"
                        else "")
@@ -113,3 +121,24 @@ def fake_specs(names):
     return {n: TaskSpec(n, "math", f"Task {n}.", "a number",
                         {"CoT": workflow(0.3 + 0.1 * i), "SC": workflow(0.35 + 0.1 * i, calls=3)})
             for i, n in enumerate(names)}
+
+
+class PooledEvaluator(FakeEvaluator):
+    """A FakeEvaluator whose benchmarks have a collection split ("train") except `no_train`,
+    and whose feedback names the split a result came from."""
+
+    def __init__(self, no_train: tuple[str, ...] = ("gamma",)) -> None:
+        super().__init__()
+        self.no_train = no_train
+
+    def _evaluate(self, job):
+        res = super()._evaluate(job)
+        res.feedback = f"{job.split} accuracy {res.accuracy}" if job.split != "test" else ""
+        return res
+
+    def item_ids(self, benchmark, split):
+        return [] if split == "train" and benchmark in self.no_train else list(self.ids)
+
+
+def pooled_factory(cfg) -> PooledEvaluator:
+    return PooledEvaluator()

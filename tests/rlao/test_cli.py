@@ -105,7 +105,7 @@ def test_collect_three_benchmarks_on_the_simulator(rlao_sim, tmp_path):
     hf = datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
     assert hf.num_rows == 6
     msgs = json.loads(pdf.iloc[0]["prompt_messages"])
-    assert msgs[0]["role"] == "system" and "solver(agent, task)" in msgs[1]["content"]
+    assert msgs[0]["role"] == "system" and "solver(agent, task: str)" in msgs[1]["content"]
 
 
 def _strip(rows):

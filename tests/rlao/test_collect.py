@@ -9,7 +9,7 @@ import pytest
 from tests.rlao import fakes
 from tests.rlao.fakes import reply
 from w4s_ray.config import load_config
-from w4s_ray.errors import BudgetExceeded, DataError
+from w4s_ray.errors import BudgetExceeded, ConfigError, DataError
 from w4s_ray.rlao.trajectories import COLUMNS, SCHEMA, read_rows
 
 pytestmark = pytest.mark.ray
@@ -114,3 +114,24 @@ def test_budget_stops_collection_with_completed_turns_written(ray_session, pickl
     rows = read_rows(out / "trajectories")
     assert rows  # completed turns are on disk
     assert (out / "report.md").exists()
+
+
+def test_collect_split_train_evaluates_seeds_and_candidates_off_validation(ray_session,
+                                                                           pickled_fakes,
+                                                                           tmp_path):
+    """rlao.collect_split=train (upstream's training mode): every seed and candidate evaluation
+    of a collection is on the collection split; a benchmark without one is refused up front."""
+    from w4s_ray.runtime.collect import collect
+
+    cfg = _cfg(tmp_path, **{"rlao.collect_split": "train"})
+    specs = fakes.fake_specs(BENCHES)
+    with pytest.raises(ConfigError, match="rlao.collect_split=train: gamma has no collection"):
+        collect(cfg, BENCHES, tmp_path / "refused", evaluator_factory=fakes.pooled_factory,
+                episodes=1, turns=1, spec_loader=specs.__getitem__, progress=False)
+    out = tmp_path / "train"
+    collect(cfg, BENCHES[:2], out, evaluator_factory=fakes.pooled_factory, episodes=1, turns=2,
+            spec_loader=specs.__getitem__, progress=False)
+    seeds = [s for b in BENCHES[:2] for s in json.loads((out / "seeds" / f"{b}.json").read_text())]
+    assert seeds and all(s["feedback"].startswith("train accuracy") for s in seeds)
+    feedback = [r["feedback"] for r in read_rows(out / "trajectories") if r["feedback"]]
+    assert feedback and all(f.startswith("train accuracy") for f in feedback)

@@ -18,12 +18,16 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("protocol", ["w4s", "w4s-ray"])
 def test_optimize_loads_no_benchmark_items_in_the_driver(ray_session, rlao_sim, tmp_path,
-                                                         monkeypatch):
-    sets = small_run_sets(rlao_sim.url, tmp_path / "cache.sqlite",
-                          **{"rlao.racing.enabled": "true", "rlao.candidates": 3})
+                                                         monkeypatch, protocol):
+    # w4s-ray with racing: slices come from the actors too.
+    over = {"rlao.racing.enabled": "true"} if protocol == "w4s-ray" else {}
+    sets = small_run_sets(rlao_sim.url, tmp_path / "cache.sqlite", **over,
+                          **{"rlao.protocol": protocol, "rlao.candidates": 3})
     cfg = load_config(None, [s for s in sets if s != "--set"])
-    spec = TaskSpec.from_benchmark(get_benchmark("gsm8k", data_dir=cfg.data_dir()))
+    spec = TaskSpec.from_benchmark(get_benchmark("gsm8k", data_dir=cfg.data_dir()),
+                                   cfg.rlao.protocol)
     pool = EvaluatorPool(cfg)  # its actors are other processes: they load what they need
     reads: list[str] = []
 
@@ -46,5 +50,6 @@ def test_optimize_loads_no_benchmark_items_in_the_driver(ray_session, rlao_sim, 
     rows = read_rows(tmp_path / "run" / "trajectories")
     valid = [r for r in rows if r["valid"]]
     assert valid, "no candidate was evaluated"
-    # Feedback written by the evaluators: validation accuracy and, for wrong answers, cases.
-    assert all("Accuracy on the validation set" in r["feedback"] for r in valid)
+    # Feedback written by the evaluators: validation accuracy and cases.
+    head = "Validation accuracy:" if protocol == "w4s" else "Accuracy on the validation set"
+    assert all(head in r["feedback"] for r in valid)

@@ -90,7 +90,10 @@ def test_junk_replies_never_crash_a_turn():
 def test_huge_chosen_reply_is_cut_in_the_next_prompt_but_keeps_its_code():
     big = reply(0.9, analysis="A" * (MAX_ACTION_CHARS * 5))
     agent = Recorder([big])
-    ep = Episode(SPEC, RLAOConfig(candidates=1), "gsm8k-e00", FakeEvaluator(), agent)
+    # w4s-ray cuts a huge reply in its rolling history; the w4s chat keeps replies whole, as
+    # upstream's does.
+    ep = Episode(SPEC, RLAOConfig(protocol="w4s-ray", candidates=1), "gsm8k-e00",
+                 FakeEvaluator(), agent)
     ep.start(ep.evaluate_seeds())
     ep.run_turn()
     ep.run_turn()
@@ -167,10 +170,15 @@ def test_bad_rlao_settings_are_config_errors(key, value):
         load_config(None, [f"{key}={value}"])
 
 
+def test_w4s_needs_trajectories_of_one_turn_or_more():
+    with pytest.raises(ConfigError, match="history_window"):
+        load_config(None, ["rlao.history_window=0"])
+
+
 def test_history_window_zero_shows_no_history():
     agent = Recorder(REPLIES)
-    ep = Episode(SPEC, RLAOConfig(candidates=1, history_window=0), "gsm8k-e00",
-                 FakeEvaluator(), agent)
+    ep = Episode(SPEC, RLAOConfig(protocol="w4s-ray", candidates=1, history_window=0),
+                 "gsm8k-e00", FakeEvaluator(), agent)
     ep.start(ep.evaluate_seeds())
     ep.run_turn()
     ep.run_turn()

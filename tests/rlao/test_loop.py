@@ -1,4 +1,5 @@
-"""One RLAO episode against a fake evaluator: turns, repairs, failures, rows, replay, budget."""
+"""The w4s-ray turn loop (`rlao.protocol: w4s-ray`) against a fake evaluator: turns, self-check
+repairs, failures, rows, replay, budget, racing. The default protocol: test_loop_w4s.py."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class TurnScript(MetaAgent):
 
 
 def _episode(agent, ev=None, **kw):
-    rlao = RLAOConfig(**{"candidates": 3, "max_repairs": 2, **kw})
+    rlao = RLAOConfig(**{"protocol": "w4s-ray", "candidates": 3, "max_repairs": 2, **kw})
     ep = Episode(SPEC, rlao, "gsm8k-e00", ev or FakeEvaluator(), agent)
     ep.start(ep.evaluate_seeds())
     return ep

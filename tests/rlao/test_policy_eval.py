@@ -32,11 +32,25 @@ def _seed_records(ev):
     return ep.evaluate_seeds()
 
 
+def test_w4s_samples_are_scored_as_drawn_and_any_exception_scores_zero():
+    ev = FakeEvaluator()
+    replies = [reply(0.6), "no code here", reply(0.9, "crash"), reply(0.02)]
+    agent = IndexedPolicy(lambda i: replies[i])
+    got = pe.sample_policy("m", agent, SPEC, _seed_records(ev), ev, samples=4, seed=100)
+    assert [s.valid for s in got] == [True, False, False, True]
+    assert got[2].accuracy == 0.0 and "ZeroDivisionError" in got[2].error
+    assert 0 < got[3].accuracy <= 0.05  # at the drop threshold yet not dropped: scored as drawn
+    assert len(agent.seen) == 1  # no repairs, no re-sampling
+    assert "### Archive of Agentic Systems" in agent.seen[0][0][1]["content"]
+    assert all(not j.extra_items for call in ev.evaluate_calls for j in call)
+
+
 def test_failed_samples_score_zero_and_valid_ones_their_accuracy():
     ev = FakeEvaluator()
     replies = [reply(0.6), "no code here", reply(0.9, "crash"), reply(0.2)]
     agent = IndexedPolicy(lambda i: replies[i])
-    got = pe.sample_policy("m", agent, SPEC, _seed_records(ev), ev, samples=4, seed=100)
+    got = pe.sample_policy("m", agent, SPEC, _seed_records(ev), ev, samples=4, seed=100,
+                           protocol="w4s-ray")
     assert [s.index for s in got] == [0, 1, 2, 3]
     assert [s.valid for s in got] == [True, False, False, True]
     assert got[1].accuracy == 0.0 and got[2].accuracy == 0.0

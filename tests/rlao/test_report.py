@@ -59,8 +59,9 @@ def test_turn_table_best_so_far_ignores_partial_raced_means(tmp_path):
 def test_collect_report_has_episode_and_turn_tables_and_png(tmp_path):
     d = _collect_dir(tmp_path)
     report = write_report(d).read_text()
-    assert "## Episodes" in report and "| gsm8k-e00 | 2 | 4 | 3 |" in report
-    assert "| svamp-e00 | 0 | 0/2 | n/a | n/a |" in report
+    assert "## Episodes" in report and "| gsm8k-e00 | 2 | 4 | 3 | 0 |" in report
+    assert "| svamp-e00 | 0 | 0/2 | 0 | n/a | n/a |" in report
+    assert "Protocol: w4s-ray (run predates rlao.protocol)" in report
     assert "test accuracy" not in report  # no final.json: no test section
     assert "Scoring: lenient (run predates eval.scoring)" in report  # config.yaml has no key
     (d / "config.yaml").write_text("name: r\neval:\n  scoring: official\n")

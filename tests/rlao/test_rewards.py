@@ -1,11 +1,11 @@
-"""The W4S reward table and the continuous variant."""
+"""The W4S reward table, the first-example rule and the continuous variant (both best=0 cases)."""
 
 from __future__ import annotations
 
 import pytest
 
 from w4s_ray.config import RLAOConfig
-from w4s_ray.rlao.rewards import continuous_reward, reward, w4s_reward
+from w4s_ray.rlao.rewards import RewardContext, continuous_reward, reward, w4s_reward
 
 
 @pytest.mark.parametrize(
@@ -27,25 +27,42 @@ def test_w4s_reward_table(acc, best, prev, expected):
     assert w4s_reward(acc, best, prev) == pytest.approx(expected)
 
 
+def test_first_example_rule():
+    # 0.5 also for beating the first example, when the context sets one.
+    assert w4s_reward(0.5, 0.8, 0.6, first_example=0.4) == 0.5
+    assert w4s_reward(0.5, 0.8, 0.6, first_example=None) == 0.0
+    assert w4s_reward(0.4, 0.8, 0.6, first_example=0.4) == 0.0  # a tie earns nothing
+
+
 def test_constants_come_from_config():
     spec = RLAOConfig(low_accuracy_threshold=0.5, low_accuracy_penalty=0.2)
-    assert reward(0.45, 0.9, 0.9, spec) == pytest.approx(-0.2)
-    assert reward(0.95, 0.9, 0.9, spec) == pytest.approx(1.0)
+    ctx = RewardContext(best=0.9, previous=0.9)
+    assert reward(0.45, ctx, spec) == pytest.approx(-0.2)
+    assert reward(0.95, ctx, spec) == pytest.approx(1.0)
 
 
 def test_failed_candidate_counts_as_zero_accuracy():
-    spec = RLAOConfig()
-    assert reward(None, 0.5, 0.4, spec) == pytest.approx(-0.1)
-    assert reward(None, 0.5, 0.4, RLAOConfig(reward="continuous")) == pytest.approx(-1.0)
+    ctx = RewardContext(best=0.5, previous=0.4)
+    assert reward(None, ctx, RLAOConfig()) == pytest.approx(-0.1)
+    assert reward(None, ctx, RLAOConfig(reward="continuous")) == pytest.approx(-1.0)
 
 
 @pytest.mark.parametrize(
     "acc, best, expected",
     [(0.6, 0.5, 0.2), (0.4, 0.5, -0.2), (0.5, 0.5, 0.0), (0.3, 0.0, 0.3), (0.0, 0.0, 0.0)],
 )
-def test_continuous_reward(acc, best, expected):
+def test_continuous_reward_w4s_ray(acc, best, expected):
     assert continuous_reward(acc, best) == pytest.approx(expected)
-    assert reward(acc, best, 0.0, RLAOConfig(reward="continuous")) == pytest.approx(expected)
+    ctx = RewardContext(best=best, previous=0.0)
+    assert reward(acc, ctx, RLAOConfig(reward="continuous")) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("acc, best, expected",
+                         [(0.6, 0.5, 0.2), (0.3, 0.0, 1.0), (0.0, 0.0, 1.0)])
+def test_continuous_reward_upstream_zero_best_is_one(acc, best, expected):
+    # src/main.py: (acc - best) / best if best > 0 else 1
+    ctx = RewardContext(best=best, previous=0.0, zero_best_reward=1.0)
+    assert reward(acc, ctx, RLAOConfig(reward="continuous")) == pytest.approx(expected)
 
 
 def test_every_configurable_reward_is_registered():

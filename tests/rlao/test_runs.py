@@ -124,8 +124,9 @@ def test_corrupt_parquet_is_named_and_kept(tmp_path):
 
 
 def test_no_code_for_every_candidate_is_recorded_not_lost(tmp_path):
+    # w4s-ray: failed turns are recorded and the episode goes on (w4s: test_loop_w4s.py).
     d = tmp_path / "run"
-    final = optimize(_cfg(), SPEC, d, FakeEvaluator(),
+    final = optimize(_cfg(**{"rlao.protocol": "w4s-ray"}), SPEC, d, FakeEvaluator(),
                           ScriptedMetaAgent(["I refuse to write code."]), progress=False)
     rows = read_rows(d / "trajectories")
     assert len(rows) == 9 and not any(r["valid"] for r in rows)
@@ -216,7 +217,9 @@ def test_resume_refuses_every_changed_resume_key(tmp_path, key):
 
     from w4s_ray.rlao.runs import RunDir, preflight
 
-    base = load_config(None)
+    # Racing exists under the w4s-ray protocol only.
+    sets = ["rlao.protocol=w4s-ray"] if key.startswith("rlao.racing") else []
+    base = load_config(None, sets)
     RunDir(tmp_path / "run").prepare(base, resume=False)
     current = base.model_dump(mode="json")
     for part in key.split("."):
@@ -225,7 +228,29 @@ def test_resume_refuses_every_changed_resume_key(tmp_path, key):
     upper = next((m.le for m in info.metadata if getattr(m, "le", None) is not None),
                  float("inf"))
     other = _other_value(current, info.annotation, upper)
-    changed = load_config(None, [f"{key}={json.dumps(other)}"])
+    changed = load_config(None, [*sets, f"{key}={json.dumps(other)}"])
     with pytest.raises(ConfigError, match=rf"--resume: {re.escape(key)} is "):
         preflight(tmp_path / "run", changed, resume=True)
     preflight(tmp_path / "run", base, resume=True)  # the same settings resume fine
+
+
+def test_a_run_from_before_the_protocol_key_resumes_as_w4s_ray(tmp_path):
+    """Its config.yaml has no rlao.protocol (nor the keys the protocol owns): that run used the
+    w4s-ray process, so resuming needs --set rlao.protocol=w4s-ray and nothing else."""
+    import yaml
+
+    from w4s_ray.rlao.runs import preflight
+
+    old = load_config(None, ["rlao.protocol=w4s-ray"]).model_dump(mode="json")
+    del old["rlao"]["protocol"]
+    for key in ("feedback", "execute_code_guard", "extra_random_items"):
+        del old["eval"][key]
+    for key in ("max_turn_attempts", "drop_accuracy", "collect_split", "bootstrap_samples"):
+        del old["rlao"][key]
+    d = tmp_path / "run"
+    (d / "trajectories").mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match=r"--resume: rlao\.protocol is 'w4s' but the run .* "
+                                          r"used 'w4s-ray'"):
+        preflight(d, load_config(None), resume=True)
+    preflight(d, load_config(None, ["rlao.protocol=w4s-ray"]), resume=True)

@@ -76,3 +76,19 @@ def test_corrupt_and_foreign_files(tmp_path):
     (tmp_path / "part-gsm8k-e00-0001.parquet").write_bytes(b"garbage")
     with pytest.raises(DataError, match="corrupt trajectory file .*part-gsm8k-e00-0001.parquet"):
         read_rows(tmp_path)
+
+
+def test_files_written_before_the_w4s_protocol_columns_still_load(tmp_path):
+    """A part file without protocol/attempt/dropped/trajectory/reference_best (written before
+    issue #16) reads with their defaults: those runs used the w4s-ray process."""
+    from w4s_ray.rlao.trajectories import ADDED_DEFAULTS
+
+    old_schema = pa.schema([f for f in SCHEMA if f.name not in ADDED_DEFAULTS])
+    row = {k: v for k, v in _row(0, 0).items() if k not in ADDED_DEFAULTS}
+    tmp_path.mkdir(exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=old_schema),
+                   tmp_path / "part-gsm8k-e00-0000.parquet")
+    got = read_rows(tmp_path)
+    assert got[0]["protocol"] == "w4s-ray" and got[0]["attempt"] == 0
+    assert got[0]["dropped"] is False and got[0]["trajectory"] is None
+    assert got[0]["reward"] == -0.1

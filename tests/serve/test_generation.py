@@ -149,5 +149,6 @@ def test_truncate_prompt_keeps_the_tail_and_room_to_answer(gen, monkeypatch):
     before = gen.truncated_prompts
     out = gen.generate(MSGS, SamplingParams(n=1, temperature=1.0, max_tokens=20, seed=3))
     assert gen.truncated_prompts == before + 1
-    # The prompt was cut to leave max_tokens of room, so the answer was not starved.
-    assert out.prompt_tokens == max(16, n_prompt - 20)
+    # The prompt was cut to leave max_tokens of room (at most a third of the context), so the
+    # answer was not starved.
+    assert out.prompt_tokens == max(16, n_prompt - min(20, n_prompt // 3))

@@ -10,13 +10,16 @@ from w4s_ray.train.loss import batch_loss, collate, per_sample_rwr_loss, weighte
 from w4s_ray.train.rwr import IGNORE_INDEX, build_examples
 
 
-@pytest.fixture(scope="module")
-def model_and_examples(tiny_model_dir):
+@pytest.fixture(scope="module", params=["candidate", "all_assistant"])
+def model_and_examples(tiny_model_dir, request):
+    """Both losses: the candidate only, and every assistant turn of the sample (upstream)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    exs, _ = build_examples(make_rows(), tok, temperature=0.4)
+    exs, _ = build_examples(make_rows(), tok, temperature=0.4, loss_on=request.param)
+    if request.param == "all_assistant":  # the synthetic history holds assistant turns
+        assert any(e.num_action_tokens > len(e.input_ids) - e.action_start for e in exs)
     return model, tok, exs
 
 

@@ -67,6 +67,45 @@ def test_earlier_assistant_turns_in_history_stay_masked(tok):
     assert tok.decode(unmasked) == ACTION + "<|im_end|>"
 
 
+def test_all_assistant_labels_every_assistant_turn_with_its_end_of_turn(tok):
+    """loss_on=all_assistant (upstream): earlier assistant turns of the sample are labels too,
+    each up to its end-of-turn token; users, system and template glue are not."""
+    from w4s_ray.train.rwr import tokenize_sample
+
+    earlier = "Analysis: vote.\n```python\ndef solver(agent, task): pass\n```"
+    history = MSGS + [{"role": "assistant", "content": earlier},
+                      {"role": "user", "content": "accuracy 0.1"}]
+    ids, labels, _, start = tokenize_sample(tok, history, ACTION, 4096, "all_assistant")
+    spans, cur = [], []
+    for t in labels:
+        if t == IGNORE_INDEX:
+            if cur:
+                spans.append(cur)
+            cur = []
+        else:
+            cur.append(t)
+    spans.append(cur)
+    assert [tok.decode(x) for x in spans] == [earlier + "<|im_end|>", ACTION + "<|im_end|>"]
+    assert tok.decode(ids[start:]) == ACTION + "<|im_end|>"
+    # The same ids as the candidate-only tokenisation; only the labels differ.
+    assert ids == tokenize_example(tok, history, ACTION, 4096)[0]
+    ref = tok.apply_chat_template(
+        [*history, {"role": "assistant", "content": ACTION}], tokenize=True, return_dict=True,
+        return_assistant_tokens_mask=True)
+    assert [int(m) for m in ref["assistant_masks"][:len(ids)]] == \
+        [int(t != IGNORE_INDEX) for t in labels]
+
+
+def test_dropped_candidates_are_left_out_by_every_filter(tok):
+    rows = make_rows()
+    for r in rows[:4]:
+        r["dropped"], r["reward"], r["valid"] = True, None, False
+    for how in ("all", "success", "selected", "valid"):
+        exs, st = build_examples(rows, tok, temperature=0.4, filter=how)
+        assert st.dropped_candidates == 4
+        assert not any(e.meta.get("dropped") for e in exs)
+
+
 def test_weights_are_exp_r_over_t_and_normalise_to_mean_one():
     rewards = [1.0, 0.0, -0.5, 0.5]
     ws = rwr_weights(rewards, 0.4, normalize=False)

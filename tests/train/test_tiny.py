@@ -86,14 +86,16 @@ def test_warmstart_variations_are_valid_distinct_workflows():
     assert "careful verifier" in verified and extract_workflow(format_answer("a", verified))
 
 
-def test_warmstart_prompts_are_the_w4s_meta_agent_prompt():
-    from w4s_ray.rlao.prompts import SYSTEM_PROMPT
+@pytest.mark.parametrize("protocol", ["w4s", "w4s-ray"])
+def test_warmstart_prompts_are_the_protocols_meta_agent_prompt(protocol):
+    from w4s_ray.rlao import prompts, prompts_w4s
     from w4s_ray.train.warmstart import warmstart_pairs
 
-    pairs, prompts = warmstart_pairs(["gsm8k", "humaneval"], seed=0)
-    assert set(prompts) == {"gsm8k", "humaneval"}
-    msgs = prompts["humaneval"]
-    assert msgs[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    pairs, got = warmstart_pairs(["gsm8k", "humaneval"], seed=0, protocol=protocol)
+    assert set(got) == {"gsm8k", "humaneval"}
+    msgs = got["humaneval"]
+    system = prompts_w4s.SYSTEM_PROMPT if protocol == "w4s" else prompts.SYSTEM_PROMPT
+    assert msgs[0] == {"role": "system", "content": system}
     assert "test_on_public_test" in msgs[1]["content"]  # code benchmarks get the code API
     assert all("```python" in a for _, a in pairs)
 

@@ -88,7 +88,10 @@ def solver(agent, task):
     return {"answer": json.dumps(out)}
 '''
     cfg = sandbox_cfg.model_copy(update={"item_timeout_s": 30})
-    res = run_eval(code, gsm8k, gold_lm(gsm8k), cfg, eval_cfg, limit=1)
+    # The sandbox itself contains these (the w4s guard, which would refuse most of them before
+    # any process starts, is off here; see the next test).
+    ev = eval_cfg.model_copy(update={"execute_code_guard": False})
+    res = run_eval(code, gsm8k, gold_lm(gsm8k), cfg, ev, limit=1)
     assert res.errors == {}, res.item_errors
     out = json.loads(res.answers[0])
     assert out[:3] == [42, 10, 1024]
@@ -96,6 +99,38 @@ def solver(agent, task):
     assert "TimeoutError" in out[4]
     assert "PermissionError" in out[5] and "PermissionError" in out[6]
     assert res.code_runs == 7
+
+
+def test_execute_code_guard_refuses_upstreams_patterns_with_a_catchable_error(
+        gsm8k, sandbox_cfg, eval_cfg):
+    """eval.execute_code_guard (w4s): upstream's substring list and loop check refuse a snippet
+    before any process starts; the workflow gets an exception it can catch, not a crash."""
+    code = '''
+import json
+def solver(agent, task):
+    out = []
+    for snippet in ("def solution():\\n    return 6 * 7",
+                    "def solution():\\n    i = 0\\n    while i < 3:\\n        i += 1\\n    return i",
+                    "def solution():\\n    return open('x').read()",
+                    "import os\\ndef solution():\\n    return 1",
+                    "import matplotlib\\ndef solution():\\n    return 1",
+                    "def solution():\\n    return eval('1+1')",
+                    "def solution():\\n    for c in 'abc':\\n        pass\\n    return 1"):
+        try:
+            out.append(agent.execute_code(snippet))
+        except Exception as exc:
+            out.append(str(exc))
+    return {"answer": json.dumps(out)}
+'''
+    res = run_eval(code, gsm8k, gold_lm(gsm8k), sandbox_cfg, eval_cfg, limit=1)
+    assert res.errors == {}, res.item_errors
+    out = json.loads(res.answers[0])
+    assert out[0] == 42
+    for got, pattern in zip(out[1:6], ("while", "open", "import os", "matplotlib", "eval"),
+                            strict=True):
+        assert f"unsafe operation detected in code: it contains {pattern!r}" in got
+    assert "potential infinite loop" in out[6]  # upstream: a for loop over a constant
+    assert res.code_runs == 1  # refused snippets never start a process
 
 
 def test_public_tests_and_repair_on_mbpp(mbpp, sandbox_cfg, eval_cfg):

@@ -41,7 +41,7 @@ def test_every_seed_workflow_runs_on_the_simulator(name, data_dir, sim_executor_
 
 def test_self_consistency_beats_cot_at_nonzero_temperature(data_dir, sim_executor_cfg):
     bm = get_benchmark("gsm8k", data_dir)
-    seeds = bm.seed_workflows()
+    seeds = bm.seed_workflows(style="w4s-ray")  # CoT at 0 (w4s style: already 0.8), normalised vote
     assert "temperature=0.0" in seeds["cot"]
     cot_sampled = seeds["cot"].replace("temperature=0.0", "temperature=0.8")
     cot = asyncio.run(_run(cot_sampled, bm, sim_executor_cfg, limit=None))

@@ -35,6 +35,21 @@ from w4s_ray.errors import DataError
 from w4s_ray.sandbox.judge import run_tests
 
 SPLITS = ("valid", "test")
+# Pools beyond valid/test, disjoint from both, where the data allows (docs/BENCHMARKS.md):
+# "extra" (validation noise: `eval.extra_random_items` are drawn from it), "train" (the fixed
+# items of the collection split, `rlao.collect_split: train`) and "train_extra" (its noise
+# pool). A benchmark without spare data has none (empty).
+POOLS = ("extra", "train", "train_extra")
+# W4S's GSM-Hard sizes (src/tasks/gsmhard/task_gsmhard.py): 200 noise items after test, then a
+# training split of which 60 are fixed and the rest the noise pool.
+EXTRA_POOL, TRAIN_FIXED = 200, 60
+
+
+def spare_pools(items: list, start: int) -> dict[str, list]:
+    """The pools of a shuffled item list whose valid/test splits end at `start`."""
+    rest = items[start:]
+    return {"extra": rest[:EXTRA_POOL], "train": rest[EXTRA_POOL:EXTRA_POOL + TRAIN_FIXED],
+            "train_extra": rest[EXTRA_POOL + TRAIN_FIXED:]}
 
 
 @dataclass(frozen=True)
@@ -73,10 +88,11 @@ class Benchmark(ABC):
     # -- data -----------------------------------------------------------------------------------
 
     def load(self, split: str) -> list[Item]:
-        """The fixed items of `split` ("valid" | "test"), in a deterministic order."""
-        if split not in SPLITS:
+        """The fixed items of `split` ("valid" | "test", or a pool: "extra" | "train" |
+        "train_extra", empty where the benchmark has no spare data), deterministic order."""
+        if split not in SPLITS + POOLS:
             raise DataError(f"unknown split {split!r} for benchmark {self.name}; "
-                            f"expected one of {', '.join(SPLITS)}")
+                            f"expected one of {', '.join(SPLITS + POOLS)}")
         return list(_build_cached(type(self), str(self.data_dir))[split])
 
     def check_files(self) -> None:
@@ -102,7 +118,7 @@ class Benchmark(ABC):
 
     @abstractmethod
     def build(self, data_dir: Path) -> dict[str, list[Item]]:
-        """Parse the files and return {"valid": [...], "test": [...]}."""
+        """Parse the files and return {"valid": [...], "test": [...]} plus any pools."""
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -149,10 +165,10 @@ class Benchmark(ABC):
         """Public tests a workflow may run (code benchmarks only); never the scoring tests."""
         return None
 
-    def seed_workflows(self) -> dict[str, str]:
-        """name -> Python source defining `solver(agent, task)` (W4S initial workflows)."""
-
-        return render_seeds(self)
+    def seed_workflows(self, style: str = "w4s") -> dict[str, str]:
+        """name -> Python source defining `solver(agent, task)` (the initial archive); `style`
+        "w4s" (the authors' seeds) or "w4s-ray" (see seeds/__init__.py)."""
+        return render_seeds(self, style)
 
     def seed_instructions(self) -> dict[str, str]:
         """Values substituted into the seed templates (see seeds/__init__.py)."""
@@ -175,7 +191,9 @@ def _build_cached(cls: type[Benchmark], data_dir: str) -> dict[str, tuple[Item, 
             raise DataError(f"{cls.name}: built {len(items)} {split} items, expected {want} "
                             f"(a data file of {data_dir} is not the expected version)")
         out[split] = items
-    ids = [it.id for split in SPLITS for it in out[split]]
+    for pool in POOLS:
+        out[pool] = tuple(splits.get(pool, ()))
+    ids = [it.id for split in SPLITS + POOLS for it in out[split]]
     if len(set(ids)) != len(ids):
         raise DataError(f"{cls.name}: duplicate item ids (data file not the expected version)")
     return out

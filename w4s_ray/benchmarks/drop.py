@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from w4s_ray.benchmarks import data as D
-from w4s_ray.benchmarks.base import Benchmark, Item, shuffled
+from w4s_ray.benchmarks.base import Benchmark, Item, shuffled, spare_pools
 from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.benchmarks.scoring import score_drop
 
@@ -65,7 +65,7 @@ Final answer: 3
             golds = row["ref_text"].split("|")
             items.append(Item(id=f"drop/{i}", question=FEW_SHOT_PROMPT + row["context"],
                               answer=row["ref_text"], meta={"golds": golds}))
-        return {"valid": items[:128], "test": items[128:928]}
+        return {"valid": items[:128], "test": items[128:928], **spare_pools(items, 928)}
 
     def _score(self, item: Item, prediction: Any) -> float:
         return score_drop(prediction, item.meta["golds"])

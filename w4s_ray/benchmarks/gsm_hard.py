@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from w4s_ray.benchmarks import data as D
-from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
+from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled, spare_pools
 from w4s_ray.benchmarks.official import gsm_hard_format_hint, score_w4s_gsm_hard
 from w4s_ray.benchmarks.registry import register_benchmark
 
@@ -41,6 +41,15 @@ Example Question:
 Solve this math problem:
 The girls are trying to raise money for a carnival. Kim raises $320 more than Alexandra, who raises $430, and Maryam raises $400 more than Sarah, who raises $300. How much money, in dollars, did they all raise in total?
 
+Example solution (code a workflow could have the executor write and run with agent.execute_code):
+def solution():
+    # total raised by Alexandra, Kim, Sarah and Maryam
+    alexandra = 430
+    kim = alexandra + 320
+    sarah = 300
+    maryam = sarah + 400
+    return alexandra + kim + sarah + maryam
+
 Final answer: 2180
 """
 
@@ -65,4 +74,4 @@ Final answer: 2180
                               question="Solve this math problem:\n" + row["input"],
                               answer=number_text(value),
                               meta={"gold_value": value}))
-        return {"valid": items[:128], "test": items[128:628]}
+        return {"valid": items[:128], "test": items[128:628], **spare_pools(items, 628)}

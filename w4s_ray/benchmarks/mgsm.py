@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
-from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
+from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled, spare_pools
 from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.errors import DataError
 
@@ -72,4 +72,4 @@ Final answer: 18
                 answer=number_text(value),
                 meta={"gold_value": value, "answer_raw": target, "lang": lang},
             ))
-        return {"valid": items[:128], "test": items[128:928]}
+        return {"valid": items[:128], "test": items[128:928], **spare_pools(items, 928)}

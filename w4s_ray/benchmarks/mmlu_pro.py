@@ -11,7 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
-from w4s_ray.benchmarks.base import Item, MultipleChoiceBenchmark, format_choices, shuffled
+from w4s_ray.benchmarks.base import (
+    Item,
+    MultipleChoiceBenchmark,
+    format_choices,
+    shuffled,
+    spare_pools,
+)
 from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.errors import DataError
 
@@ -63,4 +69,4 @@ Final answer: B
             items.append(Item(id=f"mmlu_pro/{row['question_id']}", question=question,
                               answer=letter,
                               meta={"choices": choices, "category": row.get("category")}))
-        return {"valid": items[:128], "test": items[128:928]}
+        return {"valid": items[:128], "test": items[128:928], **spare_pools(items, 928)}

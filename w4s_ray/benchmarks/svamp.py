@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from w4s_ray.benchmarks import data as D
-from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled
+from w4s_ray.benchmarks.base import Item, NumericBenchmark, number_text, shuffled, spare_pools
 from w4s_ray.benchmarks.registry import register_benchmark
 from w4s_ray.errors import DataError
 
@@ -48,4 +48,4 @@ Final answer: 51
                               + row["Question"],
                               answer=number_text(value),
                               meta={"gold_value": value, "type": row.get("Type")}))
-        return {"valid": items[:128], "test": items[128:928]}
+        return {"valid": items[:128], "test": items[128:928], **spare_pools(items, 928)}

@@ -43,7 +43,7 @@ def _init_tiny(args: argparse.Namespace) -> int:
         for b in benches:
             get_benchmark(b)  # unknown name -> DataError listing the known ones
     rep = init_tiny(args.cfg.tiny, out_dir=args.out, benchmarks=benches, steps=args.steps,
-                    samples_per_benchmark=args.samples)
+                    samples_per_benchmark=args.samples, protocol=args.cfg.rlao.protocol)
     print(f"tiny meta-agent: {rep['model_dir']}; warm start {rep['steps']} steps, loss "
           f"{rep['loss_first'] or 0:.3f} -> {rep['loss_last'] or 0:.3f}; parseable solver rate "
           f"{rep['parse_rate']:.2f} ({rep['k']} samples x {len(rep['benchmarks'])} benchmarks "

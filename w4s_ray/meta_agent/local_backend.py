@@ -10,9 +10,12 @@ defaults (top_k 0 = off, as the server). Sample i is drawn from its own generato
 seed + i, so a candidate's text does not depend on the other candidates (exact resume; up to
 float rounding when n changes the batch shape). Stops at the end-of-turn tokens.
 
-A prompt longer than the model's context minus `max_tokens` keeps its LAST tokens (the most
+A prompt longer than the model's context minus the reply room keeps its LAST tokens (the most
 recent feedback and the generation prompt) and counts the truncation in `truncated_prompts`;
-small offline models have 2k contexts that a full W4S prompt exceeds.
+small offline models have 2k contexts that a full W4S prompt exceeds. The reply room is
+`meta_agent.max_tokens`, clamped to a third of the context when it would not fit (the tiny
+model: 1536 tokens of context, so 512 for the reply instead of the configured 4096); generation
+then stops at the end of the context. The clamp is logged once per model.
 
 Runs on CPU here; on a GPU node (`meta_agent.num_gpus` > 0 and CUDA present) on `cuda`. In a
 Ray job the model lives in one actor (`w4s_ray.runtime.meta_agent_actor`) so it is loaded once.
@@ -55,6 +58,12 @@ class LocalMetaAgent(MetaAgent):
         self.device = "cuda" if use_cuda else "cpu"
         self.engine = self.loaded.engine()
         self.truncated_prompts = 0
+        ctx = self.loaded.max_positions
+        self.reply_room = cfg.max_tokens if not ctx else min(cfg.max_tokens, max(1, ctx // 3))
+        if self.reply_room < cfg.max_tokens:
+            log.warning("meta_agent.max_tokens %d does not fit the %d-token context of %s: "
+                        "replies are clamped to %d tokens", cfg.max_tokens, ctx, spec,
+                        self.reply_room)
 
     def encode(self, messages) -> list[int]:
         """Chat-template token ids, left-truncated to fit the context with room for the reply."""
@@ -66,7 +75,7 @@ class LocalMetaAgent(MetaAgent):
             raise W4SError(f"meta-agent: {exc}") from None
         ctx = self.loaded.max_positions
         if ctx:
-            budget = max(16, ctx - self.cfg.max_tokens)
+            budget = max(16, ctx - self.reply_room)
             if len(ids) > budget:
                 self.truncated_prompts += 1
                 ids = ids[-budget:]
@@ -77,7 +86,7 @@ class LocalMetaAgent(MetaAgent):
 
         return SamplingParams(
             n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p, top_k=self.cfg.top_k,
-            repetition_penalty=self.cfg.repetition_penalty, max_tokens=self.cfg.max_tokens,
+            repetition_penalty=self.cfg.repetition_penalty, max_tokens=self.reply_room,
             seed=None if seed is None else int(seed) % (2**63),
         )
 

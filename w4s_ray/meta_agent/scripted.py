@@ -27,7 +27,7 @@ from w4s_ray.meta_agent.base import MetaAgent, check_messages
 
 SEED_VARIANTS = "seed-variants"
 _CODE_BLOCK = re.compile(r"```python\s*\n(.*?)```", re.DOTALL)
-_ARCHIVE = re.compile(r"## Archive[^\n]*\n(\[.*?\])\n\n## ", re.DOTALL)
+_ARCHIVE = re.compile(r"#+ \**Archive[^\n]*\n")
 
 
 def load_replies(path: str | Path) -> list[str]:
@@ -93,11 +93,13 @@ def _workflows_in_prompt(messages: list[dict[str, str]]) -> list[tuple[str, str]
     for msg in messages:
         if msg["role"] == "user":
             m = _ARCHIVE.search(msg["content"])
-            if m:
+            start = msg["content"].find("[", m.end()) if m else -1
+            if start >= 0:
                 try:
-                    for entry in json.loads(m.group(1)):
+                    entries, _ = json.JSONDecoder().raw_decode(msg["content"][start:])
+                    for entry in entries:
                         found.append((str(entry.get("name", "example")), str(entry["code"])))
-                except (json.JSONDecodeError, KeyError, TypeError):
+                except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
                     pass
         elif msg["role"] == "assistant":
             for code in _CODE_BLOCK.findall(msg["content"]):

@@ -1,4 +1,6 @@
-"""The W4S decision process as plain data and pure functions (no Ray, no I/O).
+"""The w4s-ray decision process (`rlao.protocol: w4s-ray`) as plain data and pure functions
+(no Ray, no I/O). The authors' process (the default, `rlao.protocol: w4s`) is `rlao.w4s`; the
+entry types (`ArchiveEntry`, `Candidate`) are shared.
 
 State: the task (benchmark name, description), the example workflows (the benchmark's seed
 workflows with their VALIDATION accuracy and feedback), and the history of chosen steps
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from w4s_ray.config import RLAOConfig
-from w4s_ray.rlao.rewards import reward
+from w4s_ray.rlao.rewards import RewardContext, reward
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class State:
 def initial_state(
     benchmark: str, task_description: str, examples: Sequence[ArchiveEntry]
 ) -> State:
-    """Turn 0: best = the best example; 'previous' = the FIRST example (W4S convention)."""
+    """Turn 0: best = the best example; 'previous' = the FIRST example (the w4s-ray rule;
+    upstream's first turn also credits beating the LAST example, see rlao.w4s)."""
     examples = tuple(examples)
     best = None
     for entry in examples:
@@ -110,13 +113,15 @@ def choose(candidates: Sequence[Candidate]) -> int | None:
     return best_pos
 
 
+def reward_context(state: State) -> RewardContext:
+    """w4s-ray reference points: the best so far and the previous chosen (first example)."""
+    return RewardContext(best=state.best_accuracy, previous=state.previous_accuracy)
+
+
 def rewards(state: State, candidates: Sequence[Candidate], rlao: RLAOConfig) -> list[float]:
     """Rewards of a turn's candidates, all measured against the state BEFORE the turn."""
-    return [
-        reward(c.val_accuracy if c.valid else None, state.best_accuracy,
-               state.previous_accuracy, rlao)
-        for c in candidates
-    ]
+    ctx = reward_context(state)
+    return [reward(c.val_accuracy if c.valid else None, ctx, rlao) for c in candidates]
 
 
 def failure_reason(candidates: Sequence[Candidate]) -> str:

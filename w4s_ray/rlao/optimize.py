@@ -24,6 +24,7 @@ from w4s_ray.rlao.loop import Episode, TaskSpec, TurnResult
 from w4s_ray.rlao.report import write_report
 from w4s_ray.rlao.runs import RunDir, cost_summary, episode_id, replay_episode
 from w4s_ray.utils.io import atomic_write_json, atomic_write_text
+from w4s_ray.utils.stats import bootstrap_ci
 
 
 def optimize(
@@ -116,11 +117,13 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
     seed_jobs = seeds if cfg.rlao.report_seed_test and seed_test is None else []
     jobs += [EvalRequest(s["code"], spec.name, "test", item_ids=ids,
                          tag=f"seed-test:{s['name']}") for s in seed_jobs]
+    seed_ci: dict[str, dict | None] = {}
     try:
         outs = evaluator.evaluate(jobs)
         if seed_test is None:
             seed_test = {s["name"]: o.accuracy_or_none
                          for s, o in zip(seed_jobs, outs[1:], strict=True)}
+            seed_ci = {s["name"]: _ci(cfg, o) for s, o in zip(seed_jobs, outs[1:], strict=True)}
     except BudgetExceeded:
         atomic_write_json(rd.cost, cost_summary(rows, seeds, meta_usage=meta_agent.usage))
         raise
@@ -132,6 +135,7 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
     final = {
         "benchmark": spec.name,
         "scoring": cfg.eval.scoring,
+        "protocol": cfg.rlao.protocol,
         "best": best.name,
         "best_turn": best.turn,
         "best_candidate": best.candidate,
@@ -140,18 +144,31 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
         "test_n": outs[0].n,
         "test_scores": list(outs[0].scores),  # per item, for confidence intervals in tables
         "test_error": outs[0].error,
+        # 95% percentile-bootstrap interval of the test accuracy (upstream's method).
+        "test_ci95": _ci(cfg, outs[0]),
         "dollars": cost["total_usd"],
         "cached_dollars": cost["cached_usd"],
         "executor_calls": cost["calls"],
         "seed_baselines": {
             s["name"]: {"valid_accuracy": s["val_accuracy"],
-                        "test_accuracy": seed_test.get(s["name"])}
+                        "test_accuracy": seed_test.get(s["name"]),
+                        "test_ci95": seed_ci.get(s["name"])}
             for s in seeds
         },
+        # The paper's figures for this benchmark (config `paper`), printed next to "measured".
+        "paper": [f.model_dump() for f in cfg.paper if f.benchmark == spec.name],
     }
     for name, acc in seed_test.items():  # a baseline without a validation record
         final["seed_baselines"].setdefault(name, {"valid_accuracy": None, "test_accuracy": acc})
     return final
+
+
+def _ci(cfg, result) -> dict | None:
+    """The 95% bootstrap interval of a test result's mean score (None when it failed)."""
+    if result.error or not result.scores:
+        return None
+    ci = bootstrap_ci(result.scores, samples=cfg.rlao.bootstrap_samples, seed=cfg.seed)
+    return ci.as_dict() if ci is not None else None
 
 
 def final_test_ids(cfg, evaluator: Evaluator, benchmark: str) -> list[str] | None:

@@ -3,10 +3,12 @@
 The question RLAO training must answer is whether the trained meta-agent writes better
 workflows than the one it started from. `sample_policy` puts each model in the same first-turn
 state of a W4S episode (task description plus the seed workflows with their validation
-accuracy and feedback), samples `samples` workflows with fixed per-sample seeds, and evaluates
-every extractable one on validation. A sample that yields no workflow, fails to run or fails
-its self-check scores 0: the metric is the expected validation accuracy of one draw from the
-policy, the quantity RWR pushes up.
+accuracy and feedback, as the protocol's prompt shows them), samples `samples` workflows with
+fixed per-sample seeds, and evaluates every extractable one on validation. A sample that yields
+no workflow or fails to run scores 0 (w4s: a workflow error or any item raising, the w4s
+loop's repair trigger; w4s-ray: a failed 1-item self-check): the metric is the expected
+validation accuracy of one draw from the policy, the quantity RWR pushes up. No validation
+noise items: both models are scored on the same items.
 
 `summarize` aggregates per model, per seed and per benchmark and reports paired differences
 (the same seed and benchmark under two models), so a margin can be stated with its spread.
@@ -31,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from w4s_ray.config import RLAOConfig
+from w4s_ray.rlao.candidates import extract, texts
+from w4s_ray.rlao.evaluation import EvalRequest
 from w4s_ray.rlao.loop import Episode, TaskSpec
 from w4s_ray.workflow.normalize import workflow_key
 
@@ -53,15 +57,17 @@ class Sample:
 
 def sample_policy(
     model: str, meta_agent, spec: TaskSpec, seed_records: Sequence[dict], evaluator, *,
-    samples: int, seed: int, executor: str = "",
+    samples: int, seed: int, executor: str = "", protocol: str = "w4s",
 ) -> list[Sample]:
     """Draw `samples` workflows from `meta_agent` in the first-turn state; score each."""
-    # No repairs, no racing (the RLAOConfig default); the episode id carries no model name, so
-    # both models draw with identical seeds.
-    rlao = RLAOConfig(candidates=samples, max_repairs=0)
+    # No repairs, no racing; the episode id carries no model name, so both models draw with
+    # identical seeds.
+    rlao = RLAOConfig(protocol=protocol, candidates=samples, max_repairs=0)
     ep = Episode(spec, rlao, f"{spec.name}-policy-eval", evaluator, meta_agent,
                  base_seed=seed, run_id="policy-eval", executor=executor)
     ep.start(seed_records)
+    if protocol == "w4s":
+        return _sample_w4s(model, ep, seed, samples)
     res = ep.run_turn()
     seed_keys = {workflow_key(r["code"]) for r in seed_records if r.get("code")}
     best_seed = max((float(r["val_accuracy"]) for r in seed_records), default=0.0)
@@ -96,6 +102,32 @@ def diversity(samples: Sequence[Sample]) -> dict | None:
         "beat_best_seed": sum(bool(s.beats_best_seed) for s in samples),
         "samples": len(samples),
     }
+
+
+def _sample_w4s(model: str, ep: Episode, seed: int, samples: int) -> list[Sample]:
+    """Under w4s: each draw extracted and evaluated once on validation, scored as drawn."""
+    replies = texts(ep.meta_agent.generate(ep.messages(), samples, seed=ep.turn_seed(0)))
+    codes, errors = [], []
+    for i in range(samples):
+        code, err, _ = extract(replies[i]) if i < len(replies) and replies[i] else (
+            None, "no code: no reply", False)
+        codes.append(code)
+        errors.append(err)
+    ready = [i for i, c in enumerate(codes) if c is not None]
+    outs = dict(zip(ready, ep.evaluator.evaluate([
+        EvalRequest(codes[i], ep.spec.name, "valid", tag=f"policy-eval:{i}") for i in ready]),
+        strict=True))
+    out = []
+    for i in range(samples):
+        res = outs.get(i)
+        failure = None if res is None else (res.first_failure if res.error
+                                            else res.first_exception)
+        if failure is not None:
+            errors[i] = f"evaluation raised: {failure.get('error')}"
+        ok = res is not None and failure is None
+        out.append(Sample(model, ep.spec.name, seed, i, ok, float(res.accuracy) if ok else 0.0,
+                          None if ok else errors[i], float(res.cost_usd) if res else 0.0))
+    return out
 
 
 def _mean(xs: Sequence[float]) -> float:

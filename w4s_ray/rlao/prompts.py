@@ -1,8 +1,10 @@
-"""Everything the meta-agent reads: the turn prompt, the validation feedback, the repair prompt
-(no Ray, no I/O).
+"""What the meta-agent reads under `rlao.protocol: w4s-ray`: the turn prompt, the validation
+feedback, the repair prompt (no Ray, no I/O). The default protocol's text (the authors'
+instructions in this project's words) is `rlao.prompts_w4s`, whose `feedback_text` picks the
+feedback of either by `eval.feedback`.
 
 Turn prompt (`build_messages`, from an `mdp.State`):
-Layout (the W4S structure, our wording): a system message with the role; a first user message
+Layout (the w4s-ray prompt: W4S-like structure, shorter instructions): a system message with the role; a first user message
 with the workflow interface, the `agent` API the workflow may call (code-execution helpers only
 for benchmarks that need them), guidelines, the task description, the archive of example
 workflows with their validation feedback (a JSON list, as in W4S) and the required answer
@@ -204,8 +206,8 @@ def build_messages(state: State, spec: PromptSpec) -> list[dict[str, str]]:
 
 def format_feedback(result: EvalResult, k: int, prev_accuracy: float | None = None, *,
                     seed: int = 0) -> str:
-    """W4S-style feedback for the meta-agent from a VALIDATION result (module docstring)."""
-    if result.split != "valid":
+    """w4s-ray feedback (failed cases only) from a VALIDATION result (module docstring)."""
+    if result.split == "test":
         raise TestSplitLeak(
             f"format_feedback got a {result.split!r}-split result; feedback is validation-only")
     lines = []

@@ -83,32 +83,87 @@ def _scoring(rd: RunDir, final) -> str:
         return "lenient (run predates eval.scoring)"
 
 
+def _protocol(rd: RunDir, final) -> str:
+    """rlao.protocol of the run: final.json, else config.yaml; older runs used w4s-ray."""
+    if final and final.get("protocol"):
+        return final["protocol"]
+    try:
+        return str(rd.recorded_config()["rlao"]["protocol"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "w4s-ray (run predates rlao.protocol)"
+
+
+def ci_text(ci: dict | None) -> str:
+    """A bootstrap interval as "[lo, hi]" (fractions, 3 decimals), "n/a" when absent."""
+    if not ci:
+        return "n/a"
+    return f"[{ci['low']:.3f}, {ci['high']:.3f}]"
+
+
+def _pct_ci(value, ci) -> str:
+    if value is None:
+        return "n/a"
+    if not ci:
+        return f"{100 * value:.1f}"
+    return f"{100 * value:.1f} ({100 * ci['low']:.1f}-{100 * ci['high']:.1f})"
+
+
+def _opt(value, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:g}{unit}"
+
+
+def paper_lines(final: dict) -> list[str]:
+    """The paper's figures next to the measured ones (config `paper`), as a markdown table."""
+    figures = final.get("paper") or []
+    if not figures:
+        return []
+    measured = _pct_ci(final.get("test_accuracy"), final.get("test_ci95"))
+    wall = final.get("wall_s")
+    lines = ["## Paper vs measured", "",
+             "| benchmark | metric | paper | measured (95% CI) | paper executor | paper wall | "
+             "measured wall | paper $ | measured $ |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for f in figures:
+        lines.append(
+            f"| {f['benchmark']} | {f.get('metric', 'accuracy')} | {f['value']:.1f} | "
+            f"{measured} | {f.get('executor') or 'n/a'} | {_opt(f.get('wall_min'), ' min')} | "
+            f"{'n/a' if wall is None else f'{wall / 60:.1f} min'} | {_opt(f.get('dollars'))} | "
+            f"{_fmt(final.get('dollars'), 2)} |")
+    lines += ["", "Paper figures are the authors' (their executor, meta-agent and splits); "
+              "measured ones are this run's, on the test items named above (percent).", ""]
+    return lines
+
+
 def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) -> str:
     run_dir = rd.path
     sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
     lines = [f"# Run report: {run_dir.name}{sim}", "",
-             f"Scoring: {_scoring(rd, final)} (`eval.scoring`, docs/BENCHMARKS.md).", ""]
+             f"Scoring: {_scoring(rd, final)} (`eval.scoring`, docs/BENCHMARKS.md). "
+             f"Protocol: {_protocol(rd, final)} (`rlao.protocol`, docs/FIDELITY.md).", ""]
     if executor:
         lines += [executor_line(executor), ""]
     if final:
         lines += [
             f"Benchmark **{final['benchmark']}**: best workflow by validation accuracy is "
             f"`{final['best']}` (valid {_fmt(final['valid_accuracy'])}, test "
-            f"{_fmt(final['test_accuracy'])} on {final.get('test_n', 'n/a')} items). "
+            f"{_fmt(final['test_accuracy'])}, 95% CI {ci_text(final.get('test_ci95'))} on "
+            f"{final.get('test_n', 'n/a')} items). "
             f"Executor dollars {_fmt(final.get('dollars'), 4)} (cache hits would have cost "
             f"{_fmt(final.get('cached_dollars'), 4)} more), calls "
             f"{final.get('executor_calls', 'n/a')}, wall {_fmt(final.get('wall_s'), 1)} s.",
             "",
-            "| workflow | valid accuracy | test accuracy |",
-            "| --- | --- | --- |",
+            "| workflow | valid accuracy | test accuracy | test 95% CI |",
+            "| --- | --- | --- | --- |",
             f"| **optimized** ({final['best']}) | {_fmt(final['valid_accuracy'])} | "
-            f"{_fmt(final['test_accuracy'])} |",
+            f"{_fmt(final['test_accuracy'])} | {ci_text(final.get('test_ci95'))} |",
         ]
         for name, b in (final.get("seed_baselines") or {}).items():
             lines.append(f"| seed: {name} | {_fmt(b['valid_accuracy'])} | "
-                         f"{_fmt(b.get('test_accuracy'))} |")
+                         f"{_fmt(b.get('test_accuracy'))} | {ci_text(b.get('test_ci95'))} |")
         lines += ["", "Seed test numbers are computed at the end for this report only; the "
-                  "meta-agent only ever saw validation feedback.", ""]
+                  "meta-agent only ever saw validation feedback. Intervals: percentile "
+                  "bootstrap of the mean item score (`rlao.bootstrap_samples` resamples).", ""]
+        lines += paper_lines(final)
     elif seeds:
         lines += ["| benchmark | seed workflow | valid accuracy |", "| --- | --- | --- |"]
         for bench, recs in sorted(seeds.items()):
@@ -121,24 +176,30 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
             by_ep.setdefault(t["episode_id"], []).append(t)
         if len(by_ep) > 1:
             lines += ["## Episodes", "",
-                      "| episode | turns | candidates | valid | best valid accuracy | "
+                      "| episode | turns | candidates | valid | dropped | best valid accuracy | "
                       "mean reward | calls | dollars |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
             for eid, ts in sorted(by_ep.items()):
                 n = sum(t["candidates"] for t in ts)
+                rewarded = [(t["mean_reward"], t["candidates"] - t.get("dropped", 0))
+                            for t in ts if t["mean_reward"] is not None]
+                weight = sum(k for _, k in rewarded)
+                mean_reward = sum(r * k for r, k in rewarded) / weight if weight else None
                 lines.append(
                     f"| {eid} | {len(ts)} | {n} | {sum(t['valid'] for t in ts)} | "
-                    f"{_fmt(ts[-1]['best_so_far'])} | "
-                    f"{_fmt(sum(t['mean_reward'] * t['candidates'] for t in ts) / n)} | "
+                    f"{sum(t.get('dropped', 0) for t in ts)} | "
+                    f"{_fmt(ts[-1]['best_so_far'])} | {_fmt(mean_reward)} | "
                     f"{sum(t['calls'] for t in ts)} | {_fmt(sum(t['cost_usd'] for t in ts), 4)} |")
             lines.append("")
         lines += ["## Turns", "",
-                  "| episode | turn | valid/cands | best valid acc | mean valid acc | best so far"
-                  " | mean reward | repairs | raced out | calls | dollars | cache hits' $ | wall s |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| episode | turn | valid/cands | dropped | best valid acc | mean valid acc | "
+                  "best so far | mean reward | repairs | raced out | calls | dollars | "
+                  "cache hits' $ | wall s |",
+                  "|" + " --- |" * 14]
         for t in table:
             lines.append(
                 f"| {t['episode_id']} | {t['turn']} | {t['valid']}/{t['candidates']} | "
+                f"{t.get('dropped', 0)} | "
                 f"{_fmt(t['best_val_accuracy'])} | {_fmt(t['mean_val_accuracy'])} | "
                 f"{_fmt(t['best_so_far'])} | {_fmt(t['mean_reward'])} | {t['repairs']} | "
                 f"{t['racing_stopped']} | {t['calls']} | {_fmt(t['cost_usd'], 4)} | "

@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from w4s_ray.config import ExperimentConfig, dump_config, resume_keys
 from w4s_ray.errors import ConfigError, DataError
@@ -171,11 +172,11 @@ class RunDir:
         except yaml.YAMLError:
             raise DataError(f"{self.config}: malformed YAML; cannot check the resumed run") from None
         new = cfg.model_dump(mode="json")
-        if isinstance(_get(old, "eval"), dict) and _get(old, "eval.scoring") is None:
-            old["eval"]["scoring"] = "lenient"  # runs from before eval.scoring scored leniently
+        old = _as_recorded(old)
         # The settings that change what a turn means (marked in the schema): resuming with
         # another value would mix two runs.
-        for key in resume_keys():
+        # The protocol first: it sets the defaults of other keys, so it is the change to name.
+        for key in sorted(resume_keys(), key=lambda k: k != "rlao.protocol"):
             if _get(old, key) != _get(new, key):
                 raise ConfigError(
                     f"--resume: {key} is {_get(new, key)!r} but the run in {self.path} used "
@@ -255,6 +256,21 @@ class RunDir:
             m["racing_calls_saved"] = prev.get("racing_calls_saved", 0.0)
             out.append(m)
         self.write_metrics(out)
+
+
+def _as_recorded(old: dict) -> dict:
+    """A recorded config tree with the values its run actually used for keys added since:
+    runs from before `eval.scoring` scored leniently; runs from before `rlao.protocol` used the
+    w4s-ray process, whose defaults the config model then fills in (`protocol`-owned keys)."""
+    if isinstance(_get(old, "eval"), dict) and _get(old, "eval.scoring") is None:
+        old["eval"]["scoring"] = "lenient"
+    if isinstance(_get(old, "rlao"), dict) and _get(old, "rlao.protocol") is None:
+        old["rlao"]["protocol"] = "w4s-ray"
+        try:
+            return ExperimentConfig.model_validate(old).model_dump(mode="json")
+        except ValidationError:
+            return old  # another version's keys: compare what is there
+    return old
 
 
 def preflight(run_dir: str | Path, cfg: ExperimentConfig, resume: bool, *,

@@ -1,6 +1,7 @@
 """RLAO trajectories: the Arrow schema, the per-turn Parquet writer, and reading for resume.
 
-One row per candidate (see docs/TRAJECTORIES.md for every column). A dataset is a directory of
+One row per candidate (see docs/TRAJECTORIES.md for every column; files written before the
+w4s protocol columns existed are read with their defaults). A dataset is a directory of
 `part-<episode_id>-<turn:04d>.parquet` files, one per COMPLETED turn of one episode, each
 written to a temp file and renamed, so a reader (pandas, polars, HF `datasets`, Ray Data) never
 sees half a turn and a killed writer leaves at most a stray `.tmp` file, never a partial part.
@@ -36,7 +37,7 @@ SCHEMA = pa.schema([
     pa.field("valid", pa.bool_(), nullable=False),
     pa.field("error", pa.string()),
     pa.field("val_accuracy", pa.float64()),
-    pa.field("reward", pa.float64(), nullable=False),
+    pa.field("reward", pa.float64()),  # null: a dropped candidate (w4s protocol)
     pa.field("chosen", pa.bool_(), nullable=False),
     pa.field("repair_count", pa.int32(), nullable=False),
     pa.field("eval_calls", pa.int64(), nullable=False),
@@ -54,10 +55,19 @@ SCHEMA = pa.schema([
     # What the executor samples served from the completion cache would have cost (they cost
     # nothing); null in files written before the column existed.
     pa.field("cached_usd", pa.float64()),
+    # Added with the w4s protocol (issue #16). Files written before lack them; `read_part`
+    # fills ADDED_DEFAULTS (those runs used the w4s-ray process).
+    pa.field("protocol", pa.string()),
+    pa.field("attempt", pa.int32()),
+    pa.field("dropped", pa.bool_()),
+    pa.field("trajectory", pa.int32()),
+    pa.field("reference_best", pa.float64()),
 ])
 COLUMNS = SCHEMA.names
-# Columns added after the first release: files without them read back with nulls.
-ADDED_COLUMNS = ("cached_usd",)
+# Columns added after the first release and the value files without them read back with.
+ADDED_DEFAULTS = {"cached_usd": None, "protocol": "w4s-ray", "attempt": 0, "dropped": False,
+                  "trajectory": None, "reference_best": None}
+ADDED_COLUMNS = tuple(ADDED_DEFAULTS)
 _PART = re.compile(r"^part-(?P<episode>.+)-(?P<turn>\d{4,})\.parquet$")
 
 
@@ -70,8 +80,8 @@ def now_utc() -> datetime:
 
 
 def to_table(rows: Iterable[dict]) -> pa.Table:
-    rows = list(rows)
-    missing = [c for c in COLUMNS if rows and c not in rows[0] and c not in ADDED_COLUMNS]
+    rows = [{**ADDED_DEFAULTS, **r} for r in rows]
+    missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if missing:
         raise ValueError(f"trajectory row lacks columns: {missing}")
     return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
@@ -101,10 +111,10 @@ def read_part(path: Path) -> pa.Table:
             f"corrupt trajectory file {path}: {str(exc).splitlines()[0][:160]} "
             "(move it away to resume without that turn; nothing was deleted)"
         ) from None
-    for col in ADDED_COLUMNS:
-        if col not in table.column_names:
-            table = table.append_column(SCHEMA.field(col), pa.nulls(table.num_rows,
-                                                                   SCHEMA.field(col).type))
+    for name, value in ADDED_DEFAULTS.items():
+        if name not in table.column_names:
+            field = SCHEMA.field(name)
+            table = table.append_column(field, pa.array([value] * table.num_rows, field.type))
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"trajectory file {path} lacks columns {missing}")

@@ -15,6 +15,11 @@ every episode shares the endpoint) stops the collection at once: turns in flight
 abandoned, the completed ones stay on disk (`--resume` continues), cost.json and the report
 are rewritten from them, and the error is raised as one line.
 
+A w4s turn whose candidates were all dropped in every attempt (`rlao.w4s.TurnFailed`) ends that
+episode, as upstream's run ends; the other episodes go on, and when they are done collect
+stops with an error naming the episodes that ended early (their completed turns are kept;
+`--resume` tries the failed turn again).
+
 Not here: the turn logic (rlao.loop), the evaluation itself (runtime.evaluators), placement
 across nodes beyond what Ray's scheduler does.
 """
@@ -31,12 +36,13 @@ from tqdm.auto import tqdm
 
 from w4s_ray.benchmarks import get_benchmark
 from w4s_ray.env import apply_offline_defaults
-from w4s_ray.errors import BudgetExceeded, W4SError
+from w4s_ray.errors import BudgetExceeded, ConfigError, W4SError
 from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.rlao.evaluation import EvalRequest
-from w4s_ray.rlao.loop import Episode, TaskSpec, seed_record
+from w4s_ray.rlao.loop import Episode, TaskSpec, run_identity, seed_record
 from w4s_ray.rlao.report import write_report
 from w4s_ray.rlao.runs import RunDir, cost_summary, episode_id, replay_episode
+from w4s_ray.rlao.w4s import TurnFailed
 from w4s_ray.runtime.evaluators import EvaluatorPool
 from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
 from w4s_ray.runtime.placement import check_roles, driver_node
@@ -53,7 +59,7 @@ class EpisodeActor:
                  seed_records: list[dict], rows: list[dict]) -> None:
         apply_offline_defaults()
         agent = meta_agent if meta_agent is not None else make_meta_agent(cfg)
-        self.ep = Episode.for_run(cfg, spec, eid, evaluator, agent)
+        self.ep = Episode.for_run(cfg, spec, eid, evaluator, agent, collecting=True)
         self.ep.start(seed_records)
         self.ep.replay(rows)
 
@@ -63,7 +69,8 @@ class EpisodeActor:
 
 def default_spec_loader(cfg) -> Callable[[str], TaskSpec]:
     def load(name: str) -> TaskSpec:
-        return TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
+        return TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()),
+                                      cfg.rlao.protocol)
 
     return load
 
@@ -103,13 +110,21 @@ def collect(
     actors: dict[str, object] = {}
     shared_agent = None
     try:
-        seeds = _seed_records(rd, specs, evaluator)
+        ident = run_identity(cfg, collecting=True)
+        if ident["split"] == "train":
+            empty = [b for b in benchmarks if not evaluator.item_ids(b, "train")]
+            if empty:
+                raise ConfigError(
+                    f"rlao.collect_split=train: {', '.join(empty)} has no collection split "
+                    "(its data has no items beyond valid/test; docs/BENCHMARKS.md); use "
+                    "rlao.collect_split=valid or other benchmarks")
+        seeds = _seed_records(rd, specs, evaluator, ident["split"], ident["extra_items"])
         plan = []  # (episode id, benchmark, turns done)
         best_by_turn: dict = {}
         for b in benchmarks:
             for k in range(episodes):
                 eid = episode_id(b, k)
-                check = Episode.for_run(cfg, specs[b], eid, evaluator, None)
+                check = Episode.for_run(cfg, specs[b], eid, evaluator, None, collecting=True)
                 check.start(seeds[b])
                 best_by_turn.update(replay_episode(check, rows))  # DataError on gaps/mismatch
                 plan.append((eid, b, check.state.turn))
@@ -129,6 +144,7 @@ def collect(
                    desc=f"collect{sim}", unit="turn", disable=not progress)
         inflight = {actors[eid].run_turn.remote(): eid for eid, _, _ in todo}
         budget_error: BaseException | None = None
+        failed: dict[str, TurnFailed] = {}
         stop_error: BaseException | None = None
         try:
             while inflight:
@@ -140,6 +156,9 @@ def collect(
                     err = user_error(exc)
                     if isinstance(err, BudgetExceeded):
                         budget_error = budget_error or err
+                        continue
+                    if isinstance(err, TurnFailed):  # ends this episode only, as upstream
+                        failed[eid] = err
                         continue
                     if isinstance(err, W4SError):  # e.g. ExecutorFatal: shared by every episode
                         stop_error = err
@@ -159,6 +178,10 @@ def collect(
             raise stop_error
         if budget_error is not None:
             raise budget_error
+        if failed:
+            first = next(iter(failed.values()))
+            raise W4SError(f"collect: {len(failed)} episode(s) ended early ("
+                           f"{', '.join(sorted(failed))}); the others completed. {first}")
     finally:
         for a in actors.values():
             ray.kill(a, no_restart=True)
@@ -171,8 +194,10 @@ def collect(
     }
 
 
-def _seed_records(rd: RunDir, specs: dict[str, TaskSpec], evaluator) -> dict[str, list[dict]]:
-    """Seed results per benchmark: stored ones, else ONE evaluator call for all missing."""
+def _seed_records(rd: RunDir, specs: dict[str, TaskSpec], evaluator, split: str = "valid",
+                  extra_items: int = 0) -> dict[str, list[dict]]:
+    """Seed results per benchmark, evaluated where the candidates are: stored ones, else ONE
+    evaluator call for all missing."""
     out: dict[str, list[dict]] = {}
     jobs, owners = [], []
     for b, spec in specs.items():
@@ -181,7 +206,8 @@ def _seed_records(rd: RunDir, specs: dict[str, TaskSpec], evaluator) -> dict[str
             out[b] = stored
             continue
         for name, code in spec.seed_workflows.items():
-            jobs.append(EvalRequest(code, b, "valid", tag=f"seed:{name}"))
+            jobs.append(EvalRequest(code, b, split, tag=f"seed:{name}",
+                                    extra_items=extra_items))
             owners.append((b, name, code))
     if jobs:
         results = evaluator.evaluate(jobs)

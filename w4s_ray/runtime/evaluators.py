@@ -9,8 +9,9 @@ one `ExecutorClient` (shared by every evaluation it runs: one connection pool, o
 handle, one concurrency bound), the benchmarks it has loaded and the configured sandbox. It
 runs `w4s_ray.workflow.evaluate.evaluate` — the sandbox children are its subprocesses — with a
 per-actor semaphore of `eval.max_inflight_per_evaluator` executor calls in flight, and writes
-the W4S feedback of validation results there, where the gold answers are (`rlao.prompts.
-format_feedback`, `eval.failure_samples` cases): the driver never loads a benchmark's items.
+the W4S feedback of validation results there, where the gold answers are (`rlao.prompts_w4s.
+feedback_text`: `eval.feedback` style, `eval.failure_samples` cases): the driver never loads a
+benchmark's items.
 
 `EvaluatorPool(cfg)` implements the loop's `Evaluator` protocol (`evaluate`, `item_ids`,
 `merge`) and starts `eval.num_evaluators` actors (sharing one `RateLimiterActor` when
@@ -46,7 +47,7 @@ from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import ConfigError
 from w4s_ray.executor.client import ExecutorClient
 from w4s_ray.rlao.evaluation import merge_results
-from w4s_ray.rlao.prompts import format_feedback
+from w4s_ray.rlao.prompts_w4s import feedback_text
 from w4s_ray.runtime.placement import driver_node, evaluator_options
 from w4s_ray.runtime.rate_limiter import SharedRateLimiter, get_rate_limiter
 from w4s_ray.runtime.ray_init import init_ray, reraise_user_error, user_error
@@ -79,8 +80,9 @@ class EvaluatorActor:
         bm = self._benchmark(request.benchmark)
         res = await evaluate(request, bm, self.client, self.sandbox, self.cfg.eval,
                              call_limiter=self._sem)
-        if res.split == "valid" and not request.self_check:
-            res.feedback = format_feedback(res, self.cfg.eval.failure_samples)
+        if res.split != "test" and not request.self_check:
+            ev = self.cfg.eval
+            res.feedback = feedback_text(res, ev.feedback, ev.failure_samples, code=request.code)
         return res
 
     async def item_ids(self, benchmark: str, split: str) -> list[str]:

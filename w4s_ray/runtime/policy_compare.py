@@ -59,7 +59,7 @@ def _settings_key(models, benchmarks, samples, seeds, cfg) -> dict:
     return {"models": dict(models), "benchmarks": list(benchmarks), "samples": samples,
             "seeds": list(seeds), "eval_limit": cfg.eval.limit,
             "executor": cfg.executor.model, "temperature": cfg.meta_agent.temperature,
-            "max_tokens": cfg.meta_agent.max_tokens}
+            "max_tokens": cfg.meta_agent.max_tokens, "protocol": cfg.rlao.protocol}
 
 
 def _load_done(path: Path) -> list[pe.Sample]:
@@ -113,7 +113,8 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
     own_evaluator = evaluator is None
     evaluator = evaluator or EvaluatorPool(cfg)
     try:
-        specs = {b: TaskSpec.from_benchmark(get_benchmark(b, data_dir=cfg.data_dir()))
+        specs = {b: TaskSpec.from_benchmark(get_benchmark(b, data_dir=cfg.data_dir()),
+                                           cfg.rlao.protocol)
                  for b in benchmarks}
         seed_records = {}
         for b, spec in specs.items():
@@ -121,7 +122,8 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
             if f.exists():
                 seed_records[b] = json.loads(f.read_text(encoding="utf-8"))
             else:
-                ep = Episode(spec, RLAOConfig(), f"{b}-seeds", evaluator, None)
+                ep = Episode(spec, RLAOConfig(protocol=cfg.rlao.protocol), f"{b}-seeds",
+                             evaluator, None)
                 seed_records[b] = ep.evaluate_seeds()
                 atomic_write_json(f, seed_records[b])
         total = len(models) * len(seeds) * len(benchmarks)
@@ -141,7 +143,8 @@ def compare_policies(cfg, models: Mapping[str, str], benchmarks: Sequence[str], 
                 for sd, b in todo:
                     got = pe.sample_policy(name, agent, specs[b], seed_records[b], evaluator,
                                            samples=samples, seed=sd,
-                                           executor=cfg.executor.model)
+                                           executor=cfg.executor.model,
+                                           protocol=cfg.rlao.protocol)
                     line = json.dumps({"model": name, "seed": sd, "benchmark": b,
                                        "samples": pe.samples_as_dicts(got)})
                     with samples_file.open("a", encoding="utf-8") as fh:

@@ -160,7 +160,8 @@ def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
                     meta_agent_factory: Callable | None, resume: bool,
                     executor: dict | None = None) -> dict:
     apply_offline_defaults()
-    spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()))
+    spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()),
+                                  cfg.rlao.protocol)
     factory = meta_agent_factory or make_meta_agent
     own = meta_agent is None and (not cfg.sweep.methods or "w4s" in cfg.sweep.methods)
     if own:

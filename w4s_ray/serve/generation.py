@@ -111,9 +111,11 @@ class ChatGenerator:
 
     def prepare(self, messages: list[dict[str, str]], params: SamplingParams) -> list[int]:
         ids = self.prompt_ids(messages)
-        ctx = self.max_positions
+        ctx, max_new = self.max_positions, params.max_tokens
         if ctx and self.truncate_prompt:
-            budget = max(16, ctx - params.max_tokens)
+            # Room for the reply: max_tokens, at most a third of the context (as the local
+            # backend), so a 4096-token request to a 1536-token model keeps a usable prompt.
+            budget = max(16, self.max_positions - min(max_new, self.max_positions // 3))
             if len(ids) > budget:
                 self.truncated_prompts += 1
                 ids = ids[-budget:]

@@ -13,7 +13,9 @@ Plots: `sweep_test.png` (test metric per benchmark per method), `sweep_valid.png
 validation accuracy so far per turn, one line per benchmark; turn 0 is the best seed) and
 `sweep_cost.png` (dollars and wall time per benchmark).
 
-Not done: confidence intervals, or numbers that are not on disk (those show "n/a").
+Under the W4S row: its 95% bootstrap interval (final.json `test_ci95`) and, for a config that
+states the paper's figures (`paper`), a "paper" row next to the measured one. Not done: numbers
+that are not on disk (those show "n/a").
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ def collect_results(layout: SweepLayout, benchmarks: Sequence[str]) -> dict[str,
             ).items()},
             "test_n": (final or {}).get("test_n"),
             "w4s_test": (final or {}).get("test_accuracy"),
+            "w4s_ci": (final or {}).get("test_ci95"),
+            "paper": {f["metric"]: f["value"] for f in (final or {}).get("paper") or []},
             "w4s_valid": (final or {}).get("valid_accuracy"),
             "w4s_best": (final or {}).get("best"),
             "turns": (final or {}).get("turns", len(table)),
@@ -156,6 +160,14 @@ def render_markdown(results: dict[str, dict], meta: dict) -> str:
                          if m in r["baselines"] else "-"))
     lines.append(row(f"**{W4S}**", lambda r: f"**{_pct(r['w4s_test'])}**"
                      if r["w4s_test"] is not None else "n/a"))
+    lines.append(row("W4S 95% CI", lambda r: "n/a" if not r.get("w4s_ci") else
+                     f"{100 * r['w4s_ci']['low']:.1f}-{100 * r['w4s_ci']['high']:.1f}"))
+    if any(r.get("paper") for r in results.values()):
+        lines.append(row("paper (W4S, the authors' figure)", lambda r: " / ".join(
+            f"{v:.1f}" for v in r["paper"].values()) if r.get("paper") else "-"))
+        lines += ["", "The paper row is the authors' reported number (their executor, "
+                  "meta-agent and splits; the config's `paper` field); the measured W4S row is "
+                  "this sweep's."]
     lines += ["", "## Validation, dollars and wall time", "", head, sep]
     lines.append(row("W4S best validation (%)", lambda r: _pct(r["w4s_valid"])))
     lines.append(row("turns", lambda r: str(r["turns"]) if r["turns"] is not None else "n/a"))

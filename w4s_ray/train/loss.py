@@ -1,12 +1,17 @@
 """Batched reward-weighted cross-entropy for causal LMs (no Ray).
 
-loss = mean_b( w_b * mean_{t in action_b} CE(logits_{b,t-1}, y_{b,t}) )
+loss = mean_b( w_b * mean_{t in labels_b} CE(logits_{b,t-1}, y_{b,t}) )
+
+where the labels of example b are its candidate's tokens and, with `train.loss_on:
+all_assistant` (default, as upstream), the tokens of the earlier assistant turns in its prompt
+as well (`rwr.tokenize_sample`).
 
 One padded forward pass per batch (`batch_loss`), or per batch of packed rows in which the
 candidates of one prompt share a single encoding of it (`collate_packed`, `packed_batch_loss`:
-same loss, a fraction of the tokens). `per_sample_rwr_loss` is the reference the paper's code
-computes (one forward per example in an HF Trainer subclass); tests check the two agree and the
-bench measures the speed difference.
+same loss, a fraction of the tokens; labels inside the shared prompt are computed once and
+counted in each of its candidates' means). `per_sample_rwr_loss` is the reference the paper's
+code computes (one forward per example in an HF Trainer subclass); tests check they agree and
+the bench measures the speed difference.
 """
 
 from __future__ import annotations
@@ -93,13 +98,14 @@ def batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tor
 def collate_packed(rows: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad packed rows (`rwr.PackedRow` fields as dicts); `seg` marks prompt (0), action
     k (k) and padding (-1); `tgt_*` list every label: row, predicting position, token, and
-    global action index within the batch."""
+    global action index within the batch (-1 for a label inside the shared prompt);
+    `act_row` is each action's row."""
     n = len(rows)
     width = max(len(r["input_ids"]) for r in rows)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     pos = torch.zeros((n, width), dtype=torch.long)
     seg = torch.full((n, width), -1, dtype=torch.long)
-    tb, tsrc, ttok, tseg, weights = [], [], [], [], []
+    tb, tsrc, ttok, tseg, weights, act_row = [], [], [], [], [], []
     for i, r in enumerate(rows):
         L = len(r["input_ids"])
         ids[i, :L] = torch.as_tensor(r["input_ids"], dtype=torch.long)
@@ -112,7 +118,9 @@ def collate_packed(rows: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]
         tb.append(torch.full((len(at),), i, dtype=torch.long))
         tsrc.append(src[at])
         ttok.append(lab[at])
-        tseg.append(sg[at] - 1 + len(weights))  # global action index within the batch
+        # Global action index within the batch; a prompt label (seg 0) gets -1.
+        tseg.append(torch.where(sg[at] > 0, sg[at] - 1 + len(weights), -1))
+        act_row.extend([i] * len(r["weights"]))
         weights.extend(float(w) for w in r["weights"])
     return {
         "input_ids": ids,
@@ -122,6 +130,7 @@ def collate_packed(rows: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]
         "tgt_src": torch.cat(tsrc),
         "tgt_tok": torch.cat(ttok),
         "tgt_seg": torch.cat(tseg),
+        "act_row": torch.as_tensor(act_row, dtype=torch.long),
         "weights": torch.as_tensor(weights, dtype=torch.float32),
     }
 
@@ -144,11 +153,19 @@ def block_mask(seg: torch.Tensor) -> torch.Tensor:
 
 
 def _reduce(ce: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-action mean CE from per-label CE, then the weighted mean over the batch's actions."""
+    """Per-action mean CE from per-label CE (the action's labels plus its row's shared prompt
+    labels), then the weighted mean over the batch's actions."""
     n_seg = batch["weights"].shape[0]
-    seg_sum = torch.zeros(n_seg, dtype=ce.dtype, device=ce.device).index_add(0, batch["tgt_seg"], ce)
-    seg_cnt = torch.bincount(batch["tgt_seg"], minlength=n_seg).clamp(min=1).to(ce.dtype)
-    seq_ce = seg_sum / seg_cnt
+    n_rows = int(batch["input_ids"].shape[0])
+    tseg, act = batch["tgt_seg"], batch["tgt_seg"] >= 0
+    seg_sum = torch.zeros(n_seg, dtype=ce.dtype, device=ce.device).index_add(
+        0, tseg[act], ce[act])
+    seg_cnt = torch.bincount(tseg[act], minlength=n_seg).to(ce.dtype)
+    rows = batch["tgt_b"][~act]
+    p_sum = torch.zeros(n_rows, dtype=ce.dtype, device=ce.device).index_add(0, rows, ce[~act])
+    p_cnt = torch.bincount(rows, minlength=n_rows).to(ce.dtype)
+    own = batch["act_row"]
+    seq_ce = (seg_sum + p_sum[own]) / (seg_cnt + p_cnt[own]).clamp(min=1.0)
     loss = (seq_ce * batch["weights"].to(seq_ce.dtype)).mean()
     return loss, seq_ce.detach()
 
@@ -174,7 +191,13 @@ def packed_batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tens
         row_seg = seg[i]
         n_prompt = int((row_seg == 0).sum())
         n_real = int((row_seg >= 0).sum())
-        out_p = model(input_ids=ids[i:i + 1, :n_prompt], use_cache=True, logits_to_keep=1)
+        mine = torch.nonzero(batch["tgt_b"] == i).squeeze(1)
+        src = batch["tgt_src"][mine]
+        # Prompt logits where a label needs them: the prompt's own labels (earlier assistant
+        # turns) and its last position (the first token of every action).
+        need = torch.unique(torch.cat([src[src < n_prompt - 1],
+                                       torch.tensor([n_prompt - 1], device=ids.device)]))
+        out_p = model(input_ids=ids[i:i + 1, :n_prompt], use_cache=True, logits_to_keep=need)
         # The actions follow the prompt in the row, unpadded; each attends to the whole
         # cached prompt and causally to its own tokens (a 4-D mask over prompt + actions).
         act_seg = row_seg[n_prompt:n_real]
@@ -186,13 +209,14 @@ def packed_batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tens
                       position_ids=batch["position_ids"][i:i + 1, n_prompt:n_real],
                       attention_mask=mask, past_key_values=out_p.past_key_values,
                       use_cache=True)
-        pieces += [out_p.logits[0, -1:], out_a.logits[0]]
-        # Each label's logits row: the prompt's last position, or its place among the actions.
-        mine = torch.nonzero(batch["tgt_b"] == i).squeeze(1)
-        src = batch["tgt_src"][mine]
-        idx = torch.where(src < n_prompt, torch.zeros_like(src), 1 + src - n_prompt)
+        pieces += [out_p.logits[0], out_a.logits[0]]
+        # Each label's logits row: its place among the kept prompt positions, or among the
+        # actions' positions after them.
+        k = len(need)
+        idx = torch.where(src < n_prompt, torch.searchsorted(need, src.clamp(max=n_prompt - 1)),
+                          k + src - n_prompt)
         where[mine] = base + idx
-        base += 1 + (n_real - n_prompt)
+        base += k + (n_real - n_prompt)
     logits = torch.cat(pieces)[where].float()
     return _reduce(F.cross_entropy(logits, batch["tgt_tok"], reduction="none"), batch)
 

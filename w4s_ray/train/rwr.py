@@ -1,16 +1,26 @@
 """Reward-weighted regression examples from RLAO trajectory Parquet (no Ray).
 
 One example per trajectory row (one candidate action): the conversation the meta-agent saw
-(`prompt_messages`) plus the candidate's `action` as the assistant turn, tokenised with the
-tokenizer's own chat template. Labels are -100 everywhere except the action's tokens and the
-end-of-turn token that closes it (anything the template adds after that token, e.g. Qwen's
-trailing newline, is not part of the sequence). The weight is w = exp(r / T), optionally
-normalised to mean 1 over the kept examples.
+(`prompt_messages`: under the w4s protocol the trajectory's chat up to the candidate, earlier
+chosen replies included) plus the candidate's `action` as the assistant turn, tokenised with the
+tokenizer's own chat template. Labels (`train.loss_on`):
 
-Dropped rows are counted, never silently lost: filtered out (`all` / `success` = reward > 0 /
-`selected` = chosen only / `valid` = valid only), no valid action (empty, or `code` null: no
-workflow could be extracted from it), or an action that alone does not fit `max_seq_len`.
-A too-long prompt is cut from the LEFT (oldest history first, at token level), never the action.
+- `all_assistant` (default, as upstream `src/convert_data.py` + `src/train.py`): the tokens of
+  EVERY assistant turn of the sample, each with the end-of-turn token that closes it: the
+  trajectory's earlier chosen replies and the candidate. The example's weight exp(r / T) is the
+  candidate's, for all of them (upstream re-weights every assistant turn with the last one's
+  reward), and the loss is the mean over all labelled tokens times that weight;
+- `candidate`: the candidate's tokens only (the project's earlier loss).
+
+Anything the template adds after an end-of-turn token (e.g. Qwen's trailing newline) is not a
+label. The weight is w = exp(r / T), optionally normalised to mean 1 over the kept examples.
+
+Dropped rows are counted, never silently lost: dropped candidates of the w4s protocol (no
+reward; left out by every filter), filtered out (`all` / `success` = reward > 0 / `selected` =
+chosen only / `valid` = valid only), no valid action (empty, or `code` null: no workflow could
+be extracted from it), or an action that alone does not fit `max_seq_len`. A too-long prompt is
+cut from the LEFT (oldest history first, at token level), never the action. Trajectories written
+before the w4s protocol (no `dropped` column) load as they are.
 
 Malformed input (missing column, unreadable Parquet, a `prompt_messages` that is not a JSON
 list of {role, content}) raises `DataError` naming the file/row. Nothing here trains.
@@ -34,8 +44,10 @@ log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 # Columns training needs; the rest of the trajectory schema is carried along when present.
 REQUIRED_COLUMNS = ("prompt_messages", "action", "reward")
-OPTIONAL_COLUMNS = ("benchmark", "episode_id", "turn", "candidate", "chosen", "valid", "code")
+OPTIONAL_COLUMNS = ("benchmark", "episode_id", "turn", "candidate", "chosen", "valid", "code",
+                    "dropped", "attempt", "protocol")
 FILTERS = ("all", "success", "selected", "valid")
+LOSS_ON = ("all_assistant", "candidate")
 
 
 @dataclass
@@ -46,6 +58,14 @@ class Example:
     reward: float
     truncated: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    # Index of the candidate's first token; the prompt is input_ids[:action_start] (it may hold
+    # labels: earlier assistant turns). None: the first label (no labels in the prompt).
+    action_start: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action_start is None:
+            self.action_start = next(
+                (i for i, t in enumerate(self.labels) if t != IGNORE_INDEX), len(self.labels))
 
     @property
     def num_action_tokens(self) -> int:
@@ -56,6 +76,7 @@ class Example:
 class BuildStats:
     rows: int = 0
     kept: int = 0
+    dropped_candidates: int = 0
     dropped_filter: int = 0
     dropped_no_action: int = 0
     dropped_too_long: int = 0
@@ -69,7 +90,8 @@ class BuildStats:
 
     def line(self) -> str:
         return (
-            f"rows {self.rows}: kept {self.kept}, dropped by filter {self.dropped_filter}, "
+            f"rows {self.rows}: kept {self.kept}, dropped candidates "
+            f"{self.dropped_candidates}, dropped by filter {self.dropped_filter}, "
             f"no action {self.dropped_no_action}, action too long {self.dropped_too_long}; "
             f"history truncated {self.truncated}"
         )
@@ -178,20 +200,55 @@ def _eot_ids(tokenizer) -> set[int]:
     return ids
 
 
-def tokenize_example(
-    tokenizer, messages: list[dict[str, str]], action: str, max_seq_len: int
-) -> tuple[list[int], list[int], bool]:
-    """(input_ids, labels, truncated) for `messages` + assistant `action`.
+def _upto_eot(ids: list[int], eot: set[int]) -> int:
+    """How many of `ids` belong to the turn: up to and including the first end-of-turn token."""
+    for i, tid in enumerate(ids):
+        if tid in eot:
+            return i + 1
+    return len(ids)
+
+
+def _render(tokenizer, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
+def _prompt_pieces(tokenizer, messages: list[dict[str, str]], prompt_text: str
+                   ) -> list[tuple[str, bool]]:
+    """The rendered prompt as (text, is_assistant_turn) pieces, each assistant turn being the
+    text the model would have generated after its generation prompt (module docstring)."""
+    pieces, pos = [], 0
+    for k, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = _render(tokenizer, messages[:k], True)
+        upto = _render(tokenizer, messages[:k + 1], False)
+        if not (upto.startswith(before) and prompt_text.startswith(upto) and len(before) >= pos):
+            raise DataError(
+                "the chat template does not render earlier assistant turns as a prefix of the "
+                "prompt; cannot locate their tokens (use train.loss_on=candidate)")
+        pieces += [(prompt_text[pos:len(before)], False), (upto[len(before):], True)]
+        pos = len(upto)
+    pieces.append((prompt_text[pos:], False))
+    return pieces
+
+
+def tokenize_sample(
+    tokenizer, messages: list[dict[str, str]], action: str, max_seq_len: int,
+    loss_on: str = "candidate",
+) -> tuple[list[int], list[int], bool, int]:
+    """(input_ids, labels, truncated, action_start) for `messages` + assistant `action`.
 
     The prompt is the template rendered with `add_generation_prompt=True`, exactly what the
     model sees at sampling time; the completion is the rest of the fully rendered conversation
-    up to and including the first end-of-turn token. Tokenising the two texts separately keeps
-    the boundary identical to generation. Raises `_TooLong` if the completion alone needs the
-    whole budget.
+    up to and including the first end-of-turn token. Tokenising the pieces separately keeps
+    each boundary identical to generation. With `loss_on="all_assistant"` the prompt's earlier
+    assistant turns are labels too. Raises `_TooLong` if the completion alone needs the whole
+    budget.
     """
-    prompt_text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True
-    )
+    if loss_on not in LOSS_ON:
+        raise DataError(f"train.loss_on must be one of {', '.join(LOSS_ON)} (got {loss_on!r})")
+    prompt_text = _render(tokenizer, messages, True)
     full_text = tokenizer.apply_chat_template(
         [*messages, {"role": "assistant", "content": action}], tokenize=False
     )
@@ -200,23 +257,36 @@ def tokenize_example(
             "the chat template renders the prompt differently with and without the assistant "
             "turn; cannot locate the action tokens"
         )
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
     eot = _eot_ids(tokenizer)
-    for i, tid in enumerate(completion_ids):
-        if tid in eot:
-            completion_ids = completion_ids[: i + 1]
-            break
+    prompt_ids: list[int] = []
+    prompt_labels: list[int] = []
+    pieces = (_prompt_pieces(tokenizer, messages, prompt_text) if loss_on == "all_assistant"
+              else [(prompt_text, False)])
+    for text, is_turn in pieces:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        n_label = _upto_eot(ids, eot) if is_turn else 0
+        prompt_ids += ids
+        prompt_labels += list(ids[:n_label]) + [IGNORE_INDEX] * (len(ids) - n_label)
+    completion_ids = tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
+    completion_ids = completion_ids[:_upto_eot(completion_ids, eot)]
     # At least one prompt token must remain: the first action token is predicted from it.
     budget = max_seq_len - len(completion_ids)
     if budget < 1:
         raise _TooLong
     truncated = len(prompt_ids) > budget
     if truncated:
-        prompt_ids = prompt_ids[-budget:]
+        prompt_ids, prompt_labels = prompt_ids[-budget:], prompt_labels[-budget:]
     input_ids = list(prompt_ids) + list(completion_ids)
-    labels = [IGNORE_INDEX] * len(prompt_ids) + list(completion_ids)
-    return input_ids, labels, truncated
+    labels = list(prompt_labels) + list(completion_ids)
+    return input_ids, labels, truncated, len(prompt_ids)
+
+
+def tokenize_example(
+    tokenizer, messages: list[dict[str, str]], action: str, max_seq_len: int
+) -> tuple[list[int], list[int], bool]:
+    """(input_ids, labels, truncated) with the candidate's tokens as the only labels."""
+    ids, labels, truncated, _ = tokenize_sample(tokenizer, messages, action, max_seq_len)
+    return ids, labels, truncated
 
 
 def build_examples(
@@ -227,12 +297,16 @@ def build_examples(
     normalize: bool = False,
     filter: str = "all",
     max_seq_len: int = 2048,
+    loss_on: str = "candidate",
 ) -> tuple[list[Example], BuildStats]:
     """Trajectory rows -> weighted, masked examples, plus counts of what was dropped and why."""
     stats = BuildStats(rows=len(rows))
     kept: list[Example] = []
     for row in rows:
         where = row.get("_source", "row")
+        if row.get("dropped"):  # a dropped w4s candidate: no reward, never trained on
+            stats.dropped_candidates += 1
+            continue
         if not keep_row(row, filter):
             stats.dropped_filter += 1
             continue
@@ -247,14 +321,15 @@ def build_examples(
             raise DataError(f"{where}: reward is missing or not finite")
         messages = parse_messages(row["prompt_messages"], where)
         try:
-            ids, labels, truncated = tokenize_example(tokenizer, messages, action, max_seq_len)
+            ids, labels, truncated, start = tokenize_sample(tokenizer, messages, action,
+                                                            max_seq_len, loss_on)
         except _TooLong:
             stats.dropped_too_long += 1
             continue
         stats.truncated += int(truncated)
         meta = {k: row[k] for k in OPTIONAL_COLUMNS if k in row and k != "code"}
         meta["prompt_key"] = hashlib.sha1(str(row["prompt_messages"]).encode()).hexdigest()
-        kept.append(Example(ids, labels, 0.0, float(row["reward"]), truncated, meta))
+        kept.append(Example(ids, labels, 0.0, float(row["reward"]), truncated, meta, start))
     raw = rwr_weights([e.reward for e in kept], temperature, normalize=False)
     stats.mean_raw_weight = sum(raw) / len(raw) if raw else 0.0
     weights = rwr_weights([e.reward for e in kept], temperature, normalize)
@@ -279,7 +354,9 @@ class PackedRow:
     `loss.collate_packed`); each action's positions continue from the prompt's end, exactly as
     if it followed the prompt alone. `src[t]` is the position whose logits predict token t
     (-1 where t is not a label): the first token of every action is predicted from the
-    prompt's last position.
+    prompt's last position. Labels inside the prompt (earlier assistant turns, `loss_on:
+    all_assistant`) are shared: they count once per action in that action's mean
+    (`loss._reduce`), so the loss equals the per-example one.
     """
 
     input_ids: list[int]
@@ -291,8 +368,7 @@ class PackedRow:
 
 
 def _split(ex: Example) -> tuple[list[int], list[int]]:
-    n_prompt = next(i for i, t in enumerate(ex.labels) if t != IGNORE_INDEX)
-    return ex.input_ids[:n_prompt], ex.input_ids[n_prompt:]
+    return ex.input_ids[:ex.action_start], ex.input_ids[ex.action_start:]
 
 
 def pack_examples(
@@ -310,7 +386,9 @@ def pack_examples(
     for group in groups.values():
         # Left truncation made each member's prompt a suffix of the same full prompt; the
         # shortest one is shared (history cut a little more for short actions, never an action).
-        prompt = min((_split(ex)[0] for ex in group), key=len)
+        shortest = min(group, key=lambda ex: ex.action_start)
+        prompt = _split(shortest)[0]
+        prompt_labels = shortest.labels[:shortest.action_start]
         alone = [ex for ex in group if _split(ex)[0][len(_split(ex)[0]) - len(prompt):] != prompt]
         if alone:
             group = [ex for ex in group if ex not in alone]
@@ -320,8 +398,11 @@ def pack_examples(
             _, action = _split(ex)
             if row is None or len(row.input_ids) + len(action) > max_seq_len:
                 n = len(prompt)
-                row = PackedRow(list(prompt), [IGNORE_INDEX] * n, [-1] * n, [0] * n,
-                                list(range(n)), [])
+                # A prompt label is predicted from the position before it (none for the
+                # first token, which no example's loss counts either).
+                labels = [lab if t > 0 else IGNORE_INDEX for t, lab in enumerate(prompt_labels)]
+                src = [t - 1 if lab != IGNORE_INDEX else -1 for t, lab in enumerate(labels)]
+                row = PackedRow(list(prompt), labels, src, [0] * n, list(range(n)), [])
                 rows.append(row)
             start, k, n = len(row.input_ids), len(row.weights) + 1, len(prompt)
             row.input_ids += action

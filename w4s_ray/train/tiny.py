@@ -223,11 +223,13 @@ def init_tiny(
     max_new_tokens: int = 768,
     prompt_reserve: int = 1024,
     progress: bool = True,
+    protocol: str = "w4s",
 ) -> dict:
     """`w4s meta-agent init-tiny`: build, warm-start, measure the parse rate, save.
 
-    The parse-rate prompts are cut to `max_position_embeddings - prompt_reserve` tokens, as the
-    local backend cuts them with the default `meta_agent.max_tokens` (1024).
+    The warm-start prompts are `protocol`'s first-turn prompts (the run's `rlao.protocol`). The
+    parse-rate prompts are cut to `max_position_embeddings - prompt_reserve` tokens, about as
+    the local backend cuts them (it keeps a third of the context for the reply).
     Writes `<out>/model` (HF dir), `<out>/warmstart.json` (loss per step, parse rate per
     benchmark, one sample each) and `<out>/warmstart.md` + `<out>/warmstart_loss.png`.
     """
@@ -236,7 +238,7 @@ def init_tiny(
         benchmarks = list_benchmarks()
     t0 = time.perf_counter()
     set_seed(cfg.seed)
-    pairs, prompts = warmstart.warmstart_pairs(benchmarks, seed=cfg.seed)
+    pairs, prompts = warmstart.warmstart_pairs(benchmarks, seed=cfg.seed, protocol=protocol)
     # The tokenizer learns from what the model will read and write (warm-start prompts and
     # answers, every benchmark's seeds), not from the repo's sources: a code edit elsewhere must
     # not change the tiny model (it did: same config, parse rate 0.92 one day, 0.58 the next).

@@ -351,7 +351,7 @@ def prepare_examples(
         raise W4SError(f"train.base_model {tc.base_model}: tokenizer has no chat template")
     examples, stats = rwr.build_examples(
         rows, tok, temperature=tc.temperature, normalize=tc.normalize_weights,
-        filter=tc.filter, max_seq_len=effective_max_seq_len(tc),
+        filter=tc.filter, max_seq_len=effective_max_seq_len(tc), loss_on=tc.loss_on,
     )
     if not examples:
         raise DataError(f"{tc.data}: no trainable rows ({stats.line()})")

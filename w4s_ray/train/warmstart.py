@@ -1,7 +1,8 @@
 """Warm-start data and SFT for the tiny meta-agent (no Ray).
 
-Pairs: the real W4S meta-agent prompt of a benchmark (`w4s_ray.rlao.prompts.build_messages`,
-archive = that benchmark's seed workflows with placeholder validation feedback) and an answer
+Pairs: the real first-turn meta-agent prompt of a benchmark under the run's protocol
+(`rlao.prompts_w4s.build_messages` for w4s, `rlao.prompts.build_messages` for w4s-ray; archive =
+that benchmark's seed workflows with placeholder validation feedback) and an answer
 "analysis + one ```python solver``` block". Answers are the seed workflows and programmatic
 variations of them: renamed local variables, other temperatures / num_of_response, an added
 verification call, other agent roles / instructions. Variations are produced with `ast`, so
@@ -26,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from w4s_ray.benchmarks import get_benchmark
+from w4s_ray.rlao import prompts_w4s, w4s
 from w4s_ray.rlao.mdp import ArchiveEntry, initial_state
 from w4s_ray.rlao.prompts import PromptSpec, build_messages
 from w4s_ray.train.loss import batch_loss, collate
@@ -73,7 +75,7 @@ _NAME_POOL = ["msgs", "outs", "result", "reply", "cands", "draft", "votes", "fin
 # ----------------------------------------------------------------------------- seeds
 
 
-def seeds_for(name: str) -> tuple[dict[str, str], Any]:
+def seeds_for(name: str, protocol: str = "w4s") -> tuple[dict[str, str], Any]:
     """(seed workflows, benchmark or None) — the benchmark's own seeds when available."""
     try:
         bm = get_benchmark(name)
@@ -81,7 +83,7 @@ def seeds_for(name: str) -> tuple[dict[str, str], Any]:
         log.warning("benchmark %s unavailable (%s); using generic seeds", name, exc)
         return dict(_FALLBACK_SEEDS), None
     try:
-        seeds = bm.seed_workflows()
+        seeds = bm.seed_workflows(style=protocol)
         if seeds:
             return dict(seeds), bm
     except Exception as exc:
@@ -208,6 +210,31 @@ def _reply_like(question: str, rng: random.Random) -> str:
     return "\n".join(steps)
 
 
+def sample_feedback_w4s(bm: Any, rng: random.Random) -> str:
+    """Feedback shaped like `rlao.prompts_w4s.format_feedback` (cases drawn from all items,
+    correct ones included), on real validation questions with made-up answers."""
+    try:
+        items = bm.load("valid")
+    except Exception:
+        items = []
+    if not items:
+        return "(no validation feedback available)"
+    acc = rng.uniform(0.2, 0.95)
+    lines = [f"Validation accuracy: {acc:.4f} ({round(acc * len(items))} of {len(items)} "
+             "items correct)"]
+    picked = rng.sample(items, min(len(items), rng.randint(1, 3)))
+    lines.append(f"Evaluation cases ({len(picked)} drawn at random from the {len(items)} "
+                 "evaluated items):")
+    for num, it in enumerate(picked, 1):
+        right = rng.random() < acc
+        got = it.answer if right else rng.choice(
+            [str(rng.randint(0, 999)), "I cannot determine the answer.", it.answer[::-1][:40],
+             _reply_like(it.question, rng)])
+        lines.append(f"\n### Case {num}\nQuestion:\n{it.question}\nWorkflow's answer: {got}\n"
+                     f"Correct answer: {it.answer}\nCorrect: {'yes' if right else 'no'}")
+    return "\n".join(lines)
+
+
 def sample_feedback(bm: Any, rng: random.Random) -> str:
     """Feedback shaped like `rlao.prompts.format_feedback`, on real validation questions
     with made-up answers. Real runs put a few validation cases in every archive entry; a warm
@@ -234,29 +261,34 @@ def sample_feedback(bm: Any, rng: random.Random) -> str:
 
 
 def meta_agent_prompt(name: str, seeds: dict[str, str], bm: Any,
-                      rng: random.Random) -> list[dict[str, str]]:
-    """The first-turn W4S prompt for a benchmark with its seeds as the archive."""
+                      rng: random.Random, protocol: str = "w4s") -> list[dict[str, str]]:
+    """The first-turn prompt of `protocol` for a benchmark with its seeds as the archive."""
     task = getattr(bm, "task_description", f"The {name} benchmark.")
     kind = getattr(bm, "kind", "math")
     fmt = getattr(bm, "answer_format", "")
+    feedback = sample_feedback_w4s if protocol == "w4s" else sample_feedback
     entries = [
         ArchiveEntry(name=k, code=v, val_accuracy=round(rng.uniform(0.2, 0.9), 2),
-                     feedback=sample_feedback(bm, rng))
+                     feedback=feedback(bm, rng))
         for k, v in seeds.items()
     ]
-    state = initial_state(name, task, entries)
-    return build_messages(state, PromptSpec(kind=kind, answer_format=fmt))
+    if protocol == "w4s":
+        state = w4s.initial_state(name, task, entries)
+        return prompts_w4s.build_messages(state, prompts_w4s.PromptSpec(kind, fmt))
+    return build_messages(initial_state(name, task, entries),
+                          PromptSpec(kind=kind, answer_format=fmt))
 
 
-def warmstart_pairs(benchmarks: list[str], seed: int = 0,
-                    prompts_per_benchmark: int = 6) -> tuple[list[tuple[list, str]], dict]:
+def warmstart_pairs(benchmarks: list[str], seed: int = 0, prompts_per_benchmark: int = 6,
+                    protocol: str = "w4s") -> tuple[list[tuple[list, str]], dict]:
     """(messages, answer) pairs for every benchmark, plus the sampling prompt per benchmark."""
     rng = random.Random(seed)
     pairs: list[tuple[list, str]] = []
     eval_prompts: dict[str, list] = {}
     for name in benchmarks:
-        seeds, bm = seeds_for(name)
-        prompts = [meta_agent_prompt(name, seeds, bm, rng) for _ in range(prompts_per_benchmark)]
+        seeds, bm = seeds_for(name, protocol)
+        prompts = [meta_agent_prompt(name, seeds, bm, rng, protocol)
+                   for _ in range(prompts_per_benchmark)]
         eval_prompts[name] = prompts[0]
         for seed_name, code in seeds.items():
             for analysis, v in variations(seed_name, code, rng):

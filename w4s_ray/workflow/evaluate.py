@@ -27,7 +27,9 @@ first `eval.limit` items; a self-check request without a limit on `eval.self_che
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
+import random
 import re
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -36,6 +38,7 @@ from typing import Any, Protocol
 
 from w4s_ray.config import EvalConfig, SandboxConfig
 from w4s_ray.errors import BudgetExceeded, DataError, ExecutorError, ExecutorFatal
+from w4s_ray.sandbox import guard
 from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
 from w4s_ray.sandbox.jsonreply import EXCERPT_CHARS, parse_json_reply, reply_excerpt
 from w4s_ray.sandbox.process import hidden_paths
@@ -72,6 +75,10 @@ class EvalRequest:
     tag: str = ""
     # Strict run on a few validation items whose first failure feeds the repair loop.
     self_check: bool = False
+    # RLAO validation noise (`eval.extra_random_items`, w4s protocol): this many items drawn,
+    # seeded by the workflow, from the split's pool ("valid" -> "extra", "train" ->
+    # "train_extra") and evaluated after the split's own items.
+    extra_items: int = 0
 
 
 @dataclass
@@ -102,11 +109,15 @@ class EvalResult:
     format_hints: list[str | None] = field(default_factory=list)
     # The first failing item, for self-check / repair: kind, error, traceback, workflow line.
     first_failure: dict[str, Any] | None = None
+    # The first item whose workflow RAISED (any failure but a malformed return value): the
+    # w4s protocol's repair trigger. Same fields as `first_failure`.
+    first_exception: dict[str, Any] | None = None
     stdout: str = ""
     stderr: str = ""
-    # Validation only: {"index", "question", "answer"} (the correct answer) of each item scored
-    # below 1, in item order; the material of the feedback's failure cases. An item whose JSON
-    # call got no usable JSON also has "executor_reply": a clipped excerpt of that raw reply.
+    # Validation (and collection split) only: {"index", "question", "answer"} (the correct
+    # answer) of EVERY item, in item order: the material of the feedback's cases (w4s shows
+    # correct ones too; w4s-ray only those scored below 1). An item whose JSON call got no
+    # usable JSON also has "executor_reply": a clipped excerpt of that raw reply.
     cases: list[dict[str, Any]] = field(default_factory=list)
     # W4S feedback text for the meta-agent (validation results of an evaluator; else "").
     feedback: str = ""
@@ -142,8 +153,25 @@ def with_defaults(request: EvalRequest, eval_cfg: EvalConfig) -> EvalRequest:
     return request
 
 
+NOISE_POOLS = {"valid": "extra", "train": "train_extra"}
+
+
+def noise_items(bm: Any, request: EvalRequest) -> list[Any]:
+    """`request.extra_items` items of the split's noise pool, drawn with a seed derived from the
+    workflow code and request seed (the same workflow draws the same items: exact resume).
+    Empty when the benchmark has no pool; fewer when the pool is smaller."""
+    pool_name = NOISE_POOLS.get(request.split)
+    if request.extra_items <= 0 or pool_name is None or request.item_ids is not None:
+        return []
+    pool = bm.load(pool_name)
+    key = hashlib.blake2b(f"{request.seed}\0{request.code}".encode(), digest_size=8).digest()
+    rng = random.Random(int.from_bytes(key, "big"))
+    return rng.sample(pool, min(request.extra_items, len(pool)))
+
+
 def select_items(bm: Any, request: EvalRequest) -> list[Any]:
-    """The request's items in the split's fixed order (item_ids keep the order given)."""
+    """The request's items in the split's fixed order (item_ids keep the order given), then
+    its noise items."""
     items = bm.load(request.split)
     if request.item_ids is not None:
         by_id = {it.id: it for it in items}
@@ -155,7 +183,7 @@ def select_items(bm: Any, request: EvalRequest) -> list[Any]:
         if request.limit < 0:
             raise DataError(f"limit must be >= 0, got {request.limit}")
         items = items[: request.limit]
-    return items
+    return items + noise_items(bm, request)
 
 
 class _Stats:
@@ -291,6 +319,9 @@ async def evaluate(
             if not isinstance(code, str) or isinstance(timeout, bool) \
                     or not isinstance(timeout, (int, float)):
                 raise RpcFailure("execute_code needs a code string and a timeout", "value")
+            refused = guard.refusal(code) if eval_cfg.execute_code_guard else None
+            if refused is not None:
+                return {"ok": False, "error": refused}
             async with code_sem:
                 stats.code_runs += 1
                 return await sandbox.execute_code(code, timeout, hidden)
@@ -345,6 +376,9 @@ async def evaluate(
             if result.first_failure is None:
                 result.first_failure = _failure(k, it.id, o.kind, o.error, o.tb, o.line,
                                                 request.code)
+            if result.first_exception is None and o.kind != "bad_return":
+                result.first_exception = _failure(k, it.id, o.kind, o.error, o.tb, o.line,
+                                                  request.code)
     result.n = len(items)
     result.accuracy = sum(result.scores) / result.n if result.n else 0.0
     _add_cases(result, items, stats)
@@ -430,6 +464,7 @@ def _finish_load_error(result: EvalResult, items: list, error: str, tb: str | No
     result.errors = {"load_error": len(items)} if items else {}
     result.error = error
     result.first_failure = _failure(-1, None, "load_error", error, tb, line, code)
+    result.first_exception = result.first_failure
     result.accuracy = 0.0
     _add_cases(result, items)
     result.wall_s = time.monotonic() - t0
@@ -437,14 +472,12 @@ def _finish_load_error(result: EvalResult, items: list, error: str, tb: str | No
 
 
 def _add_cases(result: EvalResult, items: list, stats: _Stats | None = None) -> None:
-    """The failed items' question and correct answer (and the excerpt of a reply with no
-    usable JSON), for feedback; validation only."""
-    if result.split != "valid":
+    """Every item's question and correct answer (and the excerpt of a reply with no usable
+    JSON), for feedback; never for the test split."""
+    if result.split == "test":
         return
     result.cases = []
-    for j, (it, s) in enumerate(zip(items, result.scores, strict=True)):
-        if s >= 1.0:
-            continue
+    for j, it in enumerate(items):
         case = {"index": j, "question": it.question, "answer": it.answer}
         reply = stats.reply_for(j, result.answers[j]) if stats is not None else None
         if reply:

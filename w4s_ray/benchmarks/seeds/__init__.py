@@ -7,9 +7,17 @@ values (`Benchmark.seed_instructions()`), so a rendered seed is still valid Pyth
 rendered source is checked: it must parse and define `solver` with exactly two parameters.
 
 Strategies: "cot" (Chain-of-Thought), "cot_sc" (5 samples at temperature 0.8, majority vote),
-"code_generation" (math: solution() run by agent.execute_code, CoT fallback), "test_repair"
-(code: generate, agent.test_on_public_test repairs up to 3 times). Code benchmarks use code
-flavours of cot / cot_sc that answer with the function source.
+"code_generation" (math: solution() run by agent.execute_code), "test_repair" (code: generate,
+agent.test_on_public_test repairs up to 3 times). Code benchmarks use code flavours of cot /
+cot_sc that answer with the function source.
+
+Two styles (`rlao.protocol` picks one through `TaskSpec.from_benchmark`):
+- "w4s", the authors' seeds (fannie1208/W4S `src/tasks/gsmhard/prompt.py` COT, COT_SC,
+  Code_Generation): CoT at temperature 0.8; CoT-SC votes on the answer strings as given; code
+  generation answers 0 when the code fails or returns a non-number;
+- "w4s-ray", the project's earlier seeds: CoT at temperature 0; CoT-SC votes on normalised
+  answers ("18" = "18.0"); code generation falls back to CoT when the code fails.
+Code benchmarks' seeds are the same in both styles (upstream's are not published).
 
 Your own seed workflows (docs/HOWTO.md): `register_seed_workflow(benchmark, name, source)`,
 called from an included module, adds a workflow (source text or a .py path, no placeholders)
@@ -28,7 +36,12 @@ if TYPE_CHECKING:
     from w4s_ray.benchmarks.base import Benchmark
 
 SEEDS_DIR = Path(__file__).parent
-PLACEHOLDERS = ("ROLE", "ANSWER_INSTRUCTIONS")
+PLACEHOLDERS = ("ROLE", "ANSWER_INSTRUCTIONS", "COT_TEMPERATURE")
+STYLES = ("w4s", "w4s-ray")
+# Style-dependent values substituted into the templates.
+STYLE_VALUES = {"w4s": {"COT_TEMPERATURE": 0.8}, "w4s-ray": {"COT_TEMPERATURE": 0.0}}
+# strategy -> template file of the w4s style, where it differs from the shared one.
+W4S_TEMPLATES = {"cot_sc.py": "cot_sc_w4s.py", "code_generation.py": "code_generation_w4s.py"}
 
 # strategy -> a function of the benchmark kind naming its template file (None: the strategy does
 # not apply to that kind). Strategies register themselves with `@register_seed`.
@@ -87,14 +100,16 @@ def register_seed_workflow(benchmark: str, name: str, source: str | Path, *,
         ONLY_EXTRA.add(key)
 
 
-def template_path(strategy: str, kind: str) -> Path:
+def template_path(strategy: str, kind: str, style: str = "w4s") -> Path:
     name = SEEDS[strategy](kind) if strategy in SEEDS else None
     if name is None:
         raise KeyError(f"no seed template {strategy!r} for kind {kind!r}")
+    if style == "w4s":
+        name = W4S_TEMPLATES.get(name, name)
     return SEEDS_DIR / name
 
 
-def render(template: str, values: dict[str, str]) -> str:
+def render(template: str, values: dict) -> str:
     out = template
     for key in PLACEHOLDERS:
         out = out.replace(f'"__{key}__"', repr(values.get(key, "")))
@@ -112,10 +127,12 @@ def check_solver_source(source: str) -> None:
     raise ValueError("source does not define solver(agent, task)")
 
 
-def render_seeds(bench: Benchmark) -> dict[str, str]:
+def render_seeds(bench: Benchmark, style: str = "w4s") -> dict[str, str]:
     from w4s_ray.benchmarks.registry import canonical_name
 
-    values = bench.seed_instructions()
+    if style not in STYLES:
+        raise ValueError(f"unknown seed style {style!r}; expected one of {', '.join(STYLES)}")
+    values = {**bench.seed_instructions(), **STYLE_VALUES[style]}
     out = {}
     mine = [k for k in EXTRA_SEEDS if canonical_name(k) == bench.name]
     extra = {n: src for k in mine for n, src in EXTRA_SEEDS[k].items()}
@@ -123,8 +140,8 @@ def render_seeds(bench: Benchmark) -> dict[str, str]:
         for strategy in bench.seed_names:
             if strategy in extra:
                 continue
-            source = render(template_path(strategy, bench.kind).read_text(encoding="utf-8"),
-                            values)
+            source = render(template_path(strategy, bench.kind, style).read_text(
+                encoding="utf-8"), values)
             check_solver_source(source)
             out[strategy] = source
     out.update(extra)

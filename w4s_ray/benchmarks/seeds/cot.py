@@ -8,7 +8,7 @@ def solver(agent, task: str):
     messages = [{"role": "user", "content": f"# Your Task:\n{task}"}]
     response = agent.call_json_format_llm(
         messages=messages,
-        temperature=0.0,
+        temperature="__COT_TEMPERATURE__",
         num_of_response=1,
         agent_role="__ROLE__",
         return_dict_keys=["reasoning", "answer"],

@@ -17,7 +17,9 @@ each sample is an independent draw seeded by (seed, request hash, sample index),
 voting, verification and repair help exactly as far as the per-item p allows. Wrong answers
 are plausible: near-miss numbers, another option letter, another span of a DROP passage, a
 perturbed boxed answer, or a mutated reference program (`mutate.py`). Prompts it cannot place
-get a generic reply in the requested format (JSON with the requested keys, else text).
+get a generic reply in the requested format (JSON with the requested keys, else text). A
+program-aided answer in JSON mode puts bare code in the code field, fenced in a share of replies
+set by the profile (`json_code_fence_rate`, 0.1), as real models do.
 """
 
 from __future__ import annotations
@@ -399,7 +401,11 @@ def write_reply(intent: Intent, req: SimRequest, correct: bool, rng: random.Rand
                    f"def solution():\n    # computed from the problem statement\n"
                    f"    return {answer}")
         if intent.json_out:
-            return json.dumps(_fill_keys(intent.keys, reasoning, _as_block(program), verdict, item))
+            # Bare code in the JSON field, as real models mostly write it; a profile-set share
+            # of replies fence it (drawn from the reply's own RNG, so replies stay reproducible).
+            fenced = rng.random() < profile.json_code_fence_rate
+            code = _as_block(program) if fenced else program
+            return json.dumps(_fill_keys(intent.keys, reasoning, code, verdict, item))
         return f"{reasoning}\n\n{_as_block(program)}"
 
     if intent.json_out:

@@ -26,6 +26,10 @@ class Profile:
     latency_sigma: float = 0.4
     # Extra latency per completion token (decode speed).
     ms_per_token: float = 8.0
+    # Share of JSON-mode replies whose code field is wrapped in a ```python fence (real models
+    # in JSON mode mostly put bare code there; some fence it, and `execute_code` then fails on
+    # the fence as it would with a real model).
+    json_code_fence_rate: float = 0.1
 
     def accuracy(self, benchmark: str | None, kind: str | None) -> float:
         if benchmark and benchmark in self.benchmark_accuracy:
