@@ -26,7 +26,8 @@ def test_fenced_and_embedded_json_replies_are_scored(gsm8k, sandbox_cfg, eval_cf
              lambda a: f'Sure! The result is {{"reasoning": "step {{1}}", "answer": "{a}"}}.']
     lm = FakeLM(lambda msgs, t, j, occ: forms[len(_q(msgs)) % 2](gold[_q(msgs)]))
     res = run_eval(GOOD, gsm8k, lm, sandbox_cfg, eval_cfg, limit=4)
-    assert res.scores == [1.0] * 4 and res.cases == []
+    assert res.scores == [1.0] * 4
+    assert not any("executor_reply" in c for c in res.cases)  # usable JSON: nothing to quote
 
 
 def test_feedback_quotes_a_clipped_reply_that_had_no_json(gsm8k, sandbox_cfg, eval_cfg):

@@ -66,11 +66,11 @@ def sample_policy(
     ep = Episode(spec, rlao, f"{spec.name}-policy-eval", evaluator, meta_agent,
                  base_seed=seed, run_id="policy-eval", executor=executor)
     ep.start(seed_records)
-    if protocol == "w4s":
-        return _sample_w4s(model, ep, seed, samples)
-    res = ep.run_turn()
     seed_keys = {workflow_key(r["code"]) for r in seed_records if r.get("code")}
     best_seed = max((float(r["val_accuracy"]) for r in seed_records), default=0.0)
+    if protocol == "w4s":
+        return _sample_w4s(model, ep, seed, samples, seed_keys, best_seed)
+    res = ep.run_turn()
     out = []
     for r in res.rows:
         acc = float(r["val_accuracy"]) if r["valid"] else 0.0
@@ -104,7 +104,8 @@ def diversity(samples: Sequence[Sample]) -> dict | None:
     }
 
 
-def _sample_w4s(model: str, ep: Episode, seed: int, samples: int) -> list[Sample]:
+def _sample_w4s(model: str, ep: Episode, seed: int, samples: int, seed_keys: set,
+                best_seed: float) -> list[Sample]:
     """Under w4s: each draw extracted and evaluated once on validation, scored as drawn."""
     replies = texts(ep.meta_agent.generate(ep.messages(), samples, seed=ep.turn_seed(0)))
     codes, errors = [], []
@@ -125,8 +126,12 @@ def _sample_w4s(model: str, ep: Episode, seed: int, samples: int) -> list[Sample
         if failure is not None:
             errors[i] = f"evaluation raised: {failure.get('error')}"
         ok = res is not None and failure is None
-        out.append(Sample(model, ep.spec.name, seed, i, ok, float(res.accuracy) if ok else 0.0,
-                          None if ok else errors[i], float(res.cost_usd) if res else 0.0))
+        acc = float(res.accuracy) if ok else 0.0
+        key = workflow_key(codes[i]) if codes[i] else None
+        out.append(Sample(model, ep.spec.name, seed, i, ok, acc, None if ok else errors[i],
+                          float(res.cost_usd) if res else 0.0, code_key=key,
+                          is_seed_copy=key is not None and key in seed_keys,
+                          beats_best_seed=ok and acc > best_seed))
     return out
 
 
