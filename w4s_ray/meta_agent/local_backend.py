@@ -7,9 +7,11 @@ candidates (exact resume). Runs on CPU here; on a GPU node (`meta_agent.num_gpus
 present) on `cuda`. Generation stops at the tokenizer's EOS, the generation config's EOS ids
 and a ChatML `<|im_end|>` when the vocabulary has one.
 
-A prompt longer than the model's context minus the reply room keeps its LAST tokens (the most
-recent feedback and the generation prompt) and counts the truncation in `truncated_prompts`;
-small offline models have 2k contexts that a full W4S prompt exceeds. The reply room is
+A prompt longer than the model's context minus the reply room is fitted by the shared rule of
+`meta_agent.context` (oldest history turns dropped first; the system prompt, the task and the
+latest message kept; then tokens cut from the middle) and counted in `truncated_prompts`;
+small offline models have 2k contexts that a full W4S prompt exceeds. RWR training fits its
+prompts with the same rule. The reply room is
 `meta_agent.max_tokens`, clamped to a third of the context when it would not fit (the tiny
 model: 1536 tokens of context, so 512 for the reply instead of the configured 4096); generation
 then stops at the end of the context. The clamp is logged once per model.
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from w4s_ray.config import MetaAgentConfig
 from w4s_ray.errors import ConfigError
+from w4s_ray.meta_agent import context
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
 from w4s_ray.meta_agent.tokenizer import load_tokenizer
 
@@ -95,19 +98,28 @@ class LocalMetaAgent(MetaAgent):
             ids.append(im_end)
         return ids
 
-    def encode(self, messages):
-        """Chat-template token ids (1, L), left-truncated to fit the context."""
+    def _ids(self, messages, generation_prompt: bool = True) -> list[int]:
         enc = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        ids = enc["input_ids"]
+            messages, add_generation_prompt=generation_prompt, return_dict=True)
+        return list(enc["input_ids"])
+
+    def encode(self, messages):
+        """Chat-template token ids (1, L), fitted to the context (`meta_agent.context`)."""
+        import torch
+
+        ids = self._ids(messages)
         ctx = getattr(self.model.config, "max_position_embeddings", None)
         if ctx:
             budget = max(16, ctx - self.reply_room)
-            if ids.shape[1] > budget:
+            if len(ids) > budget:
                 self.truncated_prompts += 1
-                ids = ids[:, -budget:]
-        return ids
+                messages, _ = context.drop_history(
+                    list(messages), lambda m: len(self._ids(m)) <= budget)
+                ids = self._ids(messages)
+                head = context.common_prefix(
+                    ids, self._ids(messages[:context.head_count(messages)], False))
+                ids = context.cut(ids, *context.head_tail(len(ids), head, budget))
+        return torch.tensor([ids], dtype=torch.long)
 
     def generate(self, messages, n, *, seed=None):
         import torch
