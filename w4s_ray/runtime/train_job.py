@@ -43,6 +43,7 @@ from w4s_ray.train.trainer import (
     STATE_FILE,
     TrainResult,
     check_base_model,
+    checkpointing_for,
     deepspeed_config,
     latest_step,
     prepare_examples,
@@ -120,6 +121,7 @@ def run_training(
     t0 = time.perf_counter()
     bf16 = resolve_bf16(tc)
     check_base_model(tc.base_model)
+    checkpointing = checkpointing_for(tc, tc.base_model)
     out_dir = Path(tc.out_dir).expanduser().resolve()
     storage = out_dir / "ray"
     if (storage / RUN_NAME).exists() and not resume:
@@ -152,6 +154,7 @@ def run_training(
         if Path(tc.base_model).expanduser().exists() else tc.base_model,
         "ds_config": deepspeed_config(tc, bf16=bf16),
         "bf16": bf16,
+        "gradient_checkpointing": checkpointing,
         "steps_per_epoch": spe,
         "total_steps": total,
         # The LR schedule spans the planned epochs: max_steps is a stop point, not a new plan.
