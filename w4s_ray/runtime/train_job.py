@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -92,6 +93,11 @@ class RayTrainContext:
 
 def train_worker(config: dict[str, Any]) -> None:
     """Runs in every Ray Train worker."""
+    # The driver's console level, also on a joined cluster whose workers neither inherit the
+    # driver's environment nor run the local Ray's setup hook: Ray Train's, DeepSpeed's and
+    # transformers' loggers below ERROR stay off the terminal (w4s_ray.console).
+    os.environ[console.ENV] = config.get("verbosity", console.level())
+    console.apply()
     train_steps(config, RayTrainContext())
 
 
@@ -161,6 +167,7 @@ def run_training(
         "schedule_steps": spe * tc.epochs,
         "pad_id": pad_id,
         "torch_threads": max(1, int(tc.cpus_per_worker)),
+        "verbosity": console.level(),
     }
     trainer = TorchTrainer(
         worker,
