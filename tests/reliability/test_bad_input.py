@@ -188,8 +188,10 @@ def test_unknown_split_in_the_api_is_a_data_error(gsm8k):
 
 @pytest.mark.slow
 def test_meta_agent_that_never_returns_code_keeps_the_seed(data_dir, tmp_path):
-    """Not an error: every candidate is an invalid row (`no code: ...`), the state never
-    advances, the best workflow stays a seed, and the run completes with its report."""
+    """Under the earlier process (`rlao.protocol=w4s-ray`) not an error: every candidate is an
+    invalid row (`no code: ...`), the state never advances, the best workflow stays a seed, and
+    the run completes with its report. (Under the default w4s protocol such a turn is re-sampled,
+    then the run stops with one line, as upstream's: tests/rlao/test_loop_w4s.py.)"""
     from w4s_ray.config import SimConfig
     from w4s_ray.executor.sim.launch import start_sim
     from w4s_ray.rlao.trajectories import read_rows
@@ -205,7 +207,8 @@ def test_meta_agent_that_never_returns_code_keeps_the_seed(data_dir, tmp_path):
              "--set", f"executor.cache.path={tmp_path / 'c.sqlite'}",
              "--set", "meta_agent.backend=scripted", "--set", f"meta_agent.model={replies}",
              "--set", "eval.limit=4", "--set", "rlao.test_limit=4", "--set",
-             "rlao.candidates=2", "--set", "eval.num_evaluators=1"],
+             "rlao.candidates=2", "--set", "eval.num_evaluators=1",
+             "--set", "rlao.protocol=w4s-ray"],
             capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_rows(run / "trajectories")
@@ -234,7 +237,8 @@ def test_executor_lost_mid_run_keeps_completed_turns(data_dir, tmp_path):
              "--set", "executor.cache.enabled=false", "--set", "executor.max_retries=2",
              "--set", "executor.retry_base_delay_s=0.05", "--set", "meta_agent.backend=scripted",
              "--set", "meta_agent.model=seed-variants", "--set", "eval.limit=4", "--set",
-             "rlao.candidates=2", "--set", "eval.num_evaluators=1"],
+             "rlao.candidates=2", "--set", "eval.num_evaluators=1",
+             "--set", "rlao.protocol=w4s-ray"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None and \
