@@ -113,11 +113,6 @@ def _strip(rows):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="KNOWN BUG (stop 23, noted on issue #16): after this stop's merges a "
-                   "run killed early and resumed writes a first-row prompt that differs from the "
-                   "uninterrupted run's (seen under both protocols); "
-                   "tests/reliability/test_crash_resume.py still checks resume equality",
-                   strict=False)
 def test_kill_9_and_resume_gives_the_same_rows(rlao_sim, tmp_path):
     cache = tmp_path / "cache.sqlite"
     sets = small_run_sets(rlao_sim.url, cache, **{"rlao.turns": 4})

@@ -190,7 +190,11 @@ class _Stats:
     def __init__(self) -> None:
         self.calls = self.prompt_tokens = self.completion_tokens = self.capped = 0
         self.cache_hits = self.cache_misses = self.code_runs = 0
-        self.cost_usd = self.cached_usd = 0.0
+        # Dollars per call, summed with fsum at the end: calls finish in any order, and a
+        # running float sum would make identical runs differ in the last bit (a resumed run's
+        # rows would then not equal the uninterrupted run's).
+        self.cost_parts: list[float] = []
+        self.cached_parts: list[float] = []
         # Per item: excerpt of the last JSON-mode reply without a JSON object, and of the last
         # JSON-mode reply at all (quoted when the answer says a key was missing).
         self.no_json: dict[int, str] = {}
@@ -304,8 +308,8 @@ async def evaluate(
             stats.capped += int(bool(getattr(res, "capped", False)))
             stats.prompt_tokens += int(getattr(res, "prompt_tokens", 0) or 0)
             stats.completion_tokens += int(getattr(res, "completion_tokens", 0) or 0)
-            stats.cost_usd += float(getattr(res, "cost_usd", 0.0) or 0.0)
-            stats.cached_usd += float(getattr(res, "cached_usd", 0.0) or 0.0)
+            stats.cost_parts.append(float(getattr(res, "cost_usd", 0.0) or 0.0))
+            stats.cached_parts.append(float(getattr(res, "cached_usd", 0.0) or 0.0))
             cached = getattr(res, "cached", None) or []
             hits = sum(1 for c in cached if c) if isinstance(cached, list) else int(bool(cached))
             stats.cache_hits += hits
@@ -439,9 +443,9 @@ def _hint(bm: Any, item: Any, answer: Any) -> str | None:
 
 
 def _copy_stats(result: EvalResult, stats: _Stats) -> None:
-    result.calls, result.cost_usd = stats.calls, stats.cost_usd
+    result.calls, result.cost_usd = stats.calls, math.fsum(stats.cost_parts)
     result.capped_calls = stats.capped
-    result.cached_usd = stats.cached_usd
+    result.cached_usd = math.fsum(stats.cached_parts)
     result.prompt_tokens, result.completion_tokens = stats.prompt_tokens, stats.completion_tokens
     result.cache_hits, result.cache_misses = stats.cache_hits, stats.cache_misses
     result.code_runs = stats.code_runs
