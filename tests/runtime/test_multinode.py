@@ -290,3 +290,62 @@ def test_train_runs_on_the_meta_agent_node_and_resumes_after_losing_it(shape, ti
     assert 2 < first_new <= max(s["step"] for s in on_old) + 1
     assert res.steps == 6 and [h["step"] for h in res.history] == list(range(1, 7))
     assert (res.model_dir / "config.json").is_file()
+
+
+def _optimize_proc(shape: Shape, sim_url: str, run: Path, *extra: str):
+    import subprocess
+    import sys
+
+    sets = ["executor.cache.enabled=false", "eval.limit=3", "rlao.test_limit=2", "rlao.turns=2",
+            "rlao.candidates=2", "meta_agent.backend=scripted", "meta_agent.model=seed-variants",
+            "eval.num_evaluators=2", "sandbox.item_timeout_s=60", f"executor.api_base={sim_url}"]
+    args = [sys.executable, "-m", "w4s_ray", "optimize", "-b", "gsm8k", "--no-progress",
+            "--address", shape.cluster.address, "--run-dir", str(run), *extra]
+    for s in sets:
+        args += ["--set", s]
+    # Its own session: a kill -9 reaches the driver only, not the cluster it joined.
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+@pytest.mark.timeout(600)
+def test_a_driver_killed_mid_run_resumes_on_the_cluster_with_the_same_rows(shape, sim, tmp_path):
+    """The driver's node lost (kill -9 of the driver; the cluster lives on): a new driver with
+    `--resume` finishes the run with the rows of an undisturbed one, on the same evaluator
+    nodes."""
+    import signal
+
+    from w4s_ray.rlao.runs import RunDir
+
+    calm = _optimize_proc(shape, sim.url, tmp_path / "calm")
+    assert calm.wait(timeout=300) == 0, calm.stderr.read()[-3000:]
+
+    run = tmp_path / "killed"
+    before = mh.actor_ids()
+    proc = _optimize_proc(shape, sim.url, run)
+    end = time.monotonic() + 300
+    # After the first turn's rows are durable and the next turn's evaluators are at work.
+    while proc.poll() is None and time.monotonic() < end \
+            and not any((run / "trajectories").glob("part-*.parquet")):
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before its driver could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # Its actors die with their owner; nothing of the dead driver keeps evaluating.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(
+            a["State"] == "ALIVE" for a in mh.actors_of("EvaluatorActor", before)):
+        time.sleep(0.5)
+    assert not any(a["State"] == "ALIVE" for a in mh.actors_of("EvaluatorActor", before))
+
+    before = mh.actor_ids()
+    resumed = _optimize_proc(shape, sim.url, run, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-3000:]
+    _check_evaluators_on_evaluator_nodes(shape, mh.actors_of("EvaluatorActor", before),
+                                         shape.node_resources())
+    rows = {name: mh.strip_timings(RunDir(tmp_path / name).read_rows())
+            for name in ("calm", "killed")}
+    assert rows["calm"]
+    assert mh.first_difference(rows["killed"], rows["calm"]) == ""
+    a, b = (json.loads((tmp_path / n / "final.json").read_text()) for n in ("calm", "killed"))
+    assert a["best"] == b["best"] and a["valid_accuracy"] == b["valid_accuracy"]
