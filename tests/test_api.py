@@ -81,6 +81,24 @@ def _sim_cfg(sim, tmp_path, **over):
                                  "eval.num_evaluators": 1, **over})
 
 
+def test_a_workflow_file_whose_strings_hold_fences_is_read_as_python(tmp_path):
+    from w4s_ray.workflow.errors import WorkflowError
+
+    code = ('def solver(agent, task):\n'
+            '    note = "reply as ```json {\\"answer\\": ...}``` please"\n'
+            '    return {"answer": note}\n')
+    (tmp_path / "wf.py").write_text(code)
+    assert w4s.read_workflow(tmp_path / "wf.py") == code
+    # The same text saved as a reply file is Python too; a real reply is still extracted.
+    (tmp_path / "wf.txt").write_text(code)
+    assert w4s.read_workflow(tmp_path / "wf.txt") == code
+    (tmp_path / "reply.md").write_text(f"Here it is:\n```python\n{code}```\nDone.")
+    assert w4s.read_workflow(tmp_path / "reply.md").strip() == code.strip()
+    (tmp_path / "bad.py").write_text("def solver(agent):\n    '```'\n")
+    with pytest.raises(WorkflowError, match="bad.py: solver must take"):
+        w4s.read_workflow(tmp_path / "bad.py")
+
+
 def test_evaluate_returns_per_item_results(sim_server, tmp_path):
     cfg = _sim_cfg(sim_server, tmp_path)
     res = w4s.evaluate(COT, cfg, benchmark="gsm8k", split="valid", limit=3, progress=False)

@@ -381,6 +381,7 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
 def read_workflow(path: str | os.PathLike) -> str:
     """The workflow code in a file (plain Python, or the last fenced block defining solver)."""
     from w4s_ray.workflow.errors import WorkflowError
+    from w4s_ray.workflow.extract import check_workflow
 
     p = Path(path)
     try:
@@ -390,16 +391,25 @@ def read_workflow(path: str | os.PathLike) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkflowError(f"cannot read workflow file {path}: {exc}") from None
     try:
-        return workflow_code(text)
+        # A .py file is Python whatever its strings hold (a prompt may show a ``` fence).
+        return check_workflow(text) if p.suffix == ".py" else workflow_code(text)
     except WorkflowError as exc:
         raise WorkflowError(f"{path}: {exc}") from None
 
 
 def workflow_code(text: str) -> str:
-    """Workflow source from plain Python or a reply holding it in a fenced block."""
+    """Workflow source from plain Python or a reply holding it in a fenced block: text that is
+    itself a Python module defining `solver` is the workflow, even when its strings hold ```
+    fences; anything else is read as a chat reply."""
+    from w4s_ray.workflow.errors import WorkflowError
     from w4s_ray.workflow.extract import check_workflow, extract_workflow
 
-    return extract_workflow(text) if "```" in text else check_workflow(text)
+    if "```" not in text:
+        return check_workflow(text)
+    try:
+        return check_workflow(text)
+    except WorkflowError:
+        return extract_workflow(text)
 
 
 @_outside_event_loop
