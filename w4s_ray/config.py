@@ -348,6 +348,11 @@ class MetaAgentConfig(_Section):
     max_retries: int = F(3, "litellm backend: retries per call.", ge=0)
     timeout_s: float = F(600.0, "Seconds one generate call may take.", gt=0)
     num_cpus: float = F(0.5, "Logical CPUs of the local backend's actor.", ge=0)
+    max_restarts: int = F(2, "Times the hosted local backend's actor is started again (on any "
+                          "node that fits it) after its process or node is lost; the call in "
+                          "flight is sent again (a reply is a function of prompt, n and seed, "
+                          "so a retried call returns what the lost one would have). 0: a lost "
+                          "actor stops the run.", ge=0)
 
 
 class TinyModelConfig(_Section):

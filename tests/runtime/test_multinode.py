@@ -230,6 +230,34 @@ def test_meta_agent_actor_lands_on_the_meta_agent_node(shape, tiny_model_dir, tm
         stop(agent)
 
 
+@pytest.mark.timeout(300)
+def test_a_lost_meta_agent_node_mid_call_restarts_the_actor_elsewhere_with_the_same_reply(
+        shape, tiny_model_dir):
+    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+
+    cfg = load_config(None, ["meta_agent.backend=local", f"meta_agent.model={tiny_model_dir}",
+                             "meta_agent.max_tokens=48", "meta_agent.timeout_s=240"])
+    msgs = [{"role": "user", "content": "Write solver(agent, task)."}]
+    before = mh.actor_ids()
+    agent = make_hosted_meta_agent(cfg)
+    try:
+        calm = agent.generate(msgs, 2, seed=7)
+        old_gpu = shape.gpu
+        shape.gpu = shape.cluster.add_node(**GPU)  # where the actor can be started again
+        shape.cluster.wait_for_nodes()
+        with ThreadPoolExecutor(1) as pool:
+            call = pool.submit(agent.generate, msgs, 2, seed=7)
+            time.sleep(0.2)  # the call is on its way or running on the old node
+            shape.cluster.remove_node(old_gpu)
+            storm = call.result(timeout=240)
+        assert storm == calm
+        (actor,) = mh.actors_of("MetaAgentActor", before)
+        assert actor["NumRestarts"] >= 1 and actor["Address"]["NodeID"] == shape.gpu.node_id
+        assert agent.generate(msgs, 2, seed=7) == calm
+    finally:
+        stop(agent)
+
+
 def test_a_role_resource_no_node_declares_is_one_error_line_before_any_work(shape, sim,
                                                                             tmp_path):
     from w4s_ray.runtime.sweep import run_sweep

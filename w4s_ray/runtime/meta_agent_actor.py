@@ -6,7 +6,10 @@ for `meta_agent.num_cpus` (fractional: it must not starve evaluators on a 2-core
 `meta_agent.num_gpus` (a GPU node on clusters), plus the `meta_agent` role resource when the
 cluster declares roles (runtime.placement). Calls run one at a time (the model is not
 re-entrant); a timeout (`meta_agent.timeout_s`) turns a hung actor into an error instead of a
-hang. `RemoteMetaAgent` pickles (it holds only the actor handle), so episodes running in other
+hang. A lost actor (its node removed, its process killed) is started again by Ray on a node
+that fits it, up to `meta_agent.max_restarts` times, and the call in flight is retried: a
+seeded `generate` is a pure function of its arguments, so at-least-once delivery is safe. An
+error raised while the model loads is not retried (Ray does not restart a failed constructor). `RemoteMetaAgent` pickles (it holds only the actor handle), so episodes running in other
 actors can share it.
 """
 
@@ -27,7 +30,7 @@ from w4s_ray.runtime.placement import meta_agent_options
 from w4s_ray.runtime.ray_init import reraise_user_error
 
 
-@ray.remote(max_restarts=0)
+@ray.remote
 class MetaAgentActor:
     def __init__(self, cfg: MetaAgentConfig, models_cfg=None) -> None:
         apply_offline_defaults()
@@ -78,7 +81,8 @@ def start_meta_agent_actor(cfg: MetaAgentConfig, ray_cfg: RayConfig | None = Non
         cfg = cfg.model_copy(update={"model": str(path.resolve())})
     role = meta_agent_options(ray_cfg) if ray_cfg is not None else {}
     handle = MetaAgentActor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
-                                    **role).remote(cfg, models_cfg)
+                                    max_restarts=cfg.max_restarts,
+                                    max_task_retries=cfg.max_restarts, **role).remote(cfg, models_cfg)
     try:
         name = ray.get(handle.name.remote(), timeout=cfg.timeout_s)
     except ray.exceptions.RayActorError as exc:
