@@ -74,7 +74,8 @@ def start_sim(sim_cfg: SimConfig | None = None, data_dir: str | os.PathLike | No
               startup_timeout_s: float = 60.0) -> SimHandle:
     """Run `python -m w4s_ray.executor.sim` on `port` (0: any free port) and wait for it."""
     cfg = (sim_cfg or SimConfig()).model_copy(update={"port": port})
-    cmd = [sys.executable, "-m", "w4s_ray.executor.sim", *to_argv(cfg)]
+    cmd = [sys.executable, "-m", "w4s_ray.executor.sim", *to_argv(cfg),
+           "--exit-with-parent", str(os.getpid())]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     if items_file is not None:
