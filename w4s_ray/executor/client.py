@@ -42,6 +42,7 @@ Not done here: streaming, tool calls, per-call model overrides (the model is the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -67,6 +68,7 @@ from w4s_ray.executor.transport import (
     make_transport,
     probe_server,
 )
+from w4s_ray.utils.held import held
 
 
 @dataclass
@@ -332,6 +334,17 @@ class ExecutorClient:
             self._sem = asyncio.Semaphore(self.cfg.max_concurrency)
         return self._sem
 
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        """One of `max_concurrency` slots; the wait for it is the platform's (utils/held.py)."""
+        sem = self._semaphore()
+        with held():
+            await sem.acquire()
+        try:
+            yield
+        finally:
+            sem.release()
+
     async def chat(self, messages: list[dict], temperature: float | None = None, n: int = 1,
                    response_format: Any = None, max_tokens: int | None = None,
                    occurrence: int = 0, tags: dict | None = None) -> ChatResult:
@@ -375,7 +388,7 @@ class ExecutorClient:
             return ChatResult([hits[k].text for k in keys], 0, 0, 0.0, [True] * n, saved,
                               capped)
 
-        async with self._semaphore():
+        async with self._slot():
             # The first attempt's grant is taken before the budget check: it also refreshes
             # the run's spend. Checked once a slot is free, so at most max_concurrency calls
             # overshoot.
@@ -450,7 +463,8 @@ class ExecutorClient:
         if self._limiter is None:
             return None
         per_sample = self._completions.per_sample(max_tokens)
-        return await self._limiter.acquire(token_upper_bound(messages, n, per_sample))
+        with held():  # the platform's wait, not the workflow's (utils/held.py)
+            return await self._limiter.acquire(token_upper_bound(messages, n, per_sample))
 
     def _settle(self, grant: Any, done: Any) -> None:
         """After an attempt: the tokens its reply reports, and its dollars (a failed attempt

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import re
 import shutil
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from w4s_ray.sandbox.process import (
     make_temp_dir,
     spawn,
 )
+from w4s_ray.utils import held as held_calls
 
 RpcHandler = Callable[[str, dict, int], Awaitable[Any]]
 
@@ -138,6 +140,58 @@ def scrub_host_paths(text: str) -> str:
     return text
 
 
+class _HeldClock:
+    """Seconds the platform held an item's calls back (utils/held.py: rate-limit grants,
+    in-flight caps), which the item's time limit does not count; and the time any call was
+    held, which the whole evaluation's limit does not count. Hooks fire on whichever thread
+    runs the executor's I/O loop, hence the lock."""
+
+    POLL_S = 1.0  # while held, limits are looked at again this often
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n: dict[int, int] = {}
+        self._since: dict[int, float] = {}
+        self._credit: dict[int, float] = {}
+        self._any = 0
+        self._any_since = 0.0
+        self._any_credit = 0.0
+
+    def hold(self, idx: int, on: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            n = self._n.get(idx, 0)
+            if on:
+                if n == 0:
+                    self._since[idx] = now
+                if self._any == 0:
+                    self._any_since = now
+                self._n[idx], self._any = n + 1, self._any + 1
+                return
+            self._n[idx], self._any = n - 1, self._any - 1
+            if n == 1:
+                self._credit[idx] = self._credit.get(idx, 0.0) + now - self._since.pop(idx)
+            if self._any == 0:
+                self._any_credit += now - self._any_since
+
+    def restart(self, idx: int) -> None:
+        """The item starts (again, in a fresh child): its earlier waits are no longer owed."""
+        with self._lock:
+            self._credit.pop(idx, None)
+
+    def item_deadline(self, idx: int, t0: float, limit: float, now: float) -> float:
+        with self._lock:
+            if self._n.get(idx):
+                return now + self.POLL_S  # held right now: not due
+            return t0 + limit + self._credit.get(idx, 0.0)
+
+    def run_deadline(self, deadline: float, now: float) -> float:
+        with self._lock:
+            if self._any:
+                return max(deadline + self._any_credit, now + self.POLL_S)
+            return deadline + self._any_credit
+
+
 class WorkflowRunner:
     """Runs one workflow over items in sandbox children (module docstring)."""
 
@@ -153,6 +207,7 @@ class WorkflowRunner:
         self._stdout: list[bytes] = []
         self._stderr: list[bytes] = []
         self._abort: BaseException | None = None
+        self._clock = _HeldClock()
 
     async def run(self, code: str, items: list[tuple[int, str, dict]]) -> SandboxRun:
         out = SandboxRun()
@@ -271,18 +326,19 @@ class WorkflowRunner:
         grace = 1.0  # an interrupted pure-Python thread comes back well within this
         while len(sess.finished) < len(wanted):
             now = time.monotonic()
-            running = [started_at[i] + cfg.item_timeout_s for i in started_at
-                       if i not in sess.finished]
+            clock = self._clock
+            running = [clock.item_deadline(i, started_at[i], cfg.item_timeout_s, now)
+                       for i in started_at if i not in sess.finished]
             unstarted = len(wanted) - len(started_at)
             zombie_checks = [t + grace for t in cancelled.values() if now < t + grace] \
                 if unstarted else []
-            next_deadline = min([deadline] + running + zombie_checks
+            next_deadline = min([clock.run_deadline(deadline, now)] + running + zombie_checks
                                 + ([] if ready else [load_deadline]))
             try:
                 frame = await asyncio.wait_for(chan.frames.get(), max(0.0, next_deadline - now))
             except TimeoutError:
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= clock.run_deadline(deadline, now):
                     sess.status = "timeout"
                     return
                 if not ready and now >= load_deadline:
@@ -290,7 +346,8 @@ class WorkflowRunner:
                     sess.load_error = ItemOutcome(kind="load_error", error=sess.reason)
                     return
                 for i, t0 in list(started_at.items()):
-                    if i not in sess.finished and now >= t0 + cfg.item_timeout_s:
+                    if i not in sess.finished \
+                            and now >= clock.item_deadline(i, t0, cfg.item_timeout_s, now):
                         sess.finished[i] = ItemOutcome(
                             kind="timeout", error=f"item time limit ({cfg.item_timeout_s:g} s)")
                         self._tick()
@@ -320,6 +377,7 @@ class WorkflowRunner:
                 task.add_done_callback(calls.discard)
             elif kind == "start" and idx in wanted and idx not in started_at:
                 started_at[idx] = time.monotonic()
+                self._clock.restart(idx)
                 sess.started.add(idx)
             elif kind in ("done", "fail") and idx in wanted and idx not in sess.finished:
                 if kind == "done" and isinstance(frame.get("answer"), str):
@@ -362,6 +420,8 @@ class WorkflowRunner:
     async def _answer_call(self, chan: Channel, call_id: int, idx: int, frame: dict) -> None:
         method, params = frame.get("m"), frame.get("p")
         reply: dict[str, Any] = {"t": "reply", "id": call_id}
+        # This task's own context: waits the platform imposes on the call pause idx's clock.
+        held_calls.bind(lambda on: self._clock.hold(idx, on))
         try:
             if not isinstance(method, str) or not isinstance(params, dict):
                 raise RpcFailure("malformed call", "value")

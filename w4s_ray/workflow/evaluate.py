@@ -43,6 +43,7 @@ from w4s_ray.sandbox.base import Sandbox, as_sandbox, run_tests_async
 from w4s_ray.sandbox.jsonreply import EXCERPT_CHARS, parse_json_reply, reply_excerpt
 from w4s_ray.sandbox.process import hidden_paths
 from w4s_ray.sandbox.runner import Abort, RpcFailure
+from w4s_ray.utils.held import held
 from w4s_ray.workflow.errors import WorkflowError
 from w4s_ray.workflow.extract import check_workflow
 
@@ -293,8 +294,12 @@ async def evaluate(
             p["occurrence"] += request.seed * SEED_STRIDE
             try:
                 if call_limiter is not None:
-                    async with call_limiter:
+                    with held():  # the evaluator's in-flight cap: not the workflow's time
+                        await call_limiter.acquire()
+                    try:
                         res = await executor.chat(p.pop("messages"), tags=tags, **p)
+                    finally:
+                        call_limiter.release()
                 else:
                     res = await executor.chat(p.pop("messages"), tags=tags, **p)
             except (BudgetExceeded, ExecutorFatal) as exc:
