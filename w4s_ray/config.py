@@ -127,11 +127,12 @@ class ExecutorConfig(_Section):
     seed: int = F(0, "Sampling seed sent with every call (with the occurrence number).",
                   resume=True)
     cache: CacheConfig = FF(CacheConfig, "The completion cache.")
-    reject_limit: int = F(20, "Calls rejected in a row with a per-item error (a 4xx other than "
-                          "429) before any call was answered, after which a trivial request "
-                          "with the same max_tokens is tried: rejected too, the endpoint cannot "
-                          "serve the run and it stops (ExecutorFatal) instead of scoring every "
-                          "item 0 (docs/EXECUTOR.md \"Errors\").", ge=1)
+    reject_limit: int = F(20, "Calls failed in a row (rejected per item, or a transient failure "
+                          "that outlasted the retries) with no answer in between, after which "
+                          "a trivial request with the same max_tokens is tried: failing too, "
+                          "the endpoint cannot serve the run (from the start, or since an "
+                          "outage mid-run) and it stops (ExecutorFatal) instead of scoring "
+                          "every item 0 (docs/EXECUTOR.md \"Errors\").", ge=1)
 
     @model_validator(mode="after")
     def _prices_together(self) -> ExecutorConfig:

@@ -313,6 +313,46 @@ async def test_an_endpoint_that_rejects_every_call_is_fatal_after_reject_limit(
     assert "max_tokens=4096" in str(err.value) and len(fake.chat_requests()) == 4
 
 
+async def test_an_endpoint_that_goes_down_mid_run_stops_the_run(fake_provider, tmp_path,
+                                                                 monkeypatch):
+    """Answers at first, then a 500 on every request (an outage that outlasts the retries):
+    after `reject_limit` failed calls in a row and a failed minimal call, the run stops with a
+    line that says what happened and how to go on, instead of scoring items 0 from then on."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    fake = fake_provider("openai", mode="gold", fail_after=2, fail_mode="500")
+    client = ExecutorClient(cfg_for(fake, "gpt-4o-mini", tmp_path, reject_limit=3,
+                                    cache=CacheConfig(enabled=False)))
+    for i in range(2):
+        assert (await client.chat(msgs(f"item {i}"))).texts
+    for i in range(2):
+        with pytest.raises(ExecutorError) as err:
+            await client.chat(msgs(f"down {i}"))
+        assert not isinstance(err.value, ExecutorFatal)
+    with pytest.raises(ExecutorFatal, match="failed the last 3 calls in a row") as err:
+        await client.chat(msgs("down 2"))
+    assert "--resume" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ExecutorFatal):  # and every later call stops at once
+        await client.chat(msgs("after"))
+
+
+async def test_failures_between_answers_never_stop_the_run(fake_provider, tmp_path,
+                                                            monkeypatch):
+    """A flaky endpoint (every other call fails after its retries) is not an outage: the
+    count of failures in a row starts again at each answer."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    fake = fake_provider("openai", mode="gold")
+    client = ExecutorClient(cfg_for(fake, "gpt-4o-mini", tmp_path, reject_limit=2,
+                                    cache=CacheConfig(enabled=False)))
+    original = fake._error
+    fake._error = lambda: (500, "server_error", "boom") \
+        if "flaky" in str((fake.requests[-1]["body"] or {}).get("messages")) else original()
+    for i in range(4):
+        with pytest.raises(ExecutorError) as err:
+            await client.chat(msgs(f"flaky {i}"))
+        assert not isinstance(err.value, ExecutorFatal)
+        assert (await client.chat(msgs(f"fine {i}"))).texts
+
+
 async def test_a_workflow_sending_bad_requests_cannot_stop_the_run(fake_provider, tmp_path,
                                                                    monkeypatch):
     """Untrusted workflow code whose every call is rejected (here: the server refuses its

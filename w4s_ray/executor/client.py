@@ -60,6 +60,7 @@ from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
 from w4s_ray.executor.ratelimit import AsyncRateLimiter, CompletionEstimate, token_upper_bound
 from w4s_ray.executor.transport import (
+    FATAL,
     ITEM,
     Failure,
     ServerInfo,
@@ -199,7 +200,7 @@ class ExecutorClient:
         self._identity_lock: asyncio.Lock | None = None
         self._fatal: ExecutorFatal | None = None
         self._answered = 0  # calls answered by the endpoint (cache hits not counted)
-        self._rejected = 0  # per-item rejections while nothing was answered yet
+        self._rejected = 0  # calls failed in a row (per-item rejections, exhausted retries)
         self.cache = CompletionCache(cfg.cache.path) if cfg.cache.enabled else None
         if rate_limiter is not None:
             # Injected by the caller: e.g. `runtime.rate_limiter.SharedRateLimiter` over the run's
@@ -412,6 +413,7 @@ class ExecutorClient:
                     self._fatal = err
                 raise err from None
         self._answered += 1
+        self._rejected = 0
         texts, pt, ct = done.texts, done.prompt_tokens, done.completion_tokens
         cost = self._prices.cost(pt, ct)
         self._bump(cost_usd=cost, prompt_tokens=pt, completion_tokens=ct)
@@ -428,29 +430,34 @@ class ExecutorClient:
 
     async def _escalate(self, failure: Failure, max_tokens: int,
                         err: ExecutorError) -> ExecutorError:
-        """A per-item rejection becomes fatal when every call so far was rejected
-        (`executor.reject_limit` of them, none answered) AND a trivial request with the same
-        max_tokens (at most the agent API's default, 4096) is rejected too: then no workflow
-        can be served (e.g. max_tokens beyond the model's context). Workflow code cannot
-        stop a run this way: its own odd requests fail, the trivial one is answered."""
-        if isinstance(err, ExecutorFatal) or failure.kind != ITEM or self._answered:
+        """A failed call becomes fatal when the last `executor.reject_limit` calls all failed
+        (rejected per item, or a transient failure that outlasted every retry) AND a trivial
+        request with the same max_tokens (at most the agent API's default, 4096) fails too:
+        then no workflow can be served — from the start (e.g. max_tokens beyond the model's
+        context) or since mid-run (an outage that outlasts the retries), and going on would
+        score every item 0 in silence. Workflow code cannot stop a run this way: its own odd
+        requests fail, the trivial one is answered and the count starts again."""
+        if isinstance(err, ExecutorFatal):
             return err
         self._rejected += 1
         if self._rejected < self.cfg.reject_limit:
             return err
-        self._rejected = 0
+        failed, self._rejected = self._rejected, 0
         probe = [{"role": "user", "content": "Reply with the single word OK."}]
         try:
             done = await self._call(probe, self.cfg.temperature, 1, None,
                                     min(max_tokens, 4096), derive_seed(self.cfg.seed, 0))
         except _Failed as exc:
-            if exc.failure.kind == ITEM:
-                return fatal_error(
-                    f"the endpoint rejected every call of this run, a minimal one with "
-                    f"max_tokens={min(max_tokens, 4096)} too ({exc.failure.cause})",
-                    "rejected", self.endpoint, self.cfg)
-            return err
-        self._answered += 1  # it serves trivial requests: the rejections were the requests'
+            if exc.failure.kind == FATAL:
+                return call_error(exc.failure, self.endpoint, self.cfg, exc.attempts)
+            what = ("rejected every call of this run" if not self._answered and
+                    failure.kind == ITEM else f"failed the last {failed} calls in a row")
+            return fatal_error(
+                f"the endpoint {what}, a minimal one with max_tokens={min(max_tokens, 4096)} "
+                f"too ({exc.failure.cause})",
+                "rejected" if exc.failure.kind == ITEM else "unavailable", self.endpoint,
+                self.cfg)
+        self._answered += 1  # it serves trivial requests: the failures were the requests'
         self._bump(cost_usd=self._prices.cost(done.prompt_tokens, done.completion_tokens))
         return err
 

@@ -68,6 +68,9 @@ def hint(reason: str, endpoint: Endpoint, cfg: Any) -> str:
                 "call; the agent API's is 4096), and the parameters")
     if reason == "preflight":
         return "the endpoint does not answer a minimal chat request; check it by hand"
+    if reason == "unavailable":
+        return ("the endpoint stopped answering (an outage outlasting the retries?); when it is "
+                "back, rerun the same command with --resume: finished work is kept")
     return "see docs/EXECUTOR.md \"Errors\""
 
 
