@@ -31,10 +31,26 @@ def _fmt(x, digits: int = 3) -> str:
     return str(x)
 
 
+def seed_turn(episode_id: str, benchmark: str, seeds: list[dict]) -> dict:
+    """Turn 0 of an episode: its seed workflows on validation, in `turn_table`'s shape."""
+    accs = [s["val_accuracy"] for s in seeds]
+    usd = sum(s.get("cost_usd", 0.0) for s in seeds)
+    return {"episode_id": episode_id, "benchmark": benchmark, "turn": 0, "seeds": True,
+            "candidates": len(seeds), "valid": len(accs), "dropped": 0,
+            "best_val_accuracy": max(accs) if accs else None,
+            "mean_val_accuracy": sum(accs) / len(accs) if accs else None, "chosen": None,
+            "best_so_far": max(accs) if accs else 0.0, "mean_reward": None, "repairs": 0,
+            "racing_stopped": 0, "calls": sum(s.get("calls", 0) for s in seeds),
+            "cost_usd": usd, "cached_usd": sum(s.get("cached_usd") or 0.0 for s in seeds),
+            "cum_usd": usd, "wall_s": None}
+
+
 def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
-               walls: dict | None = None) -> list[dict]:
+               walls: dict | None = None, *, with_seeds: bool = False) -> list[dict]:
     """Per (episode, turn): `loop.turn_metrics` (the one per-turn aggregate) with best-so-far
-    counted from the seed workflows on, plus cumulative dollars and the measured wall time."""
+    counted from the seed workflows on, plus cumulative dollars (seeds included) and the
+    measured wall time. Turns are numbered from 1; `with_seeds` adds each episode's turn 0 (its
+    seed workflows, `seed_turn`) before its first turn."""
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["episode_id"], r["turn"]), []).append(r)
@@ -45,9 +61,11 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
         grp = groups[(eid, turn)]
         bench = grp[0]["benchmark"]
         if eid not in best_so_far:
-            seed_accs = [s["val_accuracy"] for s in seeds.get(bench, [])]
-            best_so_far[eid] = max(seed_accs) if seed_accs else 0.0
-            cum_usd[eid] = sum(s.get("cost_usd", 0.0) for s in seeds.get(bench, []))
+            zero = seed_turn(eid, bench, seeds.get(bench, []))
+            best_so_far[eid] = zero["best_so_far"]
+            cum_usd[eid] = zero["cost_usd"]
+            if with_seeds:
+                out.append(zero)
         m = turn_metrics(grp, best_so_far[eid])
         if m["best_val_accuracy"] is not None:
             best_so_far[eid] = m["best_so_far"] = max(best_so_far[eid], m["best_val_accuracy"])
@@ -173,7 +191,8 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
     if table:
         by_ep: dict[str, list[dict]] = {}
         for t in table:
-            by_ep.setdefault(t["episode_id"], []).append(t)
+            if not t.get("seeds"):
+                by_ep.setdefault(t["episode_id"], []).append(t)
         if len(by_ep) > 1:
             lines += ["## Episodes", "",
                       "| episode | turns | candidates | valid | dropped | best valid accuracy | "
@@ -192,13 +211,17 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
                     f"{sum(t['calls'] for t in ts)} | {_fmt(sum(t['cost_usd'] for t in ts), 4)} |")
             lines.append("")
         lines += ["## Turns", "",
+                  "Turn 0 is the seed workflows on validation (candidates: the seeds); the "
+                  "meta-agent's turns are 1, 2, ... as in the trajectory rows, metrics.jsonl and "
+                  "the plot. Dollars of turn 0 are the seed evaluations'.", "",
                   "| episode | turn | valid/cands | dropped | best valid acc | mean valid acc | "
                   "best so far | mean reward | repairs | raced out | calls | dollars | "
                   "cache hits' $ | wall s |",
                   "|" + " --- |" * 14]
         for t in table:
             lines.append(
-                f"| {t['episode_id']} | {t['turn']} | {t['valid']}/{t['candidates']} | "
+                f"| {t['episode_id']} | {'0 (seeds)' if t.get('seeds') else t['turn']} | "
+                f"{t['valid']}/{t['candidates']} | "
                 f"{t.get('dropped', 0)} | "
                 f"{_fmt(t['best_val_accuracy'])} | {_fmt(t['mean_val_accuracy'])} | "
                 f"{_fmt(t['best_so_far'])} | {_fmt(t['mean_reward'])} | {t['repairs']} | "
@@ -221,8 +244,9 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
 
 
 def curve_figure(table: list[dict]):
-    """Validation accuracy and cumulative dollars per turn (integer turn ticks; the dollars
-    panel also shows what cache hits would have cost, when there were any)."""
+    """Validation accuracy and cumulative dollars per turn (integer turn ticks, turn 0 = the
+    seed workflows when `table` has them; the dollars panel also shows what cache hits would
+    have cost, when there were any)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,9 +272,9 @@ def curve_figure(table: list[dict]):
         if cached > 0:  # a cache-served run shows what it would have cost, not a flat $0
             ax2.plot(turns, would, linestyle="--", color=spent.get_color(), alpha=0.6,
                      label=f"{eid} would have cost without the cache")
-    ax1.set(xlabel="turn", ylabel="validation accuracy", title="Validation accuracy",
+    ax1.set(xlabel="turn (0 = seed workflows)", ylabel="validation accuracy", title="Validation accuracy",
             ylim=(-0.02, 1.02))
-    ax2.set(xlabel="turn", ylabel="cumulative executor $", title="Dollars")
+    ax2.set(xlabel="turn (0 = seed workflows)", ylabel="cumulative executor $", title="Dollars")
     ax2.set_ylim(bottom=0)
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -283,7 +307,7 @@ def write_report(run_dir: str | Path) -> Path:
         raise DataError(f"{rd.path} is not a w4s run directory (no config.yaml, no trajectories)")
     rows = rd.read_rows()
     seeds = rd.all_seeds()
-    table = turn_table(rows, seeds, rd.walls())
+    table = turn_table(rows, seeds, rd.walls(), with_seeds=True)
     atomic_write_text(rd.report, _markdown(rd, table, seeds, rd.load_final(),
                                            rd.load_cost(), rd.load_executor()))
     _plot(table, rd.curve)

@@ -166,7 +166,7 @@ def collect(
                     raise exc from None
                 rd.write_turn(eid, res)
                 rows += res.rows
-                done_turns[eid] = res.turn + 1
+                done_turns[eid] = res.turn  # turns are numbered from 1 (seeds: 0)
                 bar.update(1)
                 if done_turns[eid] < turns and budget_error is None:
                     inflight[actors[eid].run_turn.remote()] = eid
