@@ -61,7 +61,7 @@ def test_report_of_a_non_run_dir(tmp_path):
 @pytest.mark.slow
 def test_optimize_on_the_simulator_writes_run_dir_and_report(rlao_sim, tmp_path):
     d = tmp_path / "opt"
-    proc = w4s(["optimize", "-b", "gsm8k", "--run-dir", str(d), "--no-progress",
+    proc = w4s(["optimize", "-b", "gsm8k", "--out", str(d), "--no-progress",
                 *small_run_sets(rlao_sim.url, tmp_path / "cache.sqlite")])
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("config.yaml", "metrics.jsonl", "cost.json", "final.json", "final_workflow.py",
@@ -73,7 +73,7 @@ def test_optimize_on_the_simulator_writes_run_dir_and_report(rlao_sim, tmp_path)
     rows = read_rows(d / "trajectories")
     assert len(rows) == 4 and all(r["executor"] == "openai/sim-gpt-4o-mini" for r in rows)
     assert any(r["valid"] for r in rows)
-    assert list((d / "workflows").glob("turn_00_cand_*.py"))
+    assert list((d / "workflows").glob("turn_01_cand_*.py"))
     report = (d / "report.md").read_text()
     assert "gsm8k-e00" in report and "| seed: " in report
     # `w4s report` regenerates the same files
@@ -96,8 +96,8 @@ def test_collect_three_benchmarks_on_the_simulator(rlao_sim, tmp_path):
     import polars as pl
 
     files = sorted((out / "trajectories").glob("*.parquet"))
-    assert [f.name for f in files] == ["part-gsm8k-e00-0000.parquet", "part-mgsm-e00-0000.parquet",
-                                       "part-svamp-e00-0000.parquet"]
+    assert [f.name for f in files] == ["part-gsm8k-e00-0001.parquet", "part-mgsm-e00-0001.parquet",
+                                       "part-svamp-e00-0001.parquet"]
     pdf = pd.read_parquet(out / "trajectories")
     assert list(pdf.columns) == COLUMNS and len(pdf) == 6
     assert set(pdf["benchmark"]) == {"gsm8k", "svamp", "mgsm"}

@@ -30,7 +30,9 @@ def register(subparsers) -> None:
     pp = sub.add_parser("prepare", help="convert a preset's packaged GGUF into a checkpoint")
     add_config_args(pp)
     pp.add_argument("name", help="preset name (see `w4s models list`)")
-    pp.add_argument("--out", help="models directory (models.dir; default runs/models)")
+    from w4s_ray.cli import add_out_arg
+
+    add_out_arg(pp, "models directory (models.dir; default runs/models)")
     pp.add_argument("--force", action="store_true", help="convert again even if prepared")
     pp.set_defaults(func=_prepare)
     pr = sub.add_parser("resolve", help="print the local checkpoint directory of a model spec")
