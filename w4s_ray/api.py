@@ -398,6 +398,17 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
                        out["wall_s"], table, out.get("executor"))
 
 
+# -- report -------------------------------------------------------------------------------------
+
+
+def report(path: str | os.PathLike) -> tuple[str, Path]:
+    """The report of any run directory (optimize, collect, sweep, train, compare, ADAS/AFlow)
+    written again from its files: (kind, the report's path). `w4s report DIR`."""
+    from w4s_ray.reports import write_report
+
+    return write_report(path)
+
+
 # -- evaluate -----------------------------------------------------------------------------------
 
 

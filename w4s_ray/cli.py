@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.verb is None else 2
     try:
         _configure_console(args)
+        # --no-progress also silences the activity lines (Ray start, seeds, final test).
+        console.no_progress(bool(getattr(args, "no_progress", False)))
         args.cfg = _load_cfg(args)
         return int(args.func(args) or 0)
     except W4SError as exc:

@@ -20,8 +20,8 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from w4s_ray.reports import write_report
+    from w4s_ray import api
 
-    kind, path = write_report(args.run_dir)
+    kind, path = api.report(args.run_dir)
     print(f"{kind} report: {path}")
     return 0
