@@ -4,7 +4,9 @@ Reads only files, through `rlao.runs.RunDir`: the trajectory rows (the truth), `
 `metrics.jsonl` (wall times), `cost.json`, the executor record (which executor; a simulated one
 is said so in the title and first line) and, for optimize runs, `final.json`. Dollars are shown
 next to what the completion-cache hits would have cost. Writes `report.md` and `curve.png`
-(validation accuracy and cumulative dollars per turn, one line per episode) with matplotlib's
+(validation accuracy and cumulative dollars per turn; an optimize run's one episode as is, a
+collection's one line per benchmark: the mean over its episodes with a +-1 sd band) with
+matplotlib's
 Agg backend. Regenerating is idempotent and safe while nothing else writes the directory.
 
 What it does not do: evaluate anything, or show numbers it cannot find (missing files give
@@ -285,12 +287,61 @@ def curve_figure(table: list[dict]):
     return fig
 
 
+def collect_figure(table: list[dict]):
+    """A collection's curve: one line per BENCHMARK, the mean over its episodes of best-so-far
+    validation accuracy and of cumulative dollars per turn, with a band of +-1 standard
+    deviation over the episodes (clipped to [0, 1] for accuracy); turn 0 = the seeds."""
+    import statistics
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    series: dict[str, dict[int, dict[str, list[float]]]] = {}
+    episodes: dict[str, set[str]] = {}
+    for t in table:
+        cell = series.setdefault(t["benchmark"], {}).setdefault(t["turn"], {"acc": [], "usd": []})
+        cell["acc"].append(t["best_so_far"])
+        cell["usd"].append(t["cum_usd"])
+        episodes.setdefault(t["benchmark"], set()).add(t["episode_id"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for bench, by_turn in sorted(series.items()):
+        turns = sorted(by_turn)
+        n = len(episodes[bench])
+        for ax, key, clip in ((ax1, "acc", (0.0, 1.0)), (ax2, "usd", (0.0, None))):
+            mean = [statistics.fmean(by_turn[k][key]) for k in turns]
+            sd = [statistics.pstdev(by_turn[k][key]) for k in turns]
+            line, = ax.plot(turns, mean, marker="o", markersize=3,
+                            label=f"{bench} (mean of {n} episode{'s' if n > 1 else ''})")
+            if n > 1:
+                lo = [max(clip[0], m - s) for m, s in zip(mean, sd, strict=True)]
+                hi = [min(clip[1], m + s) if clip[1] is not None else m + s
+                      for m, s in zip(mean, sd, strict=True)]
+                ax.fill_between(turns, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax1.set(xlabel="turn (0 = seed workflows)", ylabel="best validation accuracy so far",
+            title="Validation accuracy (mean +- 1 sd over episodes)", ylim=(-0.02, 1.02))
+    ax2.set(xlabel="turn (0 = seed workflows)", ylabel="cumulative executor $ per episode",
+            title="Dollars (mean +- 1 sd over episodes)")
+    ax2.set_ylim(bottom=0)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if series:  # one legend for both panels, beside the data rather than over it
+        fig.legend(*ax1.get_legend_handles_labels(), loc="lower center", fontsize=7,
+                   ncol=min(4, len(series)), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(series) - 1) // 4), 1, 1))
+    return fig
+
+
 def _plot(table: list[dict], path: Path) -> None:
     import io
 
     import matplotlib.pyplot as plt
 
-    fig = curve_figure(table)
+    several = len({t["episode_id"] for t in table}) > 1
+    fig = collect_figure(table) if several else curve_figure(table)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
