@@ -177,6 +177,14 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
 
         def log_new_turns(_res: Any = None) -> None:  # live: each turn as it is written
             spent: dict[str, float] = {}
+            seeds = rd.load_seeds(name)
+            if seeds:  # turn 0: the seed workflows (their dollars start the cumulative sum)
+                from w4s_ray.rlao.report import seed_turn
+                from w4s_ray.rlao.runs import episode_id
+
+                tracking.log_turn(tr if 0 not in logged else tracking.Tracker(),
+                                  seed_turn(episode_id(name, 0), name, seeds), spent)
+                logged.add(0)
             for m in rd.load_metrics():
                 tracking.log_turn(tr if m["turn"] not in logged else tracking.Tracker(), m,
                                   spent)
@@ -200,6 +208,11 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
                     "test_accuracy": final.get("test_accuracy"), "dollars": final.get("dollars"),
                     "cached_dollars": final.get("cached_dollars"),
                     "executor_calls": final.get("executor_calls")})
+        tr.table("final", ["workflow", "valid_accuracy", "test_accuracy"],
+                 [[f"optimized ({final.get('best')})", final.get("valid_accuracy"),
+                   final.get("test_accuracy")]]
+                 + [[f"seed: {s}", b.get("valid_accuracy"), b.get("test_accuracy")]
+                    for s, b in (final.get("seed_baselines") or {}).items()])
     return OptimizeResult(
         benchmark=name, run_dir=out, best=final["best"],
         workflow=rd.final_workflow.read_text(encoding="utf-8"),
@@ -392,6 +405,9 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
             tr.metrics({f"{b}/{k}": v for k, v in row.items()})
         tr.metrics({"failed": len(out["failed"]), "wall_s": out["wall_s"]})
         table.to_csv(root / "sweep_table.csv")
+        flat = table.reset_index()
+        tr.table("sweep", [str(c) for c in flat.columns],
+                 flat.astype(object).where(flat.notna(), None).values.tolist())
         tr.artifacts([root / "sweep_report.md", root / "sweep_table.csv",
                       *sorted(root.glob("*.png"))])
     return SweepResult(root, Path(out["report"]), out["status"], out["failed"],
