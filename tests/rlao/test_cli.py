@@ -160,3 +160,26 @@ def test_kill_9_and_resume_gives_the_same_rows(rlao_sim, tmp_path):
     b = json.loads((run / "final.json").read_text())
     for key in ("best", "valid_accuracy", "test_accuracy", "turns"):
         assert a[key] == b[key]
+
+
+@pytest.mark.slow
+def test_fresh_starts_over_in_the_same_out_dir(rlao_sim, tmp_path):
+    """`--fresh` discards the earlier run's files (not the user's) and starts over; without it
+    the same directory is refused; `--resume --fresh` is refused by the parser."""
+    d = tmp_path / "opt"
+    sets = small_run_sets(rlao_sim.url, tmp_path / "cache.sqlite", **{"rlao.turns": 1})
+    base = ["optimize", "-b", "gsm8k", "-o", str(d), "--no-progress", *sets]
+    assert w4s(base).returncode == 0
+    first = read_rows(d / "trajectories")
+    (d / "notes.txt").write_text("mine")
+    again = w4s(base, timeout=120)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    assert "--fresh to start over" in again.stderr
+    proc = w4s([*base, "--fresh"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_rows(d / "trajectories")
+    assert len(rows) == len(first) and {r["turn"] for r in rows} == {1}
+    assert min(r["created_at"] for r in rows) > max(r["created_at"] for r in first)
+    assert (d / "notes.txt").read_text() == "mine"
+    both = w4s([*base, "--fresh", "--resume"], timeout=120)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

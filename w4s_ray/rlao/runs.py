@@ -171,8 +171,8 @@ class RunDir:
         if self.has_run():
             if not resume:
                 raise ConfigError(
-                    f"run dir {self.path} already holds a run; pass --resume to continue it "
-                    "or choose another directory"
+                    f"run dir {self.path} already holds a run; pass --resume to continue it, "
+                    "--fresh to start over, or choose another directory"
                 )
             self._check_same(cfg)
 
