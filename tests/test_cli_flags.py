@@ -173,3 +173,9 @@ def test_report_on_a_directory_that_is_no_run_is_one_error_line(make, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("w4s: error: ")
     assert ("is not a w4s run directory" in err) if make == "empty" else ("run dir" in err)
+
+
+def test_models_prepare_starts_over_with_fresh_or_its_older_name():
+    for flag in ("--fresh", "--force"):
+        assert _parse(["models", "prepare", "smollm2", flag]).fresh
+    assert not _parse(["models", "prepare", "smollm2"]).fresh
