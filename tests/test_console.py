@@ -73,3 +73,37 @@ def test_quiet_eval_prints_only_its_result(tmp_path, sim_server):
         assert out.stderr.strip() == ""
         assert out.stdout.startswith("w4s eval [simulated executor: openai/sim-gpt-4o-mini]")
         assert "| executor |" in out.stdout and "(simulated: the w4s simulator" in out.stdout
+
+
+class _Tty(__import__("io").StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_activity_line_ticks_on_a_terminal_and_is_silent_otherwise(monkeypatch):
+    """Ray start, seed evaluation and the final test show a live "what: elapsed" line on a
+    terminal; nothing without one, under --quiet or with --no-progress."""
+    import sys
+    import time
+
+    from w4s_ray import console
+
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    monkeypatch.delenv("W4S_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("W4S_VERBOSITY", "normal")
+    with console.activity("starting a local Ray"):
+        time.sleep(1.7)
+    assert "starting a local Ray: 00:01" in tty.getvalue()
+    for off in ("quiet", "no-progress", "not-a-tty"):
+        out = _Tty() if off != "not-a-tty" else __import__("io").StringIO()
+        monkeypatch.setattr(sys, "stderr", out)
+        if off == "quiet":
+            monkeypatch.setenv("W4S_VERBOSITY", "quiet")
+        if off == "no-progress":
+            monkeypatch.setenv("W4S_VERBOSITY", "normal")
+            console.no_progress()
+        with console.activity("seed workflows"):
+            time.sleep(0.6)
+        assert out.getvalue() == "", off
+        console.no_progress(False)

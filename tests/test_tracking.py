@@ -5,6 +5,7 @@ Ray dashboard switch (`ray.dashboard`, slow)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -80,11 +81,13 @@ def test_optimize_through_ray_logs_metrics_and_the_workflow(sim_server, tmp_path
     assert run.info.status == "FINISHED" and run.data.tags["w4s.stage"] == "optimize"
     rid = run.info.run_id
     hist = client.get_metric_history(rid, "best_so_far")
-    assert [m.step for m in hist] == [0, 1]
-    assert [m.value for m in hist] == [m["best_so_far"] for m in res.metrics]
+    seeds = json.loads((res.run_dir / "seeds" / "gsm8k.json").read_text())
+    assert [m.step for m in hist] == [0, 1, 2]  # turn 0: the seed workflows
+    assert [m.value for m in hist] == [max(s["val_accuracy"] for s in seeds)] + [
+        m["best_so_far"] for m in res.metrics]
     cum = [m.value for m in client.get_metric_history(rid, "cumulative_usd")]
-    assert cum == sorted(cum) and cum[-1] == pytest.approx(sum(m["cost_usd"]
-                                                               for m in res.metrics))
+    assert cum == sorted(cum) and cum[-1] == pytest.approx(
+        sum(s["cost_usd"] for s in seeds) + sum(m["cost_usd"] for m in res.metrics))
     assert run.data.metrics["valid_accuracy"] == pytest.approx(res.valid_accuracy)
     assert run.data.metrics["dollars"] == pytest.approx(res.dollars)
     names = {a.path for a in client.list_artifacts(rid)}

@@ -18,7 +18,7 @@ import sys
 import types
 from typing import Any
 
-_API = {"optimize", "collect", "evaluate", "OptimizeResult", "CollectResult",
+_API = {"optimize", "collect", "evaluate", "report", "OptimizeResult", "CollectResult",
         "SweepResult", "sweep_table", "read_workflow"}
 _STAGE_MODULES = {"config", "train", "sweep"}
 

@@ -87,6 +87,11 @@ def _outside_event_loop(fn: Callable) -> Callable:
     return wrapper
 
 
+def _check_restart(resume: bool, fresh: bool) -> None:
+    if resume and fresh:
+        raise ConfigError("--resume and --fresh exclude each other (continue, or start over)")
+
+
 def _progress(progress: bool | None) -> bool:
     return console.progress_enabled() if progress is None else bool(progress)
 
@@ -128,10 +133,12 @@ class OptimizeResult:
 @_outside_event_loop
 def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int | None = None,
              run_dir: str | os.PathLike | None = None, resume: bool = False,
-             progress: bool | None = None, overrides: Overrides = None) -> OptimizeResult:
+             fresh: bool = False, progress: bool | None = None,
+             overrides: Overrides = None) -> OptimizeResult:
     """W4S on one benchmark (default: the config's `benchmark`): `turns` turns (default
     `rlao.turns`) in `run_dir` (default <run_dir>/optimize/<benchmark>), then the best
-    workflow by validation once on test. `resume` continues a stopped run."""
+    workflow by validation once on test. `resume` continues a stopped run; `fresh` discards
+    one and starts over."""
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
     from w4s_ray.executor.preflight import check_executor
     from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
@@ -151,7 +158,9 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     if turns is not None and turns < 0:
         raise ConfigError(f"--turns must be >= 0, got {turns}")
     out = Path(run_dir or Path(cfg.run_dir) / "optimize" / name)
-    preflight(out, cfg, resume)  # bad dir / corrupt rows: fail before starting Ray
+    _check_restart(resume, fresh)
+    if not fresh:
+        preflight(out, cfg, resume)  # bad dir / corrupt rows: fail before starting Ray
     bm = get_benchmark(name, data_dir=cfg.data_dir())
     bm.check_files()  # missing data, meta-agent or a failing executor: one line, before Ray
     check_meta_agent(cfg)
@@ -160,12 +169,22 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     preflight_meta_agent(cfg)
     spec = TaskSpec.from_benchmark(bm, cfg.rlao.protocol)
     rd = RunDir(out, single_episode=True)
+    if fresh:  # every check passed: only now is the earlier run discarded
+        rd.clear()
     with tracking.run(cfg, "optimize", name) as tr, ray_session(cfg.ray):
         tr.params({"benchmark": name, "run_dir": out.resolve()})
         logged: set[int] = set()
 
         def log_new_turns(_res: Any = None) -> None:  # live: each turn as it is written
             spent: dict[str, float] = {}
+            seeds = rd.load_seeds(name)
+            if seeds:  # turn 0: the seed workflows (their dollars start the cumulative sum)
+                from w4s_ray.rlao.report import seed_turn
+                from w4s_ray.rlao.runs import episode_id
+
+                tracking.log_turn(tr if 0 not in logged else tracking.Tracker(),
+                                  seed_turn(episode_id(name, 0), name, seeds), spent)
+                logged.add(0)
             for m in rd.load_metrics():
                 tracking.log_turn(tr if m["turn"] not in logged else tracking.Tracker(), m,
                                   spent)
@@ -189,6 +208,11 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
                     "test_accuracy": final.get("test_accuracy"), "dollars": final.get("dollars"),
                     "cached_dollars": final.get("cached_dollars"),
                     "executor_calls": final.get("executor_calls")})
+        tr.table("final", ["workflow", "valid_accuracy", "test_accuracy"],
+                 [[f"optimized ({final.get('best')})", final.get("valid_accuracy"),
+                   final.get("test_accuracy")]]
+                 + [[f"seed: {s}", b.get("valid_accuracy"), b.get("test_accuracy")]
+                    for s, b in (final.get("seed_baselines") or {}).items()])
     return OptimizeResult(
         benchmark=name, run_dir=out, best=final["best"],
         workflow=rd.final_workflow.read_text(encoding="utf-8"),
@@ -231,10 +255,11 @@ class CollectResult:
 @_outside_event_loop
 def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
             episodes: int | None = None, turns: int | None = None,
-            out: str | os.PathLike | None = None, resume: bool = False,
+            out: str | os.PathLike | None = None, resume: bool = False, fresh: bool = False,
             progress: bool | None = None, overrides: Overrides = None) -> CollectResult:
     """RLAO collection over `benchmarks` (a list or "a,b"; default: the config's) into `out`
-    (default <run_dir>/collect), episodes in parallel on Ray."""
+    (default <run_dir>/collect), episodes in parallel on Ray. `resume` continues a stopped
+    collection; `fresh` discards one and starts over."""
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
     from w4s_ray.executor.preflight import check_executor
     from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
@@ -250,13 +275,19 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
         if val is not None and val < 1:
             raise ConfigError(f"--{flag} must be >= 1, got {val}")
     out_dir = Path(out or Path(cfg.run_dir) / "collect")
-    preflight(out_dir, cfg, resume)
+    _check_restart(resume, fresh)
+    if not fresh:
+        preflight(out_dir, cfg, resume)
     for name in names:  # missing data, meta-agent or a failing executor: one line, before Ray
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
     check_meta_agent(cfg)
     tracking.check(cfg)
     info = check_executor(cfg.executor)
     preflight_meta_agent(cfg)
+    if fresh:
+        from w4s_ray.rlao.runs import RunDir
+
+        RunDir(out_dir).clear()
     with tracking.run(cfg, "collect", ",".join(names)) as tr, ray_session(cfg.ray):
         tr.params({"benchmarks": ",".join(names), "out": out_dir.resolve()})
         try:
@@ -282,10 +313,11 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
 @_outside_event_loop
 def train(cfg: ConfigLike = None, *, data: str | os.PathLike | None = None,
           base_model: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-          resume: bool = False, overwrite: bool = False,
+          resume: bool = False, fresh: bool = False, overwrite: bool = False,
           overrides: Overrides = None) -> TrainResult:
     """RWR on trajectory Parquet as a Ray Train job. `data`, `base_model`, `out` override
-    `train.data`, `train.base_model`, `train.out_dir`. The result's `model_dir` is the trained
+    `train.data`, `train.base_model`, `train.out_dir`; `resume` continues from the latest
+    checkpoint, `fresh` (`overwrite` is its older name) discards an earlier run there. The result's `model_dir` is the trained
     checkpoint (a Hugging Face directory: `meta_agent.model` / `serve.model`)."""
     from w4s_ray.runtime.ray_init import ray_session
     from w4s_ray.runtime.train_job import run_training
@@ -294,11 +326,12 @@ def train(cfg: ConfigLike = None, *, data: str | os.PathLike | None = None,
     for key, value in (("data", data), ("base_model", base_model), ("out_dir", out)):
         if value:
             cfg = apply_overrides(cfg, {f"train.{key}": str(value)})
+    _check_restart(resume, fresh or overwrite)
     tracking.check(cfg)
     with tracking.run(cfg, "train", Path(cfg.train.out_dir).name) as tr, \
             ray_session(cfg.ray, start=False):  # run_training starts Ray after its checks
         tr.params({f"train.{k}": v for k, v in cfg.train.model_dump(mode="json").items()})
-        res = run_training(cfg, resume=resume, overwrite=overwrite)
+        res = run_training(cfg, resume=resume, overwrite=fresh or overwrite)
         for rec in res.history:
             tr.metrics({k: rec.get(k) for k in ("loss", "ce", "lr", "action_tokens")},
                        step=int(rec["step"]))
@@ -346,9 +379,10 @@ def sweep_table(run_dir: str | os.PathLike, benchmarks: list[str]) -> pandas.Dat
 
 @_outside_event_loop
 def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
-          resume: bool = False, progress: bool | None = None,
+          resume: bool = False, fresh: bool = False, progress: bool | None = None,
           overrides: Overrides = None) -> SweepResult:
-    """Baselines + W4S on `benchmarks` (default: the config's) in parallel under <run_dir>.
+    """Baselines + W4S on `benchmarks` (default: the config's) in parallel under <run_dir>
+    (`resume` continues a stopped sweep; `fresh` discards one and starts over).
     A benchmark that fails is in `failed` (the others complete); a spent budget or an endpoint
     that cannot serve the run raises after the report is written."""
     from w4s_ray.runtime.sweep import run_sweep
@@ -360,19 +394,35 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
         benchmarks = [b.strip() for b in benchmarks if b.strip()]
         if not benchmarks:
             raise ConfigError("--benchmarks: no benchmark names given")
+    _check_restart(resume, fresh)
     tracking.check(cfg)
     with tracking.run(cfg, "sweep", cfg.name) as tr:
-        out = run_sweep(cfg, benchmarks, resume=resume, progress=_progress(progress))
+        out = run_sweep(cfg, benchmarks, resume=resume, fresh=fresh,
+                        progress=_progress(progress))
         table = sweep_table(out["run_dir"], list(out["status"]))
         root = Path(out["run_dir"])
         for b, row in table.iterrows():
             tr.metrics({f"{b}/{k}": v for k, v in row.items()})
         tr.metrics({"failed": len(out["failed"]), "wall_s": out["wall_s"]})
         table.to_csv(root / "sweep_table.csv")
+        flat = table.reset_index()
+        tr.table("sweep", [str(c) for c in flat.columns],
+                 flat.astype(object).where(flat.notna(), None).values.tolist())
         tr.artifacts([root / "sweep_report.md", root / "sweep_table.csv",
                       *sorted(root.glob("*.png"))])
     return SweepResult(root, Path(out["report"]), out["status"], out["failed"],
                        out["wall_s"], table, out.get("executor"))
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def report(path: str | os.PathLike) -> tuple[str, Path]:
+    """The report of any run directory (optimize, collect, sweep, train, compare, ADAS/AFlow)
+    written again from its files: (kind, the report's path). `w4s report DIR`."""
+    from w4s_ray.reports import write_report
+
+    return write_report(path)
 
 
 # -- evaluate -----------------------------------------------------------------------------------

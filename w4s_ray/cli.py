@@ -63,6 +63,50 @@ def add_verbosity_args(parser: argparse.ArgumentParser, prefix: str = "") -> Non
                         help="errors and the final lines only; no progress bars")
 
 
+def add_out_arg(parser: argparse.ArgumentParser, help: str, *aliases: str) -> None:
+    """`--out DIR` (`-o`): where a verb writes its directory; `aliases` keep older spellings
+    (e.g. `--run-dir`) working."""
+    parser.add_argument("--out", "-o", *aliases, dest="out", metavar="DIR", help=help)
+
+
+def add_benchmarks_arg(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--benchmarks/--benchmark/-b`: one name, a comma list, or the flag repeated (the same
+    spelling on every verb; see `benchmarks_of`)."""
+    parser.add_argument("--benchmarks", "--benchmark", "-b", dest="benchmarks", action="append",
+                        metavar="NAMES", help=help + " (one name, a comma list, or repeat -b)")
+
+
+def benchmarks_of(args: argparse.Namespace) -> list[str] | None:
+    """The names given with `-b` (None when the flag was not given)."""
+    given = getattr(args, "benchmarks", None)
+    if given is None:
+        return None
+    names = [n.strip() for v in given for n in v.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--benchmarks: no benchmark names given")
+    return list(dict.fromkeys(names))
+
+
+def one_benchmark(args: argparse.Namespace, verb: str) -> str | None:
+    """The one benchmark of a verb that runs on one (None: the config's `benchmark`)."""
+    names = benchmarks_of(args)
+    if names and len(names) > 1:
+        raise ConfigError(f"`w4s {verb}` runs on one benchmark, got {len(names)} "
+                          f"({', '.join(names)}); `w4s sweep -b {','.join(names)}` runs many")
+    return names[0] if names else None
+
+
+def add_restart_args(parser: argparse.ArgumentParser, what: str,
+                     fresh_aliases: tuple[str, ...] = ()) -> None:
+    """The one "resume / start over" pair every resumable verb shares."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true",
+                       help=f"continue the {what} in the output directory where it stopped")
+    group.add_argument("--fresh", *fresh_aliases, dest="fresh", action="store_true",
+                       help=f"discard the earlier {what} in the output directory and start "
+                            "over (only the files w4s wrote there)")
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars for this command: not with --no-progress or --quiet."""
     return not getattr(args, "no_progress", False) and console.progress_enabled()
@@ -130,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.verb is None else 2
     try:
         _configure_console(args)
+        # --no-progress also silences the activity lines (Ray start, seeds, final test).
+        console.no_progress(bool(getattr(args, "no_progress", False)))
         args.cfg = _load_cfg(args)
         return int(args.func(args) or 0)
     except W4SError as exc:

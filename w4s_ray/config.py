@@ -624,14 +624,18 @@ class RayConfig(_Section):
 
 class TrackingConfig(_Section):
     """Experiment tracking (docs/API.md "Tracking", `w4s_ray.tracking`): per-turn metrics,
-    dollars, the chosen workflow and the final table logged to MLflow. Off by default."""
+    dollars, the chosen workflow and the final table logged to MLflow or W&B. Off by default."""
 
-    backend: Literal["none", "mlflow"] = F(
-        "none", "none: no tracking; mlflow: log every stage run through the API or the CLI "
-        "(needs `pip install -e .[tracking]`).")
-    uri: str | None = F(None, "MLflow tracking URI; None: sqlite:///<run_dir>/mlflow.db "
-                        "(absolute). Any MLflow URI works (http://host:5000, databricks, ...).")
-    experiment: str | None = F(None, "MLflow experiment; None: the config's name.")
+    backend: Literal["none", "mlflow", "wandb"] = F(
+        "none", "none: no tracking; mlflow / wandb: log every stage run through the API or the "
+        "CLI (needs `pip install -e .[tracking]`).")
+    uri: str | None = F(None, "MLflow: the tracking URI; None: sqlite:///<run_dir>/mlflow.db "
+                        "(absolute); any MLflow URI works (http://host:5000, databricks, ...). "
+                        "W&B (online only): the server's base URL; None: W&B's default.")
+    experiment: str | None = F(None, "MLflow experiment / W&B project; None: the config's name.")
+    mode: Literal["offline", "online"] = F(
+        "offline", "W&B only: offline writes the run under <run_dir>/wandb (nothing leaves the "
+        "machine; `wandb sync` uploads it); online logs to the W&B server as the run goes.")
 
 
 class PaperFigure(_Section):

@@ -15,9 +15,11 @@ off at every level (`providers.import_litellm`). w4s's own loggers are not touch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 
 ENV = "W4S_VERBOSITY"
 LEVELS = ("quiet", "normal", "verbose")
@@ -39,8 +41,53 @@ def configure(verbose: bool = False, quiet: bool = False) -> str:
     return value
 
 
+_NO_PROGRESS = "W4S_NO_PROGRESS"
+
+
 def progress_enabled() -> bool:
-    return level() != "quiet"
+    """Progress output at all: not under --quiet nor after `--no-progress` (`no_progress()`).
+    Bars also switch themselves off when stderr is not a terminal (tqdm's `disable=None`)."""
+    return level() != "quiet" and os.environ.get(_NO_PROGRESS) != "1"
+
+
+def no_progress(off: bool = True) -> None:
+    """`--no-progress`: no bars or activity lines from this process (nor its children);
+    `off=False` undoes it (each CLI invocation sets it from its own flags)."""
+    if off:
+        os.environ[_NO_PROGRESS] = "1"
+    else:
+        os.environ.pop(_NO_PROGRESS, None)
+
+
+@contextlib.contextmanager
+def activity(desc: str, *, enabled: bool | None = None) -> Iterator[None]:
+    """A live "desc: 12s" line on stderr while a step without countable parts runs (Ray
+    start, a pool evaluation of several workflows); off with --quiet / --no-progress
+    (`enabled` False) and when stderr is not a terminal."""
+    import sys
+    import threading
+
+    from tqdm import tqdm
+
+    on = progress_enabled() if enabled is None else enabled
+    bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed}", file=sys.stderr,
+               disable=None if on else True, leave=False)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, daemon=True) if not bar.disable else None
+    if ticker is not None:
+        ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join()
+        bar.close()
 
 
 def forward_worker_logs() -> bool:

@@ -366,10 +366,10 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                   "| turn | valid candidates | best valid acc (%) | best so far (%) | dollars | "
                   "cumulative dollars |", "| --- | --- | --- | --- | --- | --- |"]
         best_seed = max((s["val_accuracy"] for s in seeds), default=None)
-        lines.append(f"| seeds | {len(seeds)} | {_pct(best_seed)} | {_pct(best_seed)} | "
+        lines.append(f"| 0 (seeds) | {len(seeds)} | {_pct(best_seed)} | {_pct(best_seed)} | "
                      f"{seed_usd:.4f} | {seed_usd:.4f} |")
         for t in table:
-            lines.append(f"| {t['turn'] + 1} | {t['valid']}/{t['candidates']} | "
+            lines.append(f"| {t['turn']} | {t['valid']}/{t['candidates']} | "
                          f"{_pct(t['best_val_accuracy'])} | {_pct(t['best_so_far'])} | "
                          f"{t['cost_usd']:.4f} | {t['cum_usd']:.4f} |")
         lines.append("")

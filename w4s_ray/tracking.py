@@ -1,7 +1,8 @@
-"""Experiment tracking: a stage's numbers and files logged to MLflow (config `tracking`).
+"""Experiment tracking: a stage's numbers and files logged to MLflow or W&B (config `tracking`).
 
-Off by default (`tracking.backend: none`); `tracking.backend: mlflow` turns it on for every
-stage run through `w4s_ray.api` (so for the CLI too). Logged per stage:
+Off by default (`tracking.backend: none`); `tracking.backend: mlflow` or `wandb` turns it on
+for every stage run through `w4s_ray.api` (so for the CLI too); W&B's side is
+`w4s_ray.tracking_wandb` (offline files under the run root by default). Logged per stage:
 
 - optimize: params (benchmark, executor, meta-agent, turns, candidates, limits, scoring), one
   step per completed turn as it completes (best / mean validation accuracy, best so far, mean
@@ -48,6 +49,9 @@ class Tracker:
     def artifacts(self, paths: list[Path], folder: str | None = None) -> None:
         pass
 
+    def table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
+        pass
+
 
 class MlflowTracker(Tracker):
     def __init__(self, client: Any, run_id: str) -> None:
@@ -78,6 +82,10 @@ def default_uri(cfg: ExperimentConfig) -> str:
 
 def check(cfg: ExperimentConfig) -> None:
     """Before a stage starts: the backend asked for is usable."""
+    if cfg.tracking.backend == "wandb":
+        from w4s_ray import tracking_wandb
+
+        tracking_wandb.check(cfg)
     if cfg.tracking.backend == "mlflow":
         try:
             import mlflow  # noqa: F401
@@ -92,6 +100,12 @@ def run(cfg: ExperimentConfig, stage: str, name: str) -> Iterator[Tracker]:
     check(cfg)
     if cfg.tracking.backend == "none":
         yield Tracker()
+        return
+    if cfg.tracking.backend == "wandb":
+        from w4s_ray import tracking_wandb
+
+        with tracking_wandb.run(cfg, stage, name, base_params(cfg)) as tracker:
+            yield tracker
         return
     from mlflow.tracking import MlflowClient
 

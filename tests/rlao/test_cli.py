@@ -61,7 +61,7 @@ def test_report_of_a_non_run_dir(tmp_path):
 @pytest.mark.slow
 def test_optimize_on_the_simulator_writes_run_dir_and_report(rlao_sim, tmp_path):
     d = tmp_path / "opt"
-    proc = w4s(["optimize", "-b", "gsm8k", "--run-dir", str(d), "--no-progress",
+    proc = w4s(["optimize", "-b", "gsm8k", "--out", str(d), "--no-progress",
                 *small_run_sets(rlao_sim.url, tmp_path / "cache.sqlite")])
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("config.yaml", "metrics.jsonl", "cost.json", "final.json", "final_workflow.py",
@@ -73,7 +73,7 @@ def test_optimize_on_the_simulator_writes_run_dir_and_report(rlao_sim, tmp_path)
     rows = read_rows(d / "trajectories")
     assert len(rows) == 4 and all(r["executor"] == "openai/sim-gpt-4o-mini" for r in rows)
     assert any(r["valid"] for r in rows)
-    assert list((d / "workflows").glob("turn_00_cand_*.py"))
+    assert list((d / "workflows").glob("turn_01_cand_*.py"))
     report = (d / "report.md").read_text()
     assert "gsm8k-e00" in report and "| seed: " in report
     # `w4s report` regenerates the same files
@@ -96,8 +96,8 @@ def test_collect_three_benchmarks_on_the_simulator(rlao_sim, tmp_path):
     import polars as pl
 
     files = sorted((out / "trajectories").glob("*.parquet"))
-    assert [f.name for f in files] == ["part-gsm8k-e00-0000.parquet", "part-mgsm-e00-0000.parquet",
-                                       "part-svamp-e00-0000.parquet"]
+    assert [f.name for f in files] == ["part-gsm8k-e00-0001.parquet", "part-mgsm-e00-0001.parquet",
+                                       "part-svamp-e00-0001.parquet"]
     pdf = pd.read_parquet(out / "trajectories")
     assert list(pdf.columns) == COLUMNS and len(pdf) == 6
     assert set(pdf["benchmark"]) == {"gsm8k", "svamp", "mgsm"}
@@ -160,3 +160,26 @@ def test_kill_9_and_resume_gives_the_same_rows(rlao_sim, tmp_path):
     b = json.loads((run / "final.json").read_text())
     for key in ("best", "valid_accuracy", "test_accuracy", "turns"):
         assert a[key] == b[key]
+
+
+@pytest.mark.slow
+def test_fresh_starts_over_in_the_same_out_dir(rlao_sim, tmp_path):
+    """`--fresh` discards the earlier run's files (not the user's) and starts over; without it
+    the same directory is refused; `--resume --fresh` is refused by the parser."""
+    d = tmp_path / "opt"
+    sets = small_run_sets(rlao_sim.url, tmp_path / "cache.sqlite", **{"rlao.turns": 1})
+    base = ["optimize", "-b", "gsm8k", "-o", str(d), "--no-progress", *sets]
+    assert w4s(base).returncode == 0
+    first = read_rows(d / "trajectories")
+    (d / "notes.txt").write_text("mine")
+    again = w4s(base, timeout=120)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    assert "--fresh to start over" in again.stderr
+    proc = w4s([*base, "--fresh"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_rows(d / "trajectories")
+    assert len(rows) == len(first) and {r["turn"] for r in rows} == {1}
+    assert min(r["created_at"] for r in rows) > max(r["created_at"] for r in first)
+    assert (d / "notes.txt").read_text() == "mine"
+    both = w4s([*base, "--fresh", "--resume"], timeout=120)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

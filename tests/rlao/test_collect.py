@@ -83,7 +83,7 @@ def test_collect_resume_continues_without_duplicates(ray_session, pickled_fakes,
     part = tmp_path / "part"
     _collect(_cfg(tmp_path), part, episodes=1, turns=1)
     # simulate a crash that lost one in-flight turn: drop beta's turn 0 part
-    (part / "trajectories" / "part-beta-e00-0000.parquet").unlink()
+    (part / "trajectories" / "part-beta-e00-0001.parquet").unlink()
     _collect(_cfg(tmp_path), part, episodes=1, turns=2, resume=True)
     assert _strip(read_rows(part / "trajectories")) == _strip(read_rows(full / "trajectories"))
 
@@ -91,9 +91,9 @@ def test_collect_resume_continues_without_duplicates(ray_session, pickled_fakes,
 def test_corrupt_part_file_is_a_clear_error(ray_session, pickled_fakes, tmp_path):
     out = tmp_path / "c"
     _collect(_cfg(tmp_path), out, episodes=1, turns=1)
-    bad = out / "trajectories" / "part-gamma-e00-0000.parquet"
+    bad = out / "trajectories" / "part-gamma-e00-0001.parquet"
     bad.write_bytes(bad.read_bytes()[:40])
-    with pytest.raises(DataError, match="part-gamma-e00-0000.parquet"):
+    with pytest.raises(DataError, match="part-gamma-e00-0001.parquet"):
         _collect(_cfg(tmp_path), out, episodes=1, turns=2, resume=True)
     assert bad.exists()
 

@@ -134,7 +134,7 @@ def test_kill_between_parquet_and_metrics_resumes_to_the_same_rows(tmp_path):
     optimize(_cfg(), SPEC, part, FakeEvaluator(), agent, resume=True, progress=False)
     assert _strip(read_rows(part / "trajectories")) == _strip(read_rows(full / "trajectories"))
     metrics = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
-    assert [m["turn"] for m in metrics] == [0, 1]
+    assert [m["turn"] for m in metrics] == [1, 2]  # seeds are turn 0
 
 
 def test_parquet_with_another_schema_is_a_data_error_naming_it(tmp_path):

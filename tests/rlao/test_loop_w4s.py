@@ -66,7 +66,7 @@ def test_trajectory_chat_grows_then_resets_to_the_archive():
     assert [m["role"] for m in m2] == ["system", "user"]
     archive = m2[1]["content"]
     assert archive.count('"feedback"') == 1  # only the last entry carries feedback
-    assert '"name": "turn 1 candidate 0"' in archive and '"name": "turn 0 candidate 1"' not in archive
+    assert '"name": "turn 2 candidate 0"' in archive and '"name": "turn 1 candidate 1"' not in archive
     assert [r["trajectory"] for r in (r0.rows[0], r1.rows[0], r2.rows[0])] == [0, 0, 1]
     assert all(r["protocol"] == "w4s" for r in r0.rows)
     assert set(r0.rows[0]) == set(COLUMNS)
@@ -185,7 +185,7 @@ def test_optimize_logged_rewards_equal_upstreams_from_logged_accuracies(tmp_path
     rows = read_rows(d / "trajectories")
     seeds = json.loads((d / "seeds" / "gsm8k.json").read_text())
     turns = sorted({r["turn"] for r in rows})
-    assert turns == [0, 1, 2, 3, 4]
+    assert turns == [1, 2, 3, 4, 5]  # seeds are turn 0
     by_turn = [[r for r in rows if r["turn"] == t] for t in turns]
     # Upstream sees the surviving candidates of the attempt that produced some.
     last_attempt = [[r for r in grp if r["attempt"] == max(x["attempt"] for x in grp)]
@@ -200,7 +200,7 @@ def test_optimize_logged_rewards_equal_upstreams_from_logged_accuracies(tmp_path
     assert [next(i for i, r in enumerate(g) if r["chosen"]) for g in last_attempt] == want_chosen
     assert all(r["reward"] is None for r in rows if r["dropped"])
     # The candidates do beat the examples (positive rewards after the first turn).
-    assert any(r["reward"] is not None and r["reward"] > 0 for r in rows if r["turn"] > 0)
+    assert any(r["reward"] is not None and r["reward"] > 0 for r in rows if r["turn"] > 1)
     final = json.loads((d / "final.json").read_text())
     assert final["protocol"] == "w4s" and final["test_ci95"]["low"] <= final["test_accuracy"]
     assert final["test_ci95"]["high"] >= final["test_accuracy"]

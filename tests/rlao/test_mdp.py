@@ -43,7 +43,7 @@ def test_advance_chooses_best_and_updates_everything():
     assert s1.turn == 1 and len(s1.history) == 1
     step = s1.history[0]
     assert step.action == "action 1" and step.entry.val_accuracy == 0.7 and step.best_before == 0.55
-    assert s1.best_accuracy == 0.7 and s1.best.turn == 0 and s1.best.candidate == 1
+    assert s1.best_accuracy == 0.7 and s1.best.turn == 1 and s1.best.candidate == 1
     assert s1.previous_accuracy == 0.7
     # The next turn's rewards compare with the new best (0.7) and the previous turn (0.7).
     assert mdp.rewards(s1, [_cand(0, 0.65), _cand(1, 0.75)], RLAOConfig()) == [0.0, 1.0]

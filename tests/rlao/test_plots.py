@@ -72,3 +72,35 @@ def test_compare_error_bars_stay_within_0_and_100():
         assert ax.get_ylim() == (0.0, 105.0)
     finally:
         plt.close(fig)
+
+
+def test_collect_curve_is_one_line_per_benchmark_with_a_band_over_episodes():
+    from w4s_ray.rlao.report import collect_figure
+
+    rng = np.random.default_rng(0)
+    table = []
+    for b in ("gsm8k", "svamp", "mgsm"):
+        for e in range(6):  # 18 episodes: the old figure had 18 legend entries over the data
+            acc, usd = 0.4, 0.0
+            for t in range(4):
+                acc = min(1.0, acc + rng.uniform(0, 0.3))
+                usd += 0.01
+                table.append({"episode_id": f"{b}-e{e:02d}", "benchmark": b, "turn": t,
+                              "best_so_far": acc, "cum_usd": usd})
+    fig = collect_figure(table)
+    acc_ax, usd_ax = fig.axes
+    assert len(acc_ax.get_lines()) == 3 and len(usd_ax.get_lines()) == 3
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == [f"{b} (mean of 6 episodes)" for b in ("gsm8k", "mgsm", "svamp")]
+    assert acc_ax.get_legend() is None  # the legend sits below the panels, not over the data
+    assert len(acc_ax.collections) == 3  # one band per benchmark
+    for band in acc_ax.collections:
+        ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+        assert ys.min() >= 0.0 and ys.max() <= 1.0
+    _integer_ticks(acc_ax)
+    _integer_ticks(usd_ax)
+    mean_gsm = acc_ax.get_lines()[0].get_ydata()
+    want = [np.mean([r["best_so_far"] for r in table
+                     if r["benchmark"] == "gsm8k" and r["turn"] == t]) for t in range(4)]
+    assert np.allclose(mean_gsm, want)
+    plt.close(fig)

@@ -39,14 +39,14 @@ def test_optimize_writes_the_run_dir(tmp_path):
                  "final_workflow.py", "report.md", "curve.png", "seeds/gsm8k.json"):
         assert (d / name).exists(), name
     rows = read_rows(d / "trajectories")
-    assert len(rows) == 9 and sorted({r["turn"] for r in rows}) == [0, 1, 2]
+    assert len(rows) == 9 and sorted({r["turn"] for r in rows}) == [1, 2, 3]
     assert len(list((d / "trajectories").glob("part-gsm8k-e00-*.parquet"))) == 3
     for r in rows:
         if r["code"]:
             assert (d / "workflows" / f"turn_{r['turn']:02d}_cand_{r['candidate']}.py"
                     ).read_text() == r["code"]
     metrics = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
-    assert [m["turn"] for m in metrics] == [0, 1, 2]
+    assert [m["turn"] for m in metrics] == [1, 2, 3]
     on_disk = json.loads((d / "final.json").read_text())
     assert on_disk == final
     seeds = json.loads((d / "seeds/gsm8k.json").read_text())
@@ -143,7 +143,7 @@ def test_budget_stop_keeps_completed_turns_and_resume_finishes(tmp_path):
         optimize(_cfg(), SPEC, d, FakeEvaluator(budget_calls=300),
                       ScriptedMetaAgent(REPLIES), progress=False)
     rows = read_rows(d / "trajectories")
-    assert {r["turn"] for r in rows} == {0}
+    assert {r["turn"] for r in rows} == {1}
     assert (d / "report.md").exists() and not (d / "final.json").exists()
     optimize(_cfg(), SPEC, d, FakeEvaluator(), ScriptedMetaAgent(REPLIES), resume=True,
                   progress=False)

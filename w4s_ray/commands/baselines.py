@@ -13,7 +13,7 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_benchmarks_arg, add_config_args
 
     p = sub.add_parser("baselines", help="list or show the hand-designed baseline workflows",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ps = verbs.add_parser("show", help="a baseline's workflow source for one benchmark")
     add_config_args(ps)
     ps.add_argument("name", help="baseline name (see `w4s baselines list`)")
-    ps.add_argument("--benchmark", "-b", required=True, help="benchmark name, e.g. gsm8k")
+    add_benchmarks_arg(ps, "the benchmark, e.g. gsm8k (required)")
     ps.add_argument("--out", "-o", default=None, metavar="FILE",
                     help="write the workflow here instead of printing it")
     ps.set_defaults(func=cmd_show)
@@ -47,10 +47,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from w4s_ray.baselines import render_baseline
     from w4s_ray.benchmarks import get_benchmark
-    from w4s_ray.errors import W4SError
+    from w4s_ray.cli import one_benchmark
+    from w4s_ray.errors import ConfigError, W4SError
     from w4s_ray.utils.io import atomic_write_text
 
-    bench = get_benchmark(args.benchmark, args.cfg.data_dir())
+    name = one_benchmark(args, "baselines show")
+    if name is None:
+        raise ConfigError("baselines show: give the benchmark with -b NAME")
+    bench = get_benchmark(name, args.cfg.data_dir())
     source = render_baseline(args.name, bench.kind, bench.answer_format)
     if args.out:
         try:

@@ -11,7 +11,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_benchmarks_arg, add_config_args, add_out_arg, add_restart_args
 
     p = subparsers.add_parser(
         "compare", help="compare meta-agents by the validation accuracy of workflows they sample",
@@ -24,11 +24,13 @@ def register(subparsers) -> None:
     p.add_argument("--model", "-m", action="append", default=[], metavar="NAME=PATH",
                    help="a model: HF directory, .gguf file, prepared preset or hub id "
                         "(repeat; first = baseline)")
-    p.add_argument("--benchmarks", help="comma-separated names (default: config `benchmarks`)")
+    add_benchmarks_arg(p, "benchmarks to compare on (default: config compare.benchmarks, "
+                       "else `benchmarks`)")
     p.add_argument("--samples", type=int,
                    help="workflows per (seed, benchmark) and model (default: compare.samples)")
     p.add_argument("--seeds", help="comma-separated sampling seeds (default: compare.seeds)")
-    p.add_argument("--out", help="output directory (default: <run_dir>/compare)")
+    add_out_arg(p, "output directory (default: <run_dir>/compare)")
+    add_restart_args(p, "comparison (without either, one with the same settings is continued)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -37,11 +39,12 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.cli import show_progress
+    from w4s_ray.cli import benchmarks_of, show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
     from w4s_ray.runtime.policy_compare import (
         check_local_models,
+        clear_comparison,
         compare_policies,
         parse_model_args,
     )
@@ -50,8 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = args.cfg
     models = parse_model_args(args.model)
     check_local_models(models, cfg.models)
-    names = check_benchmarks(args.benchmarks.split(",") if args.benchmarks
-                             else cfg.compare.benchmarks or cfg.benchmarks)
+    names = check_benchmarks(benchmarks_of(args) or cfg.compare.benchmarks or cfg.benchmarks)
     seeds = list(cfg.compare.seeds)
     if args.seeds is not None:
         try:
@@ -67,6 +69,11 @@ def _run(args: argparse.Namespace) -> int:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
     info = check_executor(cfg.executor)
     out = Path(args.out or Path(cfg.run_dir) / "compare")
+    if args.resume and not (out / "samples.jsonl").exists():
+        raise ConfigError(f"--resume: {out} holds no comparison to resume; check the directory, "
+                          "or drop --resume to start one")
+    if args.fresh:
+        clear_comparison(out)
     with ray_session(cfg.ray):
         summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
                                    progress=show_progress(args))

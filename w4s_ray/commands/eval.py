@@ -18,7 +18,7 @@ import json
 
 
 def register(subparsers) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_benchmarks_arg, add_config_args
 
     p = subparsers.add_parser(
         "eval", help="evaluate a workflow file on a benchmark split",
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                     "configured executor and report accuracy, errors, calls and cost.")
     p.add_argument("--workflow", "-w", required=True, metavar="FILE",
                    help="Python file defining solver(agent, task), or a reply with a code block")
-    p.add_argument("--benchmark", "-b", default=None, help="benchmark name (default: config)")
+    add_benchmarks_arg(p, "the benchmark (default: config `benchmark`)")
     p.add_argument("--split", choices=["valid", "test"], default="valid")
     p.add_argument("--limit", type=int, default=None, help="first N items only")
     p.add_argument("--seed", type=int, default=0, help="sample seed (0: the plain numbering)")
@@ -46,12 +46,13 @@ def read_workflow(path: str) -> str:
 def _eval(args: argparse.Namespace) -> int:
     from w4s_ray import api
     from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.cli import one_benchmark
     from w4s_ray.errors import DataError
     from w4s_ray.executor.preflight import check_executor
 
     cfg = args.cfg
     code = read_workflow(args.workflow)
-    bm = get_benchmark(args.benchmark or cfg.benchmark, cfg.data_dir())
+    bm = get_benchmark(one_benchmark(args, "eval") or cfg.benchmark, cfg.data_dir())
     if args.limit is not None and args.limit < 1:
         raise DataError(f"--limit must be >= 1, got {args.limit}")
     bm.load(args.split)  # a missing/corrupt data file is reported before anything starts

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_benchmarks_arg, add_config_args, add_out_arg
 
     p = subparsers.add_parser("meta-agent", help="meta-agent tools (init-tiny)")
     sub = p.add_subparsers(dest="meta_agent_cmd", metavar="CMD")
@@ -18,9 +18,9 @@ def register(subparsers) -> None:
         "reports how often it emits a parseable solver. No hub access.",
     )
     add_config_args(init)
-    init.add_argument("--out", help="output directory (tiny.out_dir); the model goes to OUT/model")
+    add_out_arg(init, "output directory (tiny.out_dir); the model goes to OUT/model")
     init.add_argument("--steps", type=int, help="warm-start steps (tiny.warmstart_steps)")
-    init.add_argument("--benchmarks", help="comma-separated benchmarks (default: all eleven)")
+    add_benchmarks_arg(init, "benchmarks to warm-start on (default: all eleven)")
     init.add_argument("--samples", type=int,
                       help="samples per benchmark for the parse-rate check (tiny.parse_samples)")
     init.set_defaults(func=_init_tiny)
@@ -35,8 +35,9 @@ def _init_tiny(args: argparse.Namespace) -> int:
         raise ConfigError("--steps must be >= 0")
     if args.samples is not None and args.samples < 1:
         raise ConfigError("--samples must be >= 1")
-    benches = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks \
-        else None
+    from w4s_ray.cli import benchmarks_of
+
+    benches = benchmarks_of(args)
     if benches:
         from w4s_ray.benchmarks import get_benchmark
 

@@ -1,7 +1,7 @@
 """`w4s models`: prepare and inspect model inputs (docs/MODELS.md).
 
     w4s models list                       # presets: installed? prepared? where?
-    w4s models prepare smollm2 [--out DIR] [--force]
+    w4s models prepare smollm2 [--out DIR] [--fresh]
     w4s models resolve SPEC               # the local directory a model spec loads from
 
 `prepare` converts a GGUF shipped inside an installed Python package into a normal checkpoint
@@ -30,8 +30,11 @@ def register(subparsers) -> None:
     pp = sub.add_parser("prepare", help="convert a preset's packaged GGUF into a checkpoint")
     add_config_args(pp)
     pp.add_argument("name", help="preset name (see `w4s models list`)")
-    pp.add_argument("--out", help="models directory (models.dir; default runs/models)")
-    pp.add_argument("--force", action="store_true", help="convert again even if prepared")
+    from w4s_ray.cli import add_out_arg
+
+    add_out_arg(pp, "models directory (models.dir; default runs/models)")
+    pp.add_argument("--fresh", "--force", dest="fresh", action="store_true",
+                    help="convert again even if prepared (--force: the older name)")
     pp.set_defaults(func=_prepare)
     pr = sub.add_parser("resolve", help="print the local checkpoint directory of a model spec")
     add_config_args(pr)
@@ -68,13 +71,13 @@ def _prepare(args: argparse.Namespace) -> int:
     preset = presets.get_preset(args.name)
     print(f"preparing {args.name}: {preset.description}", flush=True)
     t0 = time.monotonic()
-    out, rec, converted = presets.prepare(args.name, mdir, force=args.force)
+    out, rec, converted = presets.prepare(args.name, mdir, force=args.fresh)
     if converted:
         size = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 2**20
         print(f"converted {rec['gguf']} -> {out} ({rec['parameters'] / 1e6:.1f} M parameters, "
               f"{size:.0f} MiB, {time.monotonic() - t0:.0f} s)")
     else:
-        print(f"already prepared: {out} (use --force to convert again)")
+        print(f"already prepared: {out} (use --fresh to convert again)")
     print(f"use it as: --model {out}  (or the preset name '{args.name}' with models.dir={mdir})")
     return 0
 

@@ -18,7 +18,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_benchmarks_arg, add_config_args, add_out_arg, add_restart_args
 
     p = subparsers.add_parser(
         "optimize", help="optimize a workflow for one benchmark (W4S turns, then one test run)",
@@ -27,23 +27,23 @@ def register(subparsers) -> None:
                     "the best workflow by validation accuracy is evaluated once on test.",
     )
     add_config_args(p)
-    p.add_argument("--benchmark", "-b", help="benchmark name (default: config `benchmark`)")
+    add_benchmarks_arg(p, "the benchmark to optimize (default: config `benchmark`)")
     p.add_argument("--method", choices=["w4s", "adas", "aflow"],
                    help="optimizer (default: config optimizers.method, i.e. w4s): adas / aflow "
                         "run those searches on the same evaluators, cache, rate limit and budget")
     p.add_argument("--turns", type=int, help="number of turns (default: rlao.turns); with "
                    "adas: generations (optimizers.adas.generations); with aflow: rounds after "
                    "round 1 (optimizers.aflow.max_rounds)")
-    p.add_argument("--run-dir", help="output directory (default: <run_dir>/optimize/<benchmark>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --run-dir from its last completed turn")
+    add_out_arg(p, "output directory (default: <run_dir>/optimize/<benchmark>; --run-dir is "
+                "the older spelling)", "--run-dir")
+    add_restart_args(p, "run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from w4s_ray import api
-    from w4s_ray.cli import show_progress
+    from w4s_ray.cli import one_benchmark, show_progress
     from w4s_ray.executor.preflight import simulated_note
 
     cfg = args.cfg
@@ -51,8 +51,9 @@ def _run(args: argparse.Namespace) -> int:
         cfg.optimizers.method = args.method
     if cfg.optimizers.method != "w4s":
         return _run_search(args, cfg)
-    res = api.optimize(cfg, benchmark=args.benchmark, turns=args.turns,
-                       run_dir=args.run_dir, resume=args.resume, progress=show_progress(args))
+    res = api.optimize(cfg, benchmark=one_benchmark(args, "optimize"), turns=args.turns,
+                       run_dir=args.out, resume=args.resume, fresh=args.fresh,
+                       progress=show_progress(args))
     test = res.test_accuracy
     print(f"{res.benchmark}: best '{res.best}' valid {res.valid_accuracy:.3f} "
           f"test {test if test is None else round(test, 3)} ${res.dollars:.4f} spent "
@@ -66,21 +67,27 @@ def _run_search(args: argparse.Namespace, cfg) -> int:
     from pathlib import Path
 
     from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.cli import show_progress
+    from w4s_ray.cli import one_benchmark, show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
-    from w4s_ray.optimizers.run import check_search_meta_agent, for_meta_agent, run_search
+    from w4s_ray.optimizers.run import (
+        SearchDir,
+        check_search_meta_agent,
+        for_meta_agent,
+        run_search,
+    )
     from w4s_ray.rlao.runs import preflight
     from w4s_ray.runtime.evaluators import EvaluatorPool
     from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
     from w4s_ray.runtime.ray_init import ray_session
 
     method = cfg.optimizers.method
-    name = check_benchmarks([args.benchmark or cfg.benchmark])[0]
+    name = check_benchmarks([one_benchmark(args, "optimize") or cfg.benchmark])[0]
     if args.turns is not None and args.turns < 0:
         raise ConfigError(f"--turns must be >= 0, got {args.turns}")
-    run_dir = Path(args.run_dir or Path(cfg.run_dir) / "optimize" / f"{name}-{method}")
-    preflight(run_dir, cfg, args.resume, require_run=False)
+    run_dir = Path(args.out or Path(cfg.run_dir) / "optimize" / f"{name}-{method}")
+    if not args.fresh:  # --fresh: discarded below, once every check has passed
+        preflight(run_dir, cfg, args.resume, require_run=False)
     if args.resume and not (run_dir / "config.yaml").exists():
         raise ConfigError(f"--resume: {run_dir} holds no run to resume; check the directory, "
                           "or drop --resume to start one")
@@ -94,6 +101,8 @@ def _run_search(args: argparse.Namespace, cfg) -> int:
     meta_cfg = for_meta_agent(cfg)
     check_search_meta_agent(cfg)
     info = check_executor(cfg.executor)
+    if args.fresh:
+        SearchDir(run_dir).clear()
     with ray_session(cfg.ray):
         evaluator = agent = None
         try:

@@ -1,4 +1,6 @@
-"""`w4s report RUN_DIR`: regenerate report.md and curve.png from a run directory's files."""
+"""`w4s report DIR`: regenerate the report of any run directory (optimize, collect, sweep,
+train, compare, ADAS/AFlow search) from its files; the kind is recognised from the files
+(`w4s_ray.reports`)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,19 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "report", help="regenerate report.md + curve.png for an optimize or collect run dir",
+        "report", help="regenerate the report + plots of any run directory",
+        description="Write the markdown report and PNG plots of a run directory again from its "
+                    "files: optimize / collect (report.md, curve.png), sweep (sweep_report.md, "
+                    "sweep_*.png), train (train_summary.md, loss.png), compare (compare.md, "
+                    "compare.png), ADAS/AFlow search (report.md, curve.png). Nothing runs.",
     )
-    p.add_argument("run_dir", help="a directory written by `w4s optimize` or `w4s collect`")
+    p.add_argument("run_dir", metavar="DIR", help="a directory written by a w4s stage")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from w4s_ray.rlao.report import write_report
+    from w4s_ray import api
 
-    path = write_report(args.run_dir)
-    print(path)
+    kind, path = api.report(args.run_dir)
+    print(f"{kind} report: {path}")
     return 0

@@ -13,7 +13,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_benchmarks_arg, add_config_args, add_out_arg, add_restart_args
 
     p = subparsers.add_parser(
         "sweep", help="baselines + W4S on many benchmarks at once (one pool, rate limit, budget)",
@@ -26,13 +26,12 @@ def register(subparsers) -> None:
     p.add_argument("config_file", nargs="?", metavar="CONFIG",
                    help="experiment YAML (same as --config)")
     add_config_args(p)
-    p.add_argument("--benchmarks", "-b", help="comma-separated benchmarks (default: config "
-                   "`benchmarks`)")
+    add_benchmarks_arg(p, "benchmarks to sweep (default: config `benchmarks`)")
+    add_out_arg(p, "output directory (default: the config's run_dir; same as --set run_dir=DIR)")
     p.add_argument("--methods", "-m", help="comma-separated methods for the paper-shaped "
                    "table: hand-designed baselines (w4s baselines list), adas, aflow, w4s "
                    "(default: config sweep.methods; unset: W4S and the seed workflows)")
-    p.add_argument("--resume", action="store_true",
-                   help="skip completed benchmarks and stored baselines, resume the others")
+    add_restart_args(p, "sweep (completed benchmarks and stored baselines are skipped)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -41,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     import sys
 
     from w4s_ray import api
-    from w4s_ray.cli import show_progress
+    from w4s_ray.cli import benchmarks_of, show_progress
     from w4s_ray.config import load_config
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import simulated_note
@@ -53,11 +52,13 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config_file, args.overrides)
         if args.address:
             cfg.ray.address = args.address
+    if args.out:
+        cfg.run_dir = args.out
     if args.methods is not None:
         from w4s_ray.sweep.methods import check_methods
 
         cfg.sweep.methods = check_methods([m for m in args.methods.split(",") if m.strip()])
-    res = api.sweep(cfg, benchmarks=args.benchmarks, resume=args.resume,
+    res = api.sweep(cfg, benchmarks=benchmarks_of(args), resume=args.resume, fresh=args.fresh,
                     progress=show_progress(args))
     out = {"status": res.status, "failed": res.failed, "wall_s": res.wall_s,
            "executor": res.executor, "report": res.report}

@@ -7,7 +7,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_config_args, add_out_arg, add_restart_args
 
     p = subparsers.add_parser(
         "train",
@@ -19,11 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="trajectory Parquet file or directory (train.data)")
     p.add_argument("--base-model", help="model to start from: HF dir, .gguf file, prepared "
                    "preset or hub id (train.base_model; docs/MODELS.md)")
-    p.add_argument("--out", help="output directory (train.out_dir)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="discard an earlier run's checkpoints in --out and start over")
+    add_out_arg(p, "output directory (train.out_dir)")
+    add_restart_args(p, "training run (from its latest checkpoint)",
+                     fresh_aliases=("--overwrite",))
     p.set_defaults(func=_run)
 
 
@@ -31,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     from w4s_ray import api
 
     res = api.train(args.cfg, data=args.data, base_model=args.base_model, out=args.out,
-                    resume=args.resume, overwrite=args.overwrite)
+                    resume=args.resume, fresh=args.fresh)
     first = res.history[0]["loss"] if res.history else float("nan")
     last = res.history[-1]["loss"] if res.history else float("nan")
     print(f"trained {res.steps} steps (resumed from {res.resumed_from}); weighted loss "

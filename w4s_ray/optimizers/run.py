@@ -54,6 +54,11 @@ class SearchDir(RunDir):
     def has_run(self) -> bool:
         return super().has_run() or self.records.exists()
 
+    def clear(self) -> None:
+        super().clear()
+        self.records.unlink(missing_ok=True)
+        self.status.unlink(missing_ok=True)
+
     def read_records(self) -> list[dict]:
         if not self.records.exists():
             return []

@@ -67,6 +67,13 @@ def run_identity(cfg, collecting: bool = False) -> dict:
             "extra_items": cfg.eval.extra_random_items if cfg.rlao.protocol == "w4s" else 0}
 
 
+def turn_number(state: mdp.State | w4s.State) -> int:
+    """The number of the turn about to run, as every file and report shows it: the seed
+    workflows are turn 0, the meta-agent's turns 1, 2, ... (`state.turn` counts completed turns
+    from 0 and keeps deriving the sampling seeds, so numbering does not change what is sampled)."""
+    return state.turn + 1
+
+
 @dataclass
 class TurnResult:
     turn: int
@@ -151,10 +158,10 @@ class Episode:
         for r in mine:
             by_turn.setdefault(r["turn"], []).append(r)
         for turn in sorted(by_turn):
-            if turn != self.state.turn:
+            if turn != turn_number(self.state):
                 raise DataError(
                     f"episode {self.episode_id}: trajectory rows jump from turn "
-                    f"{self.state.turn} to {turn} (a part file is missing)"
+                    f"{turn_number(self.state)} to {turn} (a part file is missing)"
                 )
             rows_t = by_turn[turn]
             cands = [
@@ -218,7 +225,7 @@ class Episode:
         rows = []
         for c, mc, rew in zip(cands, mcands, rewards, strict=True):
             # A dropped candidate that ran keeps its accuracy in the row, for the record.
-            row = self._row(state.turn, messages, c, mc, rew, pos == c.index, created,
+            row = self._row(turn_number(state), messages, c, mc, rew, pos == c.index, created,
                             state.trajectory)
             if c.dropped and c.outcome is not None:
                 row["val_accuracy"] = c.outcome.accuracy
@@ -228,7 +235,7 @@ class Episode:
         metrics = turn_metrics(rows, self.state.best_accuracy)
         metrics.update(wall_s=round(time.monotonic() - t0, 3), racing_calls_saved=0.0,
                        attempts=1 + max(c.attempt for c in cands))
-        return TurnResult(state.turn, rows, metrics, pos)
+        return TurnResult(turn_number(state), rows, metrics, pos)
 
     def _run_turn_rolling(self) -> TurnResult:
         t0 = time.monotonic()
@@ -258,14 +265,14 @@ class Episode:
         rewards = mdp.rewards(state, mcands, s)
         self.state, pos = mdp.advance(state, mcands)
         created = now_utc()
-        rows = [self._row(state.turn, messages, c, mc, rew, pos == c.index, created, None)
+        rows = [self._row(turn_number(state), messages, c, mc, rew, pos == c.index, created, None)
                 for c, mc, rew in zip(cands, mcands, rewards, strict=True)]
         metrics = turn_metrics(rows, self.state.best_accuracy)
         metrics.update(
             wall_s=round(time.monotonic() - t0, 3),
             racing_calls_saved=round(sum(c.calls_saved for c in cands), 1),
         )
-        return TurnResult(state.turn, rows, metrics, pos)
+        return TurnResult(turn_number(state), rows, metrics, pos)
 
     def _self_check_and_repair(self, cands: list[Cand], turn: int, messages: list[dict]) -> None:
         s = self.rlao

@@ -71,7 +71,7 @@ def run_attempts(ep: Episode) -> tuple[list[dict], list[Cand]]:
             return messages, every
     reasons = "; ".join(f"candidate {c.index}: {c.error}" for c in every[:3])
     raise w4s.TurnFailed(
-        f"{ep.spec.name} episode {ep.episode_id} turn {state.turn}: all {len(every)} candidates "
+        f"{ep.spec.name} episode {ep.episode_id} turn {state.turn + 1}: all {len(every)} candidates "
         f"of {s.max_turn_attempts} attempt(s) were dropped (no working workflow above "
         f"{s.drop_accuracy} validation accuracy); the run stops here as upstream's does. "
         f"First reasons: {reasons}")

@@ -138,11 +138,11 @@ def advance(state: State, candidates: Sequence[Candidate]) -> tuple[State, int |
         return replace(state, turn=state.turn + 1, last_failure=failure_reason(candidates)), None
     cand = candidates[pos]
     entry = ArchiveEntry(
-        name=f"turn {state.turn} candidate {cand.index}",
+        name=f"turn {state.turn + 1} candidate {cand.index}",
         code=cand.code or "",
         val_accuracy=float(cand.val_accuracy),
         feedback=cand.feedback or "",
-        turn=state.turn,
+        turn=state.turn + 1,
         candidate=cand.index,
     )
     step = Step(state.turn, cand.action, entry, state.best_accuracy)

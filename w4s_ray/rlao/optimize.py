@@ -18,6 +18,7 @@ from types import EllipsisType
 from tqdm.auto import tqdm
 
 from w4s_ray.config import ExperimentConfig
+from w4s_ray.console import activity
 from w4s_ray.errors import BudgetExceeded, DataError, W4SError
 from w4s_ray.rlao.evaluation import EvalRequest, Evaluator
 from w4s_ray.rlao.loop import Episode, TaskSpec, TurnResult
@@ -60,7 +61,9 @@ def optimize(
     ep = Episode.for_run(cfg, spec, eid, evaluator, meta_agent)
     seeds = rd.load_seeds(spec.name)
     if seeds is None:
-        seeds = ep.evaluate_seeds()
+        with activity(f"{spec.name}: seed workflows ({len(spec.seed_workflows)}) on validation",
+                      enabled=progress):
+            seeds = ep.evaluate_seeds()
         rd.save_seeds(spec.name, seeds)
     ep.start(seeds)
     best_by_turn = replay_episode(ep, rows)
@@ -98,7 +101,7 @@ def optimize(
     if test_ids is ...:
         test_ids = final_test_ids(cfg, evaluator, spec.name)
     final = _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent,
-                              test_ids, seed_test)
+                              test_ids, seed_test, progress=progress)
     final["wall_s"] = round(time.monotonic() - t_start, 2)
     final["turns"] = ep.state.turn
     final["simulated"] = bool(executor["simulated"]) if executor else None
@@ -109,7 +112,7 @@ def optimize(
 
 
 def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, ids,
-                      seed_test) -> dict:
+                      seed_test, *, progress: bool = False) -> dict:
     """The best workflow by validation, evaluated ONCE on test (+ seed baselines for the report)."""
     if best is None:
         raise DataError(f"{spec.name}: no workflow was evaluated; nothing to test")
@@ -119,7 +122,9 @@ def _final_evaluation(cfg, spec, evaluator, best, seeds, rows, rd, meta_agent, i
                          tag=f"seed-test:{s['name']}") for s in seed_jobs]
     seed_ci: dict[str, dict | None] = {}
     try:
-        outs = evaluator.evaluate(jobs)
+        what = "the chosen workflow" + (f" and {len(seed_jobs)} seeds" if seed_jobs else "")
+        with activity(f"{spec.name}: final test of {what}", enabled=progress):
+            outs = evaluator.evaluate(jobs)
         if seed_test is None:
             seed_test = {s["name"]: o.accuracy_or_none
                          for s, o in zip(seed_jobs, outs[1:], strict=True)}

@@ -4,7 +4,9 @@ Reads only files, through `rlao.runs.RunDir`: the trajectory rows (the truth), `
 `metrics.jsonl` (wall times), `cost.json`, the executor record (which executor; a simulated one
 is said so in the title and first line) and, for optimize runs, `final.json`. Dollars are shown
 next to what the completion-cache hits would have cost. Writes `report.md` and `curve.png`
-(validation accuracy and cumulative dollars per turn, one line per episode) with matplotlib's
+(validation accuracy and cumulative dollars per turn; an optimize run's one episode as is, a
+collection's one line per benchmark: the mean over its episodes with a +-1 sd band) with
+matplotlib's
 Agg backend. Regenerating is idempotent and safe while nothing else writes the directory.
 
 What it does not do: evaluate anything, or show numbers it cannot find (missing files give
@@ -31,10 +33,26 @@ def _fmt(x, digits: int = 3) -> str:
     return str(x)
 
 
+def seed_turn(episode_id: str, benchmark: str, seeds: list[dict]) -> dict:
+    """Turn 0 of an episode: its seed workflows on validation, in `turn_table`'s shape."""
+    accs = [s["val_accuracy"] for s in seeds]
+    usd = sum(s.get("cost_usd", 0.0) for s in seeds)
+    return {"episode_id": episode_id, "benchmark": benchmark, "turn": 0, "seeds": True,
+            "candidates": len(seeds), "valid": len(accs), "dropped": 0,
+            "best_val_accuracy": max(accs) if accs else None,
+            "mean_val_accuracy": sum(accs) / len(accs) if accs else None, "chosen": None,
+            "best_so_far": max(accs) if accs else 0.0, "mean_reward": None, "repairs": 0,
+            "racing_stopped": 0, "calls": sum(s.get("calls", 0) for s in seeds),
+            "cost_usd": usd, "cached_usd": sum(s.get("cached_usd") or 0.0 for s in seeds),
+            "cum_usd": usd, "wall_s": None}
+
+
 def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
-               walls: dict | None = None) -> list[dict]:
+               walls: dict | None = None, *, with_seeds: bool = False) -> list[dict]:
     """Per (episode, turn): `loop.turn_metrics` (the one per-turn aggregate) with best-so-far
-    counted from the seed workflows on, plus cumulative dollars and the measured wall time."""
+    counted from the seed workflows on, plus cumulative dollars (seeds included) and the
+    measured wall time. Turns are numbered from 1; `with_seeds` adds each episode's turn 0 (its
+    seed workflows, `seed_turn`) before its first turn."""
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["episode_id"], r["turn"]), []).append(r)
@@ -45,9 +63,11 @@ def turn_table(rows: list[dict], seeds: dict[str, list[dict]],
         grp = groups[(eid, turn)]
         bench = grp[0]["benchmark"]
         if eid not in best_so_far:
-            seed_accs = [s["val_accuracy"] for s in seeds.get(bench, [])]
-            best_so_far[eid] = max(seed_accs) if seed_accs else 0.0
-            cum_usd[eid] = sum(s.get("cost_usd", 0.0) for s in seeds.get(bench, []))
+            zero = seed_turn(eid, bench, seeds.get(bench, []))
+            best_so_far[eid] = zero["best_so_far"]
+            cum_usd[eid] = zero["cost_usd"]
+            if with_seeds:
+                out.append(zero)
         m = turn_metrics(grp, best_so_far[eid])
         if m["best_val_accuracy"] is not None:
             best_so_far[eid] = m["best_so_far"] = max(best_so_far[eid], m["best_val_accuracy"])
@@ -173,7 +193,8 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
     if table:
         by_ep: dict[str, list[dict]] = {}
         for t in table:
-            by_ep.setdefault(t["episode_id"], []).append(t)
+            if not t.get("seeds"):
+                by_ep.setdefault(t["episode_id"], []).append(t)
         if len(by_ep) > 1:
             lines += ["## Episodes", "",
                       "| episode | turns | candidates | valid | dropped | best valid accuracy | "
@@ -192,13 +213,17 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
                     f"{sum(t['calls'] for t in ts)} | {_fmt(sum(t['cost_usd'] for t in ts), 4)} |")
             lines.append("")
         lines += ["## Turns", "",
+                  "Turn 0 is the seed workflows on validation (candidates: the seeds); the "
+                  "meta-agent's turns are 1, 2, ... as in the trajectory rows, metrics.jsonl and "
+                  "the plot. Dollars of turn 0 are the seed evaluations'.", "",
                   "| episode | turn | valid/cands | dropped | best valid acc | mean valid acc | "
                   "best so far | mean reward | repairs | raced out | calls | dollars | "
                   "cache hits' $ | wall s |",
                   "|" + " --- |" * 14]
         for t in table:
             lines.append(
-                f"| {t['episode_id']} | {t['turn']} | {t['valid']}/{t['candidates']} | "
+                f"| {t['episode_id']} | {'0 (seeds)' if t.get('seeds') else t['turn']} | "
+                f"{t['valid']}/{t['candidates']} | "
                 f"{t.get('dropped', 0)} | "
                 f"{_fmt(t['best_val_accuracy'])} | {_fmt(t['mean_val_accuracy'])} | "
                 f"{_fmt(t['best_so_far'])} | {_fmt(t['mean_reward'])} | {t['repairs']} | "
@@ -221,8 +246,9 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
 
 
 def curve_figure(table: list[dict]):
-    """Validation accuracy and cumulative dollars per turn (integer turn ticks; the dollars
-    panel also shows what cache hits would have cost, when there were any)."""
+    """Validation accuracy and cumulative dollars per turn (integer turn ticks, turn 0 = the
+    seed workflows when `table` has them; the dollars panel also shows what cache hits would
+    have cost, when there were any)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,9 +274,9 @@ def curve_figure(table: list[dict]):
         if cached > 0:  # a cache-served run shows what it would have cost, not a flat $0
             ax2.plot(turns, would, linestyle="--", color=spent.get_color(), alpha=0.6,
                      label=f"{eid} would have cost without the cache")
-    ax1.set(xlabel="turn", ylabel="validation accuracy", title="Validation accuracy",
+    ax1.set(xlabel="turn (0 = seed workflows)", ylabel="validation accuracy", title="Validation accuracy",
             ylim=(-0.02, 1.02))
-    ax2.set(xlabel="turn", ylabel="cumulative executor $", title="Dollars")
+    ax2.set(xlabel="turn (0 = seed workflows)", ylabel="cumulative executor $", title="Dollars")
     ax2.set_ylim(bottom=0)
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -261,12 +287,61 @@ def curve_figure(table: list[dict]):
     return fig
 
 
+def collect_figure(table: list[dict]):
+    """A collection's curve: one line per BENCHMARK, the mean over its episodes of best-so-far
+    validation accuracy and of cumulative dollars per turn, with a band of +-1 standard
+    deviation over the episodes (clipped to [0, 1] for accuracy); turn 0 = the seeds."""
+    import statistics
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    series: dict[str, dict[int, dict[str, list[float]]]] = {}
+    episodes: dict[str, set[str]] = {}
+    for t in table:
+        cell = series.setdefault(t["benchmark"], {}).setdefault(t["turn"], {"acc": [], "usd": []})
+        cell["acc"].append(t["best_so_far"])
+        cell["usd"].append(t["cum_usd"])
+        episodes.setdefault(t["benchmark"], set()).add(t["episode_id"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for bench, by_turn in sorted(series.items()):
+        turns = sorted(by_turn)
+        n = len(episodes[bench])
+        for ax, key, clip in ((ax1, "acc", (0.0, 1.0)), (ax2, "usd", (0.0, None))):
+            mean = [statistics.fmean(by_turn[k][key]) for k in turns]
+            sd = [statistics.pstdev(by_turn[k][key]) for k in turns]
+            line, = ax.plot(turns, mean, marker="o", markersize=3,
+                            label=f"{bench} (mean of {n} episode{'s' if n > 1 else ''})")
+            if n > 1:
+                lo = [max(clip[0], m - s) for m, s in zip(mean, sd, strict=True)]
+                hi = [min(clip[1], m + s) if clip[1] is not None else m + s
+                      for m, s in zip(mean, sd, strict=True)]
+                ax.fill_between(turns, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax1.set(xlabel="turn (0 = seed workflows)", ylabel="best validation accuracy so far",
+            title="Validation accuracy (mean +- 1 sd over episodes)", ylim=(-0.02, 1.02))
+    ax2.set(xlabel="turn (0 = seed workflows)", ylabel="cumulative executor $ per episode",
+            title="Dollars (mean +- 1 sd over episodes)")
+    ax2.set_ylim(bottom=0)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if series:  # one legend for both panels, beside the data rather than over it
+        fig.legend(*ax1.get_legend_handles_labels(), loc="lower center", fontsize=7,
+                   ncol=min(4, len(series)), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(series) - 1) // 4), 1, 1))
+    return fig
+
+
 def _plot(table: list[dict], path: Path) -> None:
     import io
 
     import matplotlib.pyplot as plt
 
-    fig = curve_figure(table)
+    several = len({t["episode_id"] for t in table}) > 1
+    fig = collect_figure(table) if several else curve_figure(table)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
@@ -283,7 +358,7 @@ def write_report(run_dir: str | Path) -> Path:
         raise DataError(f"{rd.path} is not a w4s run directory (no config.yaml, no trajectories)")
     rows = rd.read_rows()
     seeds = rd.all_seeds()
-    table = turn_table(rows, seeds, rd.walls())
+    table = turn_table(rows, seeds, rd.walls(), with_seeds=True)
     atomic_write_text(rd.report, _markdown(rd, table, seeds, rd.load_final(),
                                            rd.load_cost(), rd.load_executor()))
     _plot(table, rd.curve)

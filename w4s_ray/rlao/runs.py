@@ -97,6 +97,18 @@ class RunDir:
     def has_run(self) -> bool:
         return self.config.exists() or bool(traj.part_files(self.trajectories))
 
+    def clear(self) -> None:
+        """`--fresh`: delete what a run wrote here (the files above, nothing else)."""
+        import shutil
+
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"run dir {self.path} exists and is not a directory")
+        for p in (self.seeds, self.trajectories, self.workflows):
+            shutil.rmtree(p, ignore_errors=True)
+        for p in (self.config, self.metrics, self.cost, self.final, self.final_workflow,
+                  self.executor, self.report, self.curve, self.baselines, self.error_log):
+            p.unlink(missing_ok=True)
+
     def has_work(self) -> bool:
         """Anything a fresh start would overwrite: a run, stored baselines or a final result."""
         return self.path.is_dir() and any(
@@ -159,8 +171,8 @@ class RunDir:
         if self.has_run():
             if not resume:
                 raise ConfigError(
-                    f"run dir {self.path} already holds a run; pass --resume to continue it "
-                    "or choose another directory"
+                    f"run dir {self.path} already holds a run; pass --resume to continue it, "
+                    "--fresh to start over, or choose another directory"
                 )
             self._check_same(cfg)
 
@@ -229,6 +241,9 @@ class RunDir:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
                 continue  # metrics are derived; a torn line is rebuilt from the rows
+        if any(m.get("turn") == 0 for m in out):  # written when the first turn was 0 (seeds: 0)
+            for m in out:
+                m["turn"] = int(m.get("turn", 0)) + 1
         return out
 
     def append_metrics(self, metrics: dict) -> None:

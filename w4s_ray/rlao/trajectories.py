@@ -1,7 +1,9 @@
 """RLAO trajectories: the Arrow schema, the per-turn Parquet writer, and reading for resume.
 
 One row per candidate (see docs/TRAJECTORIES.md for every column; files written before the
-w4s protocol columns existed are read with their defaults). A dataset is a directory of
+w4s protocol columns existed are read with their defaults). Turns are numbered as everywhere
+else: the seed workflows are turn 0, the meta-agent's turns 1, 2, ...; files from before that
+convention (first turn 0, no `w4s.turn_numbering` key) are read back renumbered. A dataset is a directory of
 `part-<episode_id>-<turn:04d>.parquet` files, one per COMPLETED turn of one episode, each
 written to a temp file and renamed, so a reader (pandas, polars, HF `datasets`, Ray Data) never
 sees half a turn and a killed writer leaves at most a stray `.tmp` file, never a partial part.
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from w4s_ray.errors import DataError
@@ -68,6 +71,11 @@ COLUMNS = SCHEMA.names
 ADDED_DEFAULTS = {"cached_usd": None, "protocol": "w4s-ray", "attempt": 0, "dropped": False,
                   "trajectory": None, "reference_best": None}
 ADDED_COLUMNS = tuple(ADDED_DEFAULTS)
+# Turn numbering: the seed workflows are turn 0, so the meta-agent's rows start at turn 1. Files
+# carry this key; files without it were written when the first meta-agent turn was 0 and are
+# read back renumbered (+1), so old and new parts of one resumed run agree.
+TURN_KEY = b"w4s.turn_numbering"
+TURN_NUMBERING = b"seeds=0"
 _PART = re.compile(r"^part-(?P<episode>.+)-(?P<turn>\d{4,})\.parquet$")
 
 
@@ -91,7 +99,10 @@ def write_turn(out_dir: str | Path, episode_id: str, turn: int, rows: list[dict]
     """Write one completed turn's rows as one Parquet file (temp file + rename)."""
     path = Path(out_dir) / part_name(episode_id, turn)
     buf = io.BytesIO()
-    pq.write_table(to_table(rows), buf, compression="zstd")
+    table = to_table(rows)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           TURN_KEY: TURN_NUMBERING})
+    pq.write_table(table, buf, compression="zstd")
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -111,6 +122,11 @@ def read_part(path: Path) -> pa.Table:
             f"corrupt trajectory file {path}: {str(exc).splitlines()[0][:160]} "
             "(move it away to resume without that turn; nothing was deleted)"
         ) from None
+    old = (table.schema.metadata or {}).get(TURN_KEY) != TURN_NUMBERING
+    i = table.column_names.index("turn") if "turn" in table.column_names else None
+    if old and i is not None and pa.types.is_integer(table.schema.field(i).type):
+        table = table.set_column(i, table.schema.field(i),
+                                 pc.add(table.column(i), pa.scalar(1, table.column(i).type)))
     for name, value in ADDED_DEFAULTS.items():
         if name not in table.column_names:
             field = SCHEMA.field(name)

@@ -134,11 +134,11 @@ def advance(state: State, candidates: Sequence[Candidate]) -> tuple[State, int]:
     Raises `TurnFailed` when none survived (the caller re-samples first)."""
     pos = choose(candidates)
     if pos is None:
-        raise TurnFailed(f"{state.benchmark}: turn {state.turn}: every candidate was dropped")
+        raise TurnFailed(f"{state.benchmark}: turn {state.turn + 1}: every candidate was dropped")
     cand = candidates[pos]
-    entry = ArchiveEntry(name=f"turn {state.turn} candidate {cand.index}", code=cand.code or "",
+    entry = ArchiveEntry(name=f"turn {state.turn + 1} candidate {cand.index}", code=cand.code or "",
                          val_accuracy=float(cand.val_accuracy), feedback=cand.feedback or "",
-                         turn=state.turn, candidate=cand.index)
+                         turn=state.turn + 1, candidate=cand.index)
     step = Step(state.turn, cand.action, entry, state.reference_best)
     nxt = replace(state, generated=state.generated + (entry,), steps=state.steps + (step,),
                   turn=state.turn + 1)

@@ -35,6 +35,7 @@ import ray
 from tqdm.auto import tqdm
 
 from w4s_ray.benchmarks import get_benchmark
+from w4s_ray.console import activity
 from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, W4SError
 from w4s_ray.meta_agent import make_meta_agent
@@ -118,7 +119,9 @@ def collect(
                     f"rlao.collect_split=train: {', '.join(empty)} has no collection split "
                     "(its data has no items beyond valid/test; docs/BENCHMARKS.md); use "
                     "rlao.collect_split=valid or other benchmarks")
-        seeds = _seed_records(rd, specs, evaluator, ident["split"], ident["extra_items"])
+        with activity(f"seed workflows of {len(specs)} benchmark(s) on {ident['split']}",
+                      enabled=progress):
+            seeds = _seed_records(rd, specs, evaluator, ident["split"], ident["extra_items"])
         plan = []  # (episode id, benchmark, turns done)
         best_by_turn: dict = {}
         for b in benchmarks:
@@ -166,7 +169,7 @@ def collect(
                     raise exc from None
                 rd.write_turn(eid, res)
                 rows += res.rows
-                done_turns[eid] = res.turn + 1
+                done_turns[eid] = res.turn  # turns are numbered from 1 (seeds: 0)
                 bar.update(1)
                 if done_turns[eid] < turns and budget_error is None:
                     inflight[actors[eid].run_turn.remote()] = eid

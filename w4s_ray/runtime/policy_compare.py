@@ -55,6 +55,16 @@ def check_local_models(models: Mapping[str, str], models_cfg=None) -> dict[str, 
             for name, path in models.items()}
 
 
+def clear_comparison(out_dir) -> None:
+    """`w4s compare --fresh`: delete what a comparison wrote in `out_dir` (nothing else)."""
+    import shutil
+
+    out = Path(out_dir)
+    for name in ("settings.json", "samples.jsonl", "compare.json", "compare.md", "compare.png"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "seeds", ignore_errors=True)
+
+
 def _settings_key(models, benchmarks, samples, seeds, cfg) -> dict:
     return {"models": dict(models), "benchmarks": list(benchmarks), "samples": samples,
             "seeds": list(seeds), "eval_limit": cfg.eval.limit,

@@ -88,12 +88,14 @@ def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool | None = None)
         # Included benchmark directories travel with the job (py_modules): a cluster's nodes
         # need not share this filesystem.
         extra = {"runtime_env": env} if (env := plugins.runtime_env(ship=True)) else {}
-        ray.init(address=address, log_to_driver=log_to_driver, ignore_reinit_error=True,
-                 logging_level="WARNING", **extra)
+        with console.activity(f"connecting to Ray at {address}"):
+            ray.init(address=address, log_to_driver=log_to_driver, ignore_reinit_error=True,
+                     logging_level="WARNING", **extra)
         return
     temp_dir = cfg.temp_dir or os.path.join(tempfile.gettempdir(), "w4sray")
     try:
-        _start_local(cfg, temp_dir, log_to_driver)
+        with console.activity("starting a local Ray"):
+            _start_local(cfg, temp_dir, log_to_driver)
     except Exception as exc:  # e.g. "node timed out during startup" on an overloaded box
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise W4SError(f"could not start a local Ray instance in {temp_dir}: {first}") from None

@@ -117,7 +117,7 @@ def benchmark_config(cfg, benchmark: str):
     return cfg.model_copy(update={"benchmark": benchmark}, deep=True)
 
 
-def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
+def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool, fresh: bool = False):
     """Every check that can fail, before any work: (pinned cfg, names, layout, to-do names)."""
     names = check_benchmarks(list(benchmarks) if benchmarks else cfg.benchmarks)
     if cfg.sweep.methods:
@@ -140,16 +140,17 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool):
             and not any(layout.bench(b).has_work() for b in names):
         raise ConfigError(f"--resume: {layout.root} holds no sweep to resume; check the "
                           "run_dir, or drop --resume to start one")
-    if not resume:
+    if not resume and not fresh:
         used = [b for b in names if layout.bench(b).has_work()]
         if used:
             raise ConfigError(
                 f"run dir {layout.root} already holds a sweep ({', '.join(used)}); pass "
-                "--resume to continue it or choose another run_dir"
+                "--resume to continue it, --fresh to start over, or choose another run_dir"
             )
     todo = []
     for b in names:
-        preflight(layout.bench(b).path, benchmark_config(cfg, b), resume, require_run=False)
+        if not fresh:  # --fresh: run_sweep discards these once every check has passed
+            preflight(layout.bench(b).path, benchmark_config(cfg, b), resume, require_run=False)
         if not (resume and _complete(cfg, layout, b)):
             todo.append(b)
     return cfg, names, layout, todo
@@ -222,6 +223,7 @@ def run_sweep(
     benchmarks: Sequence[str] | None = None,
     *,
     resume: bool = False,
+    fresh: bool = False,
     progress: bool = True,
     meta_agent_factory: Callable | None = None,
 ) -> dict:
@@ -231,7 +233,7 @@ def run_sweep(
     of the configured backend (it must pickle: a module-level function).
     """
     t0 = time.monotonic()
-    cfg, names, layout, todo = prepare_sweep(cfg, benchmarks, resume)
+    cfg, names, layout, todo = prepare_sweep(cfg, benchmarks, resume, fresh)
     executor = None
     if todo:  # a missing meta-agent or a failing executor: one line, before Ray starts
         if meta_agent_factory is None:
@@ -242,6 +244,10 @@ def run_sweep(
         executor = check_executor(cfg.executor)
         if meta_agent_factory is None and (not cfg.sweep.methods or "w4s" in cfg.sweep.methods):
             preflight_meta_agent(cfg)
+    if fresh:  # every check passed: only now is what earlier sweeps wrote discarded
+        for b in names:
+            layout.bench(b).clear()
+        layout.status.unlink(missing_ok=True)
     with ray_session(cfg.ray, start=False):
         if todo:
             try:

@@ -68,7 +68,7 @@ def collect_results(layout: SweepLayout, benchmarks: Sequence[str]) -> dict[str,
         curve = []
         if seeds:
             curve.append((0, max(s["val_accuracy"] for s in seeds)))
-        curve += [(t["turn"] + 1, t["best_so_far"]) for t in table]
+        curve += [(t["turn"], t["best_so_far"]) for t in table]  # turns from 1; seeds: 0
         if cost is not None:
             w4s_usd = cost.get("total_usd")
             w4s_cached = cost.get("cached_usd")

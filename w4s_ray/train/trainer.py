@@ -441,3 +441,27 @@ def write_reports(res: TrainResult, cfg: ExperimentConfig) -> None:
         "", "![loss](loss.png)", "",
     ]
     atomic_write_text(res.out_dir / "train_summary.md", "\n".join(lines))
+    # What `w4s report OUT` needs to write this summary again (the history is train_log.jsonl).
+    atomic_write_text(res.out_dir / "train_result.json", json.dumps({
+        "model_dir": str(res.model_dir), "steps": res.steps, "stats": res.stats.as_dict(),
+        "wall_s": res.wall_s, "resumed_from": res.resumed_from,
+        "train": tc.model_dump(mode="json")}, indent=1))
+
+
+def rewrite_reports(out_dir: str | Path) -> Path:
+    """`w4s report OUT`: train_summary.md and loss.png again from train_log.jsonl and
+    train_result.json (runs from before that file: loss.png only). Returns the summary's path."""
+    out = Path(out_dir)
+    history = [json.loads(line) for line in
+               (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    saved_path = out / "train_result.json"
+    if not saved_path.exists():
+        if history:
+            plot_loss(history, out / "loss.png", title="RWR")
+        return out / "train_summary.md"
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    res = TrainResult(out_dir=out, model_dir=Path(saved["model_dir"]), steps=saved["steps"],
+                      history=history, stats=rwr.BuildStats(**saved["stats"]),
+                      wall_s=saved["wall_s"], resumed_from=saved["resumed_from"])
+    write_reports(res, ExperimentConfig.model_validate({"train": saved["train"]}))
+    return out / "train_summary.md"
