@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from w4s_ray import console, tracking
+from w4s_ray import console, storage, tracking
 from w4s_ray.config import ExperimentConfig, apply_overrides, load_config
 from w4s_ray.errors import ConfigError, DataError
 
@@ -132,15 +132,7 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     """W4S on one benchmark (default: the config's `benchmark`): `turns` turns (default
     `rlao.turns`) in `run_dir` (default <run_dir>/optimize/<benchmark>), then the best
     workflow by validation once on test. `resume` continues a stopped run."""
-    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.executor.preflight import check_executor
-    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
-    from w4s_ray.rlao.loop import TaskSpec
-    from w4s_ray.rlao.optimize import optimize as run_optimize
-    from w4s_ray.rlao.runs import RunDir, preflight
-    from w4s_ray.runtime.evaluators import EvaluatorPool
-    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
-    from w4s_ray.runtime.ray_init import ray_session
+    from w4s_ray.benchmarks import check_benchmarks
 
     cfg = config(cfg, overrides)
     if cfg.optimizers.method != "w4s":  # never run W4S silently in place of the asked search
@@ -150,7 +142,24 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     name = check_benchmarks([benchmark or cfg.benchmark])[0]
     if turns is not None and turns < 0:
         raise ConfigError(f"--turns must be >= 0, got {turns}")
-    out = Path(run_dir or Path(cfg.run_dir) / "optimize" / name)
+    where = str(run_dir) if run_dir else storage.join(cfg.run_dir, "optimize", name)
+    with storage.staged(where, cfg.storage, what="--run-dir" if run_dir else "run_dir") as st:
+        return _optimize(cfg, name, st, turns=turns, resume=resume, progress=progress)
+
+
+def _optimize(cfg: ExperimentConfig, name: str, st: storage.Stage, *, turns: int | None,
+              resume: bool, progress: bool | None) -> OptimizeResult:
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.executor.preflight import check_executor
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
+    from w4s_ray.rlao.loop import TaskSpec
+    from w4s_ray.rlao.optimize import optimize as run_optimize
+    from w4s_ray.rlao.runs import RunDir, preflight
+    from w4s_ray.runtime.evaluators import EvaluatorPool
+    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+    from w4s_ray.runtime.ray_init import ray_session
+
+    out = st.path  # a URI run_dir: the local staging copy, synced after every turn
     preflight(out, cfg, resume)  # bad dir / corrupt rows: fail before starting Ray
     bm = get_benchmark(name, data_dir=cfg.data_dir())
     bm.check_files()  # missing data, meta-agent or a failing executor: one line, before Ray
@@ -170,6 +179,7 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
                 tracking.log_turn(tr if m["turn"] not in logged else tracking.Tracker(), m,
                                   spent)
                 logged.add(m["turn"])
+            st.sync()  # a turn is complete: a durable point
 
         evaluator = agent = None
         try:
@@ -235,12 +245,7 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
             progress: bool | None = None, overrides: Overrides = None) -> CollectResult:
     """RLAO collection over `benchmarks` (a list or "a,b"; default: the config's) into `out`
     (default <run_dir>/collect), episodes in parallel on Ray."""
-    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.executor.preflight import check_executor
-    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
-    from w4s_ray.rlao.runs import preflight
-    from w4s_ray.runtime.collect import collect as run_collect
-    from w4s_ray.runtime.ray_init import ray_session
+    from w4s_ray.benchmarks import check_benchmarks
 
     cfg = config(cfg, overrides)
     if isinstance(benchmarks, str):
@@ -249,7 +254,21 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
     for flag, val in (("episodes", episodes), ("turns", turns)):
         if val is not None and val < 1:
             raise ConfigError(f"--{flag} must be >= 1, got {val}")
-    out_dir = Path(out or Path(cfg.run_dir) / "collect")
+    where = str(out) if out else storage.join(cfg.run_dir, "collect")
+    with storage.staged(where, cfg.storage, what="--out" if out else "run_dir") as st:
+        return _collect(cfg, names, st.path, episodes=episodes, turns=turns, resume=resume,
+                        progress=progress)
+
+
+def _collect(cfg: ExperimentConfig, names: list[str], out_dir: Path, *, episodes: int | None,
+             turns: int | None, resume: bool, progress: bool | None) -> CollectResult:
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.executor.preflight import check_executor
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
+    from w4s_ray.rlao.runs import preflight
+    from w4s_ray.runtime.collect import collect as run_collect
+    from w4s_ray.runtime.ray_init import ray_session
+
     preflight(out_dir, cfg, resume)
     for name in names:  # missing data, meta-agent or a failing executor: one line, before Ray
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
@@ -287,18 +306,36 @@ def train(cfg: ConfigLike = None, *, data: str | os.PathLike | None = None,
     """RWR on trajectory Parquet as a Ray Train job. `data`, `base_model`, `out` override
     `train.data`, `train.base_model`, `train.out_dir`. The result's `model_dir` is the trained
     checkpoint (a Hugging Face directory: `meta_agent.model` / `serve.model`)."""
-    from w4s_ray.runtime.ray_init import ray_session
-    from w4s_ray.runtime.train_job import run_training
 
     cfg = config(cfg, overrides)
     for key, value in (("data", data), ("base_model", base_model), ("out_dir", out)):
         if value:
             cfg = apply_overrides(cfg, {f"train.{key}": str(value)})
+    if storage.is_remote(cfg.train.data):  # trajectories on a bucket: read a local copy
+        cfg = apply_overrides(cfg, {"train.data": str(storage.fetch(
+            cfg.train.data, cfg.storage, what="train.data"))})
+    where = cfg.train.out_dir
+    # A URI: Ray Train checkpoints go there directly (its storage_path); the rest of out_dir
+    # (examples, model, log, plots) is written to a local copy and synced.
+    with storage.staged(where, cfg.storage, what="train.out_dir", exclude=("ray",)) as st:
+        if not st.remote:
+            return _train(cfg, resume=resume, overwrite=overwrite)
+        local = cfg.model_copy(update={"train": cfg.train.model_copy(
+            update={"out_dir": str(st.path)})})
+        return _train(local, resume=resume, overwrite=overwrite,
+                      ray_storage=storage.join(where, "ray"))
+
+
+def _train(cfg: ExperimentConfig, *, resume: bool, overwrite: bool,
+           ray_storage: str | None = None) -> TrainResult:
+    from w4s_ray.runtime.ray_init import ray_session
+    from w4s_ray.runtime.train_job import run_training
+
     tracking.check(cfg)
     with tracking.run(cfg, "train", Path(cfg.train.out_dir).name) as tr, \
             ray_session(cfg.ray, start=False):  # run_training starts Ray after its checks
         tr.params({f"train.{k}": v for k, v in cfg.train.model_dump(mode="json").items()})
-        res = run_training(cfg, resume=resume, overwrite=overwrite)
+        res = run_training(cfg, resume=resume, overwrite=overwrite, ray_storage=ray_storage)
         for rec in res.history:
             tr.metrics({k: rec.get(k) for k in ("loss", "ce", "lr", "action_tokens")},
                        step=int(rec["step"]))
@@ -351,7 +388,6 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
     """Baselines + W4S on `benchmarks` (default: the config's) in parallel under <run_dir>.
     A benchmark that fails is in `failed` (the others complete); a spent budget or an endpoint
     that cannot serve the run raises after the report is written."""
-    from w4s_ray.runtime.sweep import run_sweep
 
     cfg = config(cfg, overrides)
     if isinstance(benchmarks, str):
@@ -360,6 +396,16 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
         benchmarks = [b.strip() for b in benchmarks if b.strip()]
         if not benchmarks:
             raise ConfigError("--benchmarks: no benchmark names given")
+    with storage.staged(cfg.run_dir, cfg.storage) as st:
+        if st.remote:  # the sweep runs in the local staging copy (its tasks run on this node)
+            cfg = cfg.model_copy(update={"run_dir": str(st.path)})
+        return _sweep(cfg, benchmarks, resume=resume, progress=progress)
+
+
+def _sweep(cfg: ExperimentConfig, benchmarks: list[str] | None, *, resume: bool,
+           progress: bool | None) -> SweepResult:
+    from w4s_ray.runtime.sweep import run_sweep
+
     tracking.check(cfg)
     with tracking.run(cfg, "sweep", cfg.name) as tr:
         out = run_sweep(cfg, benchmarks, resume=resume, progress=_progress(progress))

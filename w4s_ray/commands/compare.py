@@ -66,8 +66,12 @@ def _run(args: argparse.Namespace) -> int:
     for name in names:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
     info = check_executor(cfg.executor)
-    out = Path(args.out or Path(cfg.run_dir) / "compare")
-    with ray_session(cfg.ray):
+    from w4s_ray import storage
+
+    where = args.out or storage.join(cfg.run_dir, "compare")
+    with storage.staged(where, cfg.storage, what="--out" if args.out else "run_dir") as st, \
+            ray_session(cfg.ray):
+        out = Path(st.path)
         summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
                                    progress=show_progress(args))
     for m in summary["models"]:

@@ -14,8 +14,10 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from w4s_ray import storage
     from w4s_ray.rlao.report import write_report
 
-    path = write_report(args.run_dir)
-    print(path)
+    with storage.staged(args.run_dir, what="run dir") as st:  # a URI: pulled, rewritten, pushed
+        path = write_report(st.path)
+    print(storage.join(storage.display(args.run_dir), path.name) if st.remote else path)
     return 0
