@@ -54,7 +54,8 @@ def test_stage_syncs_to_s3_and_a_second_stage_pulls_it_back(s3, tmp_path):
     cfg = type("S", (), {"staging_dir": str(tmp_path / "stage"), "sync_interval_s": 0})()
     uri = s3.uri("runs", "opt")
     with storage.staged(uri, cfg) as st:
-        assert st.remote and st.path.parent == tmp_path / "stage"
+        assert st.remote and st.path.parent.parent == tmp_path / "stage"
+        assert st.path.name == "opt"  # reports name a run by its directory
         (st.path / "trajectories").mkdir()
         (st.path / "trajectories" / "part-0.parquet").write_bytes(b"rows-0")
         (st.path / ".final.json.123.tmp").write_text("half")  # an atomic write in progress

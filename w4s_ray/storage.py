@@ -216,8 +216,10 @@ def staging_root(configured: str | None) -> Path:
 
 
 def new_staging_dir(uri: str, configured: str | None) -> Path:
-    """A fresh local directory for one stage run on `uri` (name: the URI, a hash, the time)."""
+    """A fresh local directory for one stage run on `uri`: <root>/<uri, hash, time>/<the URI's
+    last name> (reports name a run by its directory's name, so it stays the user's)."""
     shown = display(uri)
+    name = shown.rstrip("/").rsplit("/", 1)[-1] or "run"
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", shown.split("://", 1)[-1]).strip("_")[-60:]
     digest = hashlib.sha256(uri.encode()).hexdigest()[:8]
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -226,7 +228,8 @@ def new_staging_dir(uri: str, configured: str | None) -> Path:
         path = root / f"{slug}-{digest}-{stamp}{f'-{i}' if i else ''}"
         try:
             path.mkdir(parents=True)
-            return path
+            (path / name).mkdir()
+            return path / name
         except FileExistsError:
             continue
     raise ConfigError(f"storage.staging_dir {root}: cannot create a staging directory")
@@ -297,7 +300,7 @@ class Stage:
             return
         if self.sync():
             if failed and not self.pushed:  # refused before any work: the copy is redundant
-                shutil.rmtree(self.path, ignore_errors=True)
+                shutil.rmtree(self.path.parent, ignore_errors=True)
             elif not failed and os.environ.get("W4S_VERBOSITY") != "quiet":
                 print(f"w4s: stored in {self.shown} (local copy: {self.path})",
                       file=sys.stderr, flush=True)
