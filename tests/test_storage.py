@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,19 @@ def test_cli_names_the_uri_when_it_already_holds_a_run(s3, tmp_path):
                                  "--set", f"storage.staging_dir={tmp_path / 'stage'}"]))
     assert f"run dir {s3.uri('run')} already holds a run; pass --resume" in line
     assert not any((tmp_path / "stage").iterdir())  # the refused stage left no local copy
+
+
+def test_file_uris_reach_every_stage_as_local_paths(tmp_path, tiny_model_dir):
+    """file:// is a local path for optimize, collect, sweep and train alike (no "file:" dir
+    appears in the working dir)."""
+    line = _one_error_line(_w4s(["collect", "--benchmarks", "gsm8k", "--resume",
+                                 "--out", f"file://{tmp_path}/c"]))
+    assert f"--resume: {tmp_path}/c holds no run to resume" in line
+    line = _one_error_line(_w4s(["sweep", "--benchmarks", "gsm8k", "--resume",
+                                 "--set", f"run_dir=file://{tmp_path}/s"]))
+    assert f"--resume: {tmp_path}/s holds no sweep to resume" in line
+    line = _one_error_line(_w4s(["train", "--data", f"file://{tmp_path}/nothing",
+                                 "--base-model", str(tiny_model_dir),
+                                 "--out", f"file://{tmp_path}/t"]))
+    assert f"{tmp_path}/nothing" in line and "file:" not in line.split("w4s: error:")[1]
+    assert not list(tmp_path.glob("file*")) and not list(Path.cwd().glob("file:*"))

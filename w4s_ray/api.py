@@ -311,19 +311,17 @@ def train(cfg: ConfigLike = None, *, data: str | os.PathLike | None = None,
     for key, value in (("data", data), ("base_model", base_model), ("out_dir", out)):
         if value:
             cfg = apply_overrides(cfg, {f"train.{key}": str(value)})
-    if storage.is_remote(cfg.train.data):  # trajectories on a bucket: read a local copy
+    if storage.scheme(cfg.train.data):  # trajectories on a bucket: read a local copy
         cfg = apply_overrides(cfg, {"train.data": str(storage.fetch(
             cfg.train.data, cfg.storage, what="train.data"))})
     where = cfg.train.out_dir
     # A URI: Ray Train checkpoints go there directly (its storage_path); the rest of out_dir
     # (examples, model, log, plots) is written to a local copy and synced.
     with storage.staged(where, cfg.storage, what="train.out_dir", exclude=("ray",)) as st:
-        if not st.remote:
-            return _train(cfg, resume=resume, overwrite=overwrite)
         local = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"out_dir": str(st.path)})})
         return _train(local, resume=resume, overwrite=overwrite,
-                      ray_storage=storage.join(where, "ray"))
+                      ray_storage=storage.join(where, "ray") if st.remote else None)
 
 
 def _train(cfg: ExperimentConfig, *, resume: bool, overwrite: bool,
@@ -397,8 +395,8 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
         if not benchmarks:
             raise ConfigError("--benchmarks: no benchmark names given")
     with storage.staged(cfg.run_dir, cfg.storage) as st:
-        if st.remote:  # the sweep runs in the local staging copy (its tasks run on this node)
-            cfg = cfg.model_copy(update={"run_dir": str(st.path)})
+        # A URI: the sweep runs in the local staging copy (its tasks run on this node).
+        cfg = cfg.model_copy(update={"run_dir": str(st.path)})
         return _sweep(cfg, benchmarks, resume=resume, progress=progress)
 
 

@@ -196,13 +196,13 @@ class Mirror:
                     continue
                 try:
                     st = path.stat()
+                    stamp = (st.st_size, st.st_mtime_ns)
+                    if self._seen.get(rel) == stamp:
+                        continue
+                    src = open(path, "rb")  # noqa: SIM115 (closed below)
                 except FileNotFoundError:
-                    continue  # replaced between the listing and now: next push
-                stamp = (st.st_size, st.st_mtime_ns)
-                if self._seen.get(rel) == stamp:
-                    continue
-                with open(path, "rb") as src, \
-                        self.remote.fs.open_output_stream(f"{self.remote.base}/{rel}") as out:
+                    continue  # renamed away since the listing (a model publish): next push
+                with src, self.remote.fs.open_output_stream(f"{self.remote.base}/{rel}") as out:
                     while chunk := src.read(1 << 20):
                         out.write(chunk)
                 self._seen[rel] = stamp
