@@ -72,6 +72,17 @@ def test_stage_syncs_to_s3_and_a_second_stage_pulls_it_back(s3, tmp_path):
         assert again.mirror.push() == 0  # what was pulled is not uploaded again
 
 
+def test_a_storage_that_never_answers_is_one_line_after_the_timeout(monkeypatch, tmp_path):
+    release = __import__("threading").Event()
+    # e.g. gs:// offline: the client retries its credential lookup for minutes
+    monkeypatch.setattr(storage, "_open_remote", lambda *a: release.wait(60))
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"no answer from the storage within 0.5 s"):
+        storage.Stage("gs://b/run", staging_dir=str(tmp_path), check_timeout_s=0.5)
+    assert time.monotonic() - t0 < 10 and not any(tmp_path.iterdir())
+    release.set()
+
+
 class _Broken:
     """A filesystem whose writes fail (credentials expired, bucket deleted mid-run)."""
 

@@ -625,6 +625,9 @@ class StorageConfig(_Section):
                                 "~/.cache/w4s-ray/staging.")
     sync_interval_s: float = F(30.0, "Seconds between copies of new files to the URI (besides "
                                "each completed turn and the stage's end); 0: only those.", ge=0)
+    check_timeout_s: float = F(60.0, "Longest wait for the storage's answer to the check made "
+                               "before a stage starts (a probe object written and deleted).",
+                               gt=0)
 
 
 class TrackingConfig(_Section):

@@ -97,10 +97,34 @@ class Remote:
     base: str
 
 
-def open_remote(uri: str, what: str = "run_dir", *, write: bool = True) -> Remote:
+def open_remote(uri: str, what: str = "run_dir", *, write: bool = True,
+                timeout_s: float = 60.0) -> Remote:
     """The filesystem of `uri`, checked by writing and deleting a probe object (`write`) or
     by finding a directory there; a URI that cannot be used is a one-line ConfigError naming
-    `what`."""
+    `what`. A check that gets no answer within `timeout_s` (an unreachable endpoint, a
+    credential lookup retrying offline) is such an error too."""
+    box: dict = {}
+
+    def check() -> None:
+        try:
+            box["remote"] = _open_remote(uri, what, write)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    # A daemon thread: a filesystem client that retries for minutes must not hold the exit.
+    t = threading.Thread(target=check, name="w4s-storage-check", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        raise ConfigError(f"{what} {display(uri)}: no answer from the storage within "
+                          f"{timeout_s:g} s (endpoint unreachable, or credentials looked up "
+                          "offline; storage.check_timeout_s)")
+    if "error" in box:
+        raise box["error"]
+    return box["remote"]
+
+
+def _open_remote(uri: str, what: str, write: bool) -> Remote:
     import pyarrow.fs as pafs
 
     shown = display(uri)
@@ -112,8 +136,9 @@ def open_remote(uri: str, what: str = "run_dir", *, write: bool = True) -> Remot
                           "hdfs://") from None
     base = base.rstrip("/")
     if not base or "/" not in base and scheme(uri) in ("s3", "gs", "gcs"):
+        bucket = base or "BUCKET"
         raise ConfigError(f"{what} {shown}: give a directory inside the bucket "
-                          f"({shown.rstrip('/')}/runs/NAME), not the bucket itself")
+                          f"({scheme(uri)}://{bucket}/runs/NAME), not the bucket itself")
     try:
         info = fs.get_file_info(base)
         if info.type == pafs.FileType.File:
@@ -240,7 +265,7 @@ class Stage:
 
     def __init__(self, location: str | Path, *, staging_dir: str | None = None,
                  sync_interval_s: float = 30.0, what: str = "run_dir",
-                 exclude: tuple[str, ...] = ()) -> None:
+                 exclude: tuple[str, ...] = (), check_timeout_s: float = 60.0) -> None:
         self.location = str(location)
         self.remote = is_remote(location)
         self.mirror: Mirror | None = None
@@ -252,7 +277,8 @@ class Stage:
         if not self.remote:
             self.path = local_path(location)
             return
-        remote = open_remote(self.location, what)  # a bad URI: one line, nothing created
+        # A bad URI: one line, nothing created.
+        remote = open_remote(self.location, what, timeout_s=check_timeout_s)
         self.path = new_staging_dir(self.location, staging_dir)
         self.mirror = Mirror(remote, self.path, exclude)
         self.mirror.pull()
@@ -318,7 +344,8 @@ def fetch(location: str | Path, storage_cfg=None, *, what: str) -> Path:
     directory (read access is enough)."""
     if not is_remote(location):
         return local_path(location)
-    remote = open_remote(str(location), what, write=False)
+    remote = open_remote(str(location), what, write=False,
+                         timeout_s=getattr(storage_cfg, "check_timeout_s", 60.0))
     path = new_staging_dir(str(location), getattr(storage_cfg, "staging_dir", None))
     Mirror(remote, path).pull()
     return path
@@ -342,7 +369,8 @@ def staged(location: str | Path, storage_cfg=None, *, what: str = "run_dir",
     staging_dir = getattr(storage_cfg, "staging_dir", None)
     interval = getattr(storage_cfg, "sync_interval_s", 30.0)
     stage = Stage(location, staging_dir=staging_dir, sync_interval_s=interval, what=what,
-                  exclude=exclude).start()
+                  exclude=exclude,
+                  check_timeout_s=getattr(storage_cfg, "check_timeout_s", 60.0)).start()
     try:
         yield stage
     except W4SError as exc:
