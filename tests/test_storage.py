@@ -5,10 +5,10 @@ cannot be used is one line before anything starts; a failed upload loses nothing
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -128,9 +128,28 @@ def test_the_periodic_sync_uploads_while_the_stage_runs(s3, tmp_path):
 
 
 # -- the CLI: a bad URI is one line, exit 2, before Ray ------------------------------------------
-def _w4s(args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "w4s_ray", *args], capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ))
+@pytest.fixture
+def w4s(capsys):
+    """The CLI in this process (its checks import what a subprocess would, minus the start-up):
+    returns (exit code, stderr, stdout); the environment it changes is restored."""
+    from w4s_ray.cli import main
+
+    def run(args: list[str]) -> SimpleNamespace:
+        saved = dict(os.environ)
+        try:
+            rc = main(args)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=rc, stderr=out.err, stdout=out.out)
+
+    return run
+
+
+def _no_ray_started() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is None or not ray.is_initialized()
 
 
 def _one_error_line(proc) -> str:
@@ -139,42 +158,42 @@ def _one_error_line(proc) -> str:
     return lines[0]
 
 
-def test_cli_refuses_bad_uris_before_ray(s3, tmp_path):
-    t0 = time.monotonic()
-    line = _one_error_line(_w4s(["optimize", "-b", "gsm8k", "--run-dir", "nosuch://b/r"]))
+def test_cli_refuses_bad_uris_before_ray(s3, tmp_path, w4s):
+    line = _one_error_line(w4s(["optimize", "-b", "gsm8k", "--run-dir", "nosuch://b/r"]))
     assert line.startswith("w4s: error: --run-dir nosuch://b/r: not a storage URI")
-    line = _one_error_line(_w4s(["collect", "--benchmarks", "gsm8k",
+    line = _one_error_line(w4s(["collect", "--benchmarks", "gsm8k",
                                  "--out", f"s3://{s3.bucket}-gone/c"]))
     assert f"--out s3://{s3.bucket}-gone/c: cannot write there" in line
-    line = _one_error_line(_w4s(["sweep", "--set", f"run_dir=s3://{s3.bucket}"]))
+    line = _one_error_line(w4s(["sweep", "--set", f"run_dir=s3://{s3.bucket}"]))
     assert "not the bucket itself" in line
-    line = _one_error_line(_w4s(["meta-agent", "init-tiny", "--out", s3.uri("tiny")]))
+    line = _one_error_line(w4s(["meta-agent", "init-tiny", "--out", s3.uri("tiny")]))
     assert "writes a local or mounted path only" in line
-    line = _one_error_line(_w4s(["train", "--data", s3.uri("nothing-here"),
+    line = _one_error_line(w4s(["train", "--data", s3.uri("nothing-here"),
                                  "--out", s3.uri("train")]))
     assert f"train.data {s3.uri('nothing-here')}: no such directory" in line
-    assert time.monotonic() - t0 < 110  # no Ray was started (a start takes longer here)
+    assert _no_ray_started()
 
 
-def test_cli_names_the_uri_when_it_already_holds_a_run(s3, tmp_path):
+def test_cli_names_the_uri_when_it_already_holds_a_run(s3, tmp_path, w4s):
     s3.write(b"name: w4s\n", "run", "config.yaml")
-    line = _one_error_line(_w4s(["optimize", "-b", "gsm8k", "--run-dir", s3.uri("run"),
+    line = _one_error_line(w4s(["optimize", "-b", "gsm8k", "--run-dir", s3.uri("run"),
                                  "--set", f"storage.staging_dir={tmp_path / 'stage'}"]))
     assert f"run dir {s3.uri('run')} already holds a run; pass --resume" in line
     assert not any((tmp_path / "stage").iterdir())  # the refused stage left no local copy
 
 
-def test_file_uris_reach_every_stage_as_local_paths(tmp_path, tiny_model_dir):
+def test_file_uris_reach_every_stage_as_local_paths(tmp_path, tiny_model_dir, w4s):
     """file:// is a local path for optimize, collect, sweep and train alike (no "file:" dir
     appears in the working dir)."""
-    line = _one_error_line(_w4s(["collect", "--benchmarks", "gsm8k", "--resume",
+    line = _one_error_line(w4s(["collect", "--benchmarks", "gsm8k", "--resume",
                                  "--out", f"file://{tmp_path}/c"]))
     assert f"--resume: {tmp_path}/c holds no run to resume" in line
-    line = _one_error_line(_w4s(["sweep", "--benchmarks", "gsm8k", "--resume",
+    line = _one_error_line(w4s(["sweep", "--benchmarks", "gsm8k", "--resume",
                                  "--set", f"run_dir=file://{tmp_path}/s"]))
     assert f"--resume: {tmp_path}/s holds no sweep to resume" in line
-    line = _one_error_line(_w4s(["train", "--data", f"file://{tmp_path}/nothing",
+    line = _one_error_line(w4s(["train", "--data", f"file://{tmp_path}/nothing",
                                  "--base-model", str(tiny_model_dir),
                                  "--out", f"file://{tmp_path}/t"]))
     assert f"{tmp_path}/nothing" in line and "file:" not in line.split("w4s: error:")[1]
     assert not list(tmp_path.glob("file*")) and not list(Path.cwd().glob("file:*"))
+    assert _no_ray_started()
