@@ -256,12 +256,13 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
             raise ConfigError(f"--{flag} must be >= 1, got {val}")
     where = str(out) if out else storage.join(cfg.run_dir, "collect")
     with storage.staged(where, cfg.storage, what="--out" if out else "run_dir") as st:
-        return _collect(cfg, names, st.path, episodes=episodes, turns=turns, resume=resume,
+        return _collect(cfg, names, st, episodes=episodes, turns=turns, resume=resume,
                         progress=progress)
 
 
-def _collect(cfg: ExperimentConfig, names: list[str], out_dir: Path, *, episodes: int | None,
-             turns: int | None, resume: bool, progress: bool | None) -> CollectResult:
+def _collect(cfg: ExperimentConfig, names: list[str], st: storage.Stage, *,
+             episodes: int | None, turns: int | None, resume: bool,
+             progress: bool | None) -> CollectResult:
     from w4s_ray.benchmarks import get_benchmark
     from w4s_ray.executor.preflight import check_executor
     from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
@@ -269,6 +270,7 @@ def _collect(cfg: ExperimentConfig, names: list[str], out_dir: Path, *, episodes
     from w4s_ray.runtime.collect import collect as run_collect
     from w4s_ray.runtime.ray_init import ray_session
 
+    out_dir = st.path  # a URI out: the local staging copy, synced after every turn
     preflight(out_dir, cfg, resume)
     for name in names:  # missing data, meta-agent or a failing executor: one line, before Ray
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
@@ -280,7 +282,8 @@ def _collect(cfg: ExperimentConfig, names: list[str], out_dir: Path, *, episodes
         tr.params({"benchmarks": ",".join(names), "out": out_dir.resolve()})
         try:
             summary = run_collect(cfg, names, out_dir, episodes=episodes, turns=turns,
-                                  resume=resume, progress=_progress(progress), executor=info)
+                                  resume=resume, progress=_progress(progress), executor=info,
+                                  on_turn=st.sync)
             tr.metrics({"rows": summary["rows"], "episodes": summary["episodes"]})
         finally:
             from w4s_ray.rlao.runs import RunDir

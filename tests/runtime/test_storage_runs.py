@@ -3,6 +3,7 @@
 - `optimize` into the bucket: every file of the run is there when it ends; a `--resume` with a
   fresh staging directory (another machine) pulls the stored turn back instead of recomputing
   it and adds the next; `w4s report` regenerates a report in the bucket.
+- `collect` into the bucket: each turn's Parquet part is there before the next turn runs.
 - `train` from trajectories in the bucket into the bucket: Ray Train writes its checkpoints to
   `<out>/ray` itself; the model, log and summary are synced; a second fresh start is refused
   naming the URI.
@@ -81,6 +82,29 @@ def test_optimize_into_s3_resume_from_it_and_report(ray_session, rlao_sim, s3, t
     again = s3.read("runs", "opt", "report.md").decode()
     assert again.splitlines()[0] == before.decode().splitlines()[0]
     assert "gsm8k-e00" in again and "| seed: " in again
+
+
+def test_collect_into_s3_syncs_each_turn(ray_session, rlao_sim, s3, tmp_path,  # noqa: F811
+                                         monkeypatch):
+    from w4s_ray import api, storage
+
+    synced: list[list[str]] = []
+    real = storage.Stage.sync
+
+    def spy(self):  # what the bucket holds after each sync (a turn, or the stage's end)
+        ok = real(self)
+        synced.append(s3.files("runs", "col"))
+        return ok
+
+    monkeypatch.setattr(storage.Stage, "sync", spy)
+    res = api.collect(_cfg(rlao_sim.url, tmp_path, "c"), benchmarks=["gsm8k"], episodes=1,
+                      turns=2, out=s3.uri("runs", "col"), progress=False)
+    assert res.rows == 4
+    parts = [[n for n in files if n.startswith("trajectories/")] for files in synced]
+    # the first turn's part reached the bucket before the second turn ran
+    assert ["trajectories/part-gsm8k-e00-0000.parquet"] in parts
+    assert {"report.md", "cost.json", "trajectories/part-gsm8k-e00-0001.parquet"} <= \
+        set(s3.files("runs", "col"))
 
 
 def test_train_reads_and_writes_s3_with_ray_train_storage_there(s3, tmp_path, tiny_model_dir):
