@@ -197,3 +197,17 @@ def test_file_uris_reach_every_stage_as_local_paths(tmp_path, tiny_model_dir, w4
     assert f"{tmp_path}/nothing" in line and "file:" not in line.split("w4s: error:")[1]
     assert not list(tmp_path.glob("file*")) and not list(Path.cwd().glob("file:*"))
     assert _no_ray_started()
+
+
+def test_a_failed_download_is_one_line_and_leaves_no_copy(s3, tmp_path, monkeypatch):
+    s3.write(b"rows", "run", "trajectories", "part-0.parquet")
+    real = storage.Mirror.pull
+
+    def cut(self):  # the connection drops after the first file
+        real(self)
+        raise OSError("AWS Error NETWORK_CONNECTION during GetObject operation")
+
+    monkeypatch.setattr(storage.Mirror, "pull", cut)
+    with pytest.raises(ConfigError, match="cannot read what is stored there .*NETWORK"):
+        storage.Stage(s3.uri("run"), staging_dir=str(tmp_path / "stage"))
+    assert not any((tmp_path / "stage").iterdir())

@@ -281,7 +281,7 @@ class Stage:
         remote = open_remote(self.location, what, timeout_s=check_timeout_s)
         self.path = new_staging_dir(self.location, staging_dir)
         self.mirror = Mirror(remote, self.path, exclude)
-        self.mirror.pull()
+        _pull(self.mirror, what)
 
     @property
     def shown(self) -> str:
@@ -347,8 +347,20 @@ def fetch(location: str | Path, storage_cfg=None, *, what: str) -> Path:
     remote = open_remote(str(location), what, write=False,
                          timeout_s=getattr(storage_cfg, "check_timeout_s", 60.0))
     path = new_staging_dir(str(location), getattr(storage_cfg, "staging_dir", None))
-    Mirror(remote, path).pull()
+    _pull(Mirror(remote, path), what)
     return path
+
+
+def _pull(mirror: Mirror, what: str) -> None:
+    """Fill a new staging directory; a download that fails is one line and leaves nothing."""
+    try:
+        mirror.pull()
+    except Exception as exc:
+        shutil.rmtree(mirror.local.parent, ignore_errors=True)
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{what} {display(mirror.remote.uri)}: cannot read what is stored "
+                          f"there ({_first_line(exc)})") from None
 
 
 def require_local(location: str | Path, what: str) -> Path:
