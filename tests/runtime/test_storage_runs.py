@@ -75,10 +75,13 @@ def test_optimize_into_s3_resume_from_it_and_report(ray_session, rlao_sim, s3, t
     # `w4s report URI`: pulled, regenerated, pushed (no Ray)
     before = s3.read("runs", "opt", "report.md")
     s3.write(b"stale", "runs", "opt", "report.md")
+    # `report` takes no config: its staging copy goes to ~/.cache (here: a temp HOME).
     proc = subprocess.run([sys.executable, "-m", "w4s_ray", "report", uri],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HOME": str(tmp_path / "home")})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == f"{uri}/report.md"
+    assert list((tmp_path / "home").glob(".cache/w4s-ray/staging/*/opt/report.md"))
     again = s3.read("runs", "opt", "report.md").decode()
     assert again.splitlines()[0] == before.decode().splitlines()[0]
     assert "gsm8k-e00" in again and "| seed: " in again
