@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from w4s_ray import console, tracking
+from w4s_ray import console, storage, tracking
 from w4s_ray.config import ExperimentConfig, apply_overrides, load_config
 from w4s_ray.errors import ConfigError, DataError
 
@@ -139,15 +139,7 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     `rlao.turns`) in `run_dir` (default <run_dir>/optimize/<benchmark>), then the best
     workflow by validation once on test. `resume` continues a stopped run; `fresh` discards
     one and starts over."""
-    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.executor.preflight import check_executor
-    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
-    from w4s_ray.rlao.loop import TaskSpec
-    from w4s_ray.rlao.optimize import optimize as run_optimize
-    from w4s_ray.rlao.runs import RunDir, preflight
-    from w4s_ray.runtime.evaluators import EvaluatorPool
-    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
-    from w4s_ray.runtime.ray_init import ray_session
+    from w4s_ray.benchmarks import check_benchmarks
 
     cfg = config(cfg, overrides)
     if cfg.optimizers.method != "w4s":  # never run W4S silently in place of the asked search
@@ -157,8 +149,26 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
     name = check_benchmarks([benchmark or cfg.benchmark])[0]
     if turns is not None and turns < 0:
         raise ConfigError(f"--turns must be >= 0, got {turns}")
-    out = Path(run_dir or Path(cfg.run_dir) / "optimize" / name)
     _check_restart(resume, fresh)
+    where = str(run_dir) if run_dir else storage.join(cfg.run_dir, "optimize", name)
+    with storage.staged(where, cfg.storage, what="--run-dir" if run_dir else "run_dir") as st:
+        return _optimize(cfg, name, st, turns=turns, resume=resume, fresh=fresh,
+                         progress=progress)
+
+
+def _optimize(cfg: ExperimentConfig, name: str, st: storage.Stage, *, turns: int | None,
+              resume: bool, fresh: bool, progress: bool | None) -> OptimizeResult:
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.executor.preflight import check_executor
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
+    from w4s_ray.rlao.loop import TaskSpec
+    from w4s_ray.rlao.optimize import optimize as run_optimize
+    from w4s_ray.rlao.runs import RunDir, preflight
+    from w4s_ray.runtime.evaluators import EvaluatorPool
+    from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
+    from w4s_ray.runtime.ray_init import ray_session
+
+    out = st.path  # a URI run_dir: the local staging copy, synced after every turn
     if not fresh:
         preflight(out, cfg, resume)  # bad dir / corrupt rows: fail before starting Ray
     bm = get_benchmark(name, data_dir=cfg.data_dir())
@@ -189,6 +199,7 @@ def optimize(cfg: ConfigLike = None, *, benchmark: str | None = None, turns: int
                 tracking.log_turn(tr if m["turn"] not in logged else tracking.Tracker(), m,
                                   spent)
                 logged.add(m["turn"])
+            st.sync()  # a turn is complete: a durable point
 
         evaluator = agent = None
         try:
@@ -260,12 +271,7 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
     """RLAO collection over `benchmarks` (a list or "a,b"; default: the config's) into `out`
     (default <run_dir>/collect), episodes in parallel on Ray. `resume` continues a stopped
     collection; `fresh` discards one and starts over."""
-    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.executor.preflight import check_executor
-    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
-    from w4s_ray.rlao.runs import preflight
-    from w4s_ray.runtime.collect import collect as run_collect
-    from w4s_ray.runtime.ray_init import ray_session
+    from w4s_ray.benchmarks import check_benchmarks
 
     cfg = config(cfg, overrides)
     if isinstance(benchmarks, str):
@@ -274,8 +280,24 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
     for flag, val in (("episodes", episodes), ("turns", turns)):
         if val is not None and val < 1:
             raise ConfigError(f"--{flag} must be >= 1, got {val}")
-    out_dir = Path(out or Path(cfg.run_dir) / "collect")
     _check_restart(resume, fresh)
+    where = str(out) if out else storage.join(cfg.run_dir, "collect")
+    with storage.staged(where, cfg.storage, what="--out" if out else "run_dir") as st:
+        return _collect(cfg, names, st, episodes=episodes, turns=turns, resume=resume,
+                        fresh=fresh, progress=progress)
+
+
+def _collect(cfg: ExperimentConfig, names: list[str], st: storage.Stage, *,
+             episodes: int | None, turns: int | None, resume: bool, fresh: bool,
+             progress: bool | None) -> CollectResult:
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.executor.preflight import check_executor
+    from w4s_ray.meta_agent import check_meta_agent, preflight_meta_agent
+    from w4s_ray.rlao.runs import preflight
+    from w4s_ray.runtime.collect import collect as run_collect
+    from w4s_ray.runtime.ray_init import ray_session
+
+    out_dir = st.path  # a URI out: the local staging copy, synced after every turn
     if not fresh:
         preflight(out_dir, cfg, resume)
     for name in names:  # missing data, meta-agent or a failing executor: one line, before Ray
@@ -292,7 +314,8 @@ def collect(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None
         tr.params({"benchmarks": ",".join(names), "out": out_dir.resolve()})
         try:
             summary = run_collect(cfg, names, out_dir, episodes=episodes, turns=turns,
-                                  resume=resume, progress=_progress(progress), executor=info)
+                                  resume=resume, progress=_progress(progress), executor=info,
+                                  on_turn=st.sync)
             tr.metrics({"rows": summary["rows"], "episodes": summary["episodes"]})
         finally:
             from w4s_ray.rlao.runs import RunDir
@@ -319,19 +342,35 @@ def train(cfg: ConfigLike = None, *, data: str | os.PathLike | None = None,
     `train.data`, `train.base_model`, `train.out_dir`; `resume` continues from the latest
     checkpoint, `fresh` (`overwrite` is its older name) discards an earlier run there. The result's `model_dir` is the trained
     checkpoint (a Hugging Face directory: `meta_agent.model` / `serve.model`)."""
-    from w4s_ray.runtime.ray_init import ray_session
-    from w4s_ray.runtime.train_job import run_training
 
     cfg = config(cfg, overrides)
     for key, value in (("data", data), ("base_model", base_model), ("out_dir", out)):
         if value:
             cfg = apply_overrides(cfg, {f"train.{key}": str(value)})
     _check_restart(resume, fresh or overwrite)
+    if storage.scheme(cfg.train.data):  # trajectories on a bucket: read a local copy
+        cfg = apply_overrides(cfg, {"train.data": str(storage.fetch(
+            cfg.train.data, cfg.storage, what="train.data"))})
+    where = cfg.train.out_dir
+    # A URI: Ray Train checkpoints go there directly (its storage_path); the rest of out_dir
+    # (examples, model, log, plots) is written to a local copy and synced.
+    with storage.staged(where, cfg.storage, what="train.out_dir", exclude=("ray",)) as st:
+        local = cfg.model_copy(update={"train": cfg.train.model_copy(
+            update={"out_dir": str(st.path)})})
+        return _train(local, resume=resume, overwrite=fresh or overwrite,
+                      ray_storage=storage.join(where, "ray") if st.remote else None)
+
+
+def _train(cfg: ExperimentConfig, *, resume: bool, overwrite: bool,
+           ray_storage: str | None = None) -> TrainResult:
+    from w4s_ray.runtime.ray_init import ray_session
+    from w4s_ray.runtime.train_job import run_training
+
     tracking.check(cfg)
     with tracking.run(cfg, "train", Path(cfg.train.out_dir).name) as tr, \
             ray_session(cfg.ray, start=False):  # run_training starts Ray after its checks
         tr.params({f"train.{k}": v for k, v in cfg.train.model_dump(mode="json").items()})
-        res = run_training(cfg, resume=resume, overwrite=fresh or overwrite)
+        res = run_training(cfg, resume=resume, overwrite=overwrite, ray_storage=ray_storage)
         for rec in res.history:
             tr.metrics({k: rec.get(k) for k in ("loss", "ce", "lr", "action_tokens")},
                        step=int(rec["step"]))
@@ -385,7 +424,6 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
     (`resume` continues a stopped sweep; `fresh` discards one and starts over).
     A benchmark that fails is in `failed` (the others complete); a spent budget or an endpoint
     that cannot serve the run raises after the report is written."""
-    from w4s_ray.runtime.sweep import run_sweep
 
     cfg = config(cfg, overrides)
     if isinstance(benchmarks, str):
@@ -395,6 +433,16 @@ def sweep(cfg: ConfigLike = None, *, benchmarks: list[str] | str | None = None,
         if not benchmarks:
             raise ConfigError("--benchmarks: no benchmark names given")
     _check_restart(resume, fresh)
+    with storage.staged(cfg.run_dir, cfg.storage) as st:
+        # A URI: the sweep runs in the local staging copy (its tasks run on this node).
+        cfg = cfg.model_copy(update={"run_dir": str(st.path)})
+        return _sweep(cfg, benchmarks, resume=resume, fresh=fresh, progress=progress)
+
+
+def _sweep(cfg: ExperimentConfig, benchmarks: list[str] | None, *, resume: bool, fresh: bool,
+           progress: bool | None) -> SweepResult:
+    from w4s_ray.runtime.sweep import run_sweep
+
     tracking.check(cfg)
     with tracking.run(cfg, "sweep", cfg.name) as tr:
         out = run_sweep(cfg, benchmarks, resume=resume, fresh=fresh,

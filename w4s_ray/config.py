@@ -622,6 +622,20 @@ class RayConfig(_Section):
         return self
 
 
+class StorageConfig(_Section):
+    """Run directories given as URIs (s3://, gs://, hdfs://; `w4s_ray.storage`, docs/CLUSTERS.md
+    "Keeping results"): the stage writes a local staging copy that is synced to the URI."""
+
+    staging_dir: str | None = F(None, "Where a URI run's local copy is written (one new "
+                                "directory per stage run, kept afterwards); None: "
+                                "~/.cache/w4s-ray/staging.")
+    sync_interval_s: float = F(30.0, "Seconds between copies of new files to the URI (besides "
+                               "each completed turn and the stage's end); 0: only those.", ge=0)
+    check_timeout_s: float = F(60.0, "Longest wait for the storage's answer to the check made "
+                               "before a stage starts (a probe object written and deleted).",
+                               gt=0)
+
+
 class TrackingConfig(_Section):
     """Experiment tracking (docs/API.md "Tracking", `w4s_ray.tracking`): per-turn metrics,
     dollars, the chosen workflow and the final table logged to MLflow or W&B. Off by default."""
@@ -664,7 +678,8 @@ class ExperimentConfig(_Section):
     benchmarks: list[str] | None = F(None, "Benchmarks of multi-benchmark stages (collect, "
                                      "sweep, compare, the demo's training set); None: every "
                                      "registered benchmark.")
-    run_dir: str = F("runs", "Root of the run directories.")
+    run_dir: str = F("runs", "Root of the run directories: a path (a mounted NFS/PVC path "
+                     "on a cluster) or a URI (file://, s3://, gs://; see `storage`).")
     include: list[str] = FF(list, "Your own benchmarks and seed workflows: directories (each "
                             "imported as a package named after it) or installed module names, "
                             "loaded by every stage and every Ray worker (docs/HOWTO.md). "
@@ -684,6 +699,7 @@ class ExperimentConfig(_Section):
     ray: RayConfig = FF(RayConfig, "Ray.")
     sweep: SweepConfig = FF(SweepConfig, "Sweeps.")
     tracking: TrackingConfig = FF(TrackingConfig, "Experiment tracking (MLflow).")
+    storage: StorageConfig = FF(StorageConfig, "Run directories on shared storage (URIs).")
     optimizers: OptimizersConfig = FF(OptimizersConfig, "ADAS / AFlow and the method choice.")
     paper: list[PaperFigure] = FF(list, "The paper's figures this experiment reproduces; reports "
                                   "print them next to the measured values.")

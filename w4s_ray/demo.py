@@ -69,7 +69,9 @@ def demo_config(cfg):
                           "demo optimizes on a benchmark held out from training")
     out = cfg.model_copy(deep=True)
     out.benchmarks = train_on  # resolved: None means every registered benchmark
-    root = Path(cfg.run_dir).expanduser().resolve()
+    from w4s_ray.storage import require_local
+
+    root = require_local(cfg.run_dir, "demo run_dir").resolve()
     out.run_dir = str(root)
     out.data.dir = str(cfg.data_dir())
     out.tiny.out_dir = str(root / "tiny-meta-agent")

@@ -35,6 +35,7 @@ from typing import Any
 
 from w4s_ray.config import ExperimentConfig
 from w4s_ray.errors import ConfigError
+from w4s_ray.storage import local_path
 
 
 class Tracker:
@@ -77,7 +78,7 @@ class MlflowTracker(Tracker):
 
 
 def default_uri(cfg: ExperimentConfig) -> str:
-    return f"sqlite:///{Path(cfg.run_dir).expanduser().resolve() / 'mlflow.db'}"
+    return f"sqlite:///{local_path(cfg.run_dir).resolve() / 'mlflow.db'}"
 
 
 def check(cfg: ExperimentConfig) -> None:
@@ -92,6 +93,10 @@ def check(cfg: ExperimentConfig) -> None:
         except ImportError:
             raise ConfigError("tracking.backend=mlflow needs MLflow: pip install -e "
                               "'.[tracking]' (or set tracking.backend=none)") from None
+        if cfg.tracking.uri is None:  # the default store is a file under run_dir
+            from w4s_ray.storage import require_local
+
+            require_local(cfg.run_dir, "run_dir (MLflow's default store; set tracking.uri)")
 
 
 @contextlib.contextmanager
@@ -114,14 +119,14 @@ def run(cfg: ExperimentConfig, stage: str, name: str) -> Iterator[Tracker]:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = cfg.tracking.uri or default_uri(cfg)
     if cfg.tracking.uri is None:
-        Path(cfg.run_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        local_path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri)
     exp_name = cfg.tracking.experiment or cfg.name
     exp = client.get_experiment_by_name(exp_name)
     if exp is None:
         where = None
         if cfg.tracking.uri is None:  # else the server decides (a relative ./mlruns would be
-            where = (Path(cfg.run_dir).expanduser().resolve() / "mlartifacts").as_uri()
+            where = (local_path(cfg.run_dir).resolve() / "mlartifacts").as_uri()
         exp_id = client.create_experiment(exp_name, artifact_location=where)
     else:
         exp_id = exp.experiment_id

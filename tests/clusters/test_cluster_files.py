@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,109 @@ def test_every_requested_resource_is_declared_by_a_group_that_stays_up(name):
     # Evaluators and the meta-agent never share a group: a lost evaluator node must not take
     # the meta-agent (or training) with it.
     assert not any({"evaluator", "meta_agent"} <= set(g["resources"]) for g in groups.values())
+
+
+# -- results outlive the cluster: a shared volume (PVC) for data and run_dir --------------------
+# Field names of the KubeRay v1 CRDs (ray.io_rayjobs.yaml / ray.io_rayclusters.yaml) and of the
+# Kubernetes core Pod/PVC API that these manifests use; a misspelt key is silently dropped by
+# a lenient apply, so it is checked here.
+RAYJOB_SPEC = {"activeDeadlineSeconds", "backoffLimit", "clusterSelector", "deletionStrategy",
+               "entrypoint", "entrypointNumCpus", "entrypointNumGpus", "entrypointResources",
+               "jobId", "managedBy", "metadata", "rayClusterSpec", "runtimeEnvYAML",
+               "shutdownAfterJobFinishes", "submissionMode", "submitterConfig",
+               "submitterPodTemplate", "suspend", "ttlSecondsAfterFinished"}
+RAYCLUSTER_SPEC = {"autoscalerOptions", "enableInTreeAutoscaling", "gcsFaultToleranceOptions",
+                   "headGroupSpec", "headServiceAnnotations", "managedBy", "rayVersion",
+                   "suspend", "workerGroupSpecs"}
+HEAD_GROUP = {"enableIngress", "headService", "rayStartParams", "serviceType", "template"}
+WORKER_GROUP = {"groupName", "idleTimeoutSeconds", "maxReplicas", "minReplicas", "numOfHosts",
+                "rayStartParams", "replicas", "scaleStrategy", "suspend", "template"}
+VOLUME_MOUNT = {"name", "mountPath", "readOnly", "subPath", "subPathExpr", "mountPropagation"}
+PVC_SOURCE = {"claimName", "readOnly"}
+PVC_SPEC = {"accessModes", "resources", "storageClassName", "volumeMode", "volumeName",
+            "selector", "dataSource", "dataSourceRef", "volumeAttributesClassName"}
+MOUNT = "/mnt/shared"
+
+
+def _cluster_specs() -> dict[str, dict]:
+    return {"kuberay/raycluster.yaml": _load("kuberay/raycluster.yaml")["spec"],
+            "kuberay/rayjob.yaml": _load("kuberay/rayjob.yaml")["spec"]["rayClusterSpec"]}
+
+
+def _pod_specs(spec: dict) -> dict[str, dict]:
+    out = {"head": spec["headGroupSpec"]["template"]["spec"]}
+    out.update({g["groupName"]: g["template"]["spec"] for g in spec["workerGroupSpecs"]})
+    return out
+
+
+def test_kuberay_manifests_use_crd_fields_only():
+    job = _load("kuberay/rayjob.yaml")
+    assert set(job["spec"]) <= RAYJOB_SPEC, set(job["spec"]) - RAYJOB_SPEC
+    for name, spec in _cluster_specs().items():
+        assert set(spec) <= RAYCLUSTER_SPEC, (name, set(spec) - RAYCLUSTER_SPEC)
+        assert set(spec["headGroupSpec"]) <= HEAD_GROUP, name
+        for g in spec["workerGroupSpecs"]:
+            assert set(g) <= WORKER_GROUP, (name, g["groupName"], set(g) - WORKER_GROUP)
+        for group, pod in _pod_specs(spec).items():
+            for v in pod.get("volumes", []):
+                assert set(v) == {"name", "persistentVolumeClaim"}, (name, group, v)
+                assert set(v["persistentVolumeClaim"]) <= PVC_SOURCE, (name, group, v)
+            for c in pod["containers"]:
+                for m in c.get("volumeMounts", []):
+                    assert set(m) <= VOLUME_MOUNT and {"name", "mountPath"} <= set(m), m
+
+
+def test_the_volume_claim_is_shared_by_every_pod_and_outlives_the_cluster():
+    pvc = _load("kuberay/pvc.yaml")
+    assert pvc["apiVersion"] == "v1" and pvc["kind"] == "PersistentVolumeClaim"
+    assert set(pvc["spec"]) <= PVC_SPEC
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]  # head and workers mount it at once
+    assert pvc["spec"]["resources"]["requests"]["storage"]
+    # Not owned by a RayJob/RayCluster: deleting the cluster leaves it (and the results).
+    assert "ownerReferences" not in pvc["metadata"]
+    claim = pvc["metadata"]["name"]
+    for name, spec in _cluster_specs().items():
+        for group, pod in _pod_specs(spec).items():
+            vols = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+                    for v in pod.get("volumes", [])}
+            assert claim in vols.values(), (name, group, "does not mount the shared claim")
+            for c in pod["containers"]:
+                mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+                assert mounts, (name, group, c["name"])
+                assert all(v in vols for v in mounts.values()), (name, group, mounts)
+                assert vols[mounts[MOUNT]] == claim, (name, group, mounts)
+
+
+def test_rayjob_keeps_its_results_on_the_volume_after_the_cluster_goes():
+    job = _load("kuberay/rayjob.yaml")
+    assert job["spec"]["shutdownAfterJobFinishes"] is True  # the cluster is deleted ...
+    entry = job["spec"]["entrypoint"].split()
+    run_dir = next(s.split("=", 1)[1] for s in entry if s.startswith("run_dir="))
+    assert entry[entry.index(f"run_dir={run_dir}") - 1] == "--set"
+    assert run_dir.startswith(MOUNT + "/")  # ... the results are on the claim, which is not
+    env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"]
+    assert env["W4S_DATA_DIR"].startswith(MOUNT + "/")
+    from w4s_ray.config import load_config
+
+    # the entrypoint's override is a valid setting of the sweep's config
+    assert load_config(CLUSTERS.parent / entry[4], [f"run_dir={run_dir}"]).run_dir == run_dir
+
+
+def test_raycluster_data_dir_is_on_the_volume():
+    for group, pod in _pod_specs(_load("kuberay/raycluster.yaml")["spec"]).items():
+        for c in pod["containers"]:
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env["W4S_DATA_DIR"].startswith(MOUNT + "/"), group
+
+
+def test_cluster_docs_give_jobs_a_run_dir_that_outlives_the_job():
+    """Every `ray job submit` of docs/CLUSTERS.md that runs a stage names a run_dir outside the
+    job's working-dir copy: an absolute path or a URI (issue: a relative one is lost)."""
+    text = (CLUSTERS.parent / "docs" / "CLUSTERS.md").read_text()
+    blocks = re.findall(r"ray job submit.*?(?=\n\n|\n```)", text, flags=re.S)
+    stages = [b for b in blocks if "python -m w4s_ray" in b]
+    assert stages
+    for b in stages:
+        m = re.search(r"run_dir=(\S+)", b)
+        assert m, b
+        assert m.group(1).startswith(("/", "$PWD/")) or "://" in m.group(1), b

@@ -4,7 +4,8 @@ Starts its own head on 127.0.0.1 (free ports, own --temp-dir, auth off) with `ra
 --block` in its own process group, so stopping it touches only what this test started (never
 `ray stop`, which would kill every Ray on the machine). The sweep config reaches the job as
 `--set` overrides; the data dir as `data.dir` (the runtime env's W4S_DATA_DIR is the cluster's
-path).
+path). The run directory is a bucket on a local S3 server (moto): the job's results are
+read back from it after the job ends, as after a cluster is deleted (docs/CLUSTERS.md).
 """
 
 from __future__ import annotations
@@ -99,12 +100,12 @@ def _stop_head(proc: subprocess.Popen, temp_dir: str) -> None:
 
 # In `make test` on purpose (issue 8): `ray job submit` against a local head, ~50 s here.
 @pytest.mark.timeout(1500)
-def test_ray_job_submit_runs_a_sweep_on_a_local_head(tmp_path, data_dir):
+def test_ray_job_submit_runs_a_sweep_on_a_local_head(tmp_path, data_dir, s3):
     from w4s_ray.executor.sim.launch import start_sim
 
     gcs, dash = _free_port(), _free_port()
     temp_dir = tempfile.mkdtemp(prefix="w4sjob-", dir="/tmp")  # short: unix socket paths
-    env = _env()
+    env = _env()  # with the fake S3's AWS_* variables: the job's driver runs on this head
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
          f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
@@ -115,13 +116,14 @@ def test_ray_job_submit_runs_a_sweep_on_a_local_head(tmp_path, data_dir):
         stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
     )
     sim = None
-    run_dir = tmp_path / "sweep"
+    run_dir = s3.uri("runs", "sweep")  # outside the job's working dir, kept after the job
     sid = f"w4s-test-{uuid.uuid4().hex[:8]}"
     address = f"http://127.0.0.1:{dash}"
     try:
         sim = start_sim(SimConfig(latency="fixed", latency_ms=5), data_dir)
         _wait_http(f"{address}/api/version", 180, head)
-        sets = [f"run_dir={run_dir}", f"data.dir={data_dir}", f"executor.api_base={sim.url}",
+        sets = [f"run_dir={run_dir}", f"storage.staging_dir={tmp_path / 'staging'}",
+                f"data.dir={data_dir}", f"executor.api_base={sim.url}",
                 "executor.model=openai/sim-gpt-4o-mini", "executor.pricing_model=gpt-4o-mini",
                 "executor.cache.enabled=false", "executor.requests_per_minute=null",
                 "eval.num_evaluators=2", "eval.limit=2", "rlao.test_limit=2", "rlao.turns=1",
@@ -141,14 +143,20 @@ def test_ray_job_submit_runs_a_sweep_on_a_local_head(tmp_path, data_dir):
         state = JobSubmissionClient(address).get_job_status(sid)
         assert state == JobStatus.SUCCEEDED, f"{state}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
         assert out.returncode == 0
-        report = run_dir / "sweep_report.md"
-        text = report.read_text()
+        # The results are in the bucket, not in the job's (temporary) working dir.
+        stored = s3.files("runs", "sweep")
+        for name in ("sweep_report.md", "sweep.json", "gsm8k/final.json", "svamp/final.json"):
+            assert name in stored, (name, stored)
+        assert any(f.startswith("gsm8k/trajectories/part-") for f in stored)
+        text = s3.read("runs", "sweep", "sweep_report.md").decode()
         assert "| method | gsm8k | svamp | total |" in text
         assert "2 of 2 benchmarks completed" in text
-        state = json.loads((run_dir / "sweep.json").read_text())
+        state = json.loads(s3.read("runs", "sweep", "sweep.json"))
         assert {b: s["status"] for b, s in state["benchmarks"].items()} == {
             "gsm8k": "done", "svamp": "done"}
         assert "2/2 benchmarks completed" in out.stdout
+        assert f"stored in {run_dir}" in out.stdout + out.stderr
+        assert not list(REPO.glob("s3*")) and not (REPO / "runs" / "sweep").exists()
     finally:
         if sim is not None:
             sim.stop()

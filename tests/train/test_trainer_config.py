@@ -127,3 +127,22 @@ def test_cli_reports_bad_model_as_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == [f"w4s: error: train.base_model '{tmp_path / 'nope'}' does not "
                                "exist (no such directory or file)"]
+
+
+def test_ray_train_storage_on_a_bucket_finds_resumes_and_removes_a_run(s3):
+    """`train.out_dir` on s3://: the run check, the step `--resume` continues from, and
+    `--overwrite`'s removal read Ray Train's storage in the bucket (runtime.train_job)."""
+    import json
+
+    from w4s_ray.runtime.train_job import _TrainStorage
+
+    store = _TrainStorage(s3.uri("train", "ray"))
+    assert not store.has_run() and store.latest_step() == 0
+    for i, step in ((1, 2), (2, 4)):
+        s3.write(json.dumps({"step": step}).encode(), "train", "ray", "rwr",
+                 f"checkpoint_00000{i}", "train_state.json")
+    s3.write(b"{}", "train", "ray", "rwr", "checkpoint_manager_snapshot.json")
+    assert store.has_run() and store.latest_step() == 4
+    assert store.shown == s3.uri("train", "ray", "rwr")
+    store.remove_run()
+    assert not store.has_run() and s3.files("train", "ray") == []

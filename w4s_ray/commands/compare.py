@@ -68,15 +68,19 @@ def _run(args: argparse.Namespace) -> int:
     for name in names:
         get_benchmark(name, data_dir=cfg.data_dir()).check_files()
     info = check_executor(cfg.executor)
-    out = Path(args.out or Path(cfg.run_dir) / "compare")
-    if args.resume and not (out / "samples.jsonl").exists():
-        raise ConfigError(f"--resume: {out} holds no comparison to resume; check the directory, "
-                          "or drop --resume to start one")
-    if args.fresh:
-        clear_comparison(out)
-    with ray_session(cfg.ray):
-        summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
-                                   progress=show_progress(args))
+    from w4s_ray import storage
+
+    where = args.out or storage.join(cfg.run_dir, "compare")
+    with storage.staged(where, cfg.storage, what="--out" if args.out else "run_dir") as st:
+        out = Path(st.path)  # a URI's current content is downloaded first
+        if args.resume and not (out / "samples.jsonl").exists():
+            raise ConfigError(f"--resume: {where} holds no comparison to resume; check the "
+                              "directory, or drop --resume to start one")
+        if args.fresh:
+            clear_comparison(out)
+        with ray_session(cfg.ray):
+            summary = compare_policies(cfg, models, names, out, samples=samples, seeds=seeds,
+                                       progress=show_progress(args))
     for m in summary["models"]:
         p = summary["per_model"][m]
         line = (f"{m}: mean valid acc of a sample {100 * p['mean_accuracy']:.1f}% "

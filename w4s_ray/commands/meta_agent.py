@@ -29,8 +29,10 @@ def register(subparsers) -> None:
 
 def _init_tiny(args: argparse.Namespace) -> int:
     from w4s_ray.errors import ConfigError
+    from w4s_ray.storage import require_local
     from w4s_ray.train.tiny import init_tiny
 
+    require_local(args.out or args.cfg.tiny.out_dir, "--out" if args.out else "tiny.out_dir")
     if args.steps is not None and args.steps < 0:
         raise ConfigError("--steps must be >= 0")
     if args.samples is not None and args.samples < 1:

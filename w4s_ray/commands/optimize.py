@@ -66,8 +66,23 @@ def _run_search(args: argparse.Namespace, cfg) -> int:
     """ADAS or AFlow: the same preflight, Ray session and evaluator pool as W4S."""
     from pathlib import Path
 
-    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
-    from w4s_ray.cli import one_benchmark, show_progress
+    from w4s_ray import storage
+    from w4s_ray.benchmarks import check_benchmarks
+    from w4s_ray.cli import one_benchmark
+    from w4s_ray.errors import ConfigError
+
+    name = check_benchmarks([one_benchmark(args, "optimize") or cfg.benchmark])[0]
+    if args.turns is not None and args.turns < 0:
+        raise ConfigError(f"--turns must be >= 0, got {args.turns}")
+
+    where = args.out or storage.join(cfg.run_dir, "optimize", f"{name}-{cfg.optimizers.method}")
+    with storage.staged(where, cfg.storage, what="--out" if args.out else "run_dir") as st:
+        return _search_in(args, cfg, name, Path(st.path))
+
+
+def _search_in(args: argparse.Namespace, cfg, name: str, run_dir) -> int:
+    from w4s_ray.benchmarks import get_benchmark
+    from w4s_ray.cli import show_progress
     from w4s_ray.errors import ConfigError
     from w4s_ray.executor.preflight import check_executor, simulated_note
     from w4s_ray.optimizers.run import (
@@ -82,10 +97,6 @@ def _run_search(args: argparse.Namespace, cfg) -> int:
     from w4s_ray.runtime.ray_init import ray_session
 
     method = cfg.optimizers.method
-    name = check_benchmarks([one_benchmark(args, "optimize") or cfg.benchmark])[0]
-    if args.turns is not None and args.turns < 0:
-        raise ConfigError(f"--turns must be >= 0, got {args.turns}")
-    run_dir = Path(args.out or Path(cfg.run_dir) / "optimize" / f"{name}-{method}")
     if not args.fresh:  # --fresh: discarded below, once every check has passed
         preflight(run_dir, cfg, args.resume, require_run=False)
     if args.resume and not (run_dir / "config.yaml").exists():

@@ -20,8 +20,10 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from w4s_ray import api
+    from w4s_ray import api, storage
 
-    kind, path = api.report(args.run_dir)
-    print(f"{kind} report: {path}")
+    with storage.staged(args.run_dir, what="run dir") as st:  # a URI: pulled, rewritten, pushed
+        kind, path = api.report(st.path)
+    where = storage.join(storage.display(args.run_dir), path.name) if st.remote else path
+    print(f"{kind} report: {where}")
     return 0

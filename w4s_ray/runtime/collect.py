@@ -88,12 +88,14 @@ def collect(
     spec_loader: Callable[[str], TaskSpec] | None = None,
     progress: bool = True,
     executor: dict | None = None,
+    on_turn: Callable[[], object] | None = None,
 ) -> dict:
     """Run (or resume) collection; returns a summary dict. Ray must be initialised.
 
     `evaluator_factory(cfg)` builds the shared evaluator inside its host actor (default: an
     `EvaluatorPool`; tests pass a fake). `executor`: the executor preflight's description,
-    recorded in the run dir (`RunDir.record_executor`)."""
+    recorded in the run dir (`RunDir.record_executor`). `on_turn()` runs after each turn is
+    written (a durable point: `api.collect` syncs a URI run dir there)."""
     t0 = time.monotonic()
     episodes = cfg.rlao.episodes_per_benchmark if episodes is None else episodes
     turns = cfg.rlao.turns if turns is None else turns
@@ -168,6 +170,8 @@ def collect(
                         break
                     raise exc from None
                 rd.write_turn(eid, res)
+                if on_turn is not None:
+                    on_turn()
                 rows += res.rows
                 done_turns[eid] = res.turn  # turns are numbered from 1 (seeds: 0)
                 bar.update(1)

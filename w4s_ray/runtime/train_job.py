@@ -118,11 +118,14 @@ def run_training(
     resume: bool = False,
     overwrite: bool = False,
     worker: Callable[[dict[str, Any]], None] = train_worker,
+    ray_storage: str | None = None,
 ) -> TrainResult:
     """Build examples, run the Ray Train job, export the model, write the log/plot/summary.
 
     `worker` is the function each Ray Train worker runs (default `train_worker`; tests wrap it
-    to inject faults)."""
+    to inject faults). `ray_storage`: a URI for Ray Train's checkpoints (`storage_path`,
+    default `out_dir/ray`): a `train.out_dir` URI passes `<uri>/ray` so that Ray Train writes
+    and restores them there itself (`api.train` stages the rest of out_dir)."""
     tc = cfg.train
     t0 = time.perf_counter()
     bf16 = resolve_bf16(tc)
@@ -131,14 +134,14 @@ def run_training(
         cfg = cfg.model_copy(update={"train": tc.model_copy(update={"base_model": base})})
         tc = cfg.train
     out_dir = Path(tc.out_dir).expanduser().resolve()
-    storage = out_dir / "ray"
-    if (storage / RUN_NAME).exists() and not resume:
+    store = _TrainStorage(ray_storage or str(out_dir / "ray"))
+    if store.has_run() and not resume:
         if not overwrite:
             raise W4SError(f"{out_dir} already holds a training run; pass --resume to continue "
                            "it or --overwrite to start over")
-        shutil.rmtree(storage / RUN_NAME)
-    if resume and not (storage / RUN_NAME).exists():
-        raise W4SError(f"--resume: no training run under {storage / RUN_NAME}")
+        store.remove_run()
+    if resume and not store.has_run():
+        raise W4SError(f"--resume: no training run under {store.shown}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     ex_path, stats, pad_id, n_rows = prepare_examples(cfg, out_dir)
@@ -179,7 +182,7 @@ def run_training(
         ),
         torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
         run_config=RunConfig(
-            name=RUN_NAME, storage_path=str(storage),
+            name=RUN_NAME, storage_path=store.location,
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=tc.max_failures),
             # Ray Train's own INFO lines (resources requested, worker group started) only
@@ -189,7 +192,7 @@ def run_training(
         ),
         datasets={"train": ds},
     )
-    resumed_from = latest_step(storage / RUN_NAME) if resume else 0
+    resumed_from = store.latest_step() if resume else 0
     result = trainer.fit()
     if result.checkpoint is None:
         raise W4SError("training finished without a checkpoint")
@@ -205,3 +208,44 @@ def run_training(
                       resumed_from)
     write_reports(res, cfg)
     return res
+
+
+class _TrainStorage:
+    """Ray Train's storage path: a local directory or a URI (pyarrow filesystem)."""
+
+    def __init__(self, location: str) -> None:
+        from w4s_ray import storage
+
+        self.location = location
+        self.shown = f"{storage.display(location)}/{RUN_NAME}"
+        self.local = None if storage.is_remote(location) else storage.local_path(location)
+        if self.local is None:
+            remote = storage.open_remote(location, "train.out_dir")
+            self.fs, self.run = remote.fs, f"{remote.base}/{RUN_NAME}"
+
+    def has_run(self) -> bool:
+        import pyarrow.fs as pafs
+
+        if self.local is not None:
+            return (self.local / RUN_NAME).exists()
+        return self.fs.get_file_info(self.run).type != pafs.FileType.NotFound
+
+    def remove_run(self) -> None:
+        if self.local is not None:
+            shutil.rmtree(self.local / RUN_NAME)
+        else:
+            self.fs.delete_dir(self.run)
+
+    def latest_step(self) -> int:
+        import pyarrow.fs as pafs
+
+        if self.local is not None:
+            return latest_step(self.local / RUN_NAME)
+        steps = [0]
+        for info in self.fs.get_file_info(pafs.FileSelector(self.run, allow_not_found=True)):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+                state = f"{info.path}/{STATE_FILE}"
+                if self.fs.get_file_info(state).type == pafs.FileType.File:
+                    with self.fs.open_input_stream(state) as fh:
+                        steps.append(json.loads(fh.read())["step"])
+        return max(steps)
