@@ -72,6 +72,22 @@ def test_stage_syncs_to_s3_and_a_second_stage_pulls_it_back(s3, tmp_path):
         assert again.mirror.push() == 0  # what was pulled is not uploaded again
 
 
+def test_files_removed_locally_are_removed_remotely(s3, tmp_path):
+    """`--fresh` on a URI clears the pulled run locally: its old parts must not stay in the
+    bucket, or the next pull (a --resume) would mix them with the new run's rows."""
+    cfg = type("S", (), {"staging_dir": str(tmp_path / "stage"), "sync_interval_s": 0})()
+    uri = s3.uri("runs", "fresh")
+    with storage.staged(uri, cfg) as st:
+        for k in range(3):
+            (st.path / f"part-{k}.parquet").write_bytes(b"old")
+    with storage.staged(uri, cfg) as again:
+        for k in range(3):
+            (again.path / f"part-{k}.parquet").unlink()  # what RunDir.clear() does
+        (again.path / "part-0.parquet").write_bytes(b"new")
+    assert s3.files("runs", "fresh") == ["part-0.parquet"]
+    assert s3.read("runs", "fresh", "part-0.parquet") == b"new"
+
+
 def test_a_storage_that_never_answers_is_one_line_after_the_timeout(monkeypatch, tmp_path):
     release = __import__("threading").Event()
     # e.g. gs:// offline: the client retries its credential lookup for minutes

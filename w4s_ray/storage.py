@@ -211,8 +211,9 @@ class Mirror:
         return n
 
     def push(self) -> int:
-        """Upload the changed local files; returns how many. Raises what the filesystem raises
-        (the caller decides whether that ends the stage)."""
+        """Upload the changed local files and delete the remote copies of files removed
+        locally; returns how many files changed. Raises what the filesystem raises (the caller
+        decides whether that ends the stage)."""
         with self._lock:
             n = 0
             for path in sorted(self.local.rglob("*")):
@@ -231,6 +232,16 @@ class Mirror:
                     while chunk := src.read(1 << 20):
                         out.write(chunk)
                 self._seen[rel] = stamp
+                n += 1
+            # Files this mirror pulled or pushed that are gone locally (--fresh cleared the
+            # run, a rename moved them): gone remotely too, or a later pull would bring stale
+            # rows back into the run.
+            for rel in [r for r in self._seen if not (self.local / r).is_file()]:
+                try:
+                    self.remote.fs.delete_file(f"{self.remote.base}/{rel}")
+                except FileNotFoundError:
+                    pass
+                del self._seen[rel]
                 n += 1
             return n
 
