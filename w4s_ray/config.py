@@ -397,7 +397,21 @@ class TrainConfig(_Section):
         "all_assistant", "Tokens the weighted loss covers: all_assistant = every assistant turn "
         "of the sample (the trajectory's earlier chosen replies and the candidate), each weighted "
         "by the candidate's exp(r/T), as upstream; candidate = the candidate reply only.")
-    max_seq_len: int = F(2048, "Tokens per example (prompt cut from the left).", ge=1)
+    max_seq_len: int | None = F(
+        None, "Tokens per example; a longer prompt loses its oldest history first, never the "
+        "system prompt or task (meta_agent.context). None: the base model's context length, at "
+        "most max_seq_len_cap; an explicit value wins over the cap (never over the context).",
+        ge=1)
+    max_seq_len_cap: int = F(8192, "Upper bound of the automatic max_seq_len (memory: activations "
+                             "grow with it; 131k-token contexts would not fit a worker).", ge=1)
+    gradient_checkpointing: bool | Literal["auto"] = F(
+        "auto", "Recompute activations in the backward pass (less memory, ~1/3 more compute). "
+        "auto: on for pretrained models, off for the tiny test model; true on a model that "
+        "cannot is refused. Packed prompts then use the one-forward block-mask loss (the KV "
+        "cache path cannot be checkpointed).")
+    dtype: Literal["auto", "float32", "bfloat16"] = F(
+        "auto", "Training precision: bfloat16 = bf16 mixed precision (GPU workers; refused "
+        "without), float32 = full precision; auto = bfloat16 on GPU workers, else float32.")
     epochs: int = F(3, "Passes over the examples (upstream: the HF Trainer default, 3).", ge=1)
     batch_size: int = F(4, "Micro-batch per worker (packed sequences).", ge=1)
     lr: float = F(2e-5, "Peak learning rate (upstream train.py: 2e-5).", gt=0)
@@ -418,7 +432,8 @@ class TrainConfig(_Section):
     lora_r: int = F(16, "LoRA rank.", ge=1)
     lora_alpha: int = F(32, "LoRA alpha.", ge=1)
     merge_lora: bool = F(True, "Export the base with the adapters merged in.")
-    bf16: bool | None = F(None, "bf16 mixed precision (needs a GPU); None: with use_gpu.")
+    bf16: bool | None = F(None, "Older spelling of dtype: true = bfloat16, false = float32 "
+                          "(None: follow dtype).")
     use_gpu: bool = F(False, "Workers on GPUs.")
     checkpoint_every: int = F(10, "Optimizer steps between checkpoints.", ge=1)
     seed: int = F(0, "Seed of example order and initialisation.")
