@@ -366,8 +366,9 @@ class TinyModelConfig(_Section):
         "did not.", ge=1)
     warmstart_steps: int = F(300, "Supervised warm-start steps.", ge=0)
     warmstart_lr: float = F(3e-3, "Warm-start learning rate.", gt=0)
-    warmstart_max_seq_len: int | None = F(None, "Warm-start sequences keep the prompt's tail "
-                                          "(left truncation); None: the context above.", ge=1)
+    warmstart_max_seq_len: int | None = F(None, "Warm-start sequence length (prompts fitted "
+                                          "by meta_agent/context.py to random budgets below it "
+                                          "minus the answer); None: the context above.", ge=1)
     warmstart_batch_size: int = F(4, "Warm-start batch size.", ge=1)
     parse_samples: int = F(4, "Samples per benchmark (T=0.5) for the reported parseable-solver "
                            "rate.", ge=1)
@@ -505,10 +506,11 @@ class ServeConfig(_Section):
     torch_threads: int | None = F(None, "torch threads per replica; None: the replica's whole "
                                   "CPUs (at least 1).", ge=1)
     max_n: int = F(16, "Largest `n` a request may ask for.", ge=1)
-    truncate_prompt: bool = F(False, "Keep the prompt's last tokens when it does not fit (room "
-                              "left for max_tokens, at most a third of the context), as the "
-                              "local backend and the tiny warm start do; off = OpenAI semantics "
-                              "(a 400 context_length_exceeded).")
+    truncate_prompt: bool = F(False, "Fit a prompt that does not fit (room left for "
+                              "max_tokens, at most a third of the context) by the local "
+                              "backend's rule (system prompt and task kept, oldest history "
+                              "dropped first, then the middle cut; meta_agent/context.py); off = "
+                              "OpenAI semantics (a 400 context_length_exceeded).")
     default_max_tokens: int = F(512, "Used when a request gives neither max_tokens nor "
                                 "max_completion_tokens.", ge=1)
     startup_timeout_s: float = F(300.0, "Seconds to wait for the app to become healthy.", gt=0)

@@ -13,16 +13,59 @@ message. When the chat's tokens exceed a budget:
    into the task;
 3. a budget smaller than `min_tail` keeps only the last tokens (plain left truncation).
 
-The local meta-agent backend (`meta_agent.local_backend`) applies it to its prompt and RWR
-training (`train.rwr`) to the prompt before the candidate, so the model trains on prompts shaped
-like the ones it samples from. Callers tokenise; this module only decides what to keep.
+`fit_chat` applies the whole rule; every place that shortens a meta-agent prompt calls it: the
+local meta-agent backend (`meta_agent.local_backend`), `w4s serve` with `truncate_prompt`
+(`serve.generation`, `serve.vllm_engine`), RWR training (`train.rwr`, on the prompt before the
+candidate) and the tiny model's warm start and parse rate (`train.warmstart`). So a model is
+trained on prompts shaped like the ones it samples from. Callers tokenise (they pass their chat
+encoder); this module only decides what to keep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 MIN_TAIL = 64
+
+# (messages, add_generation_prompt) -> token ids: the caller's chat-template encoder.
+Encoder = Callable[[list[dict[str, str]], bool], list[int]]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What `fit_chat` kept: `messages` (history dropped), their full encoding `ids` (generation
+    prompt included, not yet cut), the head length in tokens (system prompt + task) and how
+    many tokens of `ids` to keep at the front and back (`cut`)."""
+
+    messages: list[dict[str, str]]
+    ids: list[int]
+    head: int
+    keep_head: int
+    keep_tail: int
+    dropped: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped > 0 or self.keep_head + self.keep_tail < len(self.ids)
+
+    def fitted_ids(self) -> list[int]:
+        return cut(self.ids, self.keep_head, self.keep_tail)
+
+
+def fit_chat(messages: Sequence[dict[str, str]], encode: Encoder, budget: int,
+             min_tail: int = MIN_TAIL) -> Fitted:
+    """The module's rule applied to `messages` for a `budget`-token prompt."""
+    msgs = list(messages)
+    ids = encode(msgs, True)
+    if len(ids) <= budget:
+        return Fitted(msgs, ids, len(ids), len(ids), 0, 0)
+    msgs, dropped = drop_history(msgs, lambda m: len(encode(m, True)) <= budget)
+    if dropped:
+        ids = encode(msgs, True)
+    head = common_prefix(ids, encode(msgs[:head_count(msgs)], False))
+    keep_head, keep_tail = head_tail(len(ids), head, budget, min_tail)
+    return Fitted(msgs, ids, head, keep_head, keep_tail, dropped)
 
 
 def head_count(messages: Sequence[dict[str, str]]) -> int:

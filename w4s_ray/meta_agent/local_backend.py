@@ -79,19 +79,12 @@ class LocalMetaAgent(MetaAgent):
     def encode(self, messages) -> list[int]:
         """Chat-template token ids, fitted to the context with room for the reply by the
         shared rule of `meta_agent.context`."""
-        ids = self._ids(messages)
         ctx = self.loaded.max_positions
-        if ctx:
-            budget = max(16, ctx - self.reply_room)
-            if len(ids) > budget:
-                self.truncated_prompts += 1
-                messages, _ = context.drop_history(
-                    list(messages), lambda m: len(self._ids(m)) <= budget)
-                ids = self._ids(messages)
-                head = context.common_prefix(
-                    ids, self._ids(messages[:context.head_count(messages)], False))
-                ids = context.cut(ids, *context.head_tail(len(ids), head, budget))
-        return ids
+        if not ctx:
+            return self._ids(messages)
+        fit = context.fit_chat(messages, self._ids, max(16, ctx - self.reply_room))
+        self.truncated_prompts += int(fit.truncated)
+        return fit.fitted_ids()
 
     def sampling(self, n: int, seed: int | None):
         from w4s_ray.models.sampling import SamplingParams

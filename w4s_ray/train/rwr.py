@@ -263,17 +263,15 @@ def tokenize_sample(
     if truncated:
         # The sampler's rule (meta_agent.context): oldest history turns go first, then tokens
         # from the middle; the system prompt, the task and the latest message stay.
-        def fits(msgs):
-            return len(_tokens(tokenizer, _render(tokenizer, msgs, True))) <= budget
+        def enc(msgs, generation_prompt):
+            return _tokens(tokenizer, _render(tokenizer, msgs, generation_prompt))
 
-        messages, _ = context.drop_history(list(messages), fits)
-        prompt_ids, prompt_labels, _ = _encode(tokenizer, messages, action, loss_on, eot)
-        head_ids = _tokens(tokenizer, _render(tokenizer, messages[:context.head_count(messages)],
-                                              False))
-        keep = context.head_tail(len(prompt_ids), context.common_prefix(prompt_ids, head_ids),
-                                 budget)
-        prompt_ids, prompt_labels = context.cut(prompt_ids, *keep), context.cut(prompt_labels,
-                                                                                 *keep)
+        fit = context.fit_chat(messages, enc, budget)
+        # Labels follow the kept messages (all_assistant: their assistant turns), cut alike.
+        prompt_ids, prompt_labels, _ = _encode(tokenizer, fit.messages, action, loss_on, eot)
+        keep = context.head_tail(len(prompt_ids), min(fit.head, len(prompt_ids)), budget)
+        prompt_ids, prompt_labels = (context.cut(prompt_ids, *keep),
+                                     context.cut(prompt_labels, *keep))
     input_ids = list(prompt_ids) + list(completion_ids)
     labels = list(prompt_labels) + list(completion_ids)
     return input_ids, labels, truncated, len(prompt_ids)
