@@ -372,8 +372,9 @@ class TinyModelConfig(_Section):
         "did not.", ge=1)
     warmstart_steps: int = F(300, "Supervised warm-start steps.", ge=0)
     warmstart_lr: float = F(3e-3, "Warm-start learning rate.", gt=0)
-    warmstart_max_seq_len: int | None = F(None, "Warm-start sequences keep the prompt's tail "
-                                          "(left truncation); None: the context above.", ge=1)
+    warmstart_max_seq_len: int | None = F(None, "Warm-start sequence length (prompts fitted "
+                                          "by meta_agent/context.py to random budgets below it "
+                                          "minus the answer); None: the context above.", ge=1)
     warmstart_batch_size: int = F(4, "Warm-start batch size.", ge=1)
     parse_samples: int = F(4, "Samples per benchmark (T=0.5) for the reported parseable-solver "
                            "rate.", ge=1)
@@ -403,7 +404,21 @@ class TrainConfig(_Section):
         "all_assistant", "Tokens the weighted loss covers: all_assistant = every assistant turn "
         "of the sample (the trajectory's earlier chosen replies and the candidate), each weighted "
         "by the candidate's exp(r/T), as upstream; candidate = the candidate reply only.")
-    max_seq_len: int = F(2048, "Tokens per example (prompt cut from the left).", ge=1)
+    max_seq_len: int | None = F(
+        None, "Tokens per example; a longer prompt loses its oldest history first, never the "
+        "system prompt or task (meta_agent.context). None: the base model's context length, at "
+        "most max_seq_len_cap; an explicit value wins over the cap (never over the context).",
+        ge=1)
+    max_seq_len_cap: int = F(8192, "Upper bound of the automatic max_seq_len (memory: activations "
+                             "grow with it; 131k-token contexts would not fit a worker).", ge=1)
+    gradient_checkpointing: bool | Literal["auto"] = F(
+        "auto", "Recompute activations in the backward pass (less memory, ~1/3 more compute). "
+        "auto: on for pretrained models, off for the tiny test model; true on a model that "
+        "cannot is refused. Packed prompts then use the one-forward block-mask loss (the KV "
+        "cache path cannot be checkpointed).")
+    dtype: Literal["auto", "float32", "bfloat16"] = F(
+        "auto", "Training precision: bfloat16 = bf16 mixed precision (GPU workers; refused "
+        "without), float32 = full precision; auto = bfloat16 on GPU workers, else float32.")
     epochs: int = F(3, "Passes over the examples (upstream: the HF Trainer default, 3).", ge=1)
     batch_size: int = F(4, "Micro-batch per worker (packed sequences).", ge=1)
     lr: float = F(2e-5, "Peak learning rate (upstream train.py: 2e-5).", gt=0)
@@ -424,7 +439,8 @@ class TrainConfig(_Section):
     lora_r: int = F(16, "LoRA rank.", ge=1)
     lora_alpha: int = F(32, "LoRA alpha.", ge=1)
     merge_lora: bool = F(True, "Export the base with the adapters merged in.")
-    bf16: bool | None = F(None, "bf16 mixed precision (needs a GPU); None: with use_gpu.")
+    bf16: bool | None = F(None, "Older spelling of dtype: true = bfloat16, false = float32 "
+                          "(None: follow dtype).")
     use_gpu: bool = F(False, "Workers on GPUs.")
     checkpoint_every: int = F(10, "Optimizer steps between checkpoints.", ge=1)
     seed: int = F(0, "Seed of example order and initialisation.")
@@ -496,10 +512,11 @@ class ServeConfig(_Section):
     torch_threads: int | None = F(None, "torch threads per replica; None: the replica's whole "
                                   "CPUs (at least 1).", ge=1)
     max_n: int = F(16, "Largest `n` a request may ask for.", ge=1)
-    truncate_prompt: bool = F(False, "Keep the prompt's last tokens when it does not fit (room "
-                              "left for max_tokens, at most a third of the context), as the "
-                              "local backend and the tiny warm start do; off = OpenAI semantics "
-                              "(a 400 context_length_exceeded).")
+    truncate_prompt: bool = F(False, "Fit a prompt that does not fit (room left for "
+                              "max_tokens, at most a third of the context) by the local "
+                              "backend's rule (system prompt and task kept, oldest history "
+                              "dropped first, then the middle cut; meta_agent/context.py); off = "
+                              "OpenAI semantics (a 400 context_length_exceeded).")
     default_max_tokens: int = F(512, "Used when a request gives neither max_tokens nor "
                                 "max_completion_tokens.", ge=1)
     startup_timeout_s: float = F(300.0, "Seconds to wait for the app to become healthy.", gt=0)

@@ -198,11 +198,23 @@ def test_local_backend_samples_with_seeds(tiny_model_dir):
     assert agent.usage.completion_tokens > 0
 
 
-def test_local_backend_left_truncates_long_prompts(tiny_model_dir):
+def test_local_backend_fits_long_prompts_keeping_system_and_task(tiny_model_dir):
     agent = make_meta_agent(_local_cfg(tiny_model_dir))
     long = [{"role": "user", "content": "word " * 20000}]
     out = agent.generate(long, 1, seed=0)
     assert len(out) == 1 and agent.truncated_prompts == 1
+    # A W4S-shaped chat: the oldest history goes, the system prompt, task and latest stay.
+    chat = [{"role": "system", "content": "SYSTEMPROMPT"}, {"role": "user", "content": "THETASK"}]
+    for k in range(40):
+        chat += [{"role": "assistant", "content": f"OLDREPLY{k} " + "x " * 60},
+                 {"role": "user", "content": f"FEEDBACK{k} " + "y " * 60}]
+    ids = agent.encode(chat)
+    text = agent.tokenizer.decode(ids)
+    assert agent.truncated_prompts == 2
+    assert len(ids) <= agent.model.config.max_position_embeddings - agent.reply_room
+    assert "SYSTEMPROMPT" in text and "THETASK" in text and "FEEDBACK39" in text
+    assert "OLDREPLY0 " not in text
+    assert ids[-8:] == agent._ids(chat)[-8:]  # the generation prompt's end is intact
 
 
 def test_local_backend_missing_model_is_config_error(tmp_path):

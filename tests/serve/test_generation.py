@@ -142,7 +142,7 @@ def test_lora_adapter_is_merged_into_its_base(tiny_model_dir, tmp_path):
     assert _texts(served.generate(MSGS, p)) != _texts(plain.generate(MSGS, p))
 
 
-def test_truncate_prompt_keeps_the_tail_and_room_to_answer(gen, monkeypatch):
+def test_truncate_prompt_fits_like_the_local_backend_and_leaves_room_to_answer(gen, monkeypatch):
     n_prompt = len(gen.prompt_ids(MSGS))
     monkeypatch.setattr(gen, "max_positions", n_prompt)
     monkeypatch.setattr(gen, "truncate_prompt", True)
@@ -151,4 +151,10 @@ def test_truncate_prompt_keeps_the_tail_and_room_to_answer(gen, monkeypatch):
     assert gen.truncated_prompts == before + 1
     # The prompt was cut to leave max_tokens of room (at most a third of the context), so the
     # answer was not starved.
-    assert out.prompt_tokens == max(16, n_prompt - min(20, n_prompt // 3))
+    budget = max(16, n_prompt - min(20, n_prompt // 3))
+    assert out.prompt_tokens == budget
+    # The same rule as the local meta-agent backend and RWR training (meta_agent.context).
+    from w4s_ray.meta_agent.context import fit_chat
+
+    assert gen.prepare(MSGS, SamplingParams(max_tokens=20)) == fit_chat(
+        MSGS, gen._encode, budget).fitted_ids()

@@ -118,3 +118,38 @@ def test_prefix_sharing_has_the_per_sample_gradient_and_the_dense_value(model_an
         dense = packed_batch_loss_dense(model, b)[0].item()
         prefix = packed_batch_loss(model, b)[0].item()
     assert prefix == pytest.approx(dense, rel=1e-5)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_checkpointed_model_with_the_dense_packed_loss_has_the_plain_gradient(
+        model_and_examples, tiny_model_dir, lora):
+    """Gradient checkpointing (as `trainer._load_model` turns it on, with and without LoRA)
+    with the block-mask packed loss the trainer then uses: the same loss and gradients as the
+    un-checkpointed prefix-sharing loss."""
+    from dataclasses import asdict
+
+    from w4s_ray.config import TrainConfig
+    from w4s_ray.train.loss import collate_packed, packed_batch_loss, packed_batch_loss_dense
+    from w4s_ray.train.rwr import pack_examples
+    from w4s_ray.train.trainer import _load_model
+
+    _, tok, exs = model_and_examples
+    b = collate_packed([asdict(r) for r in pack_examples(exs[:7], 100_000)], tok.pad_token_id)
+    tc = TrainConfig(lora=lora, lora_r=4)
+
+    def run(checkpointing, loss_fn):
+        torch.manual_seed(0)  # same LoRA init in both models
+        model = _load_model(tc, str(tiny_model_dir), checkpointing).train()
+        on = getattr(model, "is_activation_checkpointing", None)
+        assert (on if on is not None else model.is_gradient_checkpointing) == checkpointing
+        loss = loss_fn(model, b)[0]
+        loss.backward()
+        return loss.item(), {n: p.grad for n, p in model.named_parameters()
+                             if p.grad is not None}
+
+    plain_loss, plain = run(False, packed_batch_loss)
+    ckpt_loss, ckpt = run(True, packed_batch_loss_dense)
+    assert ckpt_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert set(ckpt) == set(plain) and plain
+    for name, g in plain.items():
+        assert torch.allclose(ckpt[name], g, rtol=1e-3, atol=1e-6), name

@@ -146,25 +146,29 @@ def test_empty_actions_are_dropped_and_counted(tok):
     assert st_v.dropped_filter == 1 and st_v.kept == len(rows) - 5
 
 
-def test_truncation_cuts_history_from_the_left_and_keeps_the_action(tok):
+def test_truncation_drops_old_history_and_keeps_system_task_and_action(tok):
     long_history = MSGS + [{"role": "user", "content": "old feedback " * 300},
                            {"role": "user", "content": "LATEST"}]
     full_ids, full_labels, t0 = tokenize_example(tok, long_history, ACTION, 100_000)
     assert not t0
     n_action = sum(t != IGNORE_INDEX for t in full_labels)
-    ids, labels, truncated = tokenize_example(tok, long_history, ACTION, n_action + 20)
-    assert truncated and len(ids) == n_action + 20
-    assert ids == full_ids[-len(ids):]  # the left part went, the end is intact
+    short_ids, _, _ = tokenize_example(tok, [*MSGS, long_history[-1]], ACTION, 100_000)
+    budget = len(short_ids) + 5
+    ids, labels, truncated = tokenize_example(tok, long_history, ACTION, budget)
+    # the old feedback message went whole; system prompt, task, latest message and action stay
+    assert truncated and ids == short_ids and len(ids) <= budget
     assert labels[-n_action:] == full_labels[-n_action:]
-    assert "LATEST" in tok.decode(ids)
+    text = tok.decode(ids)
+    assert "old feedback" not in text
+    assert all(m["content"] in text for m in (*MSGS, long_history[-1]))
 
     row = make_rows()[0]
     row["prompt_messages"] = json.dumps(long_history)
     row["action"] = ACTION
     too_long = dict(row, action="x " * 500)
-    exs, st = build_examples([row, too_long], tok, temperature=0.4, max_seq_len=n_action + 20)
+    exs, st = build_examples([row, too_long], tok, temperature=0.4, max_seq_len=budget)
     assert st.truncated == 1 and st.dropped_too_long == 1 and st.kept == 1
-    assert len(exs[0].input_ids) <= n_action + 20
+    assert len(exs[0].input_ids) <= budget
 
 
 def test_read_trajectories_and_bad_input(tmp_path, tok):
@@ -236,8 +240,70 @@ def test_truncated_candidates_of_one_prompt_still_share_it(tok):
         r["prompt_messages"] = rows[0]["prompt_messages"]
     rows[1]["action"] = ACTION  # shorter than the others: its own prompt budget is larger
     exs, st = build_examples(rows, tok, temperature=0.4, max_seq_len=400)
-    assert st.truncated == 3 and len({len(e.input_ids) - e.num_action_tokens for e in exs}) == 2
+    # fitted to the longest action's budget, all three prompts are the same tokens
+    assert st.truncated == 3 and len({tuple(e.input_ids[:e.action_start]) for e in exs}) == 1
+    assert "You write workflows." in tok.decode(exs[0].input_ids)  # the system prompt stayed
     (row,) = pack_examples(exs, 10_000)
     n_prompt = row.seg.count(0)
     assert n_prompt == min(len(e.input_ids) - e.num_action_tokens for e in exs)
     assert max(row.pos) < 400  # every action still sits within max_seq_len positions
+
+
+def _w4s_like_chat(turns: int) -> list[dict[str, str]]:
+    msgs = [{"role": "system", "content": "SYSTEMPROMPT you improve agentic workflows. " * 40},
+            {"role": "user", "content": "THETASK benchmark gsm-hard, API, current workflow. " * 40}]
+    for k in range(turns):
+        msgs += [{"role": "assistant", "content": f"REPLY{k} def solver(agent, task): " * 30},
+                 {"role": "user", "content": f"FEEDBACK{k} accuracy 0.{k} failures " * 30}]
+    return msgs
+
+
+@pytest.mark.parametrize("loss_on", ["all_assistant", "candidate"])
+def test_every_sequence_of_a_long_multi_turn_sample_holds_system_prompt_and_task(tok, loss_on):
+    """A W4S-shaped chat far longer than max_seq_len: each training sequence keeps the system
+    prompt's and the task's tokens; the dropped history is the oldest; the labels are exactly
+    the assistant turns still present (each with its end-of-turn) plus the candidate."""
+    from w4s_ray.train.rwr import tokenize_sample
+
+    msgs = _w4s_like_chat(6)
+    sys_ids = tok(msgs[0]["content"], add_special_tokens=False)["input_ids"]
+    task_ids = tok(msgs[1]["content"], add_special_tokens=False)["input_ids"]
+    full, _, _, _ = tokenize_sample(tok, msgs, ACTION, 100_000, loss_on)
+    for max_len in (len(full) // 2, len(full) // 3, len(sys_ids) + len(task_ids) + 200):
+        ids, labels, truncated, start = tokenize_sample(tok, msgs, ACTION, max_len, loss_on)
+        assert truncated and len(ids) <= max_len
+        text = tok.decode(ids)
+        assert msgs[0]["content"] in text and msgs[1]["content"] in text
+        assert str(sys_ids)[1:-1] in str(ids) and str(task_ids)[1:-1] in str(ids)
+        kept = [k for k in range(6) if f"REPLY{k}" in text]
+        assert "FEEDBACK5" in text  # the latest message stays
+        # the oldest turns went first: what is left is a contiguous most-recent run
+        assert kept == list(range(6 - len(kept), 6))
+        spans, cur = [], []
+        for t in labels:
+            if t != IGNORE_INDEX:
+                cur.append(t)
+            elif cur:
+                spans.append(cur)
+                cur = []
+        spans.append(cur)
+        want = ([msgs[2 + 2 * k]["content"] + "<|im_end|>" for k in kept]
+                if loss_on == "all_assistant" else [])
+        assert [tok.decode(sp) for sp in spans] == [*want, ACTION + "<|im_end|>"]
+        assert tok.decode(ids[start:]) == ACTION + "<|im_end|>"
+
+
+def test_prompt_longer_than_budget_even_without_history_keeps_head_and_end(tok):
+    """System prompt + task + latest message alone exceed the budget: tokens go from the
+    middle, the head (system prompt first) and the generation prompt's end stay."""
+    from w4s_ray.meta_agent import context
+    from w4s_ray.train.rwr import tokenize_sample
+
+    msgs = _w4s_like_chat(0) + [{"role": "user", "content": "LATEST " * 400}]
+    sys_ids = tok(msgs[0]["content"], add_special_tokens=False)["input_ids"]
+    full, _, _, n_prompt = tokenize_sample(tok, msgs, ACTION, 100_000, "candidate")
+    max_len = len(sys_ids) + 300
+    ids, _, truncated, start = tokenize_sample(tok, msgs, ACTION, max_len, "candidate")
+    assert truncated and len(ids) == max_len
+    assert msgs[0]["content"] in tok.decode(ids[:start])
+    assert ids[start - context.MIN_TAIL:] == full[n_prompt - context.MIN_TAIL:]

@@ -146,3 +146,77 @@ def test_qwen2_arch_keeps_trained_ids_through_load_tokenizer(tmp_path):
     assert tok(text, add_special_tokens=False)["input_ids"] == raw.encode(text).ids
     assert tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
                                    add_generation_prompt=True).endswith("<|im_start|>assistant\n")
+
+
+def _long_pairs():
+    from w4s_ray.train.warmstart import warmstart_pairs
+
+    return warmstart_pairs(["gsm8k"], seed=0, prompts_per_benchmark=2, protocol="w4s-ray")
+
+
+def test_warm_start_trains_on_prompts_fitted_by_the_sampling_rule(tiny_model_dir, monkeypatch):
+    """Every warm-start sequence is a prompt fitted by `meta_agent.context` (what the local
+    backend samples from: the system prompt first, the generation prompt last, the middle cut)
+    followed by the answer; the budgets vary from step to step (a fixed cut would let the
+    model key on where the cut falls)."""
+    from transformers import AutoModelForCausalLM
+
+    from w4s_ray.meta_agent import context
+    from w4s_ray.meta_agent.tokenizer import load_tokenizer
+    from w4s_ray.train import warmstart
+    from w4s_ray.train.rwr import IGNORE_INDEX
+
+    tok = load_tokenizer(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    pairs, _ = _long_pairs()
+    encode = warmstart.chat_encoder(tok)
+    assert all(len(encode(m, True)) > 1200 for m, _ in pairs)  # all need fitting below
+    fitted = {}  # prompt length -> the fitted prompts of every pair at that budget
+
+    def fits(prompt):
+        if len(prompt) not in fitted:
+            fitted[len(prompt)] = [context.fit_chat(m, encode, len(prompt)).fitted_ids()
+                                   for m, _ in pairs]
+        return prompt in fitted[len(prompt)]
+
+    seen = []
+
+    def spy(model, batch):
+        for ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
+                               strict=True):
+            n_prompt = next(i for i, t in enumerate(labels) if t != IGNORE_INDEX)
+            prompt = ids[:n_prompt]
+            assert fits(prompt)
+            assert prompt[:5] == encode(pairs[0][0][:1], False)[:5]  # the system prompt leads
+            seen.append(n_prompt)
+        return real(model, batch)
+
+    real = warmstart.batch_loss
+    monkeypatch.setattr(warmstart, "batch_loss", spy)
+    warmstart.sft(model, tok, pairs, steps=4, lr=1e-3, batch_size=2, max_seq_len=1200,
+                  progress=False)
+    assert len(seen) == 8 and len(set(seen)) > 1 and max(seen) < 1200
+
+
+def test_parse_rate_samples_the_prompt_the_local_backend_would_send(tiny_model_dir,
+                                                                    monkeypatch):
+    import torch
+
+    from w4s_ray.meta_agent import make_meta_agent
+    from w4s_ray.meta_agent.tokenizer import load_tokenizer
+    from w4s_ray.train import warmstart
+
+    cfg = load_config(None, ["meta_agent.backend=local", f"meta_agent.model={tiny_model_dir}"])
+    agent = make_meta_agent(cfg)
+    _, prompts = _long_pairs()
+    sent = []
+
+    class Model:
+        def generate(self, input_ids, **kw):
+            sent.append(input_ids[0].tolist())
+            return torch.cat([input_ids, input_ids[:, -1:]], dim=1)
+
+    ctx = agent.loaded.max_positions
+    warmstart.parse_rate(Model(), load_tokenizer(tiny_model_dir), prompts, k=1,
+                         max_prompt_tokens=ctx - agent.reply_room)
+    assert sent == [agent.encode(prompts["gsm8k"])] and agent.truncated_prompts == 1

@@ -146,3 +146,76 @@ def test_ray_train_storage_on_a_bucket_finds_resumes_and_removes_a_run(s3):
     assert store.shown == s3.uri("train", "ray", "rwr")
     store.remove_run()
     assert not store.has_run() and s3.files("train", "ray") == []
+
+
+def test_dtype_selection():
+    from w4s_ray.train.trainer import resolve_dtype
+
+    assert resolve_dtype(TrainConfig()) == "float32"  # auto on this CPU box
+    assert resolve_dtype(TrainConfig(use_gpu=True)) == "bfloat16"
+    assert resolve_dtype(TrainConfig(use_gpu=True), gpu_bf16=False) == "float32"
+    assert resolve_dtype(TrainConfig(use_gpu=True, dtype="float32")) == "float32"
+    assert resolve_dtype(TrainConfig(use_gpu=True, bf16=False)) == "float32"  # older key
+    assert resolve_dtype(TrainConfig(use_gpu=True, bf16=True, dtype="bfloat16")) == "bfloat16"
+    with pytest.raises(ConfigError, match="bfloat16.*GPU"):
+        resolve_dtype(TrainConfig(dtype="bfloat16"))
+    with pytest.raises(ConfigError, match="does not support bf16"):
+        resolve_dtype(TrainConfig(use_gpu=True, dtype="bfloat16"), gpu_bf16=False)
+    with pytest.raises(ConfigError, match="contradicts"):
+        resolve_dtype(TrainConfig(use_gpu=True, bf16=True, dtype="float32"))
+
+
+def test_max_seq_len_defaults_to_the_model_context_up_to_the_cap(tmp_path, tiny_model_dir):
+    import json
+
+    from w4s_ray.train.trainer import effective_max_seq_len, model_context
+
+    assert model_context(str(tiny_model_dir)) == 1536
+    tiny = TrainConfig(base_model=str(tiny_model_dir))
+    assert effective_max_seq_len(tiny) == 1536
+    assert effective_max_seq_len(tiny.model_copy(update={"max_seq_len_cap": 1024})) == 1024
+    assert effective_max_seq_len(tiny.model_copy(update={"max_seq_len": 700})) == 700
+    # explicit wins over the cap, never over the context
+    assert effective_max_seq_len(tiny.model_copy(update={"max_seq_len": 5000,
+                                                         "max_seq_len_cap": 100})) == 1536
+    tc = TrainConfig(max_seq_len_cap=8192)
+    assert effective_max_seq_len(tc, ctx=131072) == 8192  # Qwen2.5-style long context
+    assert effective_max_seq_len(tc, ctx=2048) == 2048
+    # No sane context anywhere (config without one, tokenizer's 1e30 sentinel): the cap.
+    d = tmp_path / "m"
+    d.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if f.name.startswith("tokenizer") or f.name == "special_tokens_map.json":
+            (d / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    cfg["max_position_embeddings"] = 10**30
+    (d / "config.json").write_text(json.dumps(cfg))
+    tok_cfg = json.loads((d / "tokenizer_config.json").read_text())
+    tok_cfg["model_max_length"] = int(1e30)
+    (d / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+    assert model_context(str(d)) is None
+    assert effective_max_seq_len(TrainConfig(base_model=str(d), max_seq_len_cap=3000)) == 3000
+    tok_cfg["model_max_length"] = 4096
+    (d / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+    assert model_context(str(d)) == 4096
+
+
+def test_gradient_checkpointing_selection(tmp_path, tiny_model_dir):
+    from w4s_ray.train.trainer import checkpointing_for, resolve_gradient_checkpointing
+
+    real = str(tmp_path)  # no w4s_tiny.json: a pretrained model
+    assert resolve_gradient_checkpointing(TrainConfig(), real, supported=True) is True
+    assert resolve_gradient_checkpointing(TrainConfig(), real, supported=False) is False
+    assert resolve_gradient_checkpointing(TrainConfig(), str(tiny_model_dir), True) is False
+    on = TrainConfig(gradient_checkpointing=True)
+    assert resolve_gradient_checkpointing(on, str(tiny_model_dir), True) is True
+    assert resolve_gradient_checkpointing(TrainConfig(gradient_checkpointing=False), real,
+                                          True) is False
+    with pytest.raises(ConfigError, match="gradient_checkpointing"):
+        resolve_gradient_checkpointing(on, real, supported=False)
+    assert checkpointing_for(TrainConfig(), str(tiny_model_dir)) is False
+    assert checkpointing_for(on, str(tiny_model_dir)) is True  # llama can
+    assert load_config(None, ["train.gradient_checkpointing=true"]).train.gradient_checkpointing \
+        is True
+    assert load_config(None, ["train.gradient_checkpointing=auto"]).train.gradient_checkpointing \
+        == "auto"

@@ -10,9 +10,11 @@ defaults (top_k 0 = off, as the server). Sample i is drawn from its own generato
 seed + i, so a candidate's text does not depend on the other candidates (exact resume; up to
 float rounding when n changes the batch shape). Stops at the end-of-turn tokens.
 
-A prompt longer than the model's context minus the reply room keeps its LAST tokens (the most
-recent feedback and the generation prompt) and counts the truncation in `truncated_prompts`;
-small offline models have 2k contexts that a full W4S prompt exceeds. The reply room is
+A prompt longer than the model's context minus the reply room is fitted by the shared rule of
+`meta_agent.context` (oldest history turns dropped first; the system prompt, the task and the
+latest message kept; then tokens cut from the middle) and counted in `truncated_prompts`;
+small offline models have 2k contexts that a full W4S prompt exceeds. RWR training fits its
+prompts with the same rule. The reply room is
 `meta_agent.max_tokens`, clamped to a third of the context when it would not fit (the tiny
 model: 1536 tokens of context, so 512 for the reply instead of the configured 4096); generation
 then stops at the end of the context. The clamp is logged once per model.
@@ -27,6 +29,7 @@ import logging
 
 from w4s_ray.config import MetaAgentConfig
 from w4s_ray.errors import ConfigError, W4SError
+from w4s_ray.meta_agent import context
 from w4s_ray.meta_agent.base import MetaAgent, check_messages
 
 log = logging.getLogger(__name__)
@@ -65,21 +68,23 @@ class LocalMetaAgent(MetaAgent):
                         "replies are clamped to %d tokens", cfg.max_tokens, ctx, spec,
                         self.reply_room)
 
-    def encode(self, messages) -> list[int]:
-        """Chat-template token ids, left-truncated to fit the context with room for the reply."""
+    def _ids(self, messages, generation_prompt: bool = True) -> list[int]:
         from w4s_ray.models.chat import PromptFormatError, encode_chat
 
         try:
-            ids = encode_chat(self.tokenizer, messages)
+            return encode_chat(self.tokenizer, messages, add_generation_prompt=generation_prompt)
         except PromptFormatError as exc:
             raise W4SError(f"meta-agent: {exc}") from None
+
+    def encode(self, messages) -> list[int]:
+        """Chat-template token ids, fitted to the context with room for the reply by the
+        shared rule of `meta_agent.context`."""
         ctx = self.loaded.max_positions
-        if ctx:
-            budget = max(16, ctx - self.reply_room)
-            if len(ids) > budget:
-                self.truncated_prompts += 1
-                ids = ids[-budget:]
-        return ids
+        if not ctx:
+            return self._ids(messages)
+        fit = context.fit_chat(messages, self._ids, max(16, ctx - self.reply_room))
+        self.truncated_prompts += int(fit.truncated)
+        return fit.fitted_ids()
 
     def sampling(self, n: int, seed: int | None):
         from w4s_ray.models.sampling import SamplingParams

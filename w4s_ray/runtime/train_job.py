@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +47,7 @@ from w4s_ray.train.trainer import (
     STATE_FILE,
     TrainResult,
     check_base_model,
+    checkpointing_for,
     deepspeed_config,
     latest_step,
     prepare_examples,
@@ -94,6 +96,11 @@ class RayTrainContext:
 
 def train_worker(config: dict[str, Any]) -> None:
     """Runs in every Ray Train worker."""
+    # The driver's console level, also on a joined cluster whose workers neither inherit the
+    # driver's environment nor run the local Ray's setup hook: Ray Train's, DeepSpeed's and
+    # transformers' loggers below ERROR stay off the terminal (w4s_ray.console).
+    os.environ[console.ENV] = config.get("verbosity", console.level())
+    console.apply()
     train_steps(config, RayTrainContext())
 
 
@@ -133,6 +140,7 @@ def run_training(
     if base != tc.base_model:  # workers and the tokenizer load the resolved local directory
         cfg = cfg.model_copy(update={"train": tc.model_copy(update={"base_model": base})})
         tc = cfg.train
+    checkpointing = checkpointing_for(tc, tc.base_model)
     out_dir = Path(tc.out_dir).expanduser().resolve()
     store = _TrainStorage(ray_storage or str(out_dir / "ray"))
     if store.has_run() and not resume:
@@ -165,12 +173,14 @@ def run_training(
         if Path(tc.base_model).expanduser().exists() else tc.base_model,
         "ds_config": deepspeed_config(tc, bf16=bf16),
         "bf16": bf16,
+        "gradient_checkpointing": checkpointing,
         "steps_per_epoch": spe,
         "total_steps": total,
         # The LR schedule spans the planned epochs: max_steps is a stop point, not a new plan.
         "schedule_steps": spe * tc.epochs,
         "pad_id": pad_id,
         "torch_threads": max(1, int(tc.cpus_per_worker)),
+        "verbosity": console.level(),
     }
     trainer = TorchTrainer(
         worker,

@@ -4,7 +4,8 @@
 continuous-batching loop shared with the local meta-agent backend):
 - `prepare(messages, params)`: prompt ids from the model's chat template (special-token text in
   messages stays text), the context-window check (`ContextLengthError`) or, with
-  `truncate_prompt`, the prompt's tail kept with room for `max_tokens`;
+  `truncate_prompt`, the prompt fitted with room for `max_tokens` by the meta-agent's rule
+  (`meta_agent.context`: system prompt and task kept, oldest history dropped first);
 - `stream(ids, params, json_object)`: an async iterator of engine events for one request, for
   an asyncio server: the engine runs in its own thread (`start()`), events cross over with
   `call_soon_threadsafe`; leaving the iterator early (client gone, task cancelled) cancels the
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from w4s_ray.meta_agent.context import fit_chat
 from w4s_ray.models.chat import PromptFormatError, encode_chat
 from w4s_ray.models.engine import (
     BatchEngine,
@@ -109,16 +111,21 @@ class ChatGenerator:
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         return encode_chat(self.tokenizer, messages)
 
+    def _encode(self, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
+        return encode_chat(self.tokenizer, messages, add_generation_prompt=generation_prompt)
+
     def prepare(self, messages: list[dict[str, str]], params: SamplingParams) -> list[int]:
-        ids = self.prompt_ids(messages)
         ctx, max_new = self.max_positions, params.max_tokens
         if ctx and self.truncate_prompt:
             # Room for the reply: max_tokens, at most a third of the context (as the local
-            # backend), so a 4096-token request to a 1536-token model keeps a usable prompt.
+            # backend), so a 4096-token request to a 1536-token model keeps a usable prompt;
+            # the prompt is fitted by the local backend's and RWR's rule (meta_agent.context).
             budget = max(16, self.max_positions - min(max_new, self.max_positions // 3))
-            if len(ids) > budget:
-                self.truncated_prompts += 1
-                ids = ids[-budget:]
+            fit = fit_chat(messages, self._encode, budget)
+            self.truncated_prompts += int(fit.truncated)
+            ids = fit.fitted_ids()
+        else:
+            ids = self.prompt_ids(messages)
         if ctx and len(ids) >= ctx:
             raise ContextLengthError(
                 f"the prompt is {len(ids)} tokens; this model's context window is {ctx} tokens"

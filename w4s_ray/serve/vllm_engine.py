@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from w4s_ray.meta_agent.context import fit_chat
 from w4s_ray.models.chat import encode_chat
 from w4s_ray.models.engine import ChoiceOut, ContextLengthError
 from w4s_ray.models.sampling import SamplingParams
@@ -124,11 +125,14 @@ class VLLMGenerator:
         return int(min(60, max(1, math.ceil((self.queued + 1) * per_slot))))
 
     def prepare(self, messages: list[dict[str, str]], params: SamplingParams) -> list[int]:
-        ids = encode_chat(self.tokenizer, messages)
         ctx = self.max_positions
-        if ctx and self.truncate_prompt and len(ids) > max(16, ctx - params.max_tokens):
-            self.truncated_prompts += 1
-            ids = ids[-max(16, ctx - params.max_tokens):]
+        if ctx and self.truncate_prompt:  # the meta-agent's fitting rule (meta_agent.context)
+            fit = fit_chat(messages, lambda m, g: encode_chat(
+                self.tokenizer, m, add_generation_prompt=g), max(16, ctx - params.max_tokens))
+            self.truncated_prompts += int(fit.truncated)
+            ids = fit.fitted_ids()
+        else:
+            ids = encode_chat(self.tokenizer, messages)
         if ctx and len(ids) >= ctx:
             raise ContextLengthError(
                 f"the prompt is {len(ids)} tokens; this model's context window is {ctx} tokens"

@@ -19,7 +19,9 @@ Dropped rows are counted, never silently lost: dropped candidates of the w4s pro
 reward; left out by every filter), filtered out (`all` / `success` = reward > 0 / `selected` =
 chosen only / `valid` = valid only), no valid action (empty, or `code` null: no workflow could
 be extracted from it), or an action that alone does not fit `max_seq_len`. A too-long prompt is
-cut from the LEFT (oldest history first, at token level), never the action. Trajectories written
+fitted by the meta-agent sampler's rule (`meta_agent.context`): the oldest history turns are
+dropped first (their labels with them), then tokens from the middle; the system prompt, the
+task and the latest message stay, and the action is never cut. Trajectories written
 before the w4s protocol (no `dropped` column) load as they are.
 
 Malformed input (missing column, unreadable Parquet, a `prompt_messages` that is not a JSON
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from w4s_ray.errors import DataError
+from w4s_ray.meta_agent import context
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +238,7 @@ def _prompt_pieces(tokenizer, messages: list[dict[str, str]], prompt_text: str
 
 def tokenize_sample(
     tokenizer, messages: list[dict[str, str]], action: str, max_seq_len: int,
-    loss_on: str = "candidate",
+    loss_on: str = "candidate", prompt_budget: int | None = None,
 ) -> tuple[list[int], list[int], bool, int]:
     """(input_ids, labels, truncated, action_start) for `messages` + assistant `action`.
 
@@ -248,6 +251,39 @@ def tokenize_sample(
     """
     if loss_on not in LOSS_ON:
         raise DataError(f"train.loss_on must be one of {', '.join(LOSS_ON)} (got {loss_on!r})")
+    eot = _eot_ids(tokenizer)
+    prompt_ids, prompt_labels, completion_ids = _encode(tokenizer, messages, action, loss_on, eot)
+    # At least one prompt token must remain: the first action token is predicted from it.
+    budget = max_seq_len - len(completion_ids)
+    if budget < 1:
+        raise _TooLong
+    if prompt_budget is not None:  # candidates of one prompt fitted alike (build_examples)
+        budget = max(1, min(budget, prompt_budget))
+    truncated = len(prompt_ids) > budget
+    if truncated:
+        # The sampler's rule (meta_agent.context): oldest history turns go first, then tokens
+        # from the middle; the system prompt, the task and the latest message stay.
+        def enc(msgs, generation_prompt):
+            return _tokens(tokenizer, _render(tokenizer, msgs, generation_prompt))
+
+        fit = context.fit_chat(messages, enc, budget)
+        # Labels follow the kept messages (all_assistant: their assistant turns), cut alike.
+        prompt_ids, prompt_labels, _ = _encode(tokenizer, fit.messages, action, loss_on, eot)
+        keep = context.head_tail(len(prompt_ids), min(fit.head, len(prompt_ids)), budget)
+        prompt_ids, prompt_labels = (context.cut(prompt_ids, *keep),
+                                     context.cut(prompt_labels, *keep))
+    input_ids = list(prompt_ids) + list(completion_ids)
+    labels = list(prompt_labels) + list(completion_ids)
+    return input_ids, labels, truncated, len(prompt_ids)
+
+
+def _tokens(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def _encode(tokenizer, messages: list[dict[str, str]], action: str, loss_on: str, eot: set[int]
+            ) -> tuple[list[int], list[int], list[int]]:
+    """(prompt ids, prompt labels, completion ids) of `messages` + assistant `action`."""
     prompt_text = _render(tokenizer, messages, True)
     full_text = tokenizer.apply_chat_template(
         [*messages, {"role": "assistant", "content": action}], tokenize=False
@@ -257,28 +293,17 @@ def tokenize_sample(
             "the chat template renders the prompt differently with and without the assistant "
             "turn; cannot locate the action tokens"
         )
-    eot = _eot_ids(tokenizer)
     prompt_ids: list[int] = []
     prompt_labels: list[int] = []
     pieces = (_prompt_pieces(tokenizer, messages, prompt_text) if loss_on == "all_assistant"
               else [(prompt_text, False)])
     for text, is_turn in pieces:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        ids = _tokens(tokenizer, text)
         n_label = _upto_eot(ids, eot) if is_turn else 0
         prompt_ids += ids
         prompt_labels += list(ids[:n_label]) + [IGNORE_INDEX] * (len(ids) - n_label)
-    completion_ids = tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
-    completion_ids = completion_ids[:_upto_eot(completion_ids, eot)]
-    # At least one prompt token must remain: the first action token is predicted from it.
-    budget = max_seq_len - len(completion_ids)
-    if budget < 1:
-        raise _TooLong
-    truncated = len(prompt_ids) > budget
-    if truncated:
-        prompt_ids, prompt_labels = prompt_ids[-budget:], prompt_labels[-budget:]
-    input_ids = list(prompt_ids) + list(completion_ids)
-    labels = list(prompt_labels) + list(completion_ids)
-    return input_ids, labels, truncated, len(prompt_ids)
+    completion_ids = _tokens(tokenizer, full_text[len(prompt_text):])
+    return prompt_ids, prompt_labels, completion_ids[:_upto_eot(completion_ids, eot)]
 
 
 def tokenize_example(
@@ -326,10 +351,23 @@ def build_examples(
         except _TooLong:
             stats.dropped_too_long += 1
             continue
-        stats.truncated += int(truncated)
         meta = {k: row[k] for k in OPTIONAL_COLUMNS if k in row and k != "code"}
         meta["prompt_key"] = hashlib.sha1(str(row["prompt_messages"]).encode()).hexdigest()
+        meta["_messages"], meta["_action"] = messages, action
         kept.append(Example(ids, labels, 0.0, float(row["reward"]), truncated, meta, start))
+    # Candidates of one prompt whose prompts were fitted to different budgets (different action
+    # lengths) are fitted again to the smallest one, so they still share one prompt encoding.
+    shortest: dict[str, int] = {}
+    for ex in kept:
+        key = ex.meta["prompt_key"]
+        shortest[key] = min(shortest.get(key, ex.action_start), ex.action_start)
+    for i, ex in enumerate(kept):
+        msgs, action = ex.meta.pop("_messages"), ex.meta.pop("_action")
+        if ex.truncated and ex.action_start > shortest[ex.meta["prompt_key"]]:
+            ids, labels, _, start = tokenize_sample(tokenizer, msgs, action, max_seq_len,
+                                                    loss_on, shortest[ex.meta["prompt_key"]])
+            kept[i] = Example(ids, labels, 0.0, ex.reward, True, ex.meta, start)
+    stats.truncated = sum(ex.truncated for ex in kept)
     raw = rwr_weights([e.reward for e in kept], temperature, normalize=False)
     stats.mean_raw_weight = sum(raw) / len(raw) if raw else 0.0
     weights = rwr_weights([e.reward for e in kept], temperature, normalize)
@@ -384,8 +422,8 @@ def pack_examples(
         groups.setdefault(key, []).append(ex)
     rows: list[PackedRow] = []
     for group in groups.values():
-        # Left truncation made each member's prompt a suffix of the same full prompt; the
-        # shortest one is shared (history cut a little more for short actions, never an action).
+        # A member whose prompt was fitted to a smaller budget (a longer action) shares only if
+        # the shortest prompt is a suffix of its own; the others get rows of their own.
         shortest = min(group, key=lambda ex: ex.action_start)
         prompt = _split(shortest)[0]
         prompt_labels = shortest.labels[:shortest.action_start]

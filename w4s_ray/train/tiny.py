@@ -221,15 +221,14 @@ def init_tiny(
     steps: int | None = None,
     samples_per_benchmark: int | None = None,
     max_new_tokens: int = 768,
-    prompt_reserve: int = 1024,
     progress: bool = True,
     protocol: str = "w4s",
 ) -> dict:
     """`w4s meta-agent init-tiny`: build, warm-start, measure the parse rate, save.
 
     The warm-start prompts are `protocol`'s first-turn prompts (the run's `rlao.protocol`). The
-    parse-rate prompts are cut to `max_position_embeddings - prompt_reserve` tokens, about as
-    the local backend cuts them (it keeps a third of the context for the reply).
+    parse rate samples as the local backend would: replies of up to `max_new_tokens`, at most a
+    third of the context, and prompts fitted into the rest by `meta_agent.context`.
     Writes `<out>/model` (HF dir), `<out>/warmstart.json` (loss per step, parse rate per
     benchmark, one sample each) and `<out>/warmstart.md` + `<out>/warmstart_loss.png`.
     """
@@ -255,10 +254,11 @@ def init_tiny(
         max_seq_len=cfg.warmstart_max_seq_len or cfg.max_position_embeddings, seed=cfg.seed,
         progress=progress,
     )
+    # The local backend's budget: the reply gets at most a third of the context.
+    reply = max(1, min(max_new_tokens, cfg.max_position_embeddings // 3))
     rate = warmstart.parse_rate(
         model, tok, prompts, k=samples_per_benchmark or cfg.parse_samples, temperature=0.5,
-        max_new_tokens=max_new_tokens,
-        max_prompt_tokens=max(16, cfg.max_position_embeddings - prompt_reserve),
+        max_new_tokens=reply, max_prompt_tokens=max(16, cfg.max_position_embeddings - reply),
         seed=cfg.seed,
     )
     model_dir = out / "model"

@@ -49,7 +49,7 @@ from w4s_ray.errors import ConfigError, DataError, W4SError
 from w4s_ray.meta_agent.tokenizer import load_tokenizer
 from w4s_ray.models.resolve import resolve_for
 from w4s_ray.train import rwr
-from w4s_ray.train.loss import collate_packed, packed_batch_loss
+from w4s_ray.train.loss import collate_packed, packed_batch_loss, packed_batch_loss_dense
 from w4s_ray.train.plots import plot_loss
 from w4s_ray.utils.io import atomic_write_text
 
@@ -63,13 +63,42 @@ HF_DIR = "hf_model"
 # ----------------------------------------------------------------------------- pure config logic
 
 
+def resolve_dtype(cfg: TrainConfig, gpu_bf16: bool = True) -> str:
+    """`train.dtype` (or the older `train.bf16`) -> "float32" | "bfloat16". `gpu_bf16`: the
+    workers' GPUs support bf16 (the driver may not see them; Ampere and later do)."""
+    dtype = cfg.dtype
+    if cfg.bf16 is not None:
+        legacy = "bfloat16" if cfg.bf16 else "float32"
+        if dtype not in ("auto", legacy):
+            raise ConfigError(f"train.bf16={str(cfg.bf16).lower()} contradicts "
+                              f"train.dtype={dtype}; set only train.dtype")
+        dtype = legacy
+    if dtype == "auto":
+        return "bfloat16" if cfg.use_gpu and gpu_bf16 else "float32"
+    if dtype == "bfloat16" and not cfg.use_gpu:
+        raise ConfigError("train.dtype=bfloat16 (train.bf16=true) needs a GPU "
+                          "(set train.use_gpu=true)")
+    if dtype == "bfloat16" and not gpu_bf16:
+        raise ConfigError("train.dtype=bfloat16: the GPU does not support bf16")
+    return dtype
+
+
 def resolve_bf16(cfg: TrainConfig) -> bool:
-    """bf16 only on GPU: `None` follows `use_gpu`; an explicit `true` without a GPU is an error."""
-    if cfg.bf16 is None:
-        return cfg.use_gpu
-    if cfg.bf16 and not cfg.use_gpu:
-        raise ConfigError("train.bf16=true needs a GPU (set train.use_gpu=true) ")
-    return cfg.bf16
+    """bf16 mixed precision for this run (`resolve_dtype`)."""
+    return resolve_dtype(cfg) == "bfloat16"
+
+
+def resolve_gradient_checkpointing(cfg: TrainConfig, base_model: str, supported: bool) -> bool:
+    """`train.gradient_checkpointing`: auto = on unless the base model is our tiny test build
+    (`w4s_tiny.json` next to it) or its class cannot checkpoint; true on such a class refused."""
+    from w4s_ray.meta_agent.tokenizer import MARKER_FILE
+
+    if cfg.gradient_checkpointing == "auto":
+        return supported and not (Path(base_model).expanduser() / MARKER_FILE).exists()
+    if cfg.gradient_checkpointing and not supported:
+        raise ConfigError(f"train.gradient_checkpointing=true: {base_model} does not support "
+                          "gradient checkpointing")
+    return bool(cfg.gradient_checkpointing)
 
 
 def deepspeed_config(cfg: TrainConfig, *, bf16: bool) -> dict[str, Any]:
@@ -111,13 +140,34 @@ def make_lr_scheduler(optimizer, tc: TrainConfig, total_steps: int):
                          num_training_steps=total_steps)
 
 
-def effective_max_seq_len(tc: TrainConfig) -> int:
-    """`train.max_seq_len`, capped at the base model's context (`max_position_embeddings`)."""
+# model_max_length / max_position_embeddings above this are "no limit" sentinels (1e30).
+_ABSURD_CONTEXT = 10_000_000
+
+
+def model_context(base_model: str) -> int | None:
+    """The base model's context length: config.max_position_embeddings, else the tokenizer's
+    model_max_length; None when neither gives a sane value."""
+    ctx = None
     try:
-        ctx = getattr(AutoConfig.from_pretrained(tc.base_model), "max_position_embeddings", None)
+        ctx = getattr(AutoConfig.from_pretrained(base_model), "max_position_embeddings", None)
     except Exception:  # no readable config: the tokenizer load right after reports it
-        ctx = None
-    return min(tc.max_seq_len, ctx) if ctx else tc.max_seq_len
+        pass
+    if not isinstance(ctx, int) or not 0 < ctx < _ABSURD_CONTEXT:
+        try:
+            ctx = getattr(load_tokenizer(base_model), "model_max_length", None)
+        except Exception:
+            ctx = None
+    return ctx if isinstance(ctx, int) and 0 < ctx < _ABSURD_CONTEXT else None
+
+
+def effective_max_seq_len(tc: TrainConfig, ctx: int | None = None) -> int:
+    """`train.max_seq_len` if set, else the model's context (`model_context`) capped at
+    `max_seq_len_cap`; either way never above the context (positions past it are untrained)."""
+    if ctx is None:
+        ctx = model_context(tc.base_model)
+    if tc.max_seq_len is not None:
+        return min(tc.max_seq_len, ctx) if ctx else tc.max_seq_len
+    return min(ctx, tc.max_seq_len_cap) if ctx else tc.max_seq_len_cap
 
 
 def check_base_model(path: str, models_cfg=None) -> str:
@@ -143,16 +193,37 @@ def _all_mean(values: list[float]) -> list[float]:
     return t.tolist()
 
 
-def _load_model(tc: TrainConfig, base_model: str):
+def _load_model(tc: TrainConfig, base_model: str, checkpointing: bool = False):
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    if checkpointing:
+        # Non-reentrant: works with frozen inputs and with LoRA; the cache is off under it.
+        kw = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+        model.config.use_cache = False
     if tc.lora:
         from peft import LoraConfig, get_peft_model
 
+        if checkpointing:  # frozen embeddings: the checkpointed blocks still need input grads
+            model.enable_input_require_grads()
         model = get_peft_model(model, LoraConfig(
             r=tc.lora_r, lora_alpha=tc.lora_alpha, lora_dropout=0.0,
             target_modules=list(tc.lora_target_modules), task_type="CAUSAL_LM",
         ))
     return model
+
+
+def checkpointing_for(tc: TrainConfig, base_model: str) -> bool:
+    """`resolve_gradient_checkpointing` for `base_model` (reads its config, not its weights)."""
+    try:
+        cfg = AutoConfig.from_pretrained(base_model)
+        cls = AutoModelForCausalLM._model_mapping[type(cfg)]
+        supported = bool(getattr(cls, "supports_gradient_checkpointing", False))
+    except Exception:
+        supported = False
+    return resolve_gradient_checkpointing(tc, base_model, supported)
 
 
 def _save_hf(module, tc: TrainConfig, base_model: str, out: Path, state_dict=None) -> None:
@@ -199,7 +270,12 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
     torch.set_num_threads(max(1, int(config.get("torch_threads", 1))))
     bf16 = config["bf16"]
 
-    model = _load_model(tc, config["base_model"])
+    checkpointing = bool(config.get("gradient_checkpointing", False))
+    model = _load_model(tc, config["base_model"], checkpointing)
+    # The prefix-sharing loss keeps the prompt's KV cache in the graph, which checkpointed
+    # blocks cannot hold (they run without a cache): with checkpointing, the packed rows go
+    # through the one-forward block-mask loss instead (same loss, more attention compute).
+    loss_fn = packed_batch_loss_dense if checkpointing else packed_batch_loss
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = make_lr_scheduler(optimizer, tc, config["schedule_steps"])
@@ -280,7 +356,7 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
             b = {k: v.to(device) for k, v in collate_packed(rows, pad_id).items()}
             with torch.autocast(device.type, dtype=torch.bfloat16,
                                 enabled=bf16 and engine is None):
-                loss, seq_ce = packed_batch_loss(net, b)
+                loss, seq_ce = loss_fn(net, b)
             group.append((loss.item(), seq_ce.mean().item(), int(b["tgt_tok"].numel())))
             boundary = len(group) == accum
             lr = float(optimizer.param_groups[0]["lr"])  # the rate this step is taken with

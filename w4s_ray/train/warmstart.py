@@ -10,7 +10,8 @@ every answer parses.
 
 `sft` is a plain single-process torch loop over the batched masked loss of `train.loss` (all
 weights 1). `parse_rate` samples from the model and counts replies from which a `solver` can be
-extracted. The point is a model that emits well-formed workflows, not a good one: the archive
+extracted. Both fit long prompts by the rule the local backend samples with and RWR trains with
+(`meta_agent.context.fit_chat`, with the backend's chat encoder). The point is a model that emits well-formed workflows, not a good one: the archive
 accuracies in these prompts are placeholders, not measurements.
 """
 
@@ -27,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from w4s_ray.benchmarks import get_benchmark
+from w4s_ray.meta_agent import context
 from w4s_ray.rlao import prompts_w4s, w4s
 from w4s_ray.rlao.mdp import ArchiveEntry, initial_state
 from w4s_ray.rlao.prompts import PromptSpec, build_messages
@@ -299,15 +301,38 @@ def warmstart_pairs(benchmarks: list[str], seed: int = 0, prompts_per_benchmark:
 # ----------------------------------------------------------------------------- SFT + sampling
 
 
+def chat_encoder(tokenizer) -> Callable[[list, bool], list[int]]:
+    """The local backend's chat encoder (`models.chat.encode_chat`), memoised per message list
+    (`context.fit_chat` encodes the same messages several times)."""
+    from w4s_ray.models.chat import encode_chat
+
+    cache: dict[tuple, list[int]] = {}
+
+    def encode(messages: list, generation_prompt: bool) -> list[int]:
+        key = (tuple(id(m) for m in messages), generation_prompt)
+        if key not in cache:
+            cache[key] = encode_chat(tokenizer, messages, add_generation_prompt=generation_prompt)
+        return cache[key]
+
+    return encode
+
+
 def sft(model, tokenizer, pairs: list[tuple[list, str]], *, steps: int, lr: float,
         batch_size: int = 4, max_seq_len: int = 2048, seed: int = 0,
         min_prompt_tokens: int = 128, progress: bool = True) -> list[dict[str, float]]:
-    """Supervised warm start on the answers only (prompt masked); returns the loss per step."""
-    # (full prompt ids, completion ids). Each step takes a RANDOM tail of the prompt: with a
-    # fixed window (max_seq_len - answer length) the window start itself reveals which answer
-    # follows, the model keys on it, and any other cut at sampling time yields noise.
+    """Supervised warm start on the answers only (prompt masked); returns the loss per step.
+
+    Each prompt is fitted by the rule the local backend samples with (`meta_agent.context`:
+    system prompt and task kept from the front, the end kept, the middle cut), to a budget drawn
+    at random per step between `min_prompt_tokens` and what `max_seq_len` leaves after the
+    answer. Why random: with one budget per pair (max_seq_len - answer length) the place where
+    the middle is cut, and so the positions of the kept end, would tell the model which answer
+    follows, it would key on that, and the backend's one fixed budget (context - reply room)
+    would then read as noise. Random budgets also cover that fixed budget.
+    """
     rng = random.Random(seed)
-    examples = []
+    encode = chat_encoder(tokenizer)
+    examples = []  # (messages, full prompt length, completion ids)
     for msgs, answer in pairs:
         try:
             ids, labels, _ = tokenize_example(tokenizer, msgs, answer, 1 << 30)
@@ -315,14 +340,15 @@ def sft(model, tokenizer, pairs: list[tuple[list, str]], *, steps: int, lr: floa
             continue
         n_prompt = next(i for i, t in enumerate(labels) if t != IGNORE_INDEX)
         if max_seq_len - (len(ids) - n_prompt) >= 1:
-            examples.append((ids[:n_prompt], ids[n_prompt:]))
+            examples.append((msgs, len(encode(msgs, True)), ids[n_prompt:]))
     if not examples:
         raise ValueError("no warm-start example fits max_seq_len")
 
-    def window(prompt: list[int], completion: list[int]) -> tuple[list[int], list[int]]:
-        hi = min(len(prompt), max_seq_len - len(completion))
-        k = rng.randint(min(hi, min_prompt_tokens), hi)
-        return prompt[-k:] + completion, [IGNORE_INDEX] * k + completion
+    def window(msgs: list, n_prompt: int, completion: list[int]) -> tuple[list[int], list[int]]:
+        hi = min(n_prompt, max_seq_len - len(completion))
+        prompt = context.fit_chat(msgs, encode, rng.randint(min(hi, min_prompt_tokens), hi)
+                                  ).fitted_ids()
+        return prompt + completion, [IGNORE_INDEX] * len(prompt) + completion
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -332,7 +358,7 @@ def sft(model, tokenizer, pairs: list[tuple[list, str]], *, steps: int, lr: floa
     history = []
     bar = tqdm(range(steps), desc="warm start", disable=not progress)
     for step in bar:
-        batch = [window(p, c) for p, c in rng.sample(examples, min(batch_size, len(examples)))]
+        batch = [window(*ex) for ex in rng.sample(examples, min(batch_size, len(examples)))]
         b = collate([x for x, _ in batch], [y for _, y in batch], [1.0] * len(batch), pad)
         loss, _ = batch_loss(model, b)
         opt.zero_grad(set_to_none=True)
@@ -362,15 +388,15 @@ def parse_rate(model, tokenizer, prompts: dict[str, list], *, k: int = 4,
                seed: int = 0) -> dict[str, Any]:
     """Sample k replies per benchmark prompt; the share from which a solver can be extracted."""
     ok = _default_checker()
+    encode = chat_encoder(tokenizer)
     torch.manual_seed(seed)
     per: dict[str, float] = {}
     samples: dict[str, str] = {}
     t0 = time.perf_counter()
     total_ok = total = 0
     for name, msgs in prompts.items():
-        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        ids = ids[:, -max_prompt_tokens:]
+        # Fitted as the local backend fits its prompts (same rule, same encoder).
+        ids = torch.tensor([context.fit_chat(msgs, encode, max_prompt_tokens).fitted_ids()])
         with torch.no_grad():
             out = model.generate(
                 input_ids=ids.repeat(k, 1), attention_mask=torch.ones_like(ids).repeat(k, 1),
