@@ -5,7 +5,6 @@ cannot be used is one line before anything starts; a failed upload loses nothing
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -145,10 +144,29 @@ def test_the_periodic_sync_uploads_while_the_stage_runs(s3, tmp_path):
 
 # -- the CLI: a bad URI is one line, exit 2, before Ray ------------------------------------------
 @pytest.fixture
-def w4s(capsys):
+def w4s(capsys, monkeypatch):
     """The CLI in this process (its checks import what a subprocess would, minus the start-up):
-    returns (exit code, stderr, stdout); the environment it changes is restored."""
+    returns (exit code, stderr, stdout); the environment it changes is restored. Starting or
+    joining Ray is recorded (`_no_ray_started`), whether or not an earlier test of this
+    session left a Ray running."""
+    import ray
+
     from w4s_ray.cli import main
+    from w4s_ray.runtime import ray_init
+
+    _RAY_CALLS.clear()
+
+    def record(name, real):
+        def wrapper(*a, **kw):
+            _RAY_CALLS.append(name)
+            return real(*a, **kw)
+        return wrapper
+
+    from w4s_ray.runtime import evaluators, sweep, train_job
+
+    for mod in (ray_init, evaluators, sweep, train_job):  # also where it was imported by name
+        monkeypatch.setattr(mod, "init_ray", record("init_ray", ray_init.init_ray))
+    monkeypatch.setattr(ray, "init", record("ray.init", ray.init))
 
     def run(args: list[str]) -> SimpleNamespace:
         saved = dict(os.environ)
@@ -163,9 +181,11 @@ def w4s(capsys):
     return run
 
 
+_RAY_CALLS: list[str] = []
+
+
 def _no_ray_started() -> bool:
-    ray = sys.modules.get("ray")
-    return ray is None or not ray.is_initialized()
+    return not _RAY_CALLS
 
 
 def _one_error_line(proc) -> str:
