@@ -55,20 +55,20 @@ def test_optimize_into_s3_resume_from_it_and_report(ray_session, rlao_sim, s3, t
     stored = s3.files("runs", "opt")
     for name in ("config.yaml", "metrics.jsonl", "cost.json", "final.json", "final_workflow.py",
                  "report.md", "curve.png", "seeds/gsm8k.json",
-                 "trajectories/part-gsm8k-e00-0000.parquet"):
+                 "trajectories/part-gsm8k-e00-0001.parquet"):  # turn 1 (seeds are turn 0)
         assert name in stored, (name, stored)
     assert not any(n.startswith(".") or "/." in n for n in stored)  # no temp files
     assert first.run_dir.is_relative_to(tmp_path / "a")  # the local copy, kept
     assert json.loads(s3.read("runs", "opt", "final.json"))["best"] == first.best
-    turn0 = _rows(s3, "runs", "opt", "trajectories")
-    assert len(turn0) == 2
+    turn1 = _rows(s3, "runs", "opt", "trajectories")
+    assert len(turn1) == 2
 
     second = api.optimize(_cfg(rlao_sim.url, tmp_path, "b"), benchmark="gsm8k", turns=2,
                           run_dir=uri, resume=True, progress=False)
     assert second.run_dir.is_relative_to(tmp_path / "b")
     rows = _rows(s3, "runs", "opt", "trajectories")
-    assert [r["turn"] for r in rows] == [0, 0, 1, 1]
-    assert rows[:2] == turn0  # pulled from the bucket, not recomputed (same created_at)
+    assert [r["turn"] for r in rows] == [1, 1, 2, 2]
+    assert rows[:2] == turn1  # pulled from the bucket, not recomputed (same created_at)
     assert json.loads(s3.read("runs", "opt", "final.json"))["turns"] == 2
     assert len(s3.read("runs", "opt", "metrics.jsonl").decode().splitlines()) == 2
 
@@ -80,7 +80,7 @@ def test_optimize_into_s3_resume_from_it_and_report(ray_session, rlao_sim, s3, t
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "HOME": str(tmp_path / "home")})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == f"{uri}/report.md"
+    assert proc.stdout.strip() == f"optimize report: {uri}/report.md"
     assert list((tmp_path / "home").glob(".cache/w4s-ray/staging/*/opt/report.md"))
     again = s3.read("runs", "opt", "report.md").decode()
     assert again.splitlines()[0] == before.decode().splitlines()[0]
@@ -105,8 +105,8 @@ def test_collect_into_s3_syncs_each_turn(ray_session, rlao_sim, s3, tmp_path,  #
     assert res.rows == 4
     parts = [[n for n in files if n.startswith("trajectories/")] for files in synced]
     # the first turn's part reached the bucket before the second turn ran
-    assert ["trajectories/part-gsm8k-e00-0000.parquet"] in parts
-    assert {"report.md", "cost.json", "trajectories/part-gsm8k-e00-0001.parquet"} <= \
+    assert ["trajectories/part-gsm8k-e00-0001.parquet"] in parts
+    assert {"report.md", "cost.json", "trajectories/part-gsm8k-e00-0002.parquet"} <= \
         set(s3.files("runs", "col"))
 
 
