@@ -208,7 +208,7 @@ def test_foreground_ctrl_c_shuts_down_cleanly(tmp_path, tiny_model_dir):
         assert proc.returncode == 0, out[-2000:]
         assert "shutting down" in out
         assert not (tmp_path / "reg" / "tiny-fg.json").exists()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # Ray's own processes: slow to exit under load
         while _group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not _group_alive(proc.pid), "Ray processes outlived the foreground server"
