@@ -201,8 +201,16 @@ def test_foreground_ctrl_c_shuts_down_cleanly(tmp_path, tiny_model_dir):
                 break
             time.sleep(1)
         assert ready, "foreground server never became healthy"
-        status = _w4s("serve", "--status", "--name", "tiny-fg", *_reg(tmp_path), timeout=60)
+        # /health answers while start-up still waits for the app to be RUNNING; a Ctrl-C
+        # then is an interrupted start (exit 130). Stop a server that says it is running.
+        deadline = time.monotonic() + 120
+        while True:
+            status = _w4s("serve", "--status", "--name", "tiny-fg", *_reg(tmp_path), timeout=60)
+            if "state: running" in status.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert status.returncode == 0 and "mode: foreground" in status.stdout
+        assert "state: running" in status.stdout, status.stdout
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out[-2000:]
