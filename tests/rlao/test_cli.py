@@ -4,12 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -106,60 +100,6 @@ def test_collect_three_benchmarks_on_the_simulator(rlao_sim, tmp_path):
     assert hf.num_rows == 6
     msgs = json.loads(pdf.iloc[0]["prompt_messages"])
     assert msgs[0]["role"] == "system" and "solver(agent, task: str)" in msgs[1]["content"]
-
-
-def _strip(rows):
-    return [{k: v for k, v in r.items() if k != "created_at"} for r in rows]
-
-
-@pytest.mark.slow
-def test_kill_9_and_resume_gives_the_same_rows(rlao_sim, tmp_path):
-    cache = tmp_path / "cache.sqlite"
-    sets = small_run_sets(rlao_sim.url, cache, **{"rlao.turns": 4})
-    base = ["optimize", "-b", "gsm8k", "--no-progress"]
-    # Warm the cache, then a reference run that is all cache hits (as the resumed run will be).
-    for name in ("warm", "ref"):
-        proc = w4s([*base, "--run-dir", str(tmp_path / name), *sets])
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    ref = _strip(read_rows(tmp_path / "ref" / "trajectories"))
-    assert len(ref) == 8
-
-    run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "w4s_ray", *base, "--run-dir", str(run), *sets],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    rng = random.Random()
-    deadline = time.monotonic() + 300
-    try:
-        # a random point: after 0-2 completed turns, plus a random delay
-        want = rng.randint(0, 2)
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((run / "trajectories").glob("*.parquet"))) >= want:
-                break
-            time.sleep(0.2)
-        time.sleep(rng.uniform(0.0, 3.0))
-        was_running = proc.poll() is None
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        try:  # the driver's own Ray processes, which it can no longer stop
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    done_before = len(read_rows(run / "trajectories")) if (run / "trajectories").exists() else 0
-    from tests.reliability.helpers import resume_flag
-
-    resumed = w4s([*base, "--run-dir", str(run), *resume_flag(run), *sets])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert _strip(read_rows(run / "trajectories")) == ref, (was_running, done_before)
-    # a write cut by the kill leaves at most a hidden temp file, which readers skip
-    import pandas as pd
-
-    assert len(pd.read_parquet(run / "trajectories")) == len(ref)
-    a = json.loads((tmp_path / "ref" / "final.json").read_text())
-    b = json.loads((run / "final.json").read_text())
-    for key in ("best", "valid_accuracy", "test_accuracy", "turns"):
-        assert a[key] == b[key]
 
 
 @pytest.mark.slow

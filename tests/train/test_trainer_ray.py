@@ -85,7 +85,7 @@ def test_resume_continues_step_count_history_and_lr_schedule(ray_session, tmp_pa
     # 12 sequences / 2 workers = 6 micro-batches of 1 per worker and epoch; 2 accumulated per
     # step -> 3 steps per epoch, 6 in all. Linear decay after 1 warm-up step (which starts at 0).
     sched = ("train.batch_size=1", "train.grad_accum_steps=2", "train.lr_scheduler=linear",
-             "train.warmup_steps=1", "train.checkpoint_every=1")
+             "train.warmup_steps=1", "train.checkpoint_every=2")  # the stop at 2 is saved
     out = tmp_path / "resume"
     first = run_training(_cfg(out, tiny_model_dir, traj, "train.max_steps=2", *sched))
     assert first.steps == 2
