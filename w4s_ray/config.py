@@ -605,7 +605,7 @@ class RayConfig(_Section):
                             "another user's). Also `--address`.")
     num_cpus: int | None = F(4, "Logical CPUs of a local Ray (over-subscribed on purpose: "
                              "actors mostly wait).", ge=1)
-    temp_dir: str | None = F(None, "Ray's temp dir; None: a short one under the system tmp.")
+    temp_dir: str | None = F(None, "Ray's temp dir; None: a short per-user one under the system tmp (w4sray-<uid>).")
     dashboard: bool = F(False, "Start the Ray dashboard with a local Ray (the stage prints its "
                         "URL); joined clusters keep their own.")
     dashboard_port: int | None = F(None, "Dashboard port; None: Ray's default (8265).", ge=1,

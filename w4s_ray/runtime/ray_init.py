@@ -92,7 +92,8 @@ def init_ray(cfg: RayConfig | None = None, *, log_to_driver: bool | None = None)
             ray.init(address=address, log_to_driver=log_to_driver, ignore_reinit_error=True,
                      logging_level="WARNING", **extra)
         return
-    temp_dir = cfg.temp_dir or os.path.join(tempfile.gettempdir(), "w4sray")
+    # One per user: a directory another user's Ray created is not writable by this one.
+    temp_dir = cfg.temp_dir or os.path.join(tempfile.gettempdir(), f"w4sray-{os.getuid()}")
     try:
         with console.activity("starting a local Ray"):
             _start_local(cfg, temp_dir, log_to_driver)
