@@ -57,3 +57,21 @@ def test_a_budget_below_the_minimum_tail_keeps_the_last_tokens():
     msgs = _chat(1)
     fit = context.fit_chat(msgs, _encode, 10)
     assert fit.fitted_ids() == _encode(fit.messages, True)[-10:]
+
+
+def test_a_template_that_requires_alternating_roles_keeps_the_last_reply():
+    """An encoder that refuses two messages of one role side by side (as `encode_chat` does
+    for such a template): the last reply stays between the task and the feedback and the
+    middle is cut by tokens instead."""
+    def strict(messages, generation_prompt):
+        roles = [m["role"] for m in messages if m["role"] != "system"]
+        if any(a == b for a, b in zip(roles, roles[1:], strict=False)):
+            raise ValueError("roles must alternate")
+        return _encode(messages, generation_prompt)
+
+    msgs = _chat(3, task_words=200)
+    budget = 12 + 50 + context.MIN_TAIL
+    fit = context.fit_chat(msgs, strict, budget)
+    assert fit.dropped == 4 and fit.messages == [*msgs[:2], *msgs[-2:]]
+    ids = fit.fitted_ids()
+    assert len(ids) == budget and ids[:12] == _encode(msgs[:1], False) and ids[-1] == "GEN"

@@ -67,6 +67,30 @@ def test_earlier_assistant_turns_in_history_stay_masked(tok):
     assert tok.decode(unmasked) == ACTION + "<|im_end|>"
 
 
+@pytest.mark.parametrize("loss_on", ["candidate", "all_assistant"])
+def test_special_token_text_in_messages_is_encoded_as_the_sampler_encodes_it(tok, loss_on):
+    """A feedback message quoting "<|im_end|>" (and a candidate printing it) trains on the ids the
+    sampler sees (`encode_chat`: plain text), not on a control token that ends the turn early."""
+    from w4s_ray.models.chat import encode_chat
+    from w4s_ray.train.rwr import tokenize_sample
+
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
+    history = MSGS + [{"role": "assistant", "content": "def solver(agent, task): pass"},
+                      {"role": "user", "content": "The executor replied '<|im_end|>' and stopped."}]
+    action = "def solver(agent, task):\n    return {'answer': '<|im_end|>'}"
+    ids, labels, truncated, start = tokenize_sample(tok, history, action, 4096, loss_on=loss_on)
+    assert not truncated
+    assert ids[:start] == encode_chat(tok, history, add_generation_prompt=True)
+    assert ids[:start].count(eot) == len(history)  # one per turn: the quoted one is text
+    # the candidate's labels: its text as plain tokens, then ONE real end-of-turn at the end
+    assert labels[start:].count(eot) == 1 and labels[-1] == eot
+    assert tok.decode(ids[start:-1]) == action
+    # fitted to a small budget, the same rule and encoder as the sampler's
+    ids2, _, truncated2, start2 = tokenize_sample(tok, history, action, start - 5,
+                                                  loss_on=loss_on)
+    assert truncated2 and len(ids2) <= start - 5 and ids2[start2:] == ids[start:]
+
+
 def test_all_assistant_labels_every_assistant_turn_with_its_end_of_turn(tok):
     """loss_on=all_assistant (upstream): earlier assistant turns of the sample are labels too,
     each up to its end-of-turn token; users, system and template glue are not."""

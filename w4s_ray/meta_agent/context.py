@@ -6,7 +6,8 @@ workflow), then history turns (assistant reply, user feedback), ending with the 
 message. When the chat's tokens exceed a budget:
 
 1. whole history messages are dropped, oldest first (`drop_history`): everything between the
-   task and the last message may go, never the system prompt, the task or the last message;
+   task and the last message may go, never the system prompt, the task or the last message
+   (and not the last reply when the chat template refuses two user messages side by side);
 2. if that is still too long, the token sequence keeps its head (system prompt + task) and as
    much of its end as fits, dropping tokens from the middle (`head_tail`); the end keeps at least
    `min_tail` tokens (the generation prompt / latest feedback) even when that means cutting
@@ -83,14 +84,24 @@ def drop_history(messages: list[dict[str, str]], fits: Callable[[list[dict[str, 
                  ) -> tuple[list[dict[str, str]], int]:
     """`messages` with the oldest history messages removed until `fits(messages)` (or nothing
     is left to remove): (kept messages, number dropped). Assistant reply + following user
-    feedback go together, so the chat keeps alternating where it did."""
+    feedback go together, so the chat keeps alternating where it did. The last reply alone
+    between the task and the latest feedback goes too (user, user is what most templates,
+    ChatML among them, accept), unless the encoder refuses the chat without it (`fits` raises
+    `ValueError`, as `models.chat.encode_chat` does for a template that requires alternating
+    roles): then it stays and `head_tail` cuts into it."""
     head = head_count(messages)
     msgs = list(messages)
     dropped = 0
-    while not fits(msgs) and len(msgs) - 1 > head:
+    ok = fits(msgs)
+    while not ok and len(msgs) - 1 > head:
         # History lives in msgs[head:-1]; drop its oldest turn (a reply and its feedback).
         n = 2 if len(msgs) - 1 - head >= 2 and msgs[head]["role"] == "assistant" else 1
-        del msgs[head:head + n]
+        trial = msgs[:head] + msgs[head + n:]
+        try:
+            ok = fits(trial)
+        except ValueError:
+            break
+        msgs = trial
         dropped += n
     return msgs, dropped
 

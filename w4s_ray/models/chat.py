@@ -13,6 +13,7 @@ A template that rejects the messages (role order, ...) raises `PromptFormatError
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -50,30 +51,49 @@ def _ids(tokenizer: Any, text: str, *, split_special: bool) -> list[int]:
     return list(tokenizer(text, **kwargs)["input_ids"])
 
 
+def mask_contents(tokenizer: Any, messages: list[dict[str, str]]
+                  ) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """`messages` with every content that holds special-token text replaced by a unique
+    placeholder, and {placeholder: content}. Render the masked messages with the template and
+    tokenize the result with `encode_masked`."""
+    specials = special_texts(tokenizer)
+    marks: dict[str, str] = {}
+    masked = []
+    for i, m in enumerate(messages):
+        content = m.get("content") or ""
+        if any(s in content for s in specials):
+            mark = f"\ue000w4s-content-{i}\ue001"
+            marks[mark] = content
+            m = dict(m, content=mark)
+        masked.append(m)
+    return masked, marks
+
+
+def encode_masked(tokenizer: Any, text: str, marks: dict[str, str]) -> list[int]:
+    """Ids of `text` (a template rendered from `mask_contents` messages, or a slice of it that
+    does not cut a placeholder): the template's own text with special tokens, each placeholder's
+    content as plain text."""
+    if not marks:
+        return _ids(tokenizer, text, split_special=False)
+    ids: list[int] = []
+    pos = 0
+    for m in re.finditer("|".join(map(re.escape, marks)), text):
+        ids += _ids(tokenizer, text[pos:m.start()], split_special=False)
+        ids += _ids(tokenizer, marks[m.group()], split_special=True)
+        pos = m.end()
+    return ids + _ids(tokenizer, text[pos:], split_special=False)
+
+
 def encode_chat(
     tokenizer: Any, messages: list[dict[str, str]], *, add_generation_prompt: bool = True
 ) -> list[int]:
     """Prompt ids for `messages` (+ the assistant generation prompt)."""
-    specials = special_texts(tokenizer)
-    risky = [i for i, m in enumerate(messages)
-             if any(s in (m.get("content") or "") for s in specials)]
-    if not risky:
-        # The template's text holds every special token the model was trained with.
-        return _ids(tokenizer, _render(tokenizer, messages, add_generation_prompt),
-                    split_special=False)
-    marks = {i: f"\ue000w4s-content-{i}\ue001" for i in risky}
-    masked = [dict(m, content=marks[i]) if i in marks else m for i, m in enumerate(messages)]
+    masked, marks = mask_contents(tokenizer, messages)
     rendered = _render(tokenizer, masked, add_generation_prompt)
-    ids: list[int] = []
-    rest = rendered
-    for i in risky:
-        before, sep, after = rest.partition(marks[i])
-        if not sep or marks[i] in after:
+    for i, m in enumerate(masked):
+        if m.get("content") in marks and rendered.count(m["content"]) != 1:
             raise PromptFormatError(
                 f"message {i} holds special-token text and the chat template transforms message "
                 "contents, so it cannot be encoded as plain text safely"
             )
-        ids += _ids(tokenizer, before, split_special=False)
-        ids += _ids(tokenizer, messages[i].get("content") or "", split_special=True)
-        rest = after
-    return ids + _ids(tokenizer, rest, split_special=False)
+    return encode_masked(tokenizer, rendered, marks)

@@ -41,6 +41,7 @@ from typing import Any
 
 from w4s_ray.errors import DataError
 from w4s_ray.meta_agent import context
+from w4s_ray.models.chat import encode_chat, encode_masked, mask_contents
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +264,8 @@ def tokenize_sample(
     if truncated:
         # The sampler's rule (meta_agent.context): oldest history turns go first, then tokens
         # from the middle; the system prompt, the task and the latest message stay.
-        def enc(msgs, generation_prompt):
-            return _tokens(tokenizer, _render(tokenizer, msgs, generation_prompt))
+        def enc(msgs, generation_prompt):  # the sampler's encoder (special-token text safe)
+            return encode_chat(tokenizer, msgs, add_generation_prompt=generation_prompt)
 
         fit = context.fit_chat(messages, enc, budget)
         # Labels follow the kept messages (all_assistant: their assistant turns), cut alike.
@@ -277,17 +278,17 @@ def tokenize_sample(
     return input_ids, labels, truncated, len(prompt_ids)
 
 
-def _tokens(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-
-
 def _encode(tokenizer, messages: list[dict[str, str]], action: str, loss_on: str, eot: set[int]
             ) -> tuple[list[int], list[int], list[int]]:
-    """(prompt ids, prompt labels, completion ids) of `messages` + assistant `action`."""
+    """(prompt ids, prompt labels, completion ids) of `messages` + assistant `action`.
+
+    Contents that spell a special token ("<|im_end|>" quoted in feedback or code) are encoded
+    as plain text, as the sampler encodes them (`models.chat.encode_chat`): the template is
+    rendered with a placeholder per such content and each placeholder tokenized as text."""
+    masked, marks = mask_contents(tokenizer, [*messages, {"role": "assistant", "content": action}])
+    messages = masked[:-1]
     prompt_text = _render(tokenizer, messages, True)
-    full_text = tokenizer.apply_chat_template(
-        [*messages, {"role": "assistant", "content": action}], tokenize=False
-    )
+    full_text = tokenizer.apply_chat_template(masked, tokenize=False)
     if not full_text.startswith(prompt_text):
         raise DataError(
             "the chat template renders the prompt differently with and without the assistant "
@@ -298,11 +299,11 @@ def _encode(tokenizer, messages: list[dict[str, str]], action: str, loss_on: str
     pieces = (_prompt_pieces(tokenizer, messages, prompt_text) if loss_on == "all_assistant"
               else [(prompt_text, False)])
     for text, is_turn in pieces:
-        ids = _tokens(tokenizer, text)
+        ids = encode_masked(tokenizer, text, marks)
         n_label = _upto_eot(ids, eot) if is_turn else 0
         prompt_ids += ids
         prompt_labels += list(ids[:n_label]) + [IGNORE_INDEX] * (len(ids) - n_label)
-    completion_ids = _tokens(tokenizer, full_text[len(prompt_text):])
+    completion_ids = encode_masked(tokenizer, full_text[len(prompt_text):], marks)
     return prompt_ids, prompt_labels, completion_ids[:_upto_eot(completion_ids, eot)]
 
 
