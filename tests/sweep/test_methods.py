@@ -87,3 +87,26 @@ def test_unknown_or_empty_methods_are_one_error():
     with pytest.raises(ConfigError, match="no method"):
         check_methods([])
     assert check_methods(["w4s", "cot", "w4s"]) == ["w4s", "cot"]
+
+
+def test_a_methods_sweep_is_not_overwritten_and_fresh_discards_its_results(tmp_path, monkeypatch):
+    """Stored baseline and search results count as an earlier sweep: a new sweep into the same
+    run_dir is refused without --resume/--fresh, and --fresh deletes them (a stored result is
+    otherwise taken as done and reported again as this sweep's)."""
+    from w4s_ray.runtime.sweep import prepare_sweep
+    from w4s_ray.sweep.methods import clear_methods, method_dirs
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cfg = _cfg(tmp_path, "benchmarks=[gsm8k]")
+    layout = SweepLayout(tmp_path)
+    run_methods(cfg, Bench(), layout, SeamFake(), None, SeedVariantsMetaAgent, resume=False)
+    assert all(d.exists() for d in method_dirs(layout, "gsm8k"))
+    with pytest.raises(ConfigError, match=r"already holds a sweep \(gsm8k\).*--fresh"):
+        prepare_sweep(cfg, ["gsm8k"], resume=False)
+    prepare_sweep(cfg, ["gsm8k"], resume=False, fresh=True)  # accepted; nothing deleted yet
+    assert all(d.exists() for d in method_dirs(layout, "gsm8k"))
+    clear_methods(layout, "gsm8k")  # what run_sweep does once every check has passed
+    assert not any(d.exists() for d in method_dirs(layout, "gsm8k"))
+    ev = SeamFake()
+    run_methods(cfg, Bench(), layout, ev, None, SeedVariantsMetaAgent, resume=False)
+    assert {r.tag.split("-")[0].split(":")[0] for r in ev.requests} >= {"adas", "aflow"}

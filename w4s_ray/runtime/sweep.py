@@ -63,7 +63,13 @@ from w4s_ray.runtime.rate_limiter import get_rate_limiter
 from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
 from w4s_ray.sweep.benchmark import run_benchmark
 from w4s_ray.sweep.layout import SweepLayout, is_complete
-from w4s_ray.sweep.methods import check_methods, method_done, run_methods
+from w4s_ray.sweep.methods import (
+    check_methods,
+    clear_methods,
+    method_dirs,
+    method_done,
+    run_methods,
+)
 from w4s_ray.sweep.report import write_sweep_report
 from w4s_ray.sweep.table import write_table
 from w4s_ray.utils.io import atomic_write_json
@@ -141,7 +147,8 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool, fresh: bo
         raise ConfigError(f"--resume: {layout.root} holds no sweep to resume; check the "
                           "run_dir, or drop --resume to start one")
     if not resume and not fresh:
-        used = [b for b in names if layout.bench(b).has_work()]
+        used = [b for b in names if layout.bench(b).has_work()
+                or any(d.exists() for d in method_dirs(layout, b))]
         if used:
             raise ConfigError(
                 f"run dir {layout.root} already holds a sweep ({', '.join(used)}); pass "
@@ -247,6 +254,7 @@ def run_sweep(
     if fresh:  # every check passed: only now is what earlier sweeps wrote discarded
         for b in names:
             layout.bench(b).clear()
+            clear_methods(layout, b)
         layout.status.unlink(missing_ok=True)
     with ray_session(cfg.ray, start=False):
         if todo:

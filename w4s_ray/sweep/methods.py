@@ -60,6 +60,21 @@ def methods_dir(layout: SweepLayout, benchmark: str) -> Path:
     return layout.bench(benchmark).path / "methods"
 
 
+def method_dirs(layout: SweepLayout, benchmark: str) -> list[Path]:
+    """What the methods other than W4S write under a benchmark's directory."""
+    root = layout.bench(benchmark).path
+    return [methods_dir(layout, benchmark), *(root / m for m in SEARCHES)]
+
+
+def clear_methods(layout: SweepLayout, benchmark: str) -> None:
+    """`--fresh`: delete the baseline results and ADAS/AFlow searches of an earlier sweep (a
+    stored result is otherwise taken as done and reported again)."""
+    import shutil
+
+    for d in method_dirs(layout, benchmark):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def result_path(layout: SweepLayout, benchmark: str, method: str) -> Path:
     """Where a method's test result lives (final.json for searches and W4S)."""
     if method == "w4s":
