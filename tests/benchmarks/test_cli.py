@@ -60,3 +60,13 @@ def test_each_verb_has_help(verb):
 def test_fetch_unknown_path_is_an_error(tmp_path):
     res = run("data", "fetch", "--set", f"data.dir={tmp_path}", "--only", "nope.txt")
     assert res.returncode == 2 and "nope.txt" in res.stderr
+
+
+def test_fetch_out_names_the_directory_it_fills(tmp_path, data_dir):
+    """`--out DIR` is where fetch looks and writes (here every asked-for file is already ok,
+    so nothing is downloaded and the run is offline-safe)."""
+    (tmp_path / "svamp").mkdir()
+    (tmp_path / "svamp" / "SVAMP.json").symlink_to(data_dir / "svamp" / "SVAMP.json")
+    res = run("data", "fetch", "--out", str(tmp_path), "--only", "svamp/SVAMP.json")
+    assert res.returncode == 0, res.stderr
+    assert f"0 fetched, 1 already ok in {tmp_path}" in res.stdout

@@ -5,17 +5,19 @@
 - `fetch`: download missing or mismatching files from their recorded upstream commits
   (sha256-checked, write-then-rename); offline it stops with one line and exit 2.
 
-The data directory is `cfg.data_dir()`: `--set data.dir=...`, else $W4S_DATA_DIR, else ./data.
+The data directory is `cfg.data_dir()`: `--set data.dir=...`, else $W4S_DATA_DIR, else ./data
+(`fetch --out DIR` writes to DIR).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from w4s_ray.cli import add_config_args
+    from w4s_ray.cli import add_config_args, add_out_arg
 
     p = sub.add_parser("data", help="list, verify or fetch the benchmark data files",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_args(pf)
     pf.add_argument("--only", action="append", default=None, metavar="PATH",
                     help="fetch only this manifest path (repeatable), e.g. svamp/SVAMP.json")
-    pf.add_argument("--force", action="store_true", help="re-download files that verify ok")
+    add_out_arg(pf, "data directory to fetch into (default: data.dir, else $W4S_DATA_DIR, "
+                    "else ./data)")
+    pf.add_argument("--fresh", "--force", dest="force", action="store_true",
+                    help="re-download files that verify ok (--force is the older spelling)")
     pf.add_argument("--timeout", type=float, default=30.0, help="seconds per download")
     pf.set_defaults(func=cmd_fetch)
 
@@ -96,7 +101,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     from w4s_ray.benchmarks import data as D
 
-    root = args.cfg.data_dir()
+    root = Path(args.out).expanduser() if args.out else args.cfg.data_dir()
     todo = [e for e in D.manifest() if args.only is None or e.path in args.only]
     if args.only:
         unknown = sorted(set(args.only) - {e.path for e in D.manifest()})
