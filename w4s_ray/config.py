@@ -540,6 +540,12 @@ class SweepConfig(_Section):
                                  "before any work starts.", gt=0)
     baselines: bool = F(True, "Evaluate each benchmark's seed workflows on test as reported "
                         "baselines.")
+    task_host: Literal["shared", "per_benchmark"] = F(
+        "shared", "Where each benchmark's driver loop (meta-agent turns, run-dir writes, "
+        "reports) runs: 'shared', threads of one Ray worker process on the driver's node that "
+        "imports the platform once; 'per_benchmark', one Ray task (and so one worker process "
+        "with its own imports) per benchmark, the old path (bench/bench_sweep.py compares "
+        "them).")
     methods: list[str] | None = F(
         None, "The paper-shaped table's methods (`w4s sweep --methods`): hand-designed "
         "baselines (`w4s baselines list`), adas, aflow, w4s; None: W4S with each benchmark's "
