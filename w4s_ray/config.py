@@ -59,6 +59,10 @@ def FF(factory: Any, description: str = "", *, resume: bool = False, **kw: Any) 
 
 class DataConfig(_Section):
     dir: str | None = F(None, "Benchmark data directory; None: $W4S_DATA_DIR, else ./data.")
+    node_cache: bool = F(True, "Evaluator actors and a sweep's benchmark host share each "
+                         "benchmark's built splits through ~/.cache/w4s/benchmarks (built once "
+                         "per machine, not once per process; never GPQA; "
+                         "w4s_ray/benchmarks/node_cache.py).")
 
 
 class CacheConfig(_Section):

@@ -52,7 +52,7 @@ from typing import Any
 import ray
 from tqdm.auto import tqdm
 
-from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+from w4s_ray.benchmarks import check_benchmarks, get_benchmark, node_cache
 from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
 from w4s_ray.executor.preflight import check_executor
@@ -165,6 +165,7 @@ def _run_one_benchmark(cfg, name: str, root: str, evaluator, meta_agent,
                       meta_agent_factory: Callable | None, resume: bool,
                       executor: dict | None = None) -> dict:
     apply_offline_defaults()
+    node_cache.configure(cfg.data.node_cache)
     spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()),
                                   cfg.rlao.protocol)
     factory = meta_agent_factory or make_meta_agent
