@@ -90,3 +90,25 @@ def test_a_real_benchmark_loads_the_same_items_from_the_cache(cache, data_dir, m
     cached = get_benchmark("drop", data_dir).load("test")  # from the file the first call wrote
     assert list(cache.glob("DROP-*.pkl")) and cached == fresh
     _build_cached.cache_clear()
+
+
+def test_processes_building_at_once_build_once(cache, tmp_path):
+    """Two builders racing for the same entry: the second waits for the first's file."""
+    import threading
+    import time
+
+    calls: list[int] = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.3)
+        return {"valid": ("built",)}
+
+    outs: list[dict] = []
+    threads = [threading.Thread(target=lambda: outs.append(node_cache.load_or_build(
+        Fake, str(tmp_path), list(Fake.files), slow))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outs == [{"valid": ("built",)}] * 3 and len(calls) == 1

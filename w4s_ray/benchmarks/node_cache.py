@@ -5,6 +5,8 @@ checks the files' sha256, decompresses and parses them, builds the items. For DR
 MMLU-Pro that is 0.2 CPU-seconds or more per process, paid again by every actor of every run.
 With the cache on, the first process on a machine to build a benchmark pickles the built splits
 to `~/.cache/w4s/benchmarks/`; the others load that file (several times cheaper) instead.
+Processes that miss at the same moment (a pool's actors start together) take an flock on the
+entry's lock file: one builds, the others wait and load its file.
 
 The key of an entry is the benchmark class, the data directory, and the size and modification
 time of each of its data files and of the modules that build it (the class's module,
@@ -22,6 +24,7 @@ children never see it: `~/.cache/w4s` is hidden by both isolation backends
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import inspect
 import os
@@ -80,15 +83,39 @@ def load_or_build(cls: type, data_dir: str, files: list[str],
     if root is None or not getattr(cls, "node_cache", False):
         return build()
     path = root / f"{cls.__name__}-{_key(cls, data_dir, files)}.pkl"
+    hit = _load(root, path)
+    if hit is not None:
+        return hit
+    lock = None
+    try:
+        with contextlib.suppress(OSError):
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if _ours(root, root.stat(), 0o077):
+                # Actors of one pool start together and ask for the same benchmark at once:
+                # one builds, the others wait for its file instead of building it too.
+                lock = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        hit = _load(root, path) if lock is not None else None
+        return hit if hit is not None else _build_and_store(root, path, build)
+    finally:
+        if lock is not None:
+            os.close(lock)  # releases the flock
+
+
+def _load(root: Path, path: Path) -> dict[str, Any] | None:
     try:
         if _ours(root, root.stat(), 0o077) and _ours(path, path.stat(), 0o022):
             with open(path, "rb") as fh:
                 return pickle.load(fh)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         pass  # absent, foreign or unreadable: build it
+    return None
+
+
+def _build_and_store(root: Path, path: Path, build: Callable[[], dict[str, Any]]
+                     ) -> dict[str, Any]:
     out = build()
     try:
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
         if _ours(root, root.stat(), 0o077):
             fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-", suffix=".pkl")
             try:
