@@ -4,6 +4,7 @@ cannot be raised, and the next evaluation works."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -297,3 +298,27 @@ def test_a_candidate_that_mutates_its_process_cannot_change_the_next_ones_score(
     assert second.scores == [1.0, 1.0]
     assert [gsm8k.score(it, a) for it, a in zip(gsm8k.load("valid")[:2], second.answers,
                                                 strict=True)] == [1.0, 1.0] and len(gold) == 2
+
+
+def test_the_machines_benchmark_cache_is_hidden_from_workflows(gsm8k, sandbox_cfg, eval_cfg):
+    """`data.node_cache` pickles built splits (gold answers) under ~/.cache/w4s: a workflow
+    can neither list nor read them."""
+    from w4s_ray.benchmarks import node_cache
+
+    node_cache.configure(True)  # creates the directory, as an evaluator actor does
+    try:
+        root = str(node_cache._dir)
+        with open(os.path.join(root, "w4s-test-gold.pkl"), "wb") as fh:
+            fh.write(b"gold")
+        code = ("import os\ndef solver(agent, task):\n"
+                f"    names = os.listdir({root!r})\n"
+                f"    return {{'answer': open({root!r} + '/w4s-test-gold.pkl').read()}}\n")
+        res = run_eval(code, gsm8k, gold_lm(gsm8k), sandbox_cfg, eval_cfg)
+        assert res.scores == [0.0, 0.0]
+        assert all(e is not None and e.split(":")[0] == "exception" for e in res.item_errors), \
+            res.item_errors
+        assert "gold" not in repr(res.answers)
+    finally:
+        node_cache.configure(False)
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(root, "w4s-test-gold.pkl"))
