@@ -1,16 +1,25 @@
-"""Bench: an eleven-benchmark sweep run in parallel on Ray vs the same sweep run sequentially.
+"""Bench: an eleven-benchmark sweep run in parallel on Ray vs the same sweep run sequentially,
+and the platform's fixed CPU cost per benchmark with and without the shared benchmark host.
 
 Workload: `w4s sweep` over all eleven benchmarks (seed baselines on test, 1 W4S turn of 1
 candidate from the scripted `seed-variants` meta-agent, final test evaluation; 2 validation
-and 2 test items per evaluation) on the simulator with a FIXED per-call latency, completion
-cache off. The same config runs twice in one Ray instance: `sweep.max_parallel=1` (one
-benchmark at a time) and unbounded (all eleven at once, one shared evaluator pool). Value:
-sequential wall / parallel wall; target >= 8 (the executor's latency dominates a benchmark's
-work, so eleven benchmarks overlap almost perfectly on a machine whose CPUs are not the
-bottleneck). On a 2-core box CPU caps the ratio well below that: every evaluation starts a
-sandbox process and every benchmark task a Ray worker, and eleven of them at once saturate two
-cores (measured here, shared with other jobs: 2.0x at 1500 ms). A larger --latency-ms moves
-the ratio towards the ideal at the cost of a longer sequential run (~11 x one benchmark).
+and 2 test items per evaluation; `rlao.protocol=w4s-ray`, so a turn whose one candidate scores
+0 on two items does not stop a benchmark) on the simulator with a FIXED per-call latency,
+completion cache off. Three runs in one Ray instance: all eleven at once on the new path
+(`sweep.task_host=shared`: every benchmark's loop on a thread of one host process;
+`data.node_cache=true`: each benchmark's splits built once for the machine, from an empty
+cache), all eleven at once on the old path (`per_benchmark`: one Ray task, so one worker
+process with its own imports, per benchmark; `node_cache=false`: every evaluator actor builds
+every benchmark itself), and `sweep.max_parallel=1` (one at a time, new path).
+
+Figures: sequential wall / parallel wall (target >= 8: the executor's latency dominates a
+benchmark's work, so eleven benchmarks overlap almost perfectly on a machine whose CPUs are
+not the bottleneck) for both paths; the CPU ceiling of each (sequential wall / (parallel
+CPU-seconds / cores): a parallel run cannot finish before its CPU work does); and the
+platform's CPU-seconds per benchmark of each parallel run, by kind of process
+(`bench/cpu_tree.py`: every process this bench started except the simulator, which stands in
+for the remote API, plus the driver thread). CPU is counted per process tree, not
+machine-wide, so other jobs on the box do not inflate it (they still slow the walls).
 
     python bench/bench_sweep.py [--latency-ms 1000]
 """
@@ -19,12 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cpu_tree  # noqa: E402  (bench/ is not a package)
 
 ELEVEN = ["mgsm", "gsm8k", "gsm_hard", "gsm_plus", "svamp", "math", "drop", "mmlu_pro", "gpqa",
           "humaneval", "mbpp"]
@@ -39,7 +52,8 @@ def _busy_cpu_s() -> float:
     return (sum(f) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _sweep(sim_url: str, root: Path, max_parallel: int | None) -> tuple[float, float]:
+def _sweep(sim_url: str, root: Path, max_parallel: int | None, new_path: bool,
+           tree) -> dict:
     from w4s_ray.config import load_config
     from w4s_ray.runtime.sweep import run_sweep
 
@@ -47,17 +61,25 @@ def _sweep(sim_url: str, root: Path, max_parallel: int | None) -> tuple[float, f
         f"run_dir={root}", "name=bench-sweep", f"executor.api_base={sim_url}",
         "executor.cache.enabled=false", "executor.timeout_s=120", "eval.num_evaluators=3",
         "eval.limit=2", "rlao.test_limit=2", "rlao.turns=1", "rlao.candidates=1",
-        "rlao.max_repairs=0", "meta_agent.backend=scripted", "meta_agent.model=seed-variants",
+        "rlao.max_repairs=0", "rlao.protocol=w4s-ray", "meta_agent.backend=scripted",
+        "meta_agent.model=seed-variants",
+        f"sweep.task_host={'shared' if new_path else 'per_benchmark'}",
+        f"data.node_cache={'true' if new_path else 'false'}",
         f"sweep.max_parallel={'null' if max_parallel is None else max_parallel}",
     ])
-    c0, t0 = _busy_cpu_s(), time.perf_counter()
+    m0, c0, d0, t0 = tree.mark(), _busy_cpu_s(), time.thread_time(), time.perf_counter()
     out = run_sweep(cfg, ELEVEN, progress=False)
     wall = time.perf_counter() - t0
     busy = _busy_cpu_s() - c0
+    by_kind = cpu_tree.diff(tree.mark(), m0)
+    by_kind["driver_thread"] = round(time.thread_time() - d0, 3)
     if out["failed"]:
         raise RuntimeError(f"bench sweep failed on {out['failed']}: "
                            f"{[out['status'][b]['error'] for b in out['failed']]}")
-    return wall, busy
+    cpu = {k: v for k, v in by_kind.items() if not k.startswith("processes_")}
+    platform = sum(v for k, v in cpu.items() if k != "simulator")
+    return {"wall": wall, "machine_busy": busy, "tree_cpu": sum(cpu.values()),
+            "platform_cpu": platform, "by_kind": by_kind}
 
 
 def run(latency_ms: float = 1000.0) -> list[dict]:
@@ -69,39 +91,82 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
     from w4s_ray.runtime.ray_init import init_ray
 
     apply_offline_defaults()
+    # The driver's own one-time imports (the sweep, litellm for the preflight call) before any
+    # measurement: they would otherwise count against whichever sweep runs first.
+    from w4s_ray.executor.providers import import_litellm
+    from w4s_ray.runtime.sweep import run_sweep  # noqa: F401
+
+    import_litellm()
     data_dir = ExperimentConfig().data_dir()
     sim = start_sim(SimConfig(latency="fixed", latency_ms=latency_ms), data_dir, port=0)
     started = not ray.is_initialized()
     init_ray(RayConfig(num_cpus=4))
     try:
-        with tempfile.TemporaryDirectory(prefix="w4s-bench-sweep-") as tmp:
-            # Parallel first: it pays the cold start of Ray workers (the conservative order).
-            par, par_cpu = _sweep(sim.url, Path(tmp) / "parallel", None)
-            seq, seq_cpu = _sweep(sim.url, Path(tmp) / "sequential", 1)
+        with tempfile.TemporaryDirectory(prefix="w4s-bench-sweep-") as tmp, \
+                cpu_tree.TreeCpu() as tree:
+            # The new path first: it pays the cold start of Ray workers (the conservative order).
+            # ...and builds every benchmark once for the machine: no cache left from before.
+            shutil.rmtree(Path.home() / ".cache" / "w4s" / "benchmarks", ignore_errors=True)
+            new = _sweep(sim.url, Path(tmp) / "parallel", None, True, tree)
+            old = _sweep(sim.url, Path(tmp) / "parallel-old", None, False, tree)
+            seq = _sweep(sim.url, Path(tmp) / "sequential", 1, True, tree)
     finally:
         if started:
             ray.shutdown()
         sim.stop()
-    params = {"latency_ms": latency_ms, "benchmarks": len(ELEVEN), "turns": 1, "candidates": 1,
-              "valid_items": 2, "test_items": 2, "parallel_wall_s": round(par, 2),
-              "sequential_wall_s": round(seq, 2)}
     import os
 
     ncpu = os.cpu_count() or 1
-    # The parallel sweep cannot finish before its CPU work does: busy core-seconds / cores is a
-    # floor on its wall time here, so sequential wall / that floor caps the speedup.
-    ceiling = seq / max(par_cpu / ncpu, 1e-9)
-    params.update(cpus=ncpu, parallel_busy_cpu_s=round(par_cpu, 1),
-                  sequential_busy_cpu_s=round(seq_cpu, 1))
+    n = len(ELEVEN)
+    params = {"latency_ms": latency_ms, "benchmarks": n, "turns": 1, "candidates": 1,
+              "valid_items": 2, "test_items": 2, "cpus": ncpu,
+              "sequential_wall_s": round(seq["wall"], 2),
+              "parallel_wall_s": round(new["wall"], 2),
+              "parallel_wall_s_old_path": round(old["wall"], 2),
+              "parallel_tree_cpu_s": round(new["tree_cpu"], 1),
+              "parallel_tree_cpu_s_old_path": round(old["tree_cpu"], 1),
+              "parallel_machine_busy_cpu_s": round(new["machine_busy"], 1),
+              "parallel_machine_busy_cpu_s_old_path": round(old["machine_busy"], 1),
+              "cpu_s_by_kind_shared_host": new["by_kind"],
+              "cpu_s_by_kind_old_path": old["by_kind"]}
+
+    def ceiling(par: dict) -> float:
+        # The parallel sweep cannot finish before its CPU work does: CPU-seconds / cores is a
+        # floor on its wall time here, so sequential wall / that floor caps the speedup.
+        return round(seq["wall"] / max(par["tree_cpu"] / ncpu, 1e-9), 2)
+
+    per_new, per_old = new["platform_cpu"] / n, old["platform_cpu"] / n
+    limit = "the machine's CPUs (see sweep_speedup_cpu_ceiling)"
     return [
-        {"name": "sweep_parallel_speedup", "value": round(seq / par, 3), "target": 8.0,
-         "unit": "x, sequential wall / parallel wall (higher is better)", "params": params},
-        {"name": "sweep_parallel_cores_busy", "value": round(par_cpu / par, 2), "target": None,
-         "unit": f"mean busy cores during the parallel sweep (of {ncpu}; machine-wide)",
-         "params": params},
-        {"name": "sweep_speedup_cpu_ceiling", "value": round(ceiling, 2), "target": None,
-         "unit": "x, sequential wall / (parallel busy CPU s / cores): the most this machine's "
+        {"name": "sweep_parallel_speedup", "value": round(seq["wall"] / new["wall"], 3),
+         "target": 8.0, "unit": "x, sequential wall / parallel wall (higher is better)",
+         "params": params, "limit": limit},
+        {"name": "sweep_parallel_speedup_old_path",
+         "value": round(seq["wall"] / old["wall"], 3), "target": None,
+         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache off)",
+         "params": params, "limit": limit},
+        {"name": "sweep_parallel_cores_busy", "value": round(new["tree_cpu"] / new["wall"], 2),
+         "target": None,
+         "unit": f"mean cores busy with this sweep's processes (of {ncpu})", "params": params},
+        {"name": "sweep_speedup_cpu_ceiling", "value": ceiling(new), "target": None,
+         "unit": "x, sequential wall / (parallel CPU s / cores): the most this machine's "
                  "CPUs allow", "params": params},
+        {"name": "sweep_speedup_cpu_ceiling_old_path", "value": ceiling(old),
+         "target": None,
+         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache off)",
+         "params": params},
+        {"name": "sweep_platform_cpu_s_per_benchmark", "value": round(per_new, 2),
+         "target": round(per_old / 2, 2), "direction": "<=",
+         "unit": "CPU s per benchmark (all processes but the simulator) of the parallel "
+                 "sweep; target: half the old path's, measured in the same run",
+         "params": params,
+         "limit": "per run: 3 evaluator actors' start (Ray worker, litellm import ~2.3 s "
+                  "each), pool host, limiter and benchmark host workers; per evaluation: a "
+                  "fresh sandbox child (params cpu_s_by_kind_*)"},
+        {"name": "sweep_platform_cpu_s_per_benchmark_old_path",
+         "value": round(per_old, 2), "target": None,
+         "unit": "CPU s per benchmark on the old path (task_host=per_benchmark, node_cache off)",
+         "params": params},
     ]
 
 
@@ -112,8 +177,10 @@ def main() -> None:
     for r in run(args.latency_ms):
         print(json.dumps(r))
     p = r["params"]
-    print(f"sequential {p['sequential_wall_s']} s / parallel {p['parallel_wall_s']} s; "
-          f"parallel busy CPU {p['parallel_busy_cpu_s']} s on {p['cpus']} cores")
+    print(f"sequential {p['sequential_wall_s']} s / parallel {p['parallel_wall_s']} s "
+          f"(old path {p['parallel_wall_s_old_path']} s); parallel CPU "
+          f"{p['parallel_tree_cpu_s']} s (old path {p['parallel_tree_cpu_s_old_path']}"
+          f" s) on {p['cpus']} cores")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ BUDGET: dict[str, dict[str, Any]] = {
     "bench_serve": {"window_s": 30.0},
     "bench_ratelimit": {"window_s": 10.0},
 }
-TIMEOUT_S: dict[str, float] = {"bench_sweep": 420.0, "bench_eval": 300.0, "bench_dryrun": 900.0,
+TIMEOUT_S: dict[str, float] = {"bench_sweep": 720.0, "bench_eval": 300.0, "bench_dryrun": 900.0,
                                "bench_serve": 900.0, "bench_ratelimit": 600.0}
 PERFORMANCE_DOC = BENCH_DIR.parent / "docs" / "PERFORMANCE.md"
 DEFAULT_TIMEOUT_S = 240.0

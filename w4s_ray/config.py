@@ -59,6 +59,10 @@ def FF(factory: Any, description: str = "", *, resume: bool = False, **kw: Any) 
 
 class DataConfig(_Section):
     dir: str | None = F(None, "Benchmark data directory; None: $W4S_DATA_DIR, else ./data.")
+    node_cache: bool = F(True, "Evaluator actors and a sweep's benchmark host share each "
+                         "benchmark's built splits through ~/.cache/w4s/benchmarks (built once "
+                         "per machine, not once per process; never GPQA; "
+                         "w4s_ray/benchmarks/node_cache.py).")
 
 
 class CacheConfig(_Section):
@@ -540,6 +544,12 @@ class SweepConfig(_Section):
                                  "before any work starts.", gt=0)
     baselines: bool = F(True, "Evaluate each benchmark's seed workflows on test as reported "
                         "baselines.")
+    task_host: Literal["shared", "per_benchmark"] = F(
+        "shared", "Where each benchmark's driver loop (meta-agent turns, run-dir writes, "
+        "reports) runs: 'shared', threads of one Ray worker process on the driver's node that "
+        "imports the platform once; 'per_benchmark', one Ray task (and so one worker process "
+        "with its own imports) per benchmark, the old path (bench/bench_sweep.py compares "
+        "them).")
     methods: list[str] | None = F(
         None, "The paper-shaped table's methods (`w4s sweep --methods`): hand-designed "
         "baselines (`w4s baselines list`), adas, aflow, w4s; None: W4S with each benchmark's "

@@ -4,6 +4,7 @@ cannot be raised, and the next evaluation works."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -246,3 +247,78 @@ def test_temp_dirs_of_dead_evaluators_are_swept(monkeypatch, tmp_path):
     fresh = sandbox.make_temp_dir("w4s-wf")
     assert not dead.exists() and alive.exists() and other.exists()
     assert os.path.basename(fresh).startswith(f"w4s-wf-{os.getpid()}-")
+
+
+POISON = '''
+import builtins, json, os, sys, threading, time
+import w4s_ray.sandbox.agent as api
+builtins.W4S_POISON = "set by an earlier candidate"
+sys.modules["json"].loads = lambda *a, **k: {"answer": "666"}
+api.Agent.call_json_format_llm = lambda self, **kw: [{"answer": "666"}]
+open("answer.txt", "w").write("666")
+try:
+    open("/tmp/w4s-left-by-a-candidate", "w").write("666")
+except Exception:
+    pass
+def _linger():
+    while True:
+        time.sleep(0.05)
+        builtins.W4S_POISON = "set by a lingering thread"
+threading.Thread(target=_linger, daemon=False).start()
+def solver(agent, task):
+    return {"answer": "666"}
+'''
+
+VICTIM = '''
+import builtins, os, threading
+def solver(agent, task):
+    seen = [n for n in ("answer.txt", "/tmp/w4s-left-by-a-candidate") if os.path.exists(n)]
+    if hasattr(builtins, "W4S_POISON") or seen or threading.active_count() > 8:
+        return {"answer": "leak: " + str((getattr(builtins, "W4S_POISON", None), seen))}
+    r = agent.call_json_format_llm(messages=[{"role": "user", "content": task}],
+                                   return_dict_keys=["answer"])
+    return {"answer": r[0]["answer"]}
+'''
+
+
+def test_a_candidate_that_mutates_its_process_cannot_change_the_next_ones_score(
+        gsm8k, sandbox_cfg, eval_cfg):
+    """Candidates share the evaluator (one sandbox object) but never a process: monkeypatched
+    modules, globals, a lingering thread and files left in its working directory die with the
+    first candidate's child, so the next candidate scores exactly what it earns."""
+    from w4s_ray.sandbox.base import make_sandbox
+
+    sandbox = make_sandbox(sandbox_cfg)
+    lm = gold_lm(gsm8k)
+    first = run_eval(POISON, gsm8k, lm, sandbox, eval_cfg)
+    assert first.answers == ["666", "666"]
+    second = run_eval(VICTIM, gsm8k, lm, sandbox, eval_cfg)
+    gold = [it.answer for it in gsm8k.load("valid")[:2]]
+    assert not any(str(a).startswith("leak") for a in second.answers), second.answers
+    assert second.scores == [1.0, 1.0]
+    assert [gsm8k.score(it, a) for it, a in zip(gsm8k.load("valid")[:2], second.answers,
+                                                strict=True)] == [1.0, 1.0] and len(gold) == 2
+
+
+def test_the_machines_benchmark_cache_is_hidden_from_workflows(gsm8k, sandbox_cfg, eval_cfg):
+    """`data.node_cache` pickles built splits (gold answers) under ~/.cache/w4s: a workflow
+    can neither list nor read them."""
+    from w4s_ray.benchmarks import node_cache
+
+    node_cache.configure(True)  # creates the directory, as an evaluator actor does
+    try:
+        root = str(node_cache._dir)
+        with open(os.path.join(root, "w4s-test-gold.pkl"), "wb") as fh:
+            fh.write(b"gold")
+        code = ("import os\ndef solver(agent, task):\n"
+                f"    names = os.listdir({root!r})\n"
+                f"    return {{'answer': open({root!r} + '/w4s-test-gold.pkl').read()}}\n")
+        res = run_eval(code, gsm8k, gold_lm(gsm8k), sandbox_cfg, eval_cfg)
+        assert res.scores == [0.0, 0.0]
+        assert all(e is not None and e.split(":")[0] == "exception" for e in res.item_errors), \
+            res.item_errors
+        assert "gold" not in repr(res.answers)
+    finally:
+        node_cache.configure(False)
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(root, "w4s-test-gold.pkl"))

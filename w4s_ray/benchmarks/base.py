@@ -4,7 +4,9 @@ A benchmark knows its files (manifest paths), how to build its fixed valid/test 
 them, how to score one prediction, what the meta-agent is told about it (`task_description`,
 `answer_format`) and its seed workflows. Splits are built once per process and data dir
 (`functools.lru_cache`) from files whose sha256 is checked against the manifest first, so a
-corrupt or different-version file is a `DataError`, never silently different items.
+corrupt or different-version file is a `DataError`, never silently different items; with
+`data.node_cache` on (evaluator actors, a sweep's benchmark host) once per machine
+(`node_cache.py`).
 
 `score(item, prediction, scoring)` applies the benchmark's official rule (`official.py`,
 the default) or the lenient one (`scoring.py`); it never raises on a prediction and always
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from w4s_ray.benchmarks import data as data_mod
+from w4s_ray.benchmarks import node_cache
 from w4s_ray.benchmarks.official import (
     choice_format_hint,
     number_format_hint,
@@ -78,6 +81,9 @@ class Benchmark(ABC):
     task_description: ClassVar[str]
     answer_format: ClassVar[str]
     seed_names: ClassVar[tuple[str, ...]] = ("cot", "cot_sc")
+    # The built splits may be written to this machine's cache (benchmarks/node_cache.py,
+    # `data.node_cache`); False for data that must never be on disk in the clear (GPQA).
+    node_cache: ClassVar[bool] = True
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.data_dir = data_mod.resolve_data_dir(data_dir)
@@ -180,6 +186,11 @@ class Benchmark(ABC):
 
 @lru_cache(maxsize=64)
 def _build_cached(cls: type[Benchmark], data_dir: str) -> dict[str, tuple[Item, ...]]:
+    return node_cache.load_or_build(cls, data_dir, list(cls.files),
+                                    lambda: _build(cls, data_dir))
+
+
+def _build(cls: type[Benchmark], data_dir: str) -> dict[str, tuple[Item, ...]]:
     bench = cls(data_dir)
     bench.check_files()
     splits = bench.build(Path(data_dir))

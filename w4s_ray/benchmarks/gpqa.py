@@ -32,6 +32,7 @@ _MEMBER = "dataset/gpqa_diamond.csv"
 class GPQA(MultipleChoiceBenchmark):
     name = "gpqa"
     files = ("gpqa/dataset.zip",)
+    node_cache = False  # decrypted in memory only: never pickled to the machine's cache
     split_sizes = {"valid": 32, "test": 166}
     source = "ADAS: diamond, file order, per-row choice shuffle (seed 0), [:32] / [32:]"
     answer_format = ("A single option letter, A, B, C or D, e.g. B. No option text, no "

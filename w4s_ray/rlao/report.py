@@ -252,10 +252,13 @@ def curve_figure(table: list[dict]):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    # A bare Figure, not pyplot's: no global figure registry, so sweep benchmarks running on
+    # threads of one process (sweep.task_host) can draw at the same time.
+    fig = Figure(figsize=(10, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     by_ep: dict[str, list[dict]] = {}
     for t in table:
         by_ep.setdefault(t["episode_id"], []).append(t)
@@ -296,7 +299,7 @@ def collect_figure(table: list[dict]):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     series: dict[str, dict[int, dict[str, list[float]]]] = {}
@@ -306,7 +309,10 @@ def collect_figure(table: list[dict]):
         cell["acc"].append(t["best_so_far"])
         cell["usd"].append(t["cum_usd"])
         episodes.setdefault(t["benchmark"], set()).add(t["episode_id"])
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    # A bare Figure, not pyplot's: no global figure registry, so sweep benchmarks running on
+    # threads of one process (sweep.task_host) can draw at the same time.
+    fig = Figure(figsize=(10, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     for bench, by_turn in sorted(series.items()):
         turns = sorted(by_turn)
         n = len(episodes[bench])
@@ -338,13 +344,10 @@ def collect_figure(table: list[dict]):
 def _plot(table: list[dict], path: Path) -> None:
     import io
 
-    import matplotlib.pyplot as plt
-
     several = len({t["episode_id"] for t in table}) > 1
     fig = collect_figure(table) if several else curve_figure(table)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 

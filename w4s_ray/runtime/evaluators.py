@@ -41,7 +41,7 @@ from typing import Any
 
 import ray
 
-from w4s_ray.benchmarks import get_benchmark
+from w4s_ray.benchmarks import get_benchmark, node_cache
 from w4s_ray.config import ExperimentConfig
 from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import ConfigError
@@ -61,6 +61,7 @@ class EvaluatorActor:
 
     def __init__(self, cfg: ExperimentConfig, rate_limiter: Any = None) -> None:
         apply_offline_defaults()
+        node_cache.configure(cfg.data.node_cache)
         self.cfg = cfg
         limiter = SharedRateLimiter(rate_limiter, cfg.executor.rate_limit_guard_s) \
             if rate_limiter is not None else None

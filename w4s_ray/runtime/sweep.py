@@ -1,7 +1,10 @@
 """`w4s sweep` on Ray: many benchmarks optimized at once on one pool, rate limit and budget.
 
 Every benchmark runs `w4s_ray.sweep.benchmark.run_benchmark` (seed baselines on test, then the
-same `optimize` as `w4s optimize`) as its own Ray task. All tasks share:
+same `optimize` as `w4s optimize`) on a thread of one shared host actor (`sweep.task_host:
+shared`, the default: the platform is imported into one worker process, not one per benchmark;
+a benchmark that kills that process, e.g. by exhausting memory, stops the others too) or as its
+own Ray task (`per_benchmark`). All of them share:
 
 - ONE evaluator: an `EvaluatorPool` hosted in one actor (`runtime.proxy.host`), so every
   benchmark's candidates queue on the same evaluator actors;
@@ -37,17 +40,19 @@ limiter and budget, and the report is the paper-shaped `sweep_table.md/.png/.jso
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import ray
 from tqdm.auto import tqdm
 
-from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+from w4s_ray.benchmarks import check_benchmarks, get_benchmark, node_cache
 from w4s_ray.env import apply_offline_defaults
 from w4s_ray.errors import BudgetExceeded, ConfigError, ExecutorFatal, W4SError
 from w4s_ray.executor.preflight import check_executor
@@ -163,11 +168,11 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool, fresh: bo
     return cfg, names, layout, todo
 
 
-@ray.remote(num_cpus=0, max_retries=0)
-def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
-                    meta_agent_factory: Callable | None, resume: bool,
-                    executor: dict | None = None) -> dict:
+def _run_one_benchmark(cfg, name: str, root: str, evaluator, meta_agent,
+                      meta_agent_factory: Callable | None, resume: bool,
+                      executor: dict | None = None) -> dict:
     apply_offline_defaults()
+    node_cache.configure(cfg.data.node_cache)
     spec = TaskSpec.from_benchmark(get_benchmark(name, data_dir=cfg.data_dir()),
                                   cfg.rlao.protocol)
     factory = meta_agent_factory or make_meta_agent
@@ -184,6 +189,52 @@ def _benchmark_task(cfg, name: str, root: str, evaluator, meta_agent,
     finally:
         if own:
             meta_agent.close()
+
+
+_benchmark_task = ray.remote(num_cpus=0, max_retries=0)(_run_one_benchmark)
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class _BenchmarkHost:
+    """`sweep.task_host: shared`: every benchmark of the sweep runs on a thread of this one
+    worker process. A Ray task per benchmark starts (or takes) its own worker and imports the
+    platform into it (about 2 CPU-seconds here, most of a benchmark's own CPU); one host pays
+    that once. The threads wait on the pool and the meta-agent almost all the time."""
+
+    def __init__(self) -> None:
+        apply_offline_defaults()
+
+    def run(self, *args: Any) -> dict:
+        return _run_one_benchmark(*args)
+
+
+class _Launcher:
+    """Starts benchmark runs as tasks or on the shared host and stops them again: a host's
+    running threads cannot be cancelled, only its whole process killed."""
+
+    def __init__(self, cfg, here: Any, width: int) -> None:
+        self.here, self.host = here, None
+        if cfg.sweep.task_host == "shared":
+            self.host = _BenchmarkHost.options(
+                scheduling_strategy=here, max_concurrency=max(1, width)).remote()
+
+    def start(self, *args: Any) -> Any:
+        if self.host is not None:
+            return self.host.run.remote(*args)
+        return _benchmark_task.options(scheduling_strategy=self.here).remote(*args)
+
+    def cancel(self, refs: list, force: bool) -> None:
+        if self.host is None:
+            for ref in refs:
+                ray.cancel(ref, force=force)
+        elif force and refs:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.host is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(self.host, no_restart=True)
+            self.host = None
 
 
 def _complete(cfg, layout: SweepLayout, b: str) -> bool:
@@ -282,7 +333,7 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
         atomic_write_json(layout.status, {"meta": _meta(cfg, wall, executor),
                                           "benchmarks": status})
 
-    limiter = agent = evaluator = here = None
+    limiter = agent = evaluator = here = launcher = None
     pending: dict = {}
     budget_error: BudgetExceeded | None = None
     fatal_error: W4SError | None = None
@@ -300,6 +351,8 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
                 agent = make_hosted_meta_agent(cfg)
         queue = list(todo)
         width = cfg.sweep.max_parallel or len(todo) or 1
+        if todo:
+            launcher = _Launcher(cfg, here, min(width, len(todo)))
         total_turns = len(names) * cfg.rlao.turns
         sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=total_turns, initial=min(_turns_done(layout, names), total_turns),
@@ -310,7 +363,7 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
                 while queue and len(pending) < width and budget_error is None \
                         and fatal_error is None:
                     b = queue.pop(0)
-                    ref = _benchmark_task.options(scheduling_strategy=here).remote(
+                    ref = launcher.start(
                         benchmark_config(cfg, b), b, str(layout.root), evaluator, agent,
                         meta_agent_factory, resume or layout.bench(b).has_work(),
                         executor)
@@ -332,7 +385,8 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
                             budget_error = BudgetExceeded(msg)
                         if _is_fatal(exc) and fatal_error is None:
                             fatal_error = user_error(exc)
-                            _stop_all(pending, status, started, f"stopped: {msg}")
+                            _stop_all(pending, status, started, f"stopped: {msg}",
+                                      launcher)
                         status[b] = {"status": kind, "error": msg, "wall_s": wall}
                         layout.bench(b).path.mkdir(parents=True, exist_ok=True)
                         layout.bench(b).error_log.write_text(str(exc), encoding="utf-8")
@@ -348,8 +402,9 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
         finally:
             bar.close()
     finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        if launcher is not None:
+            launcher.cancel(list(pending), force=True)
+            launcher.kill()
         if agent is not None:
             stop(agent)
         if evaluator is not None:
@@ -379,16 +434,16 @@ def _is_fatal(exc: BaseException) -> bool:
     return isinstance(user_error(exc), ExecutorFatal)
 
 
-def _stop_all(pending: dict, status: dict, started: dict, why: str, grace_s: float = 20.0) -> None:
+def _stop_all(pending: dict, status: dict, started: dict, why: str, launcher: _Launcher,
+              grace_s: float = 20.0) -> None:
     """Cancel every running benchmark task (they share the failed endpoint). A graceful cancel
-    first (KeyboardInterrupt in the task; its completed turns are on disk already), then a
-    forced one for tasks still running after `grace_s`."""
+    first (KeyboardInterrupt in the task; its completed turns are on disk already; on the
+    shared host the runs fail by themselves on the same endpoint), then a forced one (the
+    host: killed) for tasks still running after `grace_s`."""
     refs = list(pending)
-    for ref in refs:
-        ray.cancel(ref, force=False)
+    launcher.cancel(refs, force=False)
     _, still = ray.wait(refs, num_returns=len(refs), timeout=grace_s)
-    for ref in still:
-        ray.cancel(ref, force=True)
+    launcher.cancel(list(still), force=True)
     for ref in refs:
         b = pending.pop(ref)
         status[b] = {"status": "failed", "error": why,
