@@ -212,16 +212,16 @@ def verdict(summary: dict, samples: list[dict]) -> list[str]:
         diff = t - w
         spread = math.hypot(wse, tse)
         if diff > 0 and (spread == 0 or diff > 2 * spread):
-            word = "RAISED"
+            word = "RWR RAISED it"
         elif diff < 0 and (spread == 0 or -diff > 2 * spread):
-            word = "LOWERED"
+            word = "RWR LOWERED it"
         elif diff == 0:
-            word = "did NOT change"
+            word = "RWR did NOT change it"
         else:
-            word = "did not change measurably (within 2 standard errors)"
-        out.append(f"- RWR {word} the {label}: {100 * w:.1f}% -> {100 * t:.1f}% "
+            word = "no measurable change (the difference is within 2 standard errors)"
+        out.append(f"- The {label}: {100 * w:.1f}% -> {100 * t:.1f}% "
                    f"({100 * diff:+.1f} points; standard errors {100 * wse:.1f} / "
-                   f"{100 * tse:.1f}).")
+                   f"{100 * tse:.1f}): {word}.")
     dw, dt = stats["warm-start"]["div"], stats["trained"]["div"]
     if dw and dt:
         out.append(f"- Diversity: {dw['distinct_mean']:.1f} -> {dt['distinct_mean']:.1f} distinct "
