@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test test-slow test-all demo lint bench clean
+.PHONY: install test test-slow test-all demo demo-real lint bench clean
 
 $(BIN)/w4s: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11)"; exit 1; }
@@ -36,6 +36,10 @@ test-all: install
 
 demo: install
 	$(BIN)/w4s demo
+
+# The same pipeline with the real SmolLM2-135M-Instruct as the meta-agent (experiments/demo-real.yaml).
+demo-real: install
+	$(BIN)/w4s demo --real
 
 lint: install
 	$(BIN)/ruff check w4s_ray tests bench

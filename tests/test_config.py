@@ -183,10 +183,17 @@ def test_every_experiment_yaml_validates():
 def test_every_shipped_config_gives_the_meta_agent_upstreams_4096_reply_tokens():
     # Fewer cuts long workflows into syntax errors (issue #16); the local backend clamps to the
     # model's context at run time, never the config.
+    # The one exception: `w4s demo --real` decodes SmolLM2's replies on 2 CPU cores, where
+    # 4096 steps per sample would take the whole hour; its cap still fits a seed-sized
+    # workflow (~360 SmolLM2 tokens) and its report states the cap.
     from w4s_ray.config import EXPERIMENTS_DIR
 
     for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
-        assert load_config(path).meta_agent.max_tokens == 4096, path.name
+        cfg = load_config(path)
+        if path.name == "demo-real.yaml":
+            assert cfg.demo.real and 360 <= cfg.meta_agent.max_tokens < 4096
+            continue
+        assert cfg.meta_agent.max_tokens == 4096, path.name
 
 
 @pytest.mark.parametrize("name, figures", [

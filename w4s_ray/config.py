@@ -469,6 +469,23 @@ class CompareConfig(_Section):
                                      "held-out `benchmark`).")
 
 
+class DemoConfig(_Section):
+    """`w4s demo`: the tiny-model pipeline, or `--real` with a pretrained meta-agent."""
+
+    real: bool = F(False, "Run the pipeline with a real pretrained meta-agent (`w4s demo "
+                   "--real`, experiments/demo-real.yaml) instead of the tiny one.")
+    model: str = F("smollm2", "--real: the model preset prepared as the warm-start meta-agent "
+                   "(`w4s models list`; prepared from its packaged GGUF, nothing downloaded).")
+    executor_benchmark: str | None = F(None, "--real: benchmark of the one evaluation of the "
+                                       "seed workflows with the served model as the executor; "
+                                       "None: `benchmark`.")
+    executor_limit: int = F(4, "--real: validation items of that evaluation.", ge=1)
+    executor_max_tokens_cap: int = F(96, "--real: executor.max_tokens_cap for the served model "
+                                     "(a CPU replica decodes tens of tokens/s).", ge=1)
+    executor_timeout_s: float = F(300.0, "--real: executor.timeout_s for the served model.",
+                                  gt=0)
+
+
 class ModelsConfig(_Section):
     """Where model inputs that need preparing go (`w4s models`, GGUF files; docs/MODELS.md)."""
 
@@ -723,6 +740,7 @@ class ExperimentConfig(_Section):
     compare: CompareConfig = FF(CompareConfig, "Policy comparison.")
     serve: ServeConfig = FF(ServeConfig, "Serving.")
     models: ModelsConfig = FF(ModelsConfig, "Model inputs that need preparing (GGUF, presets).")
+    demo: DemoConfig = FF(DemoConfig, "`w4s demo` (--real: a pretrained meta-agent).")
     ray: RayConfig = FF(RayConfig, "Ray.")
     sweep: SweepConfig = FF(SweepConfig, "Sweeps.")
     tracking: TrackingConfig = FF(TrackingConfig, "Experiment tracking (MLflow).")

@@ -19,6 +19,11 @@ per stage with `model_copy`; nothing re-reads YAML). Stages whose outputs exist 
 (a second `w4s demo` resumes; `--fresh` starts over). Everything the demo starts (simulator,
 Serve app and proxy, Ray) is stopped on the way out, also on errors, Ctrl-C and SIGTERM.
 
+`w4s demo --real` (`demo.real`, experiments/demo-real.yaml) runs the same driver with a real
+pretrained meta-agent: stage 2 prepares it from its packaged GGUF, collect uses the scripted
+seed-variants meta-agent, stage 7 evaluates the seed workflows once with the served model as
+the executor instead of optimizing (w4s_ray/demo_real.py).
+
 Not done here: anything a single stage does not do itself; the numbers are the simulator's
 (`sim-gpt-4o-mini`), not a real API's, and the tiny meta-agent does not reason.
 """
@@ -53,6 +58,7 @@ from w4s_ray.train.tiny import init_tiny
 from w4s_ray.utils.io import atomic_write_text
 
 STAGES = ["simulator", "init-tiny", "collect", "train", "compare", "serve", "optimize"]
+REAL_STAGES = ["simulator", "prepare", "collect", "train", "compare", "serve", "serve-eval"]
 
 
 def demo_config(cfg):
@@ -74,6 +80,12 @@ def demo_config(cfg):
     root = require_local(cfg.run_dir, "demo run_dir").resolve()
     out.run_dir = str(root)
     out.data.dir = str(cfg.data_dir())
+    if cfg.demo.real:
+        from w4s_ray import demo_real
+
+        demo_real.check_real_config(cfg)
+        demo_real.real_paths(cfg, out)
+        return out
     out.tiny.out_dir = str(root / "tiny-meta-agent")
     out.meta_agent.backend = "local"
     out.meta_agent.model = str(root / "tiny-meta-agent" / "model")
@@ -86,7 +98,9 @@ def demo_config(cfg):
 
 def demo_paths(cfg) -> dict[str, Path]:
     root = Path(cfg.run_dir)
-    return {"root": root, "tiny": Path(cfg.tiny.out_dir), "collect": root / "collect",
+    warm = Path(cfg.train.base_model) if cfg.demo.real else Path(cfg.tiny.out_dir) / "model"
+    return {"root": root, "tiny": Path(cfg.tiny.out_dir), "warm": warm,
+            "collect": root / "collect", "served_executor": root / "served-executor",
             "train": Path(cfg.train.out_dir), "compare": root / "compare",
             "optimize": root / "optimize" / cfg.benchmark,
             "report": root / "demo_report.md"}
@@ -110,15 +124,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 class _Log:
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(self, say: Callable[[str], None], stages: list[str] = STAGES) -> None:
         self.say = say
+        self.names = stages
         self.t0 = time.monotonic()
         self.stages: list[dict] = []
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[dict]:
-        i = STAGES.index(name) + 1
-        self.say(f"[demo {i}/{len(STAGES)}] {name} ... (t={time.monotonic() - self.t0:.0f} s)")
+        i, n = self.names.index(name) + 1, len(self.names)
+        self.say(f"[demo {i}/{n}] {name} ... (t={time.monotonic() - self.t0:.0f} s)")
         rec: dict = {"stage": name, "status": "running"}
         self.stages.append(rec)
         t = time.monotonic()
@@ -130,7 +145,7 @@ class _Log:
             raise
         finally:
             rec["wall_s"] = round(time.monotonic() - t, 1)
-            self.say(f"[demo {i}/{len(STAGES)}] {name}: {rec['status']} in {rec['wall_s']} s"
+            self.say(f"[demo {i}/{n}] {name}: {rec['status']} in {rec['wall_s']} s"
                      + (f" - {rec['note']}" if rec.get("note") else ""))
 
 
@@ -145,7 +160,8 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
     if fresh:
         shutil.rmtree(paths["root"], ignore_errors=True)
     paths["root"].mkdir(parents=True, exist_ok=True)
-    log = _Log(say)
+    real = cfg.demo.real
+    log = _Log(say, REAL_STAGES if real else STAGES)
     sim = None
     serve_name = None
     results: dict = {}
@@ -156,9 +172,16 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
                 cfg.executor.api_base = sim.url
                 results["executor"] = check_executor(cfg.executor)  # says "simulated"
                 rec["note"] = f"{sim.url} ({results['executor']['simulator']})"
-            with log.stage("init-tiny") as rec:
-                results["tiny"] = _stage_tiny(cfg, paths, progress)
-                rec["note"] = results["tiny"]["note"]
+            if real:
+                from w4s_ray import demo_real
+
+                with log.stage("prepare") as rec:
+                    results["prepare"] = demo_real.stage_prepare(cfg)
+                    rec["note"] = results["prepare"]["note"]
+            else:
+                with log.stage("init-tiny") as rec:
+                    results["tiny"] = _stage_tiny(cfg, paths, progress)
+                    rec["note"] = results["tiny"]["note"]
             ray_stack.enter_context(ray_session(cfg.ray))  # Ray stops after Serve, below
             with log.stage("collect") as rec:
                 results["collect"] = _stage_collect(cfg, paths, progress, results["executor"])
@@ -172,10 +195,15 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
             with log.stage("serve") as rec:
                 serve_name, url = _stage_serve(cfg)
                 rec["note"] = f"{url}/v1 (model {cfg.serve.model_name})"
-            with log.stage("optimize") as rec:
-                results["optimize"] = _stage_optimize(cfg, paths, url, progress,
-                                                      results["executor"])
-                rec["note"] = results["optimize"]["note"]
+            if real:
+                with log.stage("serve-eval") as rec:
+                    results["served_executor"] = _stage_served_executor(cfg, paths, url)
+                    rec["note"] = results["served_executor"]["note"]
+            else:
+                with log.stage("optimize") as rec:
+                    results["optimize"] = _stage_optimize(cfg, paths, url, progress,
+                                                          results["executor"])
+                    rec["note"] = results["optimize"]["note"]
         except Exception:
             with contextlib.suppress(Exception):
                 write_demo_report(cfg, paths, results, log.stages, time.monotonic() - log.t0)
@@ -213,7 +241,7 @@ def _stage_collect(cfg, paths, progress: bool, executor: dict) -> dict:
                   executor=executor)
     rows = RunDir(paths["collect"]).read_rows()
     valid = sum(bool(r["valid"]) for r in rows)
-    if rows and not any(r["code"] for r in rows):
+    if rows and not any(r["code"] for r in rows) and not cfg.demo.real:
         raise DataError(
             f"collect: none of the {len(rows)} candidates of the tiny meta-agent held an "
             f"extractable workflow, so RWR has nothing to train on (see "
@@ -247,7 +275,7 @@ def compare_benchmarks(cfg) -> list[str]:
 
 
 def _stage_compare(cfg, paths, progress: bool) -> dict:
-    models = {"warm-start": str(paths["tiny"] / "model"), "trained": str(paths["train"] / "model")}
+    models = {"warm-start": str(paths["warm"]), "trained": str(paths["train"] / "model")}
     names = check_benchmarks(compare_benchmarks(cfg))
     summary = compare_policies(cfg, models, names, paths["compare"],
                                samples=cfg.compare.samples, seeds=list(cfg.compare.seeds),
@@ -257,6 +285,14 @@ def _stage_compare(cfg, paths, progress: bool) -> dict:
     return {"summary": summary, "report": str(paths["compare"] / "compare.md"),
             "note": f"mean valid acc of a sampled workflow: warm-start {100 * warm:.1f}% -> "
                     f"trained {100 * trained:.1f}%"}
+
+
+def _stage_served_executor(cfg, paths, url: str) -> dict:
+    from w4s_ray import demo_real
+
+    bench = cfg.demo.executor_benchmark or cfg.benchmark
+    sim = demo_real.sim_seed_records(paths["compare"], bench, cfg.eval.limit)
+    return demo_real.stage_executor_eval(cfg, url, paths["served_executor"], sim)
 
 
 def _stage_serve(cfg) -> tuple[str, str]:
@@ -338,6 +374,8 @@ def _compare_section(cfg, summary: dict) -> list[str]:
 def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
     """demo_report.md: stage table, per-turn validation/dollars, final test vs seed baselines."""
 
+    if cfg.demo.real:
+        return _write_real_report(cfg, paths, results, stages, wall_s)
     lines = ["# w4s demo (simulated executor)", "",
              f"Offline end-to-end run: simulated executor `{cfg.executor.model}`, tiny "
              f"meta-agent trained on {', '.join(cfg.benchmarks)}, then served and used to "
@@ -400,6 +438,75 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
     for label, p in links:
         if p.exists():
             lines.append(f"- {label}: `{p}`")
+    lines.append("")
+    atomic_write_text(paths["report"], "\n".join(lines))
+    return paths["report"]
+
+
+def _stage_lines(stages: list[dict]) -> list[str]:
+    lines = ["## Stages", "", "| stage | status | wall s | outcome |", "| --- | --- | --- | --- |"]
+    for s in stages:
+        lines.append(f"| {s['stage']} | {s['status']} | {s.get('wall_s', '')} | "
+                     f"{str(s.get('note', '')).replace('|', '/')} |")
+    return lines + [""]
+
+
+def _write_real_report(cfg, paths, results: dict, stages: list[dict], wall_s: float) -> Path:
+    """demo_report.md of `w4s demo --real`: stages, warm start vs RWR-trained, served executor."""
+    from w4s_ray import demo_real
+
+    warm = paths["warm"]
+    lines = [f"# w4s demo --real ({cfg.demo.model} as the meta-agent)", "",
+             f"Offline end-to-end run with a real pretrained meta-agent, `{warm}` (prepared "
+             f"from the GGUF packaged for preset `{cfg.demo.model}`; nothing downloaded). "
+             f"Trajectories were collected on {', '.join(cfg.benchmarks)} with the simulated "
+             f"executor `{cfg.executor.model}` and the scripted `seed-variants` meta-agent "
+             "(working edits of the seed workflows: the valid workflows RWR imitates; the real "
+             f"model itself writes almost none). Then LoRA RWR of {cfg.demo.model} on the "
+             f"valid rows ({cfg.train.num_workers} worker(s), {cfg.train.epochs} epoch(s)), the "
+             "warm start and the trained model compared on validation, and the trained model "
+             f"served. **{cfg.benchmark}** was held out of training. Total wall time "
+             f"{wall_s:.0f} s.", ""]
+    lines += _stage_lines(stages)
+    cmp_json = paths["compare"] / "compare.json"
+    if cmp_json.exists():
+        summary = json.loads(cmp_json.read_text(encoding="utf-8"))
+        samples = demo_real.read_samples(paths["compare"])
+        lines += ["## Warm start vs RWR-trained meta-agent (held-out validation)", "",
+                  f"Each model sampled {summary.get('samples_per_cell')} workflows per benchmark "
+                  f"and seed (seeds {', '.join(map(str, summary['seeds']))}; benchmarks "
+                  f"{', '.join(summary['benchmarks'])}; `{cfg.benchmark}` not in the training "
+                  f"data) in the first-turn W4S state, replies up to "
+                  f"{cfg.meta_agent.max_tokens} tokens at temperature "
+                  f"{cfg.meta_agent.temperature}. Parseable: the reply holds an extractable "
+                  "`solver`; valid: it ran on validation without an error; accuracy: its "
+                  "validation accuracy, 0 when not valid. Distinct workflows: different "
+                  "programs (normalised code) among the samples of one benchmark-seed cell.",
+                  ""]
+        lines += demo_real.warm_vs_trained_table(summary, samples)
+        lines += ["What RWR did and did not do (from the figures above):", ""]
+        lines += demo_real.verdict(summary, samples)
+        lines += ["Per benchmark (mean accuracy of a sample, %):", "",
+                  "| benchmark | warm-start | trained |", "| --- | --- | --- |"]
+        pm = summary["per_model"]
+        for b in summary["benchmarks"]:
+            label = f"{b} (held out)" if b == cfg.benchmark else b
+            lines.append(f"| {label} | " + " | ".join(
+                _pct(pm[m]["per_benchmark"][b]) if m in pm else "n/a"
+                for m in ("warm-start", "trained")) + " |")
+        lines.append("")
+    served = (results.get("served_executor") or {})
+    f = paths["served_executor"] / "served_executor.json"
+    if not served and f.exists():
+        served = json.loads(f.read_text(encoding="utf-8"))
+    if served.get("seeds") is not None:
+        lines += demo_real.served_executor_section(served)
+    links = [("collect report", RunDir(paths["collect"]).report),
+             ("compare report", paths["compare"] / "compare.md"),
+             ("train summary", paths["train"] / "train_summary.md"),
+             ("served executor", paths["served_executor"] / "served_executor.json")]
+    lines += ["## Stage outputs", ""]
+    lines += [f"- {label}: `{p}`" for label, p in links if p.exists()]
     lines.append("")
     atomic_write_text(paths["report"], "\n".join(lines))
     return paths["report"]
