@@ -20,7 +20,13 @@ platform's own burst). The window is W = 10 s here (limits given per minute, so 
 a few minutes; real runs span hours of 60 s windows, where the fixed start-up share is
 smaller still.
 
+Before them, the limiter alone (`limiter_only`): 40 calls at once through the run's limiter
+actor against 5 requests per 5 s window, with nothing else to do, so the ratio is the
+limiter's own (window accounting, the guard, grant round trips) apart from the CPU the runs
+above need.
+
     python bench/bench_ratelimit.py [--window-s 10]
+    python bench/bench_ratelimit.py --limiter-only
 """
 
 from __future__ import annotations
@@ -85,6 +91,65 @@ def limit_text(m: dict, load: list[float]) -> str:
             f"{m['max_requests_per_window']:g})")
 
 
+def limiter_only(window_s: float = 5.0, per_window: int = 5, calls: int = 40,
+                 latency_ms: float = 300.0, guard_s: float = 0.5) -> dict:
+    """The shared limiter alone, with more demand than the limit: `calls` chat calls at once
+    from one Ray worker through `SharedRateLimiter` (the run's limiter actor) against the
+    simulator enforcing `per_window` requests per `window_s`. No sandboxes, no scoring, no
+    turns: the CPU cost is a few ms per call, so wall / the limit's bound is the limiter's own
+    inefficiency (window accounting, grant latency), next to what the guard alone costs,
+    (W + guard) / W. Needs Ray initialised."""
+    import asyncio
+
+    import ray
+
+    from w4s_ray.config import CacheConfig, ExecutorConfig, ExperimentConfig, SimConfig
+    from w4s_ray.executor.sim.launch import start_sim
+    from w4s_ray.runtime.rate_limiter import get_rate_limiter
+
+    rpm = int(per_window * 60 / window_s)
+    sim = start_sim(SimConfig(latency="fixed", latency_ms=latency_ms, rpm_limit=rpm,
+                              tpm_limit=None, limit_window_s=window_s, rate_429=0.0, seed=1),
+                    ExperimentConfig().data_dir(), port=0)
+    try:
+        cfg = ExecutorConfig(api_base=sim.url, requests_per_minute=rpm,
+                             rate_limit_window_s=window_s, rate_limit_guard_s=guard_s,
+                             cache=CacheConfig(enabled=False), max_tokens=64)
+        handle = get_rate_limiter(cfg, name=f"bench-limiter-only-{time.time_ns()}",
+                                  preflight_tokens=0)
+
+        @ray.remote(num_cpus=0)
+        def worker(cfg_json: str, handle, n: int) -> float:
+            from w4s_ray.config import ExecutorConfig
+            from w4s_ray.executor.client import ExecutorClient
+            from w4s_ray.runtime.rate_limiter import SharedRateLimiter
+
+            client = ExecutorClient(ExecutorConfig.model_validate_json(cfg_json),
+                                    rate_limiter=SharedRateLimiter(handle))
+
+            async def go() -> float:
+                t0 = time.perf_counter()
+                await asyncio.gather(*[client.chat([{"role": "user", "content": f"q {i}"}])
+                                       for i in range(n)])
+                return time.perf_counter() - t0
+            return asyncio.run(go())
+
+        wall = ray.get(worker.remote(cfg.model_dump_json(), handle, calls), timeout=300)
+        ray.kill(handle)
+        stats, key = sim.stats(), sim.get("/limits")["keys"][0]
+    finally:
+        sim.stop()
+    windows = math.ceil(calls / per_window) - 1
+    bound = windows * window_s
+    return {"wall_s": round(wall, 2), "requests": calls, "bound_s": bound,
+            "ratio": round(wall / bound, 3),
+            "guard_only_ratio": round((windows * (window_s + guard_s) + latency_ms / 1000)
+                                      / bound, 3),
+            "guard_s": guard_s, "window_s": window_s, "per_window": per_window,
+            "latency_ms": latency_ms, "limit_429": stats.get("limit_429", 0),
+            "peak_requests_per_window": key["offered_peak_requests"]}
+
+
 def _overrides(root: Path, url: str, rpm: int, tpm: int, window_s: float) -> list[str]:
     return [f"run_dir={root}", f"executor.api_base={url}", "executor.cache.enabled=false",
             "executor.max_tokens=512", f"executor.requests_per_minute={rpm}",
@@ -135,6 +200,8 @@ def run(window_s: float = 10.0, rpm: int = 120, tpm: int = 120_000,
     init_ray(RayConfig(num_cpus=4))
     out = {}
     try:
+        lim = limiter_only()
+        print("limiter_only", json.dumps(lim), file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="w4s-bench-rl-") as tmp:
             base = _overrides(Path(tmp), sim.url, rpm, tpm, window_s)
             sweep_cfg = load_config(None, base + [
@@ -156,7 +223,18 @@ def run(window_s: float = 10.0, rpm: int = 120, tpm: int = 120_000,
     import os
 
     load = [round(x, 2) for x in os.getloadavg()]
-    rows = []
+    rows = [
+        {"name": "ratelimit_limiter_only_wall_over_bound", "value": lim["ratio"],
+         "target": None, "params": {**lim, "load_avg": load},
+         "limit": f"the guard: each grant counts over W + guard, "
+                  f"{lim['guard_only_ratio']:g} of the bound at W = {lim['window_s']:g} s "
+                  f"({1 + lim['guard_s'] / 60:.3f} at 60 s windows)",
+         "unit": "ratio, wall of calls offered faster than the limit / the limit's lower "
+                 "bound (the limiter alone; lower is better)"},
+        {"name": "ratelimit_limiter_only_limit_429s", "value": lim["limit_429"], "target": 0,
+         "direction": "<=", "params": {**lim, "load_avg": load},
+         "limit": "the shared limiter's window", "unit": "429s answered by the limit"},
+    ]
     common = {"window_s": window_s, "rpm": rpm, "tpm": tpm, "latency_ms": latency_ms,
               "fault_429_rate": 0.01, "load_avg": load}
     for run_name, m in out.items():
@@ -179,7 +257,17 @@ def main() -> None:
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--rpm", type=int, default=120)
     ap.add_argument("--tpm", type=int, default=120_000)
+    ap.add_argument("--limiter-only", action="store_true")
     args = ap.parse_args()
+    if args.limiter_only:
+        from w4s_ray.config import RayConfig
+        from w4s_ray.env import apply_offline_defaults
+        from w4s_ray.runtime.ray_init import init_ray
+
+        apply_offline_defaults()
+        init_ray(RayConfig(num_cpus=2))
+        print(json.dumps(limiter_only()))
+        return
     for r in run(args.window_s, args.rpm, args.tpm):
         print(json.dumps(r))
 

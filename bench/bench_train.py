@@ -89,43 +89,126 @@ def _turns(tok, n_turns: int, candidates: int, max_seq_len: int, seed: int):
     return turns
 
 
-def _time_interleaved(fn_a, fn_b, batches, warmup: int = 1) -> tuple[float, float]:
-    """Alternate the two step functions batch by batch, so load changes on a shared box hit
-    both sides alike; returns the summed seconds of each (warm-up batches excluded)."""
-    t_a = t_b = 0.0
+def _time_interleaved(fns: dict, batches, warmup: int = 1) -> dict[str, float]:
+    """Run every step function on each batch in turn, batch by batch, so load changes on a
+    shared box hit all sides alike; returns the summed seconds of each (warm-up excluded)."""
+    total = dict.fromkeys(fns, 0.0)
     for i, b in enumerate(batches):
-        t0 = time.perf_counter()
-        fn_a(b)
-        t1 = time.perf_counter()
-        fn_b(b)
-        t2 = time.perf_counter()
-        if i >= warmup:
-            t_a += t1 - t0
-            t_b += t2 - t1
-    return t_a, t_b
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(b)
+            if i >= warmup:
+                total[name] += time.perf_counter() - t0
+    return total
 
 
-def run(steps: int = 4, turns_per_batch: int = 2, candidates: int = 5,
-        context: int = 8192, capped_context: int | None = 1536, seed: int = 0) -> list[dict]:
-    """The target row at `context` (W4S prompts untruncated, ~4.7k tokens with the tiny
-    tokenizer, as a model with a real context sees them); an informational row at the tiny
-    meta-agent's own 1536-token context, where prompts are cut to ~1k tokens."""
-    rows = _run_at(steps, turns_per_batch, candidates, context, seed)
+# The ablation: each variant is the default step with one technique taken away (or, for
+# checkpointing, added), on its own copy of the same model and optimizer.
+VARIANTS = {
+    "batched": "default: candidates of a turn packed on one prompt encoding, the actions run "
+               "on its KV cache (prefix sharing), logits only where labels are",
+    "full_logits": "the default, but the LM head on every position (no logits_to_keep)",
+    "dense_packed": "packing without the KV-cache split: one forward over prompt + m actions "
+                    "with a block attention mask (prompt once, dense (P+mA)^2 attention)",
+    "dense_packed_ckpt": "dense_packed with gradient checkpointing (the trainer's path when "
+                         "train.gradient_checkpointing is on)",
+    "padded": "no packing: the examples as one right-padded batch (prompt m times), logits "
+              "only where labels are",
+    "per_sample": "the paper code's loop: one forward per example with HF labels= (reference)",
+}
+
+
+class _FullLogits:
+    """A model wrapper that computes logits at every position, then keeps the ones asked for:
+    the default path minus `logits_to_keep`."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, **kw):
+        import torch
+
+        keep = kw.pop("logits_to_keep", None)
+        out = self.model(**kw)
+        if isinstance(keep, torch.Tensor):
+            out.logits = out.logits[:, keep]
+        return out
+
+
+def make_step(name: str, model_dir, pad_id: int, max_seq_len: int):
+    """A fresh model and AdamW for variant `name`, and its training step on a batch of
+    `rwr.Example`s (forward, backward, optimizer step)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from w4s_ray.config import TrainConfig
+    from w4s_ray.train.loss import (
+        batch_loss,
+        collate,
+        collate_packed,
+        packed_batch_loss,
+        packed_batch_loss_dense,
+        per_sample_rwr_loss,
+    )
+    from w4s_ray.train.rwr import pack_examples
+    from w4s_ray.train.trainer import _load_model
+
+    def packed(b):
+        return collate_packed([asdict(r) for r in pack_examples(b, 2 * max_seq_len)], pad_id)
+
+    def padded(b):
+        return collate([e.input_ids for e in b], [e.labels for e in b], [e.weight for e in b],
+                       pad_id)
+
+    def per_sample(m, b):
+        return per_sample_rwr_loss(m, [e.input_ids for e in b], [e.labels for e in b],
+                                   [e.weight for e in b])
+
+    # name -> (the loss of a batch given the model, gradient checkpointing)
+    losses = {
+        "batched": (lambda m, b: packed_batch_loss(m, packed(b))[0], False),
+        "full_logits": (lambda m, b: packed_batch_loss(_FullLogits(m), packed(b))[0], False),
+        "dense_packed": (lambda m, b: packed_batch_loss_dense(m, packed(b))[0], False),
+        "dense_packed_ckpt": (lambda m, b: packed_batch_loss_dense(m, packed(b))[0], True),
+        "padded": (lambda m, b: batch_loss(m, padded(b))[0], False),
+        "per_sample": (per_sample, False),
+    }
+    loss_fn, ckpt = losses[name]
+    model = (_load_model(TrainConfig(), str(model_dir), True) if ckpt else
+             AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step(b):
+        loss = loss_fn(model, b)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    step.model, step.opt = model, opt  # bench_train_memory sets up the optimizer state
+    return step
+
+
+def run(steps: int = 2, turns_per_batch: int = 2, candidates: int = 5,
+        context: int = 8192, capped_context: int | None = 1536, seed: int = 0,
+        ablation: bool = True) -> list[dict]:
+    """The target row and (with `ablation`) every variant at `context` (W4S prompts
+    untruncated, ~4.7k tokens with the tiny tokenizer, as a model with a real context sees
+    them); an informational default-vs-loop row at the tiny meta-agent's own 1536-token
+    context, where prompts are cut to ~1k tokens."""
+    names = list(VARIANTS) if ablation else ["batched", "per_sample"]
+    rows = _run_at(steps, turns_per_batch, candidates, context, seed, names)
     if capped_context:
-        for r in _run_at(steps, turns_per_batch, candidates, capped_context, seed):
+        for r in _run_at(steps, turns_per_batch, candidates, capped_context, seed,
+                         ["batched", "per_sample"]):
             rows.append({**r, "name": f"{r['name']}_ctx{capped_context}", "target": None})
     return rows
 
 
 def _run_at(steps: int, turns_per_batch: int, candidates: int, context: int,
-            seed: int) -> list[dict]:
+            seed: int, names: list[str]) -> list[dict]:
     import torch
-    from transformers import AutoModelForCausalLM
 
     from w4s_ray.config import TinyModelConfig
     from w4s_ray.meta_agent.tokenizer import load_tokenizer
-    from w4s_ray.train.loss import collate_packed, packed_batch_loss, per_sample_rwr_loss
-    from w4s_ray.train.rwr import pack_examples
     from w4s_ray.train.tiny import build_tiny_model
 
     torch.manual_seed(seed)
@@ -140,42 +223,31 @@ def _run_at(steps: int, turns_per_batch: int, candidates: int, context: int,
         exs = [e for b in batches for e in b]
         action_tokens = sum(e.num_action_tokens for b in batches[1:] for e in b)
 
-        def make():
-            m = AutoModelForCausalLM.from_pretrained(mdir, dtype=torch.float32).train()
-            return m, torch.optim.AdamW(m.parameters(), lr=1e-4)
-
-        model_a, opt_a = make()
-        model_b, opt_b = make()
-
-        def batched_step(b):
-            rows = [asdict(r) for r in pack_examples(b, 2 * max_seq_len)]
-            loss, _ = packed_batch_loss(model_a, collate_packed(rows, tok.pad_token_id))
-            opt_a.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_a.step()
-
-        def per_sample_step(b):
-            loss = per_sample_rwr_loss(model_b, [e.input_ids for e in b], [e.labels for e in b],
-                                       [e.weight for e in b])
-            opt_b.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_b.step()
-
-        t_batched, t_loop = _time_interleaved(batched_step, per_sample_step, batches)
+        seconds = _time_interleaved(
+            {n: make_step(n, mdir, tok.pad_token_id, max_seq_len) for n in names}, batches)
     params = {"context": context, "steps": steps, "turns_per_batch": turns_per_batch, "candidates": candidates,
               "examples_per_batch": turns_per_batch * candidates, "max_seq_len": max_seq_len,
               "action_tokens": action_tokens,
               "mean_seq_len": round(sum(len(e.input_ids) for e in exs) / len(exs), 1),
               "torch_threads": torch.get_num_threads()}
-    tps_b, tps_l = action_tokens / t_batched, action_tokens / t_loop
-    return [
-        {"name": "rwr_batched_tokens_per_s", "value": round(tps_b, 1), "target": None,
+    tps = {n: action_tokens / s for n, s in seconds.items()}
+    rows = [
+        {"name": "rwr_batched_tokens_per_s", "value": round(tps["batched"], 1), "target": None,
          "unit": "action tokens/s", "params": params},
-        {"name": "rwr_per_sample_tokens_per_s", "value": round(tps_l, 1), "target": None,
-         "unit": "action tokens/s", "params": params},
-        {"name": "rwr_batched_speedup", "value": round(tps_b / tps_l, 2), "target": 3.0,
-         "unit": "x (batched / per-sample)", "params": params},
+        {"name": "rwr_per_sample_tokens_per_s", "value": round(tps["per_sample"], 1),
+         "target": None, "unit": "action tokens/s", "params": params},
+        {"name": "rwr_batched_speedup", "value": round(tps["batched"] / tps["per_sample"], 2),
+         "target": 3.0, "unit": "x (batched / per-sample)", "params": params},
     ]
+    for n in names:
+        if n in ("batched", "per_sample"):
+            continue
+        rows.append({"name": f"rwr_ablation_{n}_speedup",
+                     "value": round(tps[n] / tps["per_sample"], 2), "target": None,
+                     "unit": "x (variant / per-sample), measured in the same loop",
+                     "params": {**params, "variant": VARIANTS[n],
+                                "tokens_per_s": round(tps[n], 1)}})
+    return rows
 
 
 if __name__ == "__main__":

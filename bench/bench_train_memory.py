@@ -1,5 +1,14 @@
-"""Bench: memory and time of one RWR training step of a real-model-shaped meta-agent, with and
-without gradient checkpointing, at 2k and 4k tokens.
+"""Bench: memory of one RWR training step per worker, per technique, at the W4S prompt length;
+and (the CLI) memory and time of a real-model-shaped meta-agent with and without gradient
+checkpointing at 2k and 4k tokens.
+
+`run()` (what `make bench` runs): the tiny model at an 8192-token context and bench_train's
+W4S-shaped batch (2 turns of a ~4.7k-token gsm8k prompt and m = 5 candidates), one training
+step of each `bench_train.VARIANTS` entry in its own process: the worker's peak RSS minus its
+RSS once the model, the optimizer state and the batch are in place (what the step itself
+needs: activations, gradients, logits), and the whole peak.
+
+The CLI below does the SmolLM2-shaped study (too slow for `make bench` on 2 cores).
 
 The model has SmolLM2-135M's architecture (Llama, 30 layers, hidden 576, 9 heads / 3 KV heads,
 vocab 49152, tied embeddings) with random weights: nothing is downloaded, and memory and time
@@ -31,6 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # SmolLM2-135M's config.json (HuggingFaceTB/SmolLM2-135M), architecture fields only.
 SMOLLM2_135M = dict(
@@ -104,6 +114,58 @@ def case(model_dir: str, length: int, checkpointing: bool, steps: int, threads: 
             "step_s": sum(times[1:]) / max(1, len(times) - 1)}
 
 
+def w4s_case(name: str, context: int, candidates: int, seed: int = 0) -> dict:
+    """One bench_train variant's step on the W4S-shaped batch, in this process."""
+    import bench_train
+    import torch
+
+    from w4s_ray.config import TinyModelConfig
+    from w4s_ray.meta_agent.tokenizer import load_tokenizer
+    from w4s_ray.train.tiny import build_tiny_model
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        mdir = build_tiny_model(Path(tmp) / "m", TinyModelConfig(
+            seed=seed, max_position_embeddings=context))
+        tok = load_tokenizer(mdir)
+        batch = sum(bench_train._turns(tok, 2, candidates, context, seed), [])
+        step = bench_train.make_step(name, mdir, tok.pad_token_id, context)
+        for p in step.model.parameters():  # AdamW allocates its state at its first step
+            p.grad = torch.zeros_like(p)
+        step.opt.step()
+        step.opt.zero_grad(set_to_none=True)
+        base = _rss_mb()
+        t0 = time.perf_counter()
+        step(batch)
+        step_s = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"variant": name, "loaded_mb": round(base, 1), "peak_mb": round(peak, 1),
+            "step_mb": round(peak - base, 1), "step_s": round(step_s, 2),
+            "tokens": sum(len(e.input_ids) for e in batch)}
+
+
+def run(variants: str = "per_sample,padded,dense_packed,dense_packed_ckpt,batched",
+        context: int = 8192, candidates: int = 5) -> list[dict]:
+    """Rows for run_all: step memory and peak RSS per worker of each variant, each case in
+    its own process."""
+    rows = []
+    for name in variants.split(","):
+        out = subprocess.run(
+            [sys.executable, __file__, "--w4s-case", name, "--context", str(context),
+             "--candidates", str(candidates)], check=True, capture_output=True, text=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        params = {"context": context, "candidates": candidates, "turns": 2, **r}
+        rows += [
+            {"name": f"rwr_mem_step_mb_{name}", "value": r["step_mb"], "target": None,
+             "unit": "MB, one worker's peak RSS in the step minus model + optimizer + batch",
+             "limit": "activations kept for the backward, logits", "params": params},
+            {"name": f"rwr_mem_peak_mb_{name}", "value": r["peak_mb"], "target": None,
+             "unit": "MB, one worker's peak RSS (tiny model, 8k context)",
+             "limit": "the step's activations over the loaded process", "params": params},
+        ]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=2)
@@ -111,7 +173,16 @@ def main() -> None:
     ap.add_argument("--lengths", default="2048,4096")
     ap.add_argument("--case", nargs=2)  # internal: LENGTH CHECKPOINTING
     ap.add_argument("--model-dir")
+    ap.add_argument("--w4s-case")  # internal: a bench_train variant name
+    ap.add_argument("--context", type=int, default=8192)
+    ap.add_argument("--candidates", type=int, default=5)
     args = ap.parse_args()
+    if args.w4s_case:
+        from w4s_ray.env import apply_offline_defaults
+
+        apply_offline_defaults()
+        print(json.dumps(w4s_case(args.w4s_case, args.context, args.candidates)))
+        return
     if args.case:
         print(json.dumps(case(args.model_dir, int(args.case[0]), args.case[1] == "1",
                               args.steps, args.threads)))
