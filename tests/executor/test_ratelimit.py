@@ -9,10 +9,12 @@ import time
 import pytest
 
 from w4s_ray.executor.ratelimit import (
+    Ask,
     AsyncRateLimiter,
     CompletionEstimate,
     WindowLimit,
     per_window,
+    reservation,
     token_upper_bound,
 )
 
@@ -173,3 +175,28 @@ def test_async_limiter_paces_coroutines_first_come_first_served():
     times = asyncio.run(run())
     # 5 per 0.5 s window: the first 5 at once, then 5 after 0.5 s, the last 2 after 1 s
     assert sorted(times)[4] < 0.25 and sorted(times)[5] >= 0.45 and sorted(times)[10] >= 0.95
+
+
+def test_a_waiting_call_is_sized_when_granted_with_what_replies_showed_meanwhile():
+    """A self-consistency call asked during a cold start (n=5 x max_tokens: more than a whole
+    window) used to wait for an EMPTY window; sized at grant time, it goes as soon as the
+    replies settled before it show what completions really cost."""
+    lim = AsyncRateLimiter(requests_per_minute=None, tokens_per_minute=6000, window_s=10.0)
+    big = Ask(prompt=50, n=5, max_tokens=400)
+    assert reservation(big, lim.estimate) == 2050  # cold: the bound (over the 1,000 window)
+
+    async def run() -> float:
+        grants = [await lim.acquire(Ask(prompt=10, n=1, max_tokens=50)) for _ in range(8)]
+        waiting = asyncio.ensure_future(lim.acquire(big))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # 480 reserved: the capped 1,000 does not fit
+        t0 = time.monotonic()
+        for g in grants:  # each reply: 10 completion tokens of one sample
+            lim.settle(g, 20, completion=(10, 1))
+        await asyncio.wait_for(waiting, 2.0)
+        return time.monotonic() - t0
+
+    assert asyncio.run(run()) < 1.0  # not the 10 s until the window empties
+    # warm: the prompt bound + 5 x (1.5 x the largest completion seen + 16)
+    assert reservation(big, lim.estimate) == 50 + 5 * (15 + 16)
+    assert lim.limit.tokens == 8 * 20 + 50 + 5 * 31

@@ -9,8 +9,8 @@ SDK's `max_retries=0`): its retry wrapper neither honours Retry-After with jitte
 one clear cause, so the policy lives here: exponential backoff with full jitter, at least the
 server's Retry-After, at most `retry_max_delay_s` per wait and `max_retries` retries.
 Every attempt (retries too: the provider counts each) takes its own rate-limit grant, reserving
-the prompt's token bound plus the completion tokens recent replies suggest
-(`ratelimit.CompletionEstimate`), settled to the reply's usage.
+the prompt's token bound plus the completion tokens the limiter's recent replies suggest
+(`ratelimit.Ask`, sized when the grant is made), settled to the reply's usage.
 A call that still fails raises `ExecutorError` naming the cause; a reply is never "".
 Failures the endpoint will repeat for every call (bad key, unknown model, rejected parameter,
 nothing listening: `transport.classify` kind "fatal") raise `ExecutorFatal` with a hint
@@ -58,7 +58,7 @@ from w4s_ray.executor.cost import Pricing, cost_usd, resolve_pricing
 from w4s_ray.executor.failures import call_error, fatal_error
 from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
-from w4s_ray.executor.ratelimit import AsyncRateLimiter, CompletionEstimate, token_upper_bound
+from w4s_ray.executor.ratelimit import Ask, AsyncRateLimiter, token_upper_bound
 from w4s_ray.executor.transport import (
     FATAL,
     ITEM,
@@ -214,7 +214,6 @@ class ExecutorClient:
         else:
             self._limiter = None
         self._sem: asyncio.Semaphore | None = None
-        self._completions = CompletionEstimate()
         self._lock = threading.Lock()
         self._stats: dict[str, float] = defaultdict(float)
         self.ledger: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -464,14 +463,14 @@ class ExecutorClient:
     # ------------------------------------------------------------------ the rate limit
 
     async def _acquire(self, messages: list[dict], n: int, max_tokens: int) -> Any:
-        """A grant for ONE attempt (the provider counts each), reserving the prompt's upper
-        bound plus the completion tokens replies so far suggest (the full max_tokens until a
-        few replies were seen); None without a limiter."""
+        """A grant for ONE attempt (the provider counts each): the limiter reserves the prompt's
+        upper bound plus the completion tokens the replies it has settled suggest (the full
+        max_tokens until a few were seen), when it grants; None without a limiter."""
         if self._limiter is None:
             return None
-        per_sample = self._completions.per_sample(max_tokens)
+        ask = Ask(token_upper_bound(messages, 0, 0), n, max_tokens)
         with held():  # the platform's wait, not the workflow's (utils/held.py)
-            return await self._limiter.acquire(token_upper_bound(messages, n, per_sample))
+            return await self._limiter.acquire(ask)
 
     def _settle(self, grant: Any, done: Any) -> None:
         """After an attempt: the tokens its reply reports, and its dollars (a failed attempt
@@ -481,9 +480,9 @@ class ExecutorClient:
         if done is None:
             self._limiter.settle(grant, None, 0.0)
         else:
-            self._completions.observe(done.completion_tokens, max(1, len(done.texts)))
             self._limiter.settle(grant, done.prompt_tokens + done.completion_tokens,
-                                 self._prices.cost(done.prompt_tokens, done.completion_tokens))
+                                 self._prices.cost(done.prompt_tokens, done.completion_tokens),
+                                 completion=(done.completion_tokens, max(1, len(done.texts))))
 
     def _release(self, grant: Any) -> None:
         """A grant that was never used: nothing was sent."""

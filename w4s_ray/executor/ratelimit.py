@@ -10,9 +10,11 @@ only if the window ending now, with it added, stays within both limits; otherwis
 is told exactly when enough of the log will have aged out. It counts over `window_s + guard_s`
 because a grant reaches the provider a little later than it was made (RPC reply, the send,
 the server's own queue); with the guard, calls granted in one provider window were all in one
-limiter window. Tokens are not known before a call: the caller reserves an upper bound (see
-`token_upper_bound`) or an estimate from the replies seen so far (`CompletionEstimate`), and
-`settle`s the grant to the tokens the reply says were used.
+limiter window. Tokens are not known before a call: the caller asks with an `Ask` (the
+prompt's upper bound, n, max_tokens) and the limiter reserves the prompt bound plus n x its
+completion estimate from the replies it has settled so far (`CompletionEstimate`; the full
+max_tokens until enough were seen), computed when the grant is made; the grant is then
+`settle`d to the tokens the reply says were used.
 
 `AsyncRateLimiter` is one process's limiter (coroutines queue first come, first served);
 `w4s_ray.runtime.rate_limiter` hosts a `WindowLimit` in a Ray actor so the limit holds across
@@ -26,11 +28,34 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def per_window(per_minute: float | None, window_s: float) -> float | None:
     """A per-minute limit as the amount allowed in one window of `window_s` seconds."""
     return None if not per_minute else per_minute * window_s / 60.0
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What one attempt may be charged, for a limiter to size its reservation WHEN it grants
+    it: the prompt's upper bound and `n` samples of at most `max_tokens` each. The limiter
+    reserves `prompt + n x` its completion estimate (the full `max_tokens` until it has seen
+    replies). Sized at grant time, a call that waited behind others is reserved with what
+    their replies showed, not with the cold-start bound it was asked with."""
+
+    prompt: int
+    n: int
+    max_tokens: int
+
+    def tokens(self, estimate: CompletionEstimate | None) -> int:
+        per = estimate.per_sample(self.max_tokens) if estimate is not None else self.max_tokens
+        return self.prompt + int(per) * int(self.n)
+
+
+def reservation(ask: Ask | float, estimate: CompletionEstimate | None) -> float:
+    """Tokens to reserve for `ask` (a plain number is reserved as it is)."""
+    return float(ask.tokens(estimate)) if isinstance(ask, Ask) else float(ask)
 
 
 def token_upper_bound(messages: list[dict], n: int, max_tokens: int) -> int:
@@ -168,6 +193,7 @@ class AsyncRateLimiter:
     def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None,
                  window_s: float = 60.0, guard_s: float = 0.0) -> None:
         self.limit = WindowLimit(requests_per_minute, tokens_per_minute, window_s, guard_s)
+        self.estimate = CompletionEstimate()  # from every reply this limiter settles
         self.waited_s = 0.0
         self._locks: dict[int, tuple[asyncio.Lock, asyncio.Event]] = {}
 
@@ -181,11 +207,11 @@ class AsyncRateLimiter:
         for _, freed in self._locks.values():
             freed.set()
 
-    async def acquire(self, tokens: float) -> int | None:
+    async def acquire(self, ask: Ask | float) -> int | None:
         lock, freed = self._lock()
         async with lock:  # first come, first served: a big call is not starved
             while True:
-                gid, wait = self.limit.reserve(tokens)
+                gid, wait = self.limit.reserve(reservation(ask, self.estimate))
                 if gid is not None:
                     return gid
                 t0 = time.monotonic()
@@ -196,9 +222,12 @@ class AsyncRateLimiter:
                     pass
                 self.waited_s += time.monotonic() - t0
 
-    def settle(self, grant: int | None, tokens: float | None, cost_usd: float = 0.0) -> None:
+    def settle(self, grant: int | None, tokens: float | None, cost_usd: float = 0.0,
+               completion: tuple[int, int] | None = None) -> None:
         """After an attempt: the tokens it was charged (None: unknown; `cost_usd` matters to
-        shared limiters)."""
+        shared limiters) and `completion` = (completion tokens, samples) of its reply."""
+        if completion is not None:
+            self.estimate.observe(*completion)
         self.limit.settle(grant, tokens)
         if tokens is not None:
             self._wake()

@@ -26,7 +26,13 @@ import ray
 
 from w4s_ray.config import ExecutorConfig
 from w4s_ray.errors import ConfigError
-from w4s_ray.executor.ratelimit import WindowLimit, token_upper_bound
+from w4s_ray.executor.ratelimit import (
+    Ask,
+    CompletionEstimate,
+    WindowLimit,
+    reservation,
+    token_upper_bound,
+)
 
 SHARED_NAMESPACE = "w4s"
 # What `ExecutorClient.preflight` can be charged: its one call precedes the run's limiter.
@@ -42,6 +48,9 @@ class RateLimiterActor:
                  window_s: float = 60.0, guard_s: float = 0.5,
                  preflight_tokens: float = 0.0) -> None:
         self.limit = WindowLimit(requests_per_minute, tokens_per_minute, window_s, guard_s)
+        # Run-wide: every worker's replies size every later reservation (a worker's own
+        # estimate would stay cold through a first burst of its calls).
+        self.estimate = CompletionEstimate()
         self.params = (requests_per_minute, tokens_per_minute, window_s, guard_s)
         self.spent = 0.0
         self.granted = 0
@@ -54,7 +63,8 @@ class RateLimiterActor:
             # The run's preflight call went out just before this actor existed: count it.
             self.limit.reserve(preflight_tokens)
 
-    async def acquire(self, tokens: float, spend_delta: float = 0.0) -> tuple[int | None, float, float]:
+    async def acquire(self, tokens: Ask | float, spend_delta: float = 0.0
+                      ) -> tuple[int | None, float, float]:
         """(grant id, seconds this ask waited here, run spend). Returns once granted."""
         self.spent += spend_delta
         if self.limit.unlimited:
@@ -64,7 +74,7 @@ class RateLimiterActor:
         t0 = time.monotonic()
         async with self._queue:
             while True:
-                gid, wait = self.limit.reserve(tokens)
+                gid, wait = self.limit.reserve(reservation(tokens, self.estimate))
                 if gid is not None:
                     break
                 # Until the oldest grant ages out, or a settle/release frees tokens sooner.
@@ -81,7 +91,10 @@ class RateLimiterActor:
         return gid, waited, self.spent
 
     async def settle(self, grant: int | None, tokens: float | None,
-                     spend_delta: float = 0.0) -> float:
+                     spend_delta: float = 0.0, completion: tuple[int, int] | None = None
+                     ) -> float:
+        if completion is not None:
+            self.estimate.observe(*completion)
         self.limit.settle(grant, tokens)
         self.spent += spend_delta
         if self._freed is not None and grant:
@@ -144,7 +157,7 @@ class SharedRateLimiter:
         self._inflight = 0.0
         self.regrants = 0
 
-    async def acquire(self, tokens: float) -> int | None:
+    async def acquire(self, tokens: Ask | float) -> int | None:
         if self._unlimited is None:
             snap = await self.handle.snapshot.remote()
             self._unlimited = bool(snap["unlimited"])
@@ -169,13 +182,16 @@ class SharedRateLimiter:
         if not self._unlimited:
             self.handle.release.remote(grant)
 
-    def settle(self, grant: int | None, tokens: float | None, cost_usd: float) -> None:
-        """After an attempt: its charged tokens (None: unknown) and dollars (fire and forget)."""
+    def settle(self, grant: int | None, tokens: float | None, cost_usd: float,
+               completion: tuple[int, int] | None = None) -> None:
+        """After an attempt: its charged tokens (None: unknown), dollars and the reply's
+        (completion tokens, samples) for the run's estimate (fire and forget)."""
         delta = self._unreported + cost_usd
         self._unreported = 0.0
         if self._unlimited and not delta:
             return
-        ref = self.handle.settle.remote(None if self._unlimited else grant, tokens, delta)
+        ref = self.handle.settle.remote(None if self._unlimited else grant, tokens, delta,
+                                        None if self._unlimited else completion)
         self._inflight += delta
         try:
             asyncio.get_running_loop()
