@@ -8,22 +8,12 @@ next to the seed baselines; and that the demo leaves no simulator, Serve or Ray 
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port, run_demo
 
 
 @pytest.mark.slow
@@ -40,20 +30,13 @@ def test_demo_end_to_end_and_training_helps(tmp_path):
     +15 points with no seed worse, leaves room for run-to-run noise.
     """
     run_dir = tmp_path / "demo"
-    port = _free_port()
-    cmd = [sys.executable, "-m", "w4s_ray", "demo", "--no-progress",
-           "--set", f"run_dir={run_dir}", "--set", f"serve.port={port}",
-           "--set", f"executor.cache.path={tmp_path / 'cache.sqlite'}"]
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=2900)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
-
-    report = run_dir / "demo_report.md"
-    assert f"demo report: {report}" in out.stdout
+    port = free_port()
+    stdout, report = run_demo(["--set", f"serve.port={port}",
+                               "--set", f"executor.cache.path={tmp_path / 'cache.sqlite'}"],
+                              run_dir, timeout=2900)
     stages = ("simulator", "init-tiny", "collect", "train", "compare", "serve", "optimize")
     for stage in stages:
-        assert f"] {stage}: done" in out.stdout, stage
+        assert f"] {stage}: done" in stdout, stage
     text = report.read_text()
     assert "held-out benchmark **gsm_hard**" in text
     for stage in stages:
@@ -95,7 +78,7 @@ def test_demo_end_to_end_and_training_helps(tmp_path):
     assert (run_dir / "train" / "model" / "config.json").exists()
     # Nothing left listening: neither the Serve proxy nor the simulator.
     sim_port = int(re.search(r"simulator: done in [\d.]+ s - http://127\.0\.0\.1:(\d+)/v1",
-                             out.stdout).group(1))
+                             stdout).group(1))
     for p in (port, sim_port):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", p)) != 0, f"port {p} is still listening"
@@ -118,3 +101,22 @@ def test_the_report_shows_diversity_next_to_accuracy():
     text = "\n".join(_compare_section(ExperimentConfig(benchmark="gsm_hard"), summary))
     assert "| warm-start | 3.0 of 4 (3-3) | 0 / 4 | 0 / 4 |" in text
     assert "| trained | 1.0 of 4 (1-1) | 4 / 4 | 0 / 4 |" in text  # collapsed onto a seed
+
+
+def test_missing_data_stops_the_demo_before_its_first_stage(tmp_path):
+    """Without the benchmark data the demo says so in one line before any stage runs (it used
+    to warm-start the tiny model for minutes on prompts without validation cases, then fail
+    in collect)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    run_dir = tmp_path / "demo"
+    out = subprocess.run([sys.executable, "-m", "w4s_ray", "demo", "--no-progress",
+                          "--set", f"run_dir={run_dir}", "--set", f"data.dir={tmp_path / 'none'}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("w4s: error: data directory ")
+    assert "w4s data fetch" in lines[0] and "[demo 1/7]" not in out.stdout

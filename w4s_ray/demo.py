@@ -149,6 +149,17 @@ class _Log:
                      + (f" - {rec['note']}" if rec.get("note") else ""))
 
 
+def check_demo_data(cfg) -> None:
+    """Every benchmark the demo reads has its data files, present and matching (DataError:
+    one line naming the file and `w4s data fetch`)."""
+    from w4s_ray.benchmarks import check_benchmarks, get_benchmark
+
+    names = [*cfg.benchmarks, cfg.benchmark, *compare_benchmarks(cfg),
+             *([cfg.demo.executor_benchmark] if cfg.demo.executor_benchmark else [])]
+    for name in check_benchmarks(list(dict.fromkeys(names))):
+        get_benchmark(name, data_dir=cfg.data_dir()).check_files()
+
+
 def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
              say: Callable[[str], None] = print) -> Path:
     """Run every stage; returns the path of demo_report.md. Stops all it started.
@@ -157,6 +168,7 @@ def run_demo(cfg, *, fresh: bool = False, progress: bool = True,
     """
     cfg = demo_config(cfg)
     paths = demo_paths(cfg)
+    check_demo_data(cfg)  # before any stage: the warm start alone is minutes of work
     if fresh:
         shutil.rmtree(paths["root"], ignore_errors=True)
     paths["root"].mkdir(parents=True, exist_ok=True)
