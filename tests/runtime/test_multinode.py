@@ -312,10 +312,12 @@ def test_train_runs_on_the_meta_agent_node_and_resumes_after_losing_it(shape, ti
     on_old = [s for s in steps if s["node"] == old_gpu.node_id]
     on_new = [s for s in steps if s["node"] == fresh["node"].node_id]
     assert on_old and on_new and len(on_old) + len(on_new) == len(steps)
-    # Resumed from the last checkpoint, not from scratch: the new node's first step follows a
-    # checkpointed one, and the history has each step exactly once.
+    # Resumed from a checkpoint, not from scratch: the new node's first step follows a
+    # checkpointed one, and the history has each step exactly once. Checkpoint 2 can be on disk
+    # yet not committed by Ray Train when the node goes (the controller registers it after the
+    # upload), so the group may restart from checkpoint 1 and redo step 2: never from step 1.
     first_new = min(s["step"] for s in on_new)
-    assert 2 < first_new <= max(s["step"] for s in on_old) + 1
+    assert 2 <= first_new <= max(s["step"] for s in on_old) + 1
     assert res.steps == 6 and [h["step"] for h in res.history] == list(range(1, 7))
     assert (res.model_dir / "config.json").is_file()
 
