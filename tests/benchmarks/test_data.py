@@ -82,6 +82,18 @@ def test_fetch_offline_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
     assert not any((tmp_path / "d").rglob("*")) if (tmp_path / "d").exists() else True
 
 
+def test_fetch_into_an_unwritable_place_says_so_before_downloading(tmp_path, monkeypatch):
+    # Were it to download first, the unreachable host would be the error: the real cause
+    # (nowhere to store the files) must come first, in one line.
+    monkeypatch.setattr(D, "RAW_BASE", "http://127.0.0.1:9")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(DataError) as err:
+        D.fetch(blocker / "d", paths=["svamp/SVAMP.json"], timeout=5)
+    assert str(err.value).startswith(f"cannot write the data files to {blocker / 'd'} (")
+    assert "\n" not in str(err.value)
+
+
 @pytest.fixture()
 def fake_github(tmp_path, data_dir):
     """A local server laid out like raw.githubusercontent.com/<repo>/<commit>/<path>."""

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -191,6 +192,7 @@ def fetch(data_dir: str | os.PathLike | None = None, *, paths: list[str] | None 
         return cache[url]
 
     result: dict[str, str] = {}
+    writable = False
     for e in manifest():
         if paths is not None and e.path not in paths:
             continue
@@ -200,6 +202,9 @@ def fetch(data_dir: str | os.PathLike | None = None, *, paths: list[str] | None 
         if e.url is None:
             result[e.path] = "no public URL"
             continue
+        if not writable:  # say so before a download that could never be stored
+            _check_writable(root)
+            writable = True
         data = _materialise(e, fetched)
         got = hashlib.sha256(data).hexdigest()
         content_ok = e.gzip and e.raw_sha256 and (
@@ -212,6 +217,16 @@ def fetch(data_dir: str | os.PathLike | None = None, *, paths: list[str] | None 
         if progress:
             progress(e.path, "fetched")
     return result
+
+
+def _check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".w4s-write-check-"):
+            pass
+    except OSError as exc:
+        raise DataError(f"cannot write the data files to {root} "
+                        f"({exc.strerror or type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------------------------------------
