@@ -8,9 +8,11 @@ and 2 test items per evaluation; `rlao.protocol=w4s-ray`, so a turn whose one ca
 completion cache off. Three runs in one Ray instance: all eleven at once on the new path
 (`sweep.task_host=shared`: every benchmark's loop on a thread of one host process;
 `data.node_cache=true`: each benchmark's splits built once for the machine, from an empty
-cache), all eleven at once on the old path (`per_benchmark`: one Ray task, so one worker
-process with its own imports, per benchmark; `node_cache=false`: every evaluator actor builds
-every benchmark itself), and `sweep.max_parallel=1` (one at a time, new path).
+cache; `executor.lazy_litellm=true`: evaluator actors price calls from litellm's bundled map
+without importing litellm), all eleven at once on the old path (`per_benchmark`: one Ray
+task, so one worker process with its own imports, per benchmark; `node_cache=false`: every
+evaluator actor builds every benchmark itself; `lazy_litellm=false`: every evaluator actor
+imports litellm), and `sweep.max_parallel=1` (one at a time, new path).
 
 Figures: sequential wall / parallel wall (target >= 8: the executor's latency dominates a
 benchmark's work, so eleven benchmarks overlap almost perfectly on a machine whose CPUs are
@@ -65,6 +67,7 @@ def _sweep(sim_url: str, root: Path, max_parallel: int | None, new_path: bool,
         "meta_agent.model=seed-variants",
         f"sweep.task_host={'shared' if new_path else 'per_benchmark'}",
         f"data.node_cache={'true' if new_path else 'false'}",
+        f"executor.lazy_litellm={'true' if new_path else 'false'}",
         f"sweep.max_parallel={'null' if max_parallel is None else max_parallel}",
     ])
     m0, c0, d0, t0 = tree.mark(), _busy_cpu_s(), time.thread_time(), time.perf_counter()

@@ -87,6 +87,12 @@ class ExecutorConfig(_Section):
         "auto", "http: a plain aiohttp POST in the OpenAI wire format (about a tenth of "
         "litellm's CPU per call); litellm: litellm.acompletion (any provider); auto: http for "
         "OpenAI-compatible routes with an api_base, else litellm (docs/EXECUTOR.md).")
+    lazy_litellm: bool = F(True, "Import litellm only where a call needs it (the litellm "
+                           "transport, a provider litellm must place, a price that is not two "
+                           "per-token rates): the price map and the transport choice are read "
+                           "from litellm's bundled map file, the same answers without the "
+                           "~2.3 CPU-s import per process (executor/price_map.py). false: "
+                           "import it in every client, as before.")
     api_key_env: str | None = F(None, "Name of the env var holding the key (never the key); "
                                 "None: the provider's own (ANTHROPIC_API_KEY for anthropic/..., "
                                 "docs/EXECUTOR.md \"Providers\").")
