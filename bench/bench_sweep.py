@@ -9,10 +9,11 @@ completion cache off. Three runs in one Ray instance: all eleven at once on the 
 (`sweep.task_host=shared`: every benchmark's loop on a thread of one host process;
 `data.node_cache=true`: each benchmark's splits built once for the machine, from an empty
 cache; `executor.lazy_litellm=true`: evaluator actors price calls from litellm's bundled map
-without importing litellm), all eleven at once on the old path (`per_benchmark`: one Ray
-task, so one worker process with its own imports, per benchmark; `node_cache=false`: every
-evaluator actor builds every benchmark itself; `lazy_litellm=false`: every evaluator actor
-imports litellm), and `sweep.max_parallel=1` (one at a time, new path).
+without importing litellm; `sweep.pool_host=auto`: the evaluator pool lives in that host, not
+in an actor of its own), all eleven at once on the old path (`per_benchmark`: one Ray
+task, so one worker process with its own imports, per benchmark, and the pool in an actor of
+its own; `node_cache=false`: every evaluator actor builds every benchmark itself;
+`lazy_litellm=false`: every evaluator actor imports litellm), and `sweep.max_parallel=1` (one at a time, new path).
 
 Figures: sequential wall / parallel wall (target >= 8: the executor's latency dominates a
 benchmark's work, so eleven benchmarks overlap almost perfectly on a machine whose CPUs are
@@ -146,7 +147,7 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
          "params": params, "limit": limit},
         {"name": "sweep_parallel_speedup_old_path",
          "value": round(seq["wall"] / old["wall"], 3), "target": None,
-         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache off)",
+         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
          "params": params, "limit": limit},
         {"name": "sweep_parallel_cores_busy", "value": round(new["tree_cpu"] / new["wall"], 2),
          "target": None,
@@ -156,7 +157,7 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
                  "CPUs allow", "params": params},
         {"name": "sweep_speedup_cpu_ceiling_old_path", "value": ceiling(old),
          "target": None,
-         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache off)",
+         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
          "params": params},
         {"name": "sweep_platform_cpu_s_per_benchmark", "value": round(per_new, 2),
          "target": round(per_old / 2, 2), "direction": "<=",
@@ -168,7 +169,7 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
                   "fresh sandbox child (params cpu_s_by_kind_*)"},
         {"name": "sweep_platform_cpu_s_per_benchmark_old_path",
          "value": round(per_old, 2), "target": None,
-         "unit": "CPU s per benchmark on the old path (task_host=per_benchmark, node_cache off)",
+         "unit": "CPU s per benchmark on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
          "params": params},
     ]
 

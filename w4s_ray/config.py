@@ -573,6 +573,12 @@ class SweepConfig(_Section):
         "imports the platform once; 'per_benchmark', one Ray task (and so one worker process "
         "with its own imports) per benchmark, the old path (bench/bench_sweep.py compares "
         "them).")
+    pool_host: Literal["auto", "own_actor", "task_host"] = F(
+        "auto", "Where the sweep's evaluator pool (its slots, retries and replacements of dead "
+        "evaluator actors) lives: 'task_host', in the shared benchmark host process (one Ray "
+        "worker fewer; the pool dies with that host, as the benchmarks running there do); "
+        "'own_actor', in an actor of its own (the old path); 'auto', task_host when "
+        "task_host is 'shared', else own_actor. 'task_host' needs task_host 'shared'.")
     methods: list[str] | None = F(
         None, "The paper-shaped table's methods (`w4s sweep --methods`): hand-designed "
         "baselines (`w4s baselines list`), adas, aflow, w4s; None: W4S with each benchmark's "
