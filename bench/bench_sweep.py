@@ -164,9 +164,10 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
          "unit": "CPU s per benchmark (all processes but the simulator) of the parallel "
                  "sweep; target: half the old path's, measured in the same run",
          "params": params,
-         "limit": "per run: 3 evaluator actors' start (Ray worker, litellm import ~2.3 s "
-                  "each), pool host, limiter and benchmark host workers; per evaluation: a "
-                  "fresh sandbox child (params cpu_s_by_kind_*)"},
+         "limit": "per run: 3 evaluator actors' start (Ray worker, platform imports, "
+                  "benchmarks from the node cache), the limiter and benchmark host workers, "
+                  "Ray itself; per evaluation: a fresh sandbox child and the actor's own "
+                  "work (params cpu_s_by_kind_*)"},
         {"name": "sweep_platform_cpu_s_per_benchmark_old_path",
          "value": round(per_old, 2), "target": None,
          "unit": "CPU s per benchmark on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
