@@ -6,8 +6,10 @@ shared`, the default: the platform is imported into one worker process, not one 
 a benchmark that kills that process, e.g. by exhausting memory, stops the others too) or as its
 own Ray task (`per_benchmark`). All of them share:
 
-- ONE evaluator: an `EvaluatorPool` hosted in one actor (`runtime.proxy.host`), so every
-  benchmark's candidates queue on the same evaluator actors;
+- ONE evaluator: an `EvaluatorPool`, so every benchmark's candidates queue on the same
+  evaluator actors; it lives in the shared host process (`sweep.pool_host: auto`, one Ray
+  worker fewer) or in an actor of its own (`own_actor`, and always with `per_benchmark`,
+  `runtime.proxy.host`);
 - ONE executor rate limit and dollar budget: a named `RateLimiterActor` handed to every
   evaluator's `ExecutorClient` (`executor.requests_per_minute`, `tokens_per_minute`,
   `budget_usd` hold for the whole sweep, not per benchmark);
