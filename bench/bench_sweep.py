@@ -8,9 +8,12 @@ and 2 test items per evaluation; `rlao.protocol=w4s-ray`, so a turn whose one ca
 completion cache off. Three runs in one Ray instance: all eleven at once on the new path
 (`sweep.task_host=shared`: every benchmark's loop on a thread of one host process;
 `data.node_cache=true`: each benchmark's splits built once for the machine, from an empty
-cache), all eleven at once on the old path (`per_benchmark`: one Ray task, so one worker
-process with its own imports, per benchmark; `node_cache=false`: every evaluator actor builds
-every benchmark itself), and `sweep.max_parallel=1` (one at a time, new path).
+cache; `executor.lazy_litellm=true`: evaluator actors price calls from litellm's bundled map
+without importing litellm; `sweep.pool_host=auto`: the evaluator pool lives in that host, not
+in an actor of its own), all eleven at once on the old path (`per_benchmark`: one Ray
+task, so one worker process with its own imports, per benchmark, and the pool in an actor of
+its own; `node_cache=false`: every evaluator actor builds every benchmark itself;
+`lazy_litellm=false`: every evaluator actor imports litellm), and `sweep.max_parallel=1` (one at a time, new path).
 
 Figures: sequential wall / parallel wall (target >= 8: the executor's latency dominates a
 benchmark's work, so eleven benchmarks overlap almost perfectly on a machine whose CPUs are
@@ -65,6 +68,7 @@ def _sweep(sim_url: str, root: Path, max_parallel: int | None, new_path: bool,
         "meta_agent.model=seed-variants",
         f"sweep.task_host={'shared' if new_path else 'per_benchmark'}",
         f"data.node_cache={'true' if new_path else 'false'}",
+        f"executor.lazy_litellm={'true' if new_path else 'false'}",
         f"sweep.max_parallel={'null' if max_parallel is None else max_parallel}",
     ])
     m0, c0, d0, t0 = tree.mark(), _busy_cpu_s(), time.thread_time(), time.perf_counter()
@@ -143,7 +147,7 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
          "params": params, "limit": limit},
         {"name": "sweep_parallel_speedup_old_path",
          "value": round(seq["wall"] / old["wall"], 3), "target": None,
-         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache off)",
+         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
          "params": params, "limit": limit},
         {"name": "sweep_parallel_cores_busy", "value": round(new["tree_cpu"] / new["wall"], 2),
          "target": None,
@@ -153,19 +157,20 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
                  "CPUs allow", "params": params},
         {"name": "sweep_speedup_cpu_ceiling_old_path", "value": ceiling(old),
          "target": None,
-         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache off)",
+         "unit": "x, the same on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
          "params": params},
         {"name": "sweep_platform_cpu_s_per_benchmark", "value": round(per_new, 2),
          "target": round(per_old / 2, 2), "direction": "<=",
          "unit": "CPU s per benchmark (all processes but the simulator) of the parallel "
                  "sweep; target: half the old path's, measured in the same run",
          "params": params,
-         "limit": "per run: 3 evaluator actors' start (Ray worker, litellm import ~2.3 s "
-                  "each), pool host, limiter and benchmark host workers; per evaluation: a "
-                  "fresh sandbox child (params cpu_s_by_kind_*)"},
+         "limit": "per run: 3 evaluator actors' start (Ray worker, platform imports, "
+                  "benchmarks from the node cache), the limiter and benchmark host workers, "
+                  "Ray itself; per evaluation: a fresh sandbox child and the actor's own "
+                  "work (params cpu_s_by_kind_*)"},
         {"name": "sweep_platform_cpu_s_per_benchmark_old_path",
          "value": round(per_old, 2), "target": None,
-         "unit": "CPU s per benchmark on the old path (task_host=per_benchmark, node_cache off)",
+         "unit": "CPU s per benchmark on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
          "params": params},
     ]
 

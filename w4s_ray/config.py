@@ -87,6 +87,12 @@ class ExecutorConfig(_Section):
         "auto", "http: a plain aiohttp POST in the OpenAI wire format (about a tenth of "
         "litellm's CPU per call); litellm: litellm.acompletion (any provider); auto: http for "
         "OpenAI-compatible routes with an api_base, else litellm (docs/EXECUTOR.md).")
+    lazy_litellm: bool = F(True, "Import litellm only where a call needs it (the litellm "
+                           "transport, a provider litellm must place, a price that is not two "
+                           "per-token rates): the price map and the transport choice are read "
+                           "from litellm's bundled map file, the same answers without the "
+                           "~2.3 CPU-s import per process (executor/price_map.py). false: "
+                           "import it in every client, as before.")
     api_key_env: str | None = F(None, "Name of the env var holding the key (never the key); "
                                 "None: the provider's own (ANTHROPIC_API_KEY for anthropic/..., "
                                 "docs/EXECUTOR.md \"Providers\").")
@@ -567,6 +573,12 @@ class SweepConfig(_Section):
         "imports the platform once; 'per_benchmark', one Ray task (and so one worker process "
         "with its own imports) per benchmark, the old path (bench/bench_sweep.py compares "
         "them).")
+    pool_host: Literal["auto", "own_actor", "task_host"] = F(
+        "auto", "Where the sweep's evaluator pool (its slots, retries and replacements of dead "
+        "evaluator actors) lives: 'task_host', in the shared benchmark host process (one Ray "
+        "worker fewer; the pool dies with that host, as the benchmarks running there do); "
+        "'own_actor', in an actor of its own (the old path); 'auto', task_host when "
+        "task_host is 'shared', else own_actor. 'task_host' needs task_host 'shared'.")
     methods: list[str] | None = F(
         None, "The paper-shaped table's methods (`w4s sweep --methods`): hand-designed "
         "baselines (`w4s baselines list`), adas, aflow, w4s; None: W4S with each benchmark's "

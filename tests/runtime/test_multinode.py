@@ -158,9 +158,12 @@ def test_sweep_spreads_evaluators_and_survives_a_lost_evaluator_node(shape, sim,
     # SPREAD: one per evaluator node, not both on one.
     assert {a["Address"]["NodeID"] for a in evaluators} == {n.node_id for n in shape.evals}
     head = shape.cluster.head_node.node_id
-    for cls in ("ObjectHost", "RateLimiterActor"):  # the run's bookkeeping stays with the driver
+    # The run's bookkeeping stays with the driver: the benchmark host, which also holds the
+    # evaluator pool (sweep.pool_host), and the limiter.
+    for cls in ("_BenchmarkHost", "RateLimiterActor"):
         mine = mh.actors_of(cls, before)
         assert mine and all(a["Address"]["NodeID"] == head for a in mine), cls
+    assert not mh.actors_of("ObjectHost", before)  # no actor of its own for the pool
     calm = SweepLayout(tmp_path / "calm").bench("gsm8k").read_rows()
     assert calm
 

@@ -66,6 +66,29 @@ def test_unreachable_cluster_stops_the_sweep_before_any_work(tmp_path):
     assert ray.is_initialized() == was_up
 
 
+def test_pool_in_a_host_that_does_not_exist_is_refused_before_any_work(tmp_path):
+    import ray
+
+    was_up = ray.is_initialized()
+    cfg = _cfg(tmp_path, "sweep.task_host=per_benchmark", "sweep.pool_host=task_host")
+    with pytest.raises(ConfigError, match="pool_host=task_host needs sweep.task_host=shared"):
+        run_sweep(cfg, ["gsm8k", "svamp"], progress=False)
+    assert not (tmp_path / "sweep").exists()
+    assert ray.is_initialized() == was_up
+
+
+def test_where_the_pool_lives():
+    from w4s_ray.runtime.sweep import pool_in_task_host
+
+    def where(*extra: str) -> bool:
+        return pool_in_task_host(load_config(None, list(extra)))
+
+    assert where() is True  # default: the shared host holds it, one Ray worker fewer
+    assert where("sweep.task_host=per_benchmark") is False
+    assert where("sweep.pool_host=own_actor") is False
+    assert where("sweep.pool_host=task_host") is True
+
+
 def test_unknown_benchmark_is_rejected_before_any_work(tmp_path):
     cfg = _cfg(tmp_path, "benchmarks=[gsm8k, nosuchbench]")
     with pytest.raises(ConfigError, match="nosuchbench"):

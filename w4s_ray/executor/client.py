@@ -53,6 +53,7 @@ from typing import Any
 
 from w4s_ray.config import ExecutorConfig
 from w4s_ray.errors import BudgetExceeded, ExecutorError, ExecutorFatal
+from w4s_ray.executor import price_map
 from w4s_ray.executor.cache import CacheEntry, CompletionCache, sample_key
 from w4s_ray.executor.cost import Pricing, cost_usd, resolve_pricing
 from w4s_ray.executor.failures import call_error, fatal_error
@@ -153,12 +154,17 @@ class _Prices:
 
     _PROBES = ((1, 1), (977, 313), (150_000, 40_000), (1_000_000, 250_000))
 
-    def __init__(self, pricing: Pricing) -> None:
+    def __init__(self, pricing: Pricing, lazy: bool = False) -> None:
         self.price_model = pricing.label
         if pricing.rates is not None:
             self._rates: tuple[float, float] | None = pricing.rates
             return
         price_model = self.price_model = str(pricing.map_entry)
+        # lazy (executor.lazy_litellm): an entry the bundled map shows to be two per-token
+        # rates needs no litellm (price_map.linear_rates; checked against litellm per entry).
+        self._rates = price_map.linear_rates(price_model) if lazy else None
+        if self._rates is not None:
+            return
         litellm = import_litellm()
         rate_in, _ = litellm.cost_per_token(model=price_model, prompt_tokens=1,
                                             completion_tokens=0)
@@ -186,13 +192,17 @@ class ExecutorClient:
     """Async client of the strong executor model; see the module docstring for the policy."""
 
     def __init__(self, cfg: ExecutorConfig, rate_limiter: Any = None):
-        import_litellm()  # litellm prices every call, whichever transport
+        if not cfg.lazy_litellm:
+            import_litellm()  # litellm prices every call, whichever transport
+        # lazy: imported only by what needs it (the litellm transport, a provider litellm
+        # must place, a price that is not two per-token rates); see executor.price_map.
         self.cfg = cfg
         self.endpoint = resolve_endpoint(cfg)
         self.pricing = resolve_pricing(self.endpoint.model, cfg.pricing_model,
-                                       cfg.price_per_mtok_in, cfg.price_per_mtok_out)
+                                       cfg.price_per_mtok_in, cfg.price_per_mtok_out,
+                                       lazy=cfg.lazy_litellm)
         self.price_model = self.pricing.label
-        self._prices = _Prices(self.pricing)
+        self._prices = _Prices(self.pricing, lazy=cfg.lazy_litellm)
         self._key = resolve_api_key(cfg, self.endpoint)
         self.transport = make_transport(cfg, self.endpoint, self._key)
         self.server: ServerInfo | None = None  # what the server said it is (OpenAI routes)

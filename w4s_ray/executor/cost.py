@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from w4s_ray.errors import ExecutorError
+from w4s_ray.executor import price_map
 from w4s_ray.executor.providers import import_litellm
 
 FREE = "free"
@@ -33,22 +34,27 @@ class Pricing:
     map_entry: str | None = None
 
 
-def _in_map(name: str) -> bool:
+def _in_map(name: str, lazy: bool = False) -> bool:
+    # lazy (executor.lazy_litellm): litellm's bundled map read as JSON where that is the map
+    # litellm would use (executor.price_map), else litellm itself.
+    known = price_map.in_map(name) if lazy else None
+    if known is not None:
+        return known
     litellm = import_litellm()
     return name in litellm.model_cost
 
 
-def resolve_price_model(model: str, pricing_model: str | None) -> str:
+def resolve_price_model(model: str, pricing_model: str | None, lazy: bool = False) -> str:
     """The price-map entry that prices `model` (steps 3-5 of the module docstring)."""
     candidates = [model]
     if "/" in model:
         candidates.append(model.split("/", 1)[1])
     for name in candidates:
-        if _in_map(name):
+        if _in_map(name, lazy):
             return name
     if pricing_model:
         for name in (pricing_model, pricing_model.split("/", 1)[-1]):
-            if _in_map(name):
+            if _in_map(name, lazy):
                 return name
         raise ExecutorError(
             f"executor.pricing_model {pricing_model!r} is not in litellm's price map "
@@ -62,7 +68,7 @@ def resolve_price_model(model: str, pricing_model: str | None) -> str:
 
 
 def resolve_pricing(model: str, pricing_model: str | None, price_per_mtok_in: float | None,
-                    price_per_mtok_out: float | None) -> Pricing:
+                    price_per_mtok_out: float | None, lazy: bool = False) -> Pricing:
     """The `Pricing` of `model` under the config (module docstring); ExecutorError if none."""
     if price_per_mtok_in is not None and price_per_mtok_out is not None:
         rate_in, rate_out = float(price_per_mtok_in) / 1e6, float(price_per_mtok_out) / 1e6
@@ -71,7 +77,7 @@ def resolve_pricing(model: str, pricing_model: str | None, price_per_mtok_in: fl
         return Pricing(label, (rate_in, rate_out))
     if pricing_model is not None and pricing_model.strip().lower() == FREE:
         return Pricing(FREE, (0.0, 0.0))
-    entry = resolve_price_model(model, pricing_model)
+    entry = resolve_price_model(model, pricing_model, lazy)
     return Pricing(entry, None, entry)
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from w4s_ray.errors import ConfigError
+from w4s_ray.executor import price_map
 from w4s_ray.executor.keys import DUMMY_KEY
 from w4s_ray.executor.providers import OPENAI_ROUTES, Endpoint, import_litellm
 
@@ -525,21 +526,26 @@ def wire_model(model: str) -> str:
     return model
 
 
-def choose_transport(transport: str, endpoint: Endpoint) -> str:
+def choose_transport(transport: str, endpoint: Endpoint, lazy: bool = False) -> str:
     """'http' or 'litellm' for `executor.transport` (auto: http only for OpenAI-compatible
-    endpoints with an api_base, except OpenAI reasoning models)."""
+    endpoints with an api_base, except OpenAI reasoning models). `lazy`: read the reasoning
+    flag from litellm's bundled map without importing litellm where that is certain
+    (`price_map.supports_reasoning`)."""
     if transport in ("http", "litellm"):
         return transport
     if transport != "auto":
         raise ConfigError(f"executor.transport {transport!r}: expected auto, litellm or http")
     if not endpoint.openai_compatible or not endpoint.api_base:
         return "litellm"
-    if endpoint.provider == "openai" and _openai_reasoning_model(endpoint.wire_model):
+    if endpoint.provider == "openai" and _openai_reasoning_model(endpoint.wire_model, lazy):
         return "litellm"  # litellm rewrites their parameters (max_completion_tokens, ...)
     return "http"
 
 
-def _openai_reasoning_model(model: str) -> bool:
+def _openai_reasoning_model(model: str, lazy: bool = False) -> bool:
+    known = price_map.supports_reasoning(model) if lazy else None
+    if known is not None:
+        return known
     litellm = import_litellm()
     try:
         return bool(litellm.supports_reasoning(model=model))
@@ -550,7 +556,8 @@ def _openai_reasoning_model(model: str) -> bool:
 def make_transport(cfg: Any, endpoint: Endpoint,
                    api_key: str | None) -> LitellmTransport | OpenAIHTTPTransport:
     """The transport `cfg` (an ExecutorConfig) asks for, to `endpoint`."""
-    if choose_transport(cfg.transport, endpoint) == "http":
+    lazy = getattr(cfg, "lazy_litellm", False)
+    if choose_transport(cfg.transport, endpoint, lazy) == "http":
         return OpenAIHTTPTransport(endpoint.model, endpoint.api_base, api_key,
                                    cfg.max_concurrency)
     return LitellmTransport(endpoint, api_key)

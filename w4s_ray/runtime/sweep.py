@@ -6,8 +6,10 @@ shared`, the default: the platform is imported into one worker process, not one 
 a benchmark that kills that process, e.g. by exhausting memory, stops the others too) or as its
 own Ray task (`per_benchmark`). All of them share:
 
-- ONE evaluator: an `EvaluatorPool` hosted in one actor (`runtime.proxy.host`), so every
-  benchmark's candidates queue on the same evaluator actors;
+- ONE evaluator: an `EvaluatorPool`, so every benchmark's candidates queue on the same
+  evaluator actors; it lives in the shared host process (`sweep.pool_host: auto`, one Ray
+  worker fewer) or in an actor of its own (`own_actor`, and always with `per_benchmark`,
+  `runtime.proxy.host`);
 - ONE executor rate limit and dollar budget: a named `RateLimiterActor` handed to every
   evaluator's `ExecutorClient` (`executor.requests_per_minute`, `tokens_per_minute`,
   `budget_usd` hold for the whole sweep, not per benchmark);
@@ -65,7 +67,7 @@ from w4s_ray.runtime.meta_agent_actor import make_hosted_meta_agent, stop
 from w4s_ray.runtime.placement import check_roles, driver_node
 from w4s_ray.runtime.proxy import host
 from w4s_ray.runtime.rate_limiter import get_rate_limiter
-from w4s_ray.runtime.ray_init import init_ray, ray_session, user_error
+from w4s_ray.runtime.ray_init import init_ray, ray_session, reraise_user_error, user_error
 from w4s_ray.sweep.benchmark import run_benchmark
 from w4s_ray.sweep.layout import SweepLayout, is_complete
 from w4s_ray.sweep.methods import (
@@ -138,6 +140,7 @@ def prepare_sweep(cfg, benchmarks: Sequence[str] | None, resume: bool, fresh: bo
 
             for b in cfg.optimizers.adas.initial:
                 get_baseline(b)
+    pool_in_task_host(cfg)  # refuses pool_host=task_host without a shared host
     check_cluster_address(cfg.ray.address or os.environ.get("RAY_ADDRESS"),
                           cfg.sweep.connect_timeout_s)
     cfg = cfg.model_copy(deep=True)
@@ -203,9 +206,24 @@ class _BenchmarkHost:
 
     def __init__(self) -> None:
         apply_offline_defaults()
+        self.pool: EvaluatorPool | None = None
 
-    def run(self, *args: Any) -> dict:
-        return _run_one_benchmark(*args)
+    def start_pool(self, cfg, rate_limiter: Any) -> None:
+        """`sweep.pool_host: task_host`: the sweep's evaluator pool lives here, not in an
+        actor of its own (one Ray worker fewer). The benchmark threads call it directly, as
+        the pool's own host actor's threads would; its evaluator actors are owned by this
+        process and die with it."""
+        self.pool = EvaluatorPool(cfg, rate_limiter=rate_limiter)
+
+    def close_pool(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def run(self, cfg, name, root, evaluator, *rest: Any) -> dict:
+        # evaluator None: the pool hosted here (start_pool).
+        return _run_one_benchmark(cfg, name, root,
+                                  self.pool if evaluator is None else evaluator, *rest)
 
 
 class _Launcher:
@@ -213,10 +231,27 @@ class _Launcher:
     running threads cannot be cancelled, only its whole process killed."""
 
     def __init__(self, cfg, here: Any, width: int) -> None:
-        self.here, self.host = here, None
+        self.here, self.host, self.hosts_pool = here, None, False
         if cfg.sweep.task_host == "shared":
             self.host = _BenchmarkHost.options(
                 scheduling_strategy=here, max_concurrency=max(1, width)).remote()
+
+    def start_pool(self, cfg, rate_limiter: Any) -> Any:
+        """The evaluator every benchmark is handed: a proxy to a pool in its own actor, or
+        None for the pool in the shared host (`sweep.pool_host`)."""
+        if pool_in_task_host(cfg):
+            self.hosts_pool = True
+            try:
+                ray.get(self.host.start_pool.remote(cfg, rate_limiter), timeout=600)
+            except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as exc:
+                reraise_user_error(exc)
+            return None
+        return host(EvaluatorPool, cfg, rate_limiter=rate_limiter)
+
+    def close_pool(self) -> None:
+        if self.hosts_pool and self.host is not None:
+            with contextlib.suppress(Exception):
+                ray.get(self.host.close_pool.remote(), timeout=60)
 
     def start(self, *args: Any) -> Any:
         if self.host is not None:
@@ -235,6 +270,15 @@ class _Launcher:
             with contextlib.suppress(Exception):
                 ray.kill(self.host, no_restart=True)
             self.host = None
+
+
+def pool_in_task_host(cfg) -> bool:
+    """Whether the sweep's evaluator pool lives in the shared benchmark host (`sweep.pool_host`)."""
+    where = cfg.sweep.pool_host
+    if where == "task_host" and cfg.sweep.task_host != "shared":
+        raise ConfigError("sweep.pool_host=task_host needs sweep.task_host=shared (with "
+                          "per_benchmark there is no shared host to hold the pool)")
+    return where == "task_host" or (where == "auto" and cfg.sweep.task_host == "shared")
 
 
 def _complete(cfg, layout: SweepLayout, b: str) -> bool:
@@ -344,15 +388,16 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
             here = driver_node()
             limiter = get_rate_limiter(cfg.executor, name=f"w4s-sweep-{uuid.uuid4().hex[:8]}",
                                        scheduling_strategy=here)
-            # One pool for every benchmark; its clients share the sweep's limiter and budget.
-            evaluator = host(EvaluatorPool, cfg, rate_limiter=limiter)
-            if meta_agent_factory is None and cfg.meta_agent.backend == "local" and (
-                    not cfg.sweep.methods or "w4s" in cfg.sweep.methods):
-                agent = make_hosted_meta_agent(cfg)
         queue = list(todo)
         width = cfg.sweep.max_parallel or len(todo) or 1
         if todo:
             launcher = _Launcher(cfg, here, min(width, len(todo)))
+            # One pool for every benchmark; its clients share the sweep's limiter and budget.
+            # None: it lives in the shared benchmark host (sweep.pool_host).
+            evaluator = launcher.start_pool(cfg, limiter)
+            if meta_agent_factory is None and cfg.meta_agent.backend == "local" and (
+                    not cfg.sweep.methods or "w4s" in cfg.sweep.methods):
+                agent = make_hosted_meta_agent(cfg)
         total_turns = len(names) * cfg.rlao.turns
         sim = " (simulated executor)" if (executor or {}).get("simulated") else ""
         bar = tqdm(total=total_turns, initial=min(_turns_done(layout, names), total_turns),
@@ -404,6 +449,7 @@ def _run(cfg, names, layout, todo, t0, *, resume, progress, meta_agent_factory,
     finally:
         if launcher is not None:
             launcher.cancel(list(pending), force=True)
+            launcher.close_pool()  # a pool in the host: closed before the host goes
             launcher.kill()
         if agent is not None:
             stop(agent)
