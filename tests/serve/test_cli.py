@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -215,6 +216,9 @@ def test_foreground_ctrl_c_shuts_down_cleanly(tmp_path, tiny_model_dir):
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out[-2000:]
         assert "shutting down" in out
+        # Serve's INFO lines and its per-request access log (the /health polls above) stay in
+        # Serve's log files unless --verbose: the terminal is the user's.
+        assert "GET /health" not in out and not re.search(r"\bINFO \d{4}-", out), out[-2000:]
         assert not (tmp_path / "reg" / "tiny-fg.json").exists()
         deadline = time.monotonic() + 90  # Ray's own processes: slow to exit under load
         while _group_alive(proc.pid) and time.monotonic() < deadline:

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from w4s_ray import console
 from w4s_ray.config import ExperimentConfig, ServeConfig
 from w4s_ray.serve.checkpoint import ResolvedModel, resolve_model
 from w4s_ray.serve.settings import ServeError, check_port_free, scaling_options, select_backend
@@ -166,6 +167,15 @@ def _failure_cause(app: Any) -> str:
     return app.message or "unknown error"
 
 
+def serve_logging() -> dict[str, Any]:
+    """Ray Serve's log settings for the controller, proxies and replicas: INFO lines and one
+    access-log line per request only under --verbose. They still go to Serve's log files
+    under the Ray session directory; without this every request printed a line (twice: the
+    proxy's and the replica's) into the terminal of `w4s demo` or a foreground `w4s serve`."""
+    verbose = console.level() == "verbose"
+    return {"log_level": "INFO" if verbose else "WARNING", "enable_access_log": verbose}
+
+
 def start_app(cfg: ExperimentConfig, resolved: ResolvedModel, name: str) -> str:
     """Deploy the app on the Ray of this process (started/joined via init_ray); returns URL."""
     from ray import serve
@@ -176,11 +186,14 @@ def start_app(cfg: ExperimentConfig, resolved: ResolvedModel, name: str) -> str:
 
     init_ray(cfg.ray)
     role = role_resources(cfg.ray, "meta_agent")  # replicas on the meta-agent (GPU) nodes
-    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    logs = serve_logging()
+    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port},
+                logging_config=logs)
+    console.apply()  # serve.start sets the driver's "ray.serve" logger to INFO again
     app = build_app(cfg.serve, resolved, role)
     # Don't let serve.run wait: it waits forever if replicas can never be placed (e.g. GPUs).
     serve.run_many(
-        [serve.RunTarget(target=app, name=name, route_prefix="/")],
+        [serve.RunTarget(target=app, name=name, route_prefix="/", logging_config=logs)],
         wait_for_ingress_deployment_creation=False,
         wait_for_applications_running=False,
     )
