@@ -185,7 +185,7 @@ def test_every_shipped_config_gives_the_meta_agent_upstreams_4096_reply_tokens()
     # model's context at run time, never the config.
     # The one exception: `w4s demo --real` decodes SmolLM2's replies on 2 CPU cores, where
     # 4096 steps per sample would take the whole hour; its cap still fits a seed-sized
-    # workflow (~360 SmolLM2 tokens) and its report states the cap.
+    # reply (the seed edits it trains on are 275-358 SmolLM2 tokens) and its report states it.
     from w4s_ray.config import EXPERIMENTS_DIR
 
     for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
