@@ -25,6 +25,15 @@ def litellm(monkeypatch):
     return mod
 
 
+def _fresh_process(code: str, cwd) -> str:
+    """`code` run in a new interpreter with litellm's offline map; returns its stdout."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=cwd)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
 def test_bundled_map_is_litellms_map(tmp_path):
     """In a fresh process (other tests register entries into this one's litellm)."""
     code = ("import json, sys\n"
@@ -32,11 +41,7 @@ def test_bundled_map_is_litellms_map(tmp_path):
             "mine = price_map.bundled_map()\n"
             "import litellm\n"
             "print(json.dumps(mine == litellm.model_cost))\n")
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, env=env, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == "true"
+    assert _fresh_process(code, tmp_path).split()[-1] == "true"
 
 
 def test_linear_rates_agree_with_litellm_for_every_entry(litellm):
@@ -107,10 +112,6 @@ def test_a_lazy_client_never_imports_litellm(tmp_path):
             "c = ExecutorClient(ExecutorConfig(api_base='http://127.0.0.1:9/v1'))\n"
             "assert type(c.transport).__name__ == 'OpenAIHTTPTransport'\n"
             "print(c.price_model, c._prices.cost(1000, 100), 'litellm' in sys.modules)\n")
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env=env, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    model, cost, imported = out.stdout.split()
+    model, cost, imported = _fresh_process(code, tmp_path).split()
     assert model == "gpt-4o-mini" and imported == "False"
     assert float(cost) == pytest.approx(1000 * 1.5e-07 + 100 * 6e-07)
