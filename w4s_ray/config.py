@@ -118,6 +118,13 @@ class ExecutorConfig(_Section):
     max_concurrency: int = F(64, "Executor calls in flight per process.", ge=1)
     requests_per_minute: int | None = F(None, "Run-wide request rate limit.", ge=1)
     tokens_per_minute: int | None = F(None, "Run-wide token rate limit.", ge=1)
+    rate_limit_tokens: Literal["requested", "used"] = F(
+        "requested", "What a call costs against tokens_per_minute. requested: the prompt plus "
+        "n x max_tokens, counted when it is sent and kept (OpenAI and Anthropic count "
+        "max_tokens at admission: reserving less draws 429s); used: the tokens the reply "
+        "reports (a provider or gateway that charges usage only, the simulator's default "
+        "sim.tpm_charge), reserved from recent replies. Lower executor.max_tokens_cap to fit "
+        "more calls in a token limit (docs/EXECUTOR.md \"Rate limits\").")
     rate_limit_window_s: float = F(60.0, "The limits hold over ANY window of this many "
                                    "seconds, as rate x window / 60 (60: the per-minute limit "
                                    "as providers state it; shorter: the same rate at a finer "
@@ -183,6 +190,10 @@ class SimConfig(_Section):
                               "(429 with Retry-After past it); None: off.", ge=1)
     tpm_limit: int | None = F(None, "Provider-style token limit (prompt + completion tokens) "
                               "per API key and model; None: off.", ge=1)
+    tpm_charge: Literal["used", "requested"] = F(
+        "used", "What a request costs against tpm_limit: used = prompt + the completion tokens "
+        "it got; requested = prompt + n x its max_tokens, as OpenAI and Anthropic count at "
+        "admission (the completion when it sets no max_tokens).")
     limit_window_s: float = F(60.0, "The limits hold over any window of this many seconds, as "
                               "rate x window / 60 (executor.rate_limit_window_s).", gt=0)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 
 import pytest
@@ -46,6 +47,24 @@ def test_sim_limits_count_per_key_and_model_with_an_injected_clock():
     rep = {(r["key"], r["model"]): r for r in lim.report()["keys"]}
     assert rep[("a", "m")]["rejected"] == 1 and rep[("a", "m")]["admitted"] == 3
     assert rep[("a", "m")]["offered_peak_requests"] == 3  # the rejected one was offered
+
+
+def test_sim_limits_time_the_first_and_last_admitted_request_on_the_wall_clock():
+    # A benchmark splits a run's wall at these (start-up / limited span / tail), comparing
+    # them with its own time.time(): a rejected request must not move them.
+    t = [0.0]
+    lim = SimLimits(rpm=30, tpm=None, window_s=2.0, clock=lambda: t[0])  # 1 per 2 s
+    before = time.time()
+    assert lim.check("a", "m", 1) == 0.0
+    first = lim.report()["keys"][0]["first_admitted_at"]
+    time.sleep(0.02)
+    assert lim.check("a", "m", 1) > 0  # rejected
+    assert lim.report()["keys"][0]["last_admitted_at"] == first
+    t[0] = 2.0
+    assert lim.check("a", "m", 1) == 0.0
+    rep = lim.report()["keys"][0]
+    assert before <= rep["first_admitted_at"] == first < rep["last_admitted_at"] <= time.time()
+    assert rep["first_window_admitted_at"] == [first]  # one window's worth: R = 1 here
 
 
 def test_simulator_answers_429_past_its_window_and_counts_apart_from_faults(sim_factory):
@@ -94,3 +113,63 @@ def test_client_limiter_keeps_a_burst_inside_every_window(sim_factory):
     other = sim_factory(rpm_limit=240, tpm_limit=60_000, limit_window_s=2.0)
     _burst(other.url, limited=False, calls=24)
     assert other.stats()["limit_429"] > 0
+
+
+def _chat(url: str, *, n: int, max_tokens: int, key: str) -> dict:
+    body = json.dumps({"model": "sim-gpt-4o-mini", "n": n, "max_tokens": max_tokens,
+                       "messages": [{"role": "user", "content": "what is 2 + 2?"}]}).encode()
+    req = urllib.request.Request(url + "/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_sim_tpm_charge_requested_counts_n_times_max_tokens_as_openai_does(sim_factory):
+    """`sim.tpm_charge=requested` charges prompt + n x max_tokens whatever the reply used;
+    the default charges what the reply used."""
+    for charge in ("requested", "used"):
+        sim = sim_factory(tpm_limit=6_000_000, limit_window_s=60.0, tpm_charge=charge)
+        usage = _chat(sim.url, n=3, max_tokens=700, key="sk-a")["usage"]
+        assert usage["completion_tokens"] < 3 * 700  # a short reply: the two charges differ
+        charged = sim.get("/limits")["keys"][0]["tokens"]
+        want = usage["prompt_tokens"] + (3 * 700 if charge == "requested"
+                                         else usage["completion_tokens"])
+        assert charged == want, charge
+
+
+def _client_burst(url: str, mode: str, calls: int) -> None:
+    from w4s_ray.executor.client import ExecutorClient
+
+    # 1,000 tokens per 2 s window; a call asks max_tokens=200 and gets a short reply
+    cfg = ExecutorConfig(api_base=url, cache=CacheConfig(enabled=False), max_retries=10,
+                         retry_max_delay_s=2.0, max_tokens=200, requests_per_minute=600,
+                         tokens_per_minute=30_000, rate_limit_window_s=2.0,
+                         rate_limit_guard_s=0.1, rate_limit_tokens=mode)
+
+    async def run() -> None:
+        with ExecutorClient(cfg) as client:
+            await asyncio.gather(*[client.chat([{"role": "user", "content": f"item {i}"}])
+                                   for i in range(calls)])
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(180)
+def test_requested_token_accounting_keeps_an_openai_style_provider_free_of_429s(sim_factory):
+    """Against a provider that counts n x max_tokens at admission (OpenAI, Anthropic), the
+    default `executor.rate_limit_tokens=requested` sends a burst with no 429 from the limit and
+    fills the token budget; reserving only what replies use (`used`) overruns it."""
+    sim = sim_factory(rpm_limit=600, tpm_limit=30_000, limit_window_s=2.0,
+                      tpm_charge="requested")
+    assert ExecutorConfig().rate_limit_tokens == "requested"
+    _client_burst(sim.url, "requested", calls=16)
+    k, limits = sim.get("/limits")["keys"][0], sim.get("/limits")
+    assert sim.stats().get("limit_429", 0) == 0 and k["admitted"] == 16
+    assert k["offered_peak_tokens"] <= limits["max_tokens_per_window"] == 1000
+    assert k["offered_peak_tokens"] >= 800  # the budget was used, not avoided
+
+    other = sim_factory(rpm_limit=600, tpm_limit=30_000, limit_window_s=2.0,
+                        tpm_charge="requested")
+    _client_burst(other.url, "used", calls=16)
+    assert other.stats()["limit_429"] > 0  # the check can fail

@@ -26,7 +26,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 WINDOW_S = 3.0
 RPM = 120  # 6 requests per 3 s window
-TPM = 360_000  # 18,000 tokens per 3 s window (a call reserves ~1.7k, uses ~0.4k)
+TPM = 360_000  # 18,000 tokens per 3 s window
+# The simulator counts tokens as OpenAI does (prompt + n x max_tokens at admission) and the
+# platform reserves the same (executor.rate_limit_tokens=requested, the default); with
+# max_tokens_cap=256 a call costs ~0.7k, so the request limit is the one the runs meet.
+MAX_TOKENS_CAP = 256
 
 COT = '''
 def solver(agent, task):
@@ -43,8 +47,9 @@ def limited_sim(data_dir):
     from w4s_ray.executor.sim.launch import start_sim
 
     handle = start_sim(SimConfig(latency="fixed", latency_ms=100, rpm_limit=RPM, tpm_limit=TPM,
-                                 limit_window_s=WINDOW_S, rate_429=0.05, retry_after_s=0.2,
-                                 seed=1), data_dir, port=0)  # seed 1: 4 faults in 48
+                                 tpm_charge="requested", limit_window_s=WINDOW_S, rate_429=0.05,
+                                 retry_after_s=0.2, seed=1),
+                       data_dir, port=0)  # seed 1: 4 faults in 48
     yield handle
     handle.stop()
 
@@ -52,6 +57,7 @@ def limited_sim(data_dir):
 def _cfg(url: str, *extra: str):
     return load_config(None, [
         f"executor.api_base={url}", "executor.cache.enabled=false", "executor.max_tokens=256",
+        f"executor.max_tokens_cap={MAX_TOKENS_CAP}",
         f"executor.requests_per_minute={RPM}", f"executor.tokens_per_minute={TPM}",
         f"executor.rate_limit_window_s={WINDOW_S}", "executor.rate_limit_guard_s=0.5",
         "executor.retry_max_delay_s=2", "eval.max_inflight_per_evaluator=32",

@@ -473,26 +473,35 @@ class ExecutorClient:
     # ------------------------------------------------------------------ the rate limit
 
     async def _acquire(self, messages: list[dict], n: int, max_tokens: int) -> Any:
-        """A grant for ONE attempt (the provider counts each): the limiter reserves the prompt's
-        upper bound plus the completion tokens the replies it has settled suggest (the full
-        max_tokens until a few were seen), when it grants; None without a limiter."""
+        """A grant for ONE attempt (the provider counts each), None without a limiter. With
+        `executor.rate_limit_tokens=requested` it reserves what the provider counts when the
+        call arrives: the prompt's upper bound plus n x max_tokens. With `used`, the prompt's
+        bound plus the completion tokens the replies it has settled suggest (the full
+        max_tokens until a few were seen), sized when it grants."""
         if self._limiter is None:
             return None
-        ask = Ask(token_upper_bound(messages, 0, 0), n, max_tokens)
+        if self.cfg.rate_limit_tokens == "requested":
+            ask: Any = float(token_upper_bound(messages, n, max_tokens))  # reserved as it is
+        else:
+            ask = Ask(token_upper_bound(messages, 0, 0), n, max_tokens)
         with held():  # the platform's wait, not the workflow's (utils/held.py)
             return await self._limiter.acquire(ask)
 
-    def _settle(self, grant: Any, done: Any) -> None:
-        """After an attempt: the tokens its reply reports, and its dollars (a failed attempt
-        keeps its whole reservation: what the provider charged for it is not known)."""
+    def _settle(self, grant: Any, done: Any, n: int = 1, max_tokens: int = 0) -> None:
+        """After an attempt: the tokens the provider counted for it, and its dollars (a failed
+        attempt keeps its whole reservation: what the provider charged for it is not known).
+        Counted: the reply's prompt tokens plus n x max_tokens (`requested`) or plus the
+        completion tokens it reports (`used`)."""
         if self._limiter is None:
             return
         if done is None:
             self._limiter.settle(grant, None, 0.0)
-        else:
-            self._limiter.settle(grant, done.prompt_tokens + done.completion_tokens,
-                                 self._prices.cost(done.prompt_tokens, done.completion_tokens),
-                                 completion=(done.completion_tokens, max(1, len(done.texts))))
+            return
+        completion = (int(n) * int(max_tokens) if self.cfg.rate_limit_tokens == "requested"
+                      else done.completion_tokens)
+        self._limiter.settle(grant, done.prompt_tokens + completion,
+                             self._prices.cost(done.prompt_tokens, done.completion_tokens),
+                             completion=(done.completion_tokens, max(1, len(done.texts))))
 
     def _release(self, grant: Any) -> None:
         """A grant that was never used: nothing was sent."""
@@ -526,7 +535,7 @@ class ExecutorClient:
                 f = classify(exc)
                 failure = Failure(redact(f.cause, self._key), f.kind, f.reason, f.retry_after)
             else:
-                self._settle(grant, done)
+                self._settle(grant, done, n, max_tokens)
                 return done
             grant = None
             if not failure.retryable or attempt == cfg.max_retries:

@@ -1,7 +1,9 @@
 """The simulator's provider-style rate limit: RPM and TPM per API key and model.
 
 A request is charged on arrival: one request and its prompt + completion tokens (the reply is
-computed before the check, so the charge is exact: what `usage` reports). It is admitted when
+computed before the check, so the charge is exact: what `usage` reports), or with
+`sim.tpm_charge=requested` its prompt + n x max_tokens, as OpenAI and Anthropic count (the
+server computes the charge; this module only counts it). It is admitted when
 the window of `sim.limit_window_s` seconds ending now, with it added, holds at most
 `rpm_limit * window / 60` requests and `tpm_limit * window / 60` tokens (the same rule as the
 client's `executor/ratelimit.py`, without the client's guard); otherwise it is answered 429
@@ -10,7 +12,10 @@ admission, so they are counted apart (`fault_429` vs `limit_429` in `/stats`).
 
 Besides enforcing, the simulator measures what clients OFFERED: the largest number of
 requests and tokens that arrived in any one window, rejected ones included (`/limits`). A client
-that never exceeds the limit has offered peaks within it and zero `limit_429`.
+that never exceeds the limit has offered peaks within it and zero `limit_429`. It also keeps
+the wall-clock time (epoch seconds) of the last request it admitted per key and of the first
+window's worth (R) of admitted requests, so a benchmark can split a run's wall into start-up,
+the span the limit governs and the tail, and see how fast the first window was filled.
 Keys are identified by a hash of the bearer token (never stored); no token: "-".
 """
 
@@ -70,7 +75,9 @@ class SimLimits:
         if k not in self._limits:
             self._limits[k] = WindowLimit(self.rpm, self.tpm, self.window_s, 0.0, self.clock)
             self._offered[k] = _Peak(self.window_s)
-            self._counts[k] = {"admitted": 0, "rejected": 0, "tokens": 0}
+            self._counts[k] = {"admitted": 0, "rejected": 0, "tokens": 0,
+                               "first_admitted_at": None, "last_admitted_at": None,
+                               "first_window_admitted_at": []}
         now = self.clock()
         self._offered[k].add(now, tokens)
         gid, wait = self._limits[k].reserve(tokens, now)
@@ -80,6 +87,12 @@ class SimLimits:
             return wait
         c["admitted"] += 1
         c["tokens"] += tokens
+        # wall clock, not self.clock: compared with the client's time.time() across processes
+        c["last_admitted_at"] = time.time()
+        if c["first_admitted_at"] is None:
+            c["first_admitted_at"] = c["last_admitted_at"]
+        if len(c["first_window_admitted_at"]) < (per_window(self.rpm, self.window_s) or 0):
+            c["first_window_admitted_at"].append(c["last_admitted_at"])
         return 0.0
 
     def report(self) -> dict:

@@ -31,6 +31,9 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
                    help="provider-style tokens per minute per key and model (429 past it)")
     p.add_argument("--limit-window-s", type=float, default=None,
                    help="the limits hold over any window of this many seconds (default 60)")
+    p.add_argument("--tpm-charge", choices=["used", "requested"], default=None,
+                   help="a request's cost against --tpm-limit: prompt + the completion it got "
+                        "(used, default) or prompt + n x max_tokens (requested: OpenAI, Anthropic)")
     p.add_argument("--data-dir", default=None, help="benchmark data (default: config / W4S_DATA_DIR)")
     p.add_argument("--items-file", default=None,
                    help="JSONL of items to recognise instead of the benchmark data (tests)")
@@ -45,7 +48,7 @@ def sim_config_from_args(base: SimConfig, args: argparse.Namespace) -> SimConfig
         "rate_hang": args.fault_hang, "rate_malformed": args.fault_malformed,
         "hang_s": args.hang_s, "retry_after_s": args.retry_after_s, "seed": args.seed,
         "rpm_limit": args.rpm_limit, "tpm_limit": args.tpm_limit,
-        "limit_window_s": args.limit_window_s,
+        "limit_window_s": args.limit_window_s, "tpm_charge": args.tpm_charge,
     }
     data.update({k: v for k, v in pairs.items() if v is not None})
     if args.latency_ms is not None and args.latency is None:
@@ -66,5 +69,5 @@ def to_argv(cfg: SimConfig) -> list[str]:
         argv += ["--rpm-limit", str(cfg.rpm_limit)]
     if cfg.tpm_limit is not None:
         argv += ["--tpm-limit", str(cfg.tpm_limit)]
-    argv += ["--limit-window-s", str(cfg.limit_window_s)]
+    argv += ["--limit-window-s", str(cfg.limit_window_s), "--tpm-charge", cfg.tpm_charge]
     return argv

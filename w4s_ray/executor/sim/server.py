@@ -151,8 +151,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         choices.append({"index": j, "message": {"role": "assistant", "content": text},
                         "finish_reason": finish, "logprobs": None})
     prompt_tokens = tokens.count_messages(messages)
+    # what the token limit counts: OpenAI and Anthropic count n x max_tokens at admission
+    charged = (n * int(max_tokens) if cfg.tpm_charge == "requested" and max_tokens is not None
+               else completion_tokens)
     wait = state.limits.check(key_id(request.headers.get("Authorization")), profile.name,
-                              prompt_tokens + completion_tokens)
+                              prompt_tokens + charged)
     if wait > 0:
         state.stats["limit_429"] += 1
         return _error(429, f"Rate limit reached for {profile.name} (simulated "
