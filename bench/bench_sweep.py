@@ -18,7 +18,9 @@ its own; `node_cache=false`: every evaluator actor builds every benchmark itself
 Figures: sequential wall / parallel wall (target >= 8: the executor's latency dominates a
 benchmark's work, so eleven benchmarks overlap almost perfectly on a machine whose CPUs are
 not the bottleneck) for both paths; the CPU ceiling of each (sequential wall / (parallel
-CPU-seconds / cores): a parallel run cannot finish before its CPU work does); and the
+CPU-seconds / cores): a parallel run cannot finish before its CPU work does); its
+critical-path ceiling (sequential wall / the slowest benchmark's own wall in the sequential
+run: nor before its slowest benchmark does, however many cores); and the
 platform's CPU-seconds per benchmark of each parallel run, by kind of process
 (`bench/cpu_tree.py`: every process this bench started except the simulator, which stands in
 for the remote API, plus the driver thread). CPU is counted per process tree, not
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -83,7 +86,9 @@ def _sweep(sim_url: str, root: Path, max_parallel: int | None, new_path: bool,
     cpu = {k: v for k, v in by_kind.items() if not k.startswith("processes_")}
     platform = sum(v for k, v in cpu.items() if k != "simulator")
     return {"wall": wall, "machine_busy": busy, "tree_cpu": sum(cpu.values()),
-            "platform_cpu": platform, "by_kind": by_kind}
+            "platform_cpu": platform, "by_kind": by_kind,
+            # each benchmark's own wall inside the sweep (from its start to its result)
+            "bench_walls": {b: out["status"][b]["wall_s"] for b in ELEVEN}}
 
 
 def run(latency_ms: float = 1000.0) -> list[dict]:
@@ -132,7 +137,13 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
               "parallel_machine_busy_cpu_s": round(new["machine_busy"], 1),
               "parallel_machine_busy_cpu_s_old_path": round(old["machine_busy"], 1),
               "cpu_s_by_kind_shared_host": new["by_kind"],
-              "cpu_s_by_kind_old_path": old["by_kind"]}
+              "cpu_s_by_kind_old_path": old["by_kind"],
+              "sequential_benchmark_walls_s": seq["bench_walls"],
+              "parallel_benchmark_walls_s": new["bench_walls"],
+              # the parallel sweep's time outside its slowest benchmark: start-up (preflight,
+              # pool, host) and the wrap-up (report)
+              "parallel_outside_benchmarks_s": round(
+                  new["wall"] - max(new["bench_walls"].values()), 2)}
 
     def ceiling(par: dict) -> float:
         # The parallel sweep cannot finish before its CPU work does: CPU-seconds / cores is a
@@ -140,7 +151,21 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
         return round(seq["wall"] / max(par["tree_cpu"] / ncpu, 1e-9), 2)
 
     per_new, per_old = new["platform_cpu"] / n, old["platform_cpu"] / n
-    limit = "the machine's CPUs (see sweep_speedup_cpu_ceiling)"
+    # However many cores, a parallel sweep cannot end before its slowest benchmark does:
+    # sequential wall / the slowest benchmark's own wall (in the sequential run, where
+    # nothing competes with it) caps the speedup as well as the CPUs do.
+    slowest = max(seq["bench_walls"], key=seq["bench_walls"].get)
+    path_ceiling = round(seq["wall"] / max(seq["bench_walls"][slowest], 1e-9), 2)
+    cpu_ceiling = ceiling(new)
+    alone, together = (statistics.median(r["bench_walls"].values()) for r in (seq, new))
+    first = (f"critical-path ceiling {path_ceiling:g} ({slowest} {seq['bench_walls'][slowest]:g}"
+             f" s alone), CPU ceiling {cpu_ceiling:g}" if path_ceiling <= cpu_ceiling else
+             f"CPU ceiling {cpu_ceiling:g}, critical-path ceiling {path_ceiling:g}")
+    limit = (f"{first}; below both: a benchmark takes {together:g} s in the parallel sweep "
+             f"against {alone:g} s alone (medians) while this sweep keeps "
+             f"{new['tree_cpu'] / new['wall']:.2f} of {ncpu} cores busy on average, and "
+             f"{params['parallel_outside_benchmarks_s']:g} s of it is outside every benchmark "
+             f"(start-up, report)")
     return [
         {"name": "sweep_parallel_speedup", "value": round(seq["wall"] / new["wall"], 3),
          "target": 8.0, "unit": "x, sequential wall / parallel wall (higher is better)",
@@ -152,7 +177,10 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
         {"name": "sweep_parallel_cores_busy", "value": round(new["tree_cpu"] / new["wall"], 2),
          "target": None,
          "unit": f"mean cores busy with this sweep's processes (of {ncpu})", "params": params},
-        {"name": "sweep_speedup_cpu_ceiling", "value": ceiling(new), "target": None,
+        {"name": "sweep_speedup_critical_path_ceiling", "value": path_ceiling, "target": None,
+         "unit": "x, sequential wall / the slowest benchmark's wall when it ran alone: the "
+                 "most any number of cores allows", "params": params},
+        {"name": "sweep_speedup_cpu_ceiling", "value": cpu_ceiling, "target": None,
          "unit": "x, sequential wall / (parallel CPU s / cores): the most this machine's "
                  "CPUs allow", "params": params},
         {"name": "sweep_speedup_cpu_ceiling_old_path", "value": ceiling(old),
