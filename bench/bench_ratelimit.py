@@ -60,7 +60,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SWEEP_BENCHMARKS = ["gsm8k", "svamp", "mmlu_pro"]
-GUARD_S = 0.5  # executor.rate_limit_guard_s's default
+
+
+def _default_guard_s() -> float:
+    """executor.rate_limit_guard_s as a user gets it: the runs below use the default."""
+    from w4s_ray.config import ExecutorConfig
+
+    return ExecutorConfig().rate_limit_guard_s
 
 
 def _key_limits(sim, api_key: str) -> dict:
@@ -113,7 +119,7 @@ def _measure(sim, fn, api_key: str, rpm: int, tpm: int, window_s: float) -> dict
             "last_window_requests": r, "t_r_s": None if t_r is None else round(t_r, 2),
             # t_r + windows x (W + guard): where a run that always had calls waiting ends
             "rolling_window_model_s": None if t_r is None else round(
-                t_r + windows * (window_s + GUARD_S), 2),
+                t_r + windows * (window_s + _default_guard_s()), 2),
             # calls per window over the run / the limit's: below ~0.9 the run did not offer
             # the limit's worth (CPU, start-up), above it the limiter was the bottleneck
             "utilisation": round(n / (wall / window_s) / r_w, 3)}
@@ -129,7 +135,7 @@ def limit_text(m: dict, load: list[float]) -> str:
                 f"{m['last_window_requests']} requests wait for the first "
                 f"{m['last_window_requests']} to age out once per window, so the run ends near "
                 f"t_r + windows x (W + guard) = {model} s (t_r = {m['t_r_s']} s to send them, "
-                f"guard {GUARD_S:g} s); wall {m['wall_s']:g} s, tail {m['tail_s']:g} s")
+                f"guard {_default_guard_s():g} s); wall {m['wall_s']:g} s, tail {m['tail_s']:g} s")
     return (f"the machine, not the limit: the run offered {m['utilisation']:.0%} of the "
             f"limit's requests (load average {load[0]} on {os.cpu_count()} cores); the limit "
             f"was reached in its busiest window ({m['peak_requests_per_window']}/"
@@ -202,7 +208,7 @@ def _overrides(root: Path, url: str, rpm: int, tpm: int, window_s: float,
             "executor.max_tokens=512", "executor.max_tokens_cap=512",
             "executor.rate_limit_tokens=requested", f"executor.requests_per_minute={rpm}",
             f"executor.tokens_per_minute={tpm}", f"executor.rate_limit_window_s={window_s}",
-            f"executor.rate_limit_guard_s={GUARD_S}", "executor.retry_max_delay_s=5",
+            "executor.retry_max_delay_s=5",
             "meta_agent.backend=scripted", "meta_agent.model=seed-variants",
             "rlao.max_repairs=0", "sandbox.item_timeout_s=600"]
 

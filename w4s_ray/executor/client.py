@@ -487,7 +487,7 @@ class ExecutorClient:
         with held():  # the platform's wait, not the workflow's (utils/held.py)
             return await self._limiter.acquire(ask)
 
-    def _settle(self, grant: Any, done: Any, n: int = 1, max_tokens: int = 0) -> None:
+    def _settle(self, grant: Any, done: Any, n: int, max_tokens: int) -> None:
         """After an attempt: the tokens the provider counted for it, and its dollars (a failed
         attempt keeps its whole reservation: what the provider charged for it is not known).
         Counted: the reply's prompt tokens plus n x max_tokens (`requested`) or plus the
@@ -528,10 +528,10 @@ class ExecutorClient:
                     messages, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
                     response_format=rf, timeout_s=cfg.timeout_s)
             except (asyncio.CancelledError, KeyboardInterrupt):
-                self._settle(grant, None)
+                self._settle(grant, None, n, max_tokens)
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as ExecutorError
-                self._settle(grant, None)
+                self._settle(grant, None, n, max_tokens)
                 f = classify(exc)
                 failure = Failure(redact(f.cause, self._key), f.kind, f.reason, f.retry_after)
             else:
