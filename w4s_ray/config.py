@@ -196,6 +196,8 @@ class SimConfig(_Section):
         "admission (the completion when it sets no max_tokens).")
     limit_window_s: float = F(60.0, "The limits hold over any window of this many seconds, as "
                               "rate x window / 60 (executor.rate_limit_window_s).", gt=0)
+    one_choice: bool = F(False, "Answer one choice whatever n asks, as Ollama's /v1 and other "
+                         "servers without `n` do (clients then send one request per sample).")
 
     @model_validator(mode="after")
     def _window_holds_a_request(self) -> SimConfig:

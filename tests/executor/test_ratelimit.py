@@ -14,6 +14,7 @@ from w4s_ray.executor.ratelimit import (
     CompletionEstimate,
     WindowLimit,
     per_window,
+    requests_of,
     reservation,
     token_upper_bound,
 )
@@ -200,3 +201,30 @@ def test_a_waiting_call_is_sized_when_granted_with_what_replies_showed_meanwhile
     # warm: the prompt bound + 5 x (1.5 x the largest completion seen + 16)
     assert reservation(big, lim.estimate) == 50 + 5 * (15 + 16)
     assert lim.limit.tokens == 8 * 20 + 50 + 5 * 31
+
+
+def test_a_fan_out_is_counted_as_the_requests_it_makes():
+    """An endpoint without `n` gets n requests for one call: the grant counts n requests and
+    n prompts, a settle can correct the count, and a fan-out wider than a window goes alone."""
+    clock = Clock()
+    lim = WindowLimit(requests_per_minute=360, tokens_per_minute=None, window_s=1.0,
+                      clock=clock)  # 6 requests per window
+    fan = Ask(prompt=100, n=4, max_tokens=50, requests=4, estimated=False)
+    assert reservation(fan, CompletionEstimate()) == 4 * 100 + 4 * 50
+    assert requests_of(fan) == 4 and requests_of(Ask(10, 4, 50)) == 1 and requests_of(7.0) == 1
+    gid, _ = lim.reserve(reservation(fan, None), requests=requests_of(fan))
+    assert gid is not None and lim.requests == 4
+    assert lim.reserve(0, requests=4) == (None, pytest.approx(1.0))  # 4 + 4 > 6
+    one, _ = lim.reserve(0)
+    lim.settle(one, None, requests=2)  # it turned into two requests: the log says so
+    assert lim.requests == 6 and lim.reserve(0)[0] is None
+    clock.t += 1.0
+    gid, _ = lim.reserve(0, requests=9)  # wider than a window: alone, never starved
+    assert gid is not None and lim.requests == 6
+
+
+def test_the_estimate_is_used_only_for_estimated_asks():
+    est = CompletionEstimate(warmup=1)
+    est.observe(10, 1)
+    assert reservation(Ask(5, 2, 400), est) == 5 + 2 * 31
+    assert reservation(Ask(5, 2, 400, estimated=False), est) == 5 + 2 * 400

@@ -173,3 +173,41 @@ def test_requested_token_accounting_keeps_an_openai_style_provider_free_of_429s(
                         tpm_charge="requested")
     _client_burst(other.url, "used", calls=16)
     assert other.stats()["limit_429"] > 0  # the check can fail
+
+
+def _one_choice_burst(url: str, calls: int, n: int, monkeypatch=None) -> list[list[str]]:
+    from w4s_ray.executor.client import ExecutorClient
+
+    # 8 requests per 2 s window; the endpoint answers one choice per request
+    cfg = ExecutorConfig(api_base=url, cache=CacheConfig(enabled=False), max_retries=10,
+                         retry_max_delay_s=2.0, max_tokens=64, temperature=1.0,
+                         requests_per_minute=240, rate_limit_window_s=2.0,
+                         rate_limit_guard_s=0.1)
+
+    async def run() -> list[list[str]]:
+        with ExecutorClient(cfg) as client:
+            if monkeypatch is not None:  # the old limiter: one request per call, whatever n
+                monkeypatch.setattr(client.transport, "requests_for", lambda n: 1)
+            done = await asyncio.gather(*[client.chat(
+                [{"role": "user", "content": f"item {i}"}], n=n) for i in range(calls)])
+            assert client.transport.one_choice  # learnt from the first replies
+            return [d.texts for d in done]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.timeout(180)
+def test_an_endpoint_without_n_gets_one_grant_per_request_and_no_429(sim_factory, monkeypatch):
+    """A server that answers one choice whatever n asks (Ollama's /v1) gets n requests per
+    call. The limiter counts each, the first wave's too (sent before the client knew), so a
+    burst of n=4 calls under an RPM limit draws no 429; counting one per call overruns it."""
+    sim = sim_factory(rpm_limit=240, limit_window_s=2.0, one_choice=True)
+    texts = _one_choice_burst(sim.url, calls=4, n=4)
+    k = sim.get("/limits")["keys"][0]
+    assert all(len(t) == 4 for t in texts)
+    assert sim.stats().get("limit_429", 0) == 0 and k["admitted"] == 16
+    assert k["offered_peak_requests"] <= sim.get("/limits")["max_requests_per_window"] == 8
+
+    other = sim_factory(rpm_limit=240, limit_window_s=2.0, one_choice=True)
+    _one_choice_burst(other.url, calls=4, n=4, monkeypatch=monkeypatch)
+    assert other.stats()["limit_429"] > 0  # the check can fail

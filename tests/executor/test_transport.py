@@ -340,3 +340,34 @@ def test_http_without_api_base_is_a_config_error(tmp_path, monkeypatch):
     assert (t.url, t.model) == ("http://h/v1/chat/completions", "m")
     with pytest.raises(ConfigError, match="transport 'grpc'"):
         select_transport("grpc", "openai/x", "http://h/v1")
+
+
+async def test_litellm_sends_n_requests_where_the_provider_takes_no_n(monkeypatch):
+    """Anthropic, Ollama ...: a call for n samples is n requests (each its own seed), and the
+    transport says so beforehand, so the rate limiter counts n requests, not one."""
+    from types import SimpleNamespace
+
+    from w4s_ray.executor.providers import SENT_PARAMS, Endpoint
+    from w4s_ray.executor.transport import LitellmTransport
+
+    sent = []
+
+    async def acompletion(**kw):
+        sent.append(kw)
+        msg = SimpleNamespace(content=f"reply {kw['seed']}")
+        return SimpleNamespace(choices=[SimpleNamespace(index=0, message=msg, finish_reason="stop")],
+                               usage=SimpleNamespace(prompt_tokens=7, completion_tokens=2))
+
+    no_n = Endpoint("anthropic", "anthropic/claude-x", "claude-x", None, False, None,
+                    frozenset(SENT_PARAMS) - {"n"})
+    t = LitellmTransport(no_n, "sk-test")
+    monkeypatch.setattr(t, "_litellm", SimpleNamespace(acompletion=acompletion))
+    assert (t.requests_for(1), t.requests_for(3)) == (1, 3)
+    done = await t.complete(msgs(), n=3, temperature=1.0, max_tokens=20, seed=5,
+                            response_format=None, timeout_s=5)
+    assert done.texts == ["reply 5", "reply 6", "reply 7"] and done.requests == 3
+    assert (done.prompt_tokens, done.completion_tokens) == (21, 6)
+    assert all("n" not in kw for kw in sent)
+    with_n = LitellmTransport(Endpoint("openai", "openai/m", "m", None, True, None,
+                                       frozenset(SENT_PARAMS)), "sk-test")
+    assert with_n.requests_for(3) == 1

@@ -8,9 +8,11 @@ shared by both transports. litellm's own retries are off (`num_retries=0`, and t
 SDK's `max_retries=0`): its retry wrapper neither honours Retry-After with jitter nor reports
 one clear cause, so the policy lives here: exponential backoff with full jitter, at least the
 server's Retry-After, at most `retry_max_delay_s` per wait and `max_retries` retries.
-Every attempt (retries too: the provider counts each) takes its own rate-limit grant, reserving
-the prompt's token bound plus the completion tokens the limiter's recent replies suggest
-(`ratelimit.Ask`, sized when the grant is made), settled to the reply's usage.
+Every attempt (retries too: the provider counts each) takes its own rate-limit grant for the
+provider requests it makes (n for an endpoint that takes one sample per request), reserving
+their prompts' token bound plus n x max_tokens (or, with `rate_limit_tokens=used`, the
+completion tokens the limiter's recent replies suggest; `ratelimit.Ask`), settled to what the
+provider counted.
 A call that still fails raises `ExecutorError` naming the cause; a reply is never "".
 Failures the endpoint will repeat for every call (bad key, unknown model, rejected parameter,
 nothing listening: `transport.classify` kind "fatal") raise `ExecutorFatal` with a hint
@@ -64,10 +66,12 @@ from w4s_ray.executor.transport import (
     FATAL,
     ITEM,
     Failure,
+    OneChoice,
     ServerInfo,
     TransportError,
     classify,
     make_transport,
+    merge,
     probe_server,
 )
 from w4s_ray.utils.held import held
@@ -473,17 +477,18 @@ class ExecutorClient:
     # ------------------------------------------------------------------ the rate limit
 
     async def _acquire(self, messages: list[dict], n: int, max_tokens: int) -> Any:
-        """A grant for ONE attempt (the provider counts each), None without a limiter. With
+        """A grant for ONE attempt (the provider counts each), None without a limiter. It
+        counts the provider requests the attempt makes (n where the endpoint takes one sample
+        per request: `transport.requests_for`), each with the prompt's upper bound. With
         `executor.rate_limit_tokens=requested` it reserves what the provider counts when the
-        call arrives: the prompt's upper bound plus n x max_tokens. With `used`, the prompt's
-        bound plus the completion tokens the replies it has settled suggest (the full
-        max_tokens until a few were seen), sized when it grants."""
+        call arrives: those prompts plus n x max_tokens. With `used`, those prompts plus the
+        completion tokens the replies it has settled suggest (the full max_tokens until a few
+        were seen), sized when it grants."""
         if self._limiter is None:
             return None
-        if self.cfg.rate_limit_tokens == "requested":
-            ask: Any = float(token_upper_bound(messages, n, max_tokens))  # reserved as it is
-        else:
-            ask = Ask(token_upper_bound(messages, 0, 0), n, max_tokens)
+        ask = Ask(token_upper_bound(messages, 0, 0), n, max_tokens,
+                  requests=self.transport.requests_for(n),
+                  estimated=self.cfg.rate_limit_tokens != "requested")
         with held():  # the platform's wait, not the workflow's (utils/held.py)
             return await self._limiter.acquire(ask)
 
@@ -501,7 +506,8 @@ class ExecutorClient:
                       else done.completion_tokens)
         self._limiter.settle(grant, done.prompt_tokens + completion,
                              self._prices.cost(done.prompt_tokens, done.completion_tokens),
-                             completion=(done.completion_tokens, max(1, len(done.texts))))
+                             completion=(done.completion_tokens, max(1, len(done.texts))),
+                             requests=done.requests)
 
     def _release(self, grant: Any) -> None:
         """A grant that was never used: nothing was sent."""
@@ -530,6 +536,13 @@ class ExecutorClient:
             except (asyncio.CancelledError, KeyboardInterrupt):
                 self._settle(grant, None, n, max_tokens)
                 raise
+            except OneChoice as one:
+                # The server answered one of n samples and takes no `n`: that request is
+                # settled, the other n - 1 go out one per request under a grant counting each.
+                self._settle(grant, one.first, 1, max_tokens)
+                rest = await self._call(messages, temperature, n - 1, rf, max_tokens,
+                                        (seed + 1) % (2**31), local_refused_is_final)
+                return merge([one.first, rest])
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as ExecutorError
                 self._settle(grant, None, n, max_tokens)
                 f = classify(exc)

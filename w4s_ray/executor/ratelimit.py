@@ -11,10 +11,12 @@ is told exactly when enough of the log will have aged out. It counts over `windo
 because a grant reaches the provider a little later than it was made (RPC reply, the send,
 the server's own queue); with the guard, calls granted in one provider window were all in one
 limiter window. Tokens are not known before a call: the caller asks with an `Ask` (the
-prompt's upper bound, n, max_tokens) and the limiter reserves the prompt bound plus n x its
-completion estimate from the replies it has settled so far (`CompletionEstimate`; the full
-max_tokens until enough were seen), computed when the grant is made; the grant is then
-`settle`d to the tokens the reply says were used.
+prompt's upper bound, n, max_tokens, and how many provider requests the attempt makes: n when
+the provider takes one sample per request) and the limiter reserves the prompt bound per
+request plus n x max_tokens (`estimated=False`: what OpenAI and Anthropic count on arrival) or
+n x its completion estimate from the replies it has settled so far (`CompletionEstimate`; the
+full max_tokens until enough were seen), computed when the grant is made; the grant is then
+`settle`d to the tokens the provider counted.
 
 `AsyncRateLimiter` is one process's limiter (coroutines queue first come, first served);
 `w4s_ray.runtime.rate_limiter` hosts a `WindowLimit` in a Ray actor so the limit holds across
@@ -39,23 +41,32 @@ def per_window(per_minute: float | None, window_s: float) -> float | None:
 @dataclass(frozen=True)
 class Ask:
     """What one attempt may be charged, for a limiter to size its reservation WHEN it grants
-    it: the prompt's upper bound and `n` samples of at most `max_tokens` each. The limiter
-    reserves `prompt + n x` its completion estimate (the full `max_tokens` until it has seen
-    replies). Sized at grant time, a call that waited behind others is reserved with what
-    their replies showed, not with the cold-start bound it was asked with."""
+    it: `requests` provider requests (1, or n when the provider takes one sample per request),
+    each with a prompt of at most `prompt` tokens, and `n` samples of at most `max_tokens` each.
+    `estimated`: reserve n x the completion estimate (the full `max_tokens` until the limiter
+    has seen replies) instead of n x max_tokens. Sized at grant time, a call that waited behind
+    others is reserved with what their replies showed, not with the cold-start bound."""
 
     prompt: int
     n: int
     max_tokens: int
+    requests: int = 1
+    estimated: bool = True
 
     def tokens(self, estimate: CompletionEstimate | None) -> int:
-        per = estimate.per_sample(self.max_tokens) if estimate is not None else self.max_tokens
-        return self.prompt + int(per) * int(self.n)
+        per = (estimate.per_sample(self.max_tokens) if estimate is not None and self.estimated
+               else self.max_tokens)
+        return self.prompt * max(1, int(self.requests)) + int(per) * int(self.n)
 
 
 def reservation(ask: Ask | float, estimate: CompletionEstimate | None) -> float:
     """Tokens to reserve for `ask` (a plain number is reserved as it is)."""
     return float(ask.tokens(estimate)) if isinstance(ask, Ask) else float(ask)
+
+
+def requests_of(ask: Ask | float) -> float:
+    """Provider requests `ask` stands for (a plain number of tokens is one request)."""
+    return float(max(1, int(ask.requests))) if isinstance(ask, Ask) else 1.0
 
 
 def token_upper_bound(messages: list[dict], n: int, max_tokens: int) -> int:
@@ -137,18 +148,25 @@ class WindowLimit:
         # refused forever; the provider decides whether it is too large.
         return min(float(tokens), self.max_tokens) if self.max_tokens is not None else 0.0
 
-    def reserve(self, tokens: float, now: float | None = None) -> tuple[int | None, float]:
+    def _cap_requests(self, requests: float) -> float:
+        # Likewise a fan-out of more requests than a window holds goes alone.
+        req = max(1.0, float(requests))
+        return min(req, self.max_requests) if self.max_requests is not None else req
+
+    def reserve(self, tokens: float, now: float | None = None,
+                requests: float = 1.0) -> tuple[int | None, float]:
+        """Grant `requests` provider requests charged `tokens` in all, or say how long to wait."""
         now = self.clock() if now is None else now
         if self.unlimited:
             return 0, 0.0
         self._expire(now)
-        tok = self._cap(tokens)
-        if self._fits(1.0, tok):
+        tok, want = self._cap(tokens), self._cap_requests(requests)
+        if self._fits(want, tok):
             gid = next(self._ids)
-            entry = [now, 1.0, tok, gid]
+            entry = [now, want, tok, gid]
             self._log.append(entry)
             self._by_id[gid] = entry
-            self.requests += 1.0
+            self.requests += want
             self.tokens += tok
             return gid, 0.0
         # Walk the log oldest first until enough has aged out for this reservation to fit.
@@ -156,16 +174,23 @@ class WindowLimit:
         for t, r, k, _ in self._log:
             req -= r
             used -= k
-            if ((self.max_requests is None or req + 1.0 <= self.max_requests + 1e-9)
+            if ((self.max_requests is None or req + want <= self.max_requests + 1e-9)
                     and (self.max_tokens is None or used + tok <= self.max_tokens + 1e-9)):
                 return None, max(1e-3, t + self.span - now)
         return None, self.span  # unreachable: an empty log always fits
 
-    def settle(self, grant_id: int | None, tokens: float | None) -> None:
-        """The grant's call was charged `tokens` (None: unknown, keep the reservation): the
-        log holds what was charged, below or above what was reserved."""
+    def settle(self, grant_id: int | None, tokens: float | None,
+               requests: float | None = None) -> None:
+        """The grant's call was charged `tokens` (None: unknown, keep the reservation) and made
+        `requests` provider requests (None: as granted): the log holds what was charged."""
         entry = self._by_id.get(grant_id) if grant_id else None
-        if entry is None or tokens is None:
+        if entry is None:
+            return
+        if requests is not None:
+            new_r = max(1.0, float(requests))
+            self.requests -= entry[1] - new_r
+            entry[1] = new_r
+        if tokens is None:
             return
         new = max(0.0, float(tokens))
         self.tokens -= entry[2] - new
@@ -211,7 +236,8 @@ class AsyncRateLimiter:
         lock, freed = self._lock()
         async with lock:  # first come, first served: a big call is not starved
             while True:
-                gid, wait = self.limit.reserve(reservation(ask, self.estimate))
+                gid, wait = self.limit.reserve(reservation(ask, self.estimate),
+                                               requests=requests_of(ask))
                 if gid is not None:
                     return gid
                 t0 = time.monotonic()
@@ -223,12 +249,13 @@ class AsyncRateLimiter:
                 self.waited_s += time.monotonic() - t0
 
     def settle(self, grant: int | None, tokens: float | None, cost_usd: float = 0.0,
-               completion: tuple[int, int] | None = None) -> None:
+               completion: tuple[int, int] | None = None, requests: int | None = None) -> None:
         """After an attempt: the tokens it was charged (None: unknown; `cost_usd` matters to
-        shared limiters) and `completion` = (completion tokens, samples) of its reply."""
+        shared limiters), `completion` = (completion tokens, samples) of its reply and the
+        provider requests it made (None: as granted)."""
         if completion is not None:
             self.estimate.observe(*completion)
-        self.limit.settle(grant, tokens)
+        self.limit.settle(grant, tokens, requests)
         if tokens is not None:
             self._wake()
 

@@ -57,6 +57,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     simulator: str | None = None  # the X-W4S-Simulator header of the reply, if any
+    requests: int = 1  # provider requests it took (n when the provider takes no `n`)
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,22 @@ class Filtered(TransportError):
                          ITEM, reason="content")
 
 
+class OneChoice(Exception):
+    """The server answered one choice to a request for n (Ollama's /v1 ignores `n`). Not a
+    failure: `first` is that reply; the transport now sends one request per sample, so the
+    caller asks for the other n - 1 under a rate-limit grant that counts each request."""
+
+    def __init__(self, first: Completion) -> None:
+        super().__init__("the server answered one choice for n")
+        self.first = first
+
+
 class Transport(Protocol):
     name: str
+
+    def requests_for(self, n: int) -> int:
+        """How many provider requests a call for n samples makes (what a limiter counts)."""
+        ...
 
     async def complete(self, messages: list[dict], *, n: int, temperature: float,
                        max_tokens: int, seed: int, response_format: dict | None,
@@ -317,6 +332,9 @@ class LitellmTransport:
             n, getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0),
             usage is not None, headers.get("llm_provider-" + SIM_HEADER.lower()))
 
+    def requests_for(self, n: int) -> int:
+        return 1 if n == 1 or "n" in self.endpoint.accepted else int(n)
+
     async def complete(self, messages: list[dict], *, n: int, temperature: float,
                        max_tokens: int, seed: int, response_format: dict | None,
                        timeout_s: float) -> Completion:
@@ -333,9 +351,7 @@ class LitellmTransport:
             if "seed" in kw:
                 kw["seed"] = (seed + j) % (2**31)
             parts.append(self._one(kw, 1))
-        done = await asyncio.gather(*parts)
-        return Completion([d.texts[0] for d in done], sum(d.prompt_tokens for d in done),
-                          sum(d.completion_tokens for d in done), done[0].simulator)
+        return merge(await asyncio.gather(*parts))
 
 
 # ---------------------------------------------------------------------- plain HTTP
@@ -472,23 +488,29 @@ class OpenAIHTTPTransport:
             if n == 1:
                 raise
             first = parse_openai_body(raw, 1, headers.get(SIM_HEADER))  # Malformed again: raise
-        # The server answered one choice for n (Ollama's /v1 ignores `n`): ask for the rest
-        # one at a time from now on, each with its own seed so samples at T > 0 differ.
+        # One choice for n: from now on one request per sample, each with its own seed so
+        # samples at T > 0 differ. The rest of this call is the caller's to ask for: the grant
+        # it holds counted one request, not n.
         self.one_choice = True
-        rest = await self._one_by_one(body, n - 1, timeout_s, offset=1)
-        return Completion(first.texts + rest.texts, first.prompt_tokens + rest.prompt_tokens,
-                          first.completion_tokens + rest.completion_tokens, first.simulator)
+        raise OneChoice(first)
 
-    async def _one_by_one(self, body: dict[str, Any], n: int, timeout_s: float,
-                          offset: int = 0) -> Completion:
+    def requests_for(self, n: int) -> int:
+        return int(n) if n > 1 and self.one_choice else 1
+
+    async def _one_by_one(self, body: dict[str, Any], n: int, timeout_s: float) -> Completion:
         async def one(j: int) -> Completion:
-            b = dict(body, n=1, seed=(body["seed"] + offset + j) % (2**31))
+            b = dict(body, n=1, seed=(body["seed"] + j) % (2**31))
             raw, headers = await self._post(b, timeout_s)
             return parse_openai_body(raw, 1, headers.get(SIM_HEADER))
 
-        done = await asyncio.gather(*(one(j) for j in range(n)))
-        return Completion([d.texts[0] for d in done], sum(d.prompt_tokens for d in done),
-                          sum(d.completion_tokens for d in done), done[0].simulator)
+        return merge(await asyncio.gather(*(one(j) for j in range(n))))
+
+
+def merge(parts: list[Completion]) -> Completion:
+    """Several one-request completions (one sample each, or a first part and the rest) as one."""
+    return Completion([t for d in parts for t in d.texts], sum(d.prompt_tokens for d in parts),
+                      sum(d.completion_tokens for d in parts), parts[0].simulator,
+                      sum(d.requests for d in parts))
 
 
 def parse_openai_body(raw: bytes, n: int, simulator: str | None = None) -> Completion:

@@ -30,6 +30,7 @@ from w4s_ray.executor.ratelimit import (
     Ask,
     CompletionEstimate,
     WindowLimit,
+    requests_of,
     reservation,
     token_upper_bound,
 )
@@ -74,7 +75,8 @@ class RateLimiterActor:
         t0 = time.monotonic()
         async with self._queue:
             while True:
-                gid, wait = self.limit.reserve(reservation(tokens, self.estimate))
+                gid, wait = self.limit.reserve(reservation(tokens, self.estimate),
+                                                requests=requests_of(tokens))
                 if gid is not None:
                     break
                 # Until the oldest grant ages out, or a settle/release frees tokens sooner.
@@ -86,16 +88,16 @@ class RateLimiterActor:
         waited = time.monotonic() - t0
         self.recent.append((round(t0, 3), round(waited, 3)))
         del self.recent[:-200]
-        self.granted += 1
+        self.granted += int(requests_of(tokens))
         self.waited_s += waited
         return gid, waited, self.spent
 
     async def settle(self, grant: int | None, tokens: float | None,
-                     spend_delta: float = 0.0, completion: tuple[int, int] | None = None
-                     ) -> float:
+                     spend_delta: float = 0.0, completion: tuple[int, int] | None = None,
+                     requests: int | None = None) -> float:
         if completion is not None:
             self.estimate.observe(*completion)
-        self.limit.settle(grant, tokens)
+        self.limit.settle(grant, tokens, requests)
         self.spent += spend_delta
         if self._freed is not None and grant:
             self._freed.set()
@@ -183,15 +185,17 @@ class SharedRateLimiter:
             self.handle.release.remote(grant)
 
     def settle(self, grant: int | None, tokens: float | None, cost_usd: float,
-               completion: tuple[int, int] | None = None) -> None:
-        """After an attempt: its charged tokens (None: unknown), dollars and the reply's
-        (completion tokens, samples) for the run's estimate (fire and forget)."""
+               completion: tuple[int, int] | None = None, requests: int | None = None) -> None:
+        """After an attempt: its charged tokens (None: unknown), dollars, the reply's
+        (completion tokens, samples) for the run's estimate and the provider requests it made
+        (None: as granted) (fire and forget)."""
         delta = self._unreported + cost_usd
         self._unreported = 0.0
         if self._unlimited and not delta:
             return
         ref = self.handle.settle.remote(None if self._unlimited else grant, tokens, delta,
-                                        None if self._unlimited else completion)
+                                        None if self._unlimited else completion,
+                                        None if self._unlimited else requests)
         self._inflight += delta
         try:
             asyncio.get_running_loop()

@@ -34,6 +34,8 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tpm-charge", choices=["used", "requested"], default=None,
                    help="a request's cost against --tpm-limit: prompt + the completion it got "
                         "(used, default) or prompt + n x max_tokens (requested: OpenAI, Anthropic)")
+    p.add_argument("--one-choice", action="store_true", default=None,
+                   help="answer one choice whatever n asks (as Ollama's /v1 does)")
     p.add_argument("--data-dir", default=None, help="benchmark data (default: config / W4S_DATA_DIR)")
     p.add_argument("--items-file", default=None,
                    help="JSONL of items to recognise instead of the benchmark data (tests)")
@@ -49,6 +51,7 @@ def sim_config_from_args(base: SimConfig, args: argparse.Namespace) -> SimConfig
         "hang_s": args.hang_s, "retry_after_s": args.retry_after_s, "seed": args.seed,
         "rpm_limit": args.rpm_limit, "tpm_limit": args.tpm_limit,
         "limit_window_s": args.limit_window_s, "tpm_charge": args.tpm_charge,
+        "one_choice": args.one_choice,
     }
     data.update({k: v for k, v in pairs.items() if v is not None})
     if args.latency_ms is not None and args.latency is None:
@@ -70,4 +73,6 @@ def to_argv(cfg: SimConfig) -> list[str]:
     if cfg.tpm_limit is not None:
         argv += ["--tpm-limit", str(cfg.tpm_limit)]
     argv += ["--limit-window-s", str(cfg.limit_window_s), "--tpm-charge", cfg.tpm_charge]
+    if cfg.one_choice:
+        argv += ["--one-choice"]
     return argv

@@ -137,6 +137,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                            f"(it serves {', '.join(sorted(PROFILES))})", "model_not_found")
 
     cfg = state.cfg
+    if cfg.one_choice:
+        n = 1  # a server that takes no `n` (Ollama's /v1): one choice, charged as one
     await _wait_ready(state)
     req = SimRequest(model=profile.name, messages=messages, n=n, temperature=temperature,
                      seed=seed, max_tokens=max_tokens, json_mode=json_mode)
