@@ -66,7 +66,7 @@ def test_demo_end_to_end_and_training_helps(tmp_path):
     assert used["meta_agent"]["model"] == "openai/w4s-demo"
     assert used["meta_agent"]["api_base"] == f"http://127.0.0.1:{port}/v1"
     # Per-turn validation accuracy and dollars: the seed row plus one row per turn.
-    assert "| turn | valid candidates | best valid acc (%) |" in text
+    assert "| turn | valid candidates | distinct | best valid acc (%) |" in text
     assert "| 0 (seeds) | 3 |" in text and "\n| 1 | " in text and "\n| 2 | " in text
     final = json.loads((run_dir / "optimize" / "gsm_hard" / "final.json").read_text())
     assert final["test_n"] == 100

@@ -294,6 +294,10 @@ class RLAOConfig(_Section):
         "rewarded -0.1, 1-item self-check, docs/RLAO.md).", resume=True)
     turns: int = F(10, "Turns per episode (upstream: 30 iterations).", ge=0)
     candidates: int = F(5, "Workflows sampled per turn (m).", resume=True, ge=1)
+    redraw_repeats: int = F(0, "Rounds of drawing again the candidates whose workflow repeats "
+                            "a seed, an earlier turn's choice or another candidate of the turn "
+                            "(code normalised; rlao/redraw.py). 0: upstream, every copy is "
+                            "evaluated.", resume=True, ge=0, le=10)
     history_window: int = F(2, "w4s: turns per trajectory (upstream context_window: the chat "
                             "is reset to the archive every this many turns); w4s-ray: past "
                             "turns shown in the prompt.", resume=True, ge=0)

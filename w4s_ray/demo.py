@@ -415,13 +415,18 @@ def write_demo_report(cfg, paths, results: dict, stages: list[dict], wall_s: flo
                   "are what the executor calls cost; calls answered from the completion cache "
                   "(made before by an earlier stage, e.g. compare on this benchmark) cost 0.",
                   "",
-                  "| turn | valid candidates | best valid acc (%) | best so far (%) | dollars | "
-                  "cumulative dollars |", "| --- | --- | --- | --- | --- | --- |"]
+                  "Distinct: different programs among a turn's candidates (code normalised"
+                  + (f"; repeats of a known workflow drawn again up to "
+                     f"{cfg.rlao.redraw_repeats} times, `rlao.redraw_repeats`)."
+                     if cfg.rlao.redraw_repeats else
+                     "; every draw evaluated as it came, `rlao.redraw_repeats` 0)."), "",
+                  "| turn | valid candidates | distinct | best valid acc (%) | best so far (%) | "
+                  "dollars | cumulative dollars |", "| --- | --- | --- | --- | --- | --- | --- |"]
         best_seed = max((s["val_accuracy"] for s in seeds), default=None)
-        lines.append(f"| 0 (seeds) | {len(seeds)} | {_pct(best_seed)} | {_pct(best_seed)} | "
-                     f"{seed_usd:.4f} | {seed_usd:.4f} |")
+        lines.append(f"| 0 (seeds) | {len(seeds)} | {len(seeds)} | {_pct(best_seed)} | "
+                     f"{_pct(best_seed)} | {seed_usd:.4f} | {seed_usd:.4f} |")
         for t in table:
-            lines.append(f"| {t['turn']} | {t['valid']}/{t['candidates']} | "
+            lines.append(f"| {t['turn']} | {t['valid']}/{t['candidates']} | {t['distinct']} | "
                          f"{_pct(t['best_val_accuracy'])} | {_pct(t['best_so_far'])} | "
                          f"{t['cost_usd']:.4f} | {t['cum_usd']:.4f} |")
         lines.append("")

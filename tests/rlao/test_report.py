@@ -60,7 +60,7 @@ def test_collect_report_has_episode_and_turn_tables_and_png(tmp_path):
     d = _collect_dir(tmp_path)
     report = write_report(d).read_text()
     assert "## Episodes" in report and "| gsm8k-e00 | 2 | 4 | 3 | 0 |" in report
-    assert "| svamp-e00 | 0 | 0/2 | 0 | n/a | n/a |" in report
+    assert "| svamp-e00 | 0 | 0/2 | 0 | 0 | n/a | n/a |" in report  # no code: 0 distinct
     assert "Protocol: w4s-ray (run predates rlao.protocol)" in report
     assert "test accuracy" not in report  # no final.json: no test section
     assert "Scoring: lenient (run predates eval.scoring)" in report  # config.yaml has no key

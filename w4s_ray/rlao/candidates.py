@@ -62,6 +62,7 @@ class Cand:
     stopped: bool = False
     calls_saved: float = 0.0
     dropped: bool = False
+    redrawn: bool = False  # drawn again: the first draw repeated a known workflow
     text: str = ""  # w4s: the reply being tried (the original, then each repair reply)
     chat: list[dict] = field(default_factory=list)  # w4s: the repair conversation
 

@@ -49,7 +49,9 @@ from w4s_ray.rlao.candidates import (
 from w4s_ray.rlao.evaluation import EvalRequest, Evaluator
 from w4s_ray.rlao.prompts import PromptSpec, build_messages, describe_failure, repair_messages
 from w4s_ray.rlao.racing import race
+from w4s_ray.rlao.redraw import draw_distinct, known_codes
 from w4s_ray.rlao.trajectories import now_utc
+from w4s_ray.workflow.normalize import workflow_key
 
 __all__ = ["NO_CODE", "Episode", "TaskSpec", "TurnResult", "derive_seed", "run_identity",
            "seed_record", "turn_metrics"]
@@ -234,7 +236,8 @@ class Episode:
             rows.append(row)
         metrics = turn_metrics(rows, self.state.best_accuracy)
         metrics.update(wall_s=round(time.monotonic() - t0, 3), racing_calls_saved=0.0,
-                       attempts=1 + max(c.attempt for c in cands))
+                       attempts=1 + max(c.attempt for c in cands),
+                       redrawn=sum(c.redrawn for c in cands))
         return TurnResult(turn_number(state), rows, metrics, pos)
 
     def _run_turn_rolling(self) -> TurnResult:
@@ -242,11 +245,12 @@ class Episode:
         state, s = self.state, self.rlao
         messages = build_messages(state, self.prompt_spec)
         seed = self.turn_seed(state.turn)
-        replies = texts(self.meta_agent.generate(messages, s.candidates, seed=seed))
+        draw = draw_distinct(self.meta_agent.generate, messages, s.candidates, seed,
+                             known_codes(state), s.redraw_repeats, self.extract)
         cands = []
         for i in range(s.candidates):
-            text = replies[i] if i < len(replies) else ""
-            c = Cand(i, seed + i, text)
+            text = draw.replies[i]
+            c = Cand(i, draw.seeds[i], text, redrawn=draw.seeds[i] != seed + i)
             c.code, c.error, c.repairable = self.extract(text) if text else (
                 None, f"{NO_CODE}: the meta-agent returned no reply", False)
             cands.append(c)
@@ -271,6 +275,7 @@ class Episode:
         metrics.update(
             wall_s=round(time.monotonic() - t0, 3),
             racing_calls_saved=round(sum(c.calls_saved for c in cands), 1),
+            redrawn=sum(c.redrawn for c in cands),
         )
         return TurnResult(turn_number(state), rows, metrics, pos)
 
@@ -358,6 +363,8 @@ def turn_metrics(rows: Sequence[dict], best_so_far: float) -> dict:
         "chosen": chosen["candidate"] if chosen else None,
         "best_so_far": best_so_far,
         "mean_reward": sum(rewards) / len(rewards) if rewards else None,
+        # different programs among the candidates' workflows (code normalised)
+        "distinct": len({workflow_key(r["code"]) for r in rows if r.get("code")}),
         "repairs": sum(r["repair_count"] for r in rows),
         "racing_stopped": sum(bool(r["racing_stopped"]) for r in rows),
         "calls": sum(r["eval_calls"] for r in rows),

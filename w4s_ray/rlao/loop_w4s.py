@@ -35,6 +35,7 @@ from w4s_ray.rlao.candidates import Cand, derive_seed, extract, texts
 from w4s_ray.rlao.evaluation import EvalRequest
 from w4s_ray.rlao.mdp import Candidate
 from w4s_ray.rlao.prompts_w4s import build_messages, repair_message, splice
+from w4s_ray.rlao.redraw import draw_distinct, known_codes
 
 if TYPE_CHECKING:
     from w4s_ray.rlao.loop import Episode
@@ -58,9 +59,11 @@ def run_attempts(ep: Episode) -> tuple[list[dict], list[Cand]]:
     every: list[Cand] = []
     for attempt in range(s.max_turn_attempts):
         seed = attempt_seed(ep, state.turn, attempt)
-        replies = texts(ep.meta_agent.generate(messages, s.candidates, seed=seed))
-        cands = [Cand(attempt * s.candidates + i, seed + i,
-                      replies[i] if i < len(replies) else "", attempt=attempt)
+        draw = draw_distinct(ep.meta_agent.generate, messages, s.candidates, seed,
+                             known_codes(state) + [c.code for c in every if c.code],
+                             s.redraw_repeats, extract)
+        cands = [Cand(attempt * s.candidates + i, draw.seeds[i], draw.replies[i],
+                      attempt=attempt, redrawn=draw.seeds[i] != seed + i)
                  for i in range(s.candidates)]
         for c in cands:
             c.text = c.action

@@ -39,6 +39,7 @@ def seed_turn(episode_id: str, benchmark: str, seeds: list[dict]) -> dict:
     usd = sum(s.get("cost_usd", 0.0) for s in seeds)
     return {"episode_id": episode_id, "benchmark": benchmark, "turn": 0, "seeds": True,
             "candidates": len(seeds), "valid": len(accs), "dropped": 0,
+            "distinct": len(seeds),
             "best_val_accuracy": max(accs) if accs else None,
             "mean_val_accuracy": sum(accs) / len(accs) if accs else None, "chosen": None,
             "best_so_far": max(accs) if accs else 0.0, "mean_reward": None, "repairs": 0,
@@ -216,14 +217,17 @@ def _markdown(rd: RunDir, table: list[dict], seeds, final, cost, executor=None) 
                   "Turn 0 is the seed workflows on validation (candidates: the seeds); the "
                   "meta-agent's turns are 1, 2, ... as in the trajectory rows, metrics.jsonl and "
                   "the plot. Dollars of turn 0 are the seed evaluations'.", "",
-                  "| episode | turn | valid/cands | dropped | best valid acc | mean valid acc | "
-                  "best so far | mean reward | repairs | raced out | calls | dollars | "
-                  "cache hits' $ | wall s |",
-                  "|" + " --- |" * 14]
+                  "Distinct: different programs among the turn's candidates (comments, "
+                  "formatting and docstrings ignored; `rlao.redraw_repeats` draws repeats "
+                  "again).", "",
+                  "| episode | turn | valid/cands | distinct | dropped | best valid acc | "
+                  "mean valid acc | best so far | mean reward | repairs | raced out | calls | "
+                  "dollars | cache hits' $ | wall s |",
+                  "|" + " --- |" * 15]
         for t in table:
             lines.append(
                 f"| {t['episode_id']} | {'0 (seeds)' if t.get('seeds') else t['turn']} | "
-                f"{t['valid']}/{t['candidates']} | "
+                f"{t['valid']}/{t['candidates']} | {t.get('distinct', '')} | "
                 f"{t.get('dropped', 0)} | "
                 f"{_fmt(t['best_val_accuracy'])} | {_fmt(t['mean_val_accuracy'])} | "
                 f"{_fmt(t['best_so_far'])} | {_fmt(t['mean_reward'])} | {t['repairs']} | "
