@@ -1,5 +1,6 @@
 """Bench: an eleven-benchmark sweep run in parallel on Ray vs the same sweep run sequentially,
-and the platform's fixed CPU cost per benchmark with and without the shared benchmark host.
+and the platform's CPU cost per benchmark and per candidate evaluation, with and without the
+shared benchmark host.
 
 Workload: `w4s sweep` over all eleven benchmarks (seed baselines on test, 1 W4S turn of 1
 candidate from the scripted `seed-variants` meta-agent, final test evaluation; 2 validation
@@ -24,7 +25,10 @@ run: nor before its slowest benchmark does, however many cores); and the
 platform's CPU-seconds per benchmark of each parallel run, by kind of process
 (`bench/cpu_tree.py`: every process this bench started except the simulator, which stands in
 for the remote API, plus the driver thread). CPU is counted per process tree, not
-machine-wide, so other jobs on the box do not inflate it (they still slow the walls).
+machine-wide, so other jobs on the box do not inflate it (they still slow the walls). Two more
+parallel sweeps per path, with 4 candidates per turn and then with 1 again (both after the
+first runs, so both start on warm Ray workers), give the platform's CPU-seconds per further
+candidate evaluation (their difference over the 33 added evaluations).
 
     python bench/bench_sweep.py [--latency-ms 1000]
 """
@@ -45,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu_tree  # noqa: E402  (bench/ is not a package)
 
+MORE = 4  # candidates per turn of the second pair of parallel sweeps (per-candidate cost)
 ELEVEN = ["mgsm", "gsm8k", "gsm_hard", "gsm_plus", "svamp", "math", "drop", "mmlu_pro", "gpqa",
           "humaneval", "mbpp"]
 
@@ -59,14 +64,14 @@ def _busy_cpu_s() -> float:
 
 
 def _sweep(sim_url: str, root: Path, max_parallel: int | None, new_path: bool,
-           tree) -> dict:
+           tree, candidates: int = 1) -> dict:
     from w4s_ray.config import load_config
     from w4s_ray.runtime.sweep import run_sweep
 
     cfg = load_config(None, [
         f"run_dir={root}", "name=bench-sweep", f"executor.api_base={sim_url}",
         "executor.cache.enabled=false", "executor.timeout_s=120", "eval.num_evaluators=3",
-        "eval.limit=2", "rlao.test_limit=2", "rlao.turns=1", "rlao.candidates=1",
+        "eval.limit=2", "rlao.test_limit=2", "rlao.turns=1", f"rlao.candidates={candidates}",
         "rlao.max_repairs=0", "rlao.protocol=w4s-ray", "meta_agent.backend=scripted",
         "meta_agent.model=seed-variants",
         f"sweep.task_host={'shared' if new_path else 'per_benchmark'}",
@@ -119,6 +124,14 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
             new = _sweep(sim.url, Path(tmp) / "parallel", None, True, tree)
             old = _sweep(sim.url, Path(tmp) / "parallel-old", None, False, tree)
             seq = _sweep(sim.url, Path(tmp) / "sequential", 1, True, tree)
+            # The same parallel sweeps with MORE candidates per turn, then with one again: the
+            # difference in platform CPU between two WARM runs (Ray reuses idle workers, so a
+            # first run's cold start would otherwise count against the smaller one) is what
+            # each further candidate evaluation costs the platform.
+            new_m = _sweep(sim.url, Path(tmp) / "parallel-m", None, True, tree, MORE)
+            old_m = _sweep(sim.url, Path(tmp) / "parallel-old-m", None, False, tree, MORE)
+            new_w = _sweep(sim.url, Path(tmp) / "parallel-warm", None, True, tree)
+            old_w = _sweep(sim.url, Path(tmp) / "parallel-old-warm", None, False, tree)
     finally:
         if started:
             ray.shutdown()
@@ -151,6 +164,19 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
         return round(seq["wall"] / max(par["tree_cpu"] / ncpu, 1e-9), 2)
 
     per_new, per_old = new["platform_cpu"] / n, old["platform_cpu"] / n
+    extra = n * (MORE - 1)  # candidate evaluations (each with its self-check) added
+    cand_new = (new_m["platform_cpu"] - new_w["platform_cpu"]) / extra
+    cand_old = (old_m["platform_cpu"] - old_w["platform_cpu"]) / extra
+    params.update({"more_candidates": MORE,
+                   "parallel_platform_cpu_s": round(new["platform_cpu"], 2),
+                   "parallel_platform_cpu_s_warm": round(new_w["platform_cpu"], 2),
+                   "parallel_platform_cpu_s_more_candidates": round(new_m["platform_cpu"], 2),
+                   "parallel_platform_cpu_s_old_path": round(old["platform_cpu"], 2),
+                   "parallel_platform_cpu_s_old_path_warm": round(old_w["platform_cpu"], 2),
+                   "parallel_platform_cpu_s_old_path_more_candidates":
+                       round(old_m["platform_cpu"], 2),
+                   "cpu_s_by_kind_shared_host_warm": new_w["by_kind"],
+                   "cpu_s_by_kind_shared_host_more_candidates": new_m["by_kind"]})
     # However many cores, a parallel sweep cannot end before its slowest benchmark does:
     # sequential wall / the slowest benchmark's own wall (in the sequential run, where
     # nothing competes with it) caps the speedup as well as the CPUs do.
@@ -196,6 +222,22 @@ def run(latency_ms: float = 1000.0) -> list[dict]:
                   "benchmarks from the node cache), the limiter and benchmark host workers, "
                   "Ray itself; per evaluation: a fresh sandbox child and the actor's own "
                   "work (params cpu_s_by_kind_*)"},
+        {"name": "sweep_platform_cpu_s_per_candidate", "value": round(cand_new, 3),
+         "target": round(cand_old / 2, 3), "direction": "<=",
+         "unit": f"CPU s per further candidate evaluation (platform CPU of the parallel sweep "
+                 f"with {MORE} candidates per benchmark minus with 1, both warm, per added "
+                 "candidate; "
+                 "its 1-item self-check and validation evaluation); target: half the old "
+                 "path's, measured in the same run",
+         "params": params,
+         "limit": "per candidate: a fresh sandbox child per evaluation (the self-check and "
+                  "the validation run), the evaluator actor's feedback and the driver's "
+                  "bookkeeping; the shared host and node cache remove per-benchmark costs, "
+                  "not these (no pre-forked sandbox template)"},
+        {"name": "sweep_platform_cpu_s_per_candidate_old_path", "value": round(cand_old, 3),
+         "target": None,
+         "unit": "CPU s per further candidate evaluation on the old path (task_host="
+                 "per_benchmark, node_cache and lazy_litellm off)", "params": params},
         {"name": "sweep_platform_cpu_s_per_benchmark_old_path",
          "value": round(per_old, 2), "target": None,
          "unit": "CPU s per benchmark on the old path (task_host=per_benchmark, node_cache and lazy_litellm off)",
