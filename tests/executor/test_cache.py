@@ -85,6 +85,67 @@ def test_processes_share_one_cache(tmp_path):
     assert mode == "wal"
 
 
+def _open_at_once(path: str, barrier) -> None:
+    barrier.wait(30)
+    CompletionCache(path)
+
+
+def test_processes_opening_a_new_cache_at_once_all_start(tmp_path):
+    """Every evaluator actor of a node opens the cache as it starts. Two first opens racing to
+    switch a new file to WAL used to get "database is locked" without waiting, and the actor
+    died (CI saw a sweep's benchmark fail this way)."""
+    ctx = mp.get_context("fork")
+    for trial in range(12):
+        path = str(tmp_path / f"c{trial}.sqlite")
+        barrier = ctx.Barrier(8)
+        procs = [ctx.Process(target=_open_at_once, args=(path, barrier)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * 8, f"trial {trial}"
+
+
+class _BusyAtFirst(sqlite3.Connection):
+    """A connection whose WAL switch answers as a losing racer's does, the first `busy` times."""
+
+    busy = 0
+
+    def execute(self, sql, *args):
+        if sql == "PRAGMA journal_mode=WAL" and _BusyAtFirst.busy > 0:
+            _BusyAtFirst.busy -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return super().execute(sql, *args)
+
+
+def _connect_busy(monkeypatch, times: int) -> None:
+    import w4s_ray.executor.cache as cache_mod
+
+    real = sqlite3.connect
+    _BusyAtFirst.busy = times
+    monkeypatch.setattr(cache_mod.sqlite3, "connect",
+                        lambda *a, **kw: real(*a, factory=_BusyAtFirst, **kw))
+
+
+def test_a_first_open_that_loses_the_wal_race_retries(tmp_path, monkeypatch):
+    _connect_busy(monkeypatch, times=3)
+    c = CompletionCache(tmp_path / "c.sqlite")
+    monkeypatch.undo()
+    assert _BusyAtFirst.busy == 0
+    c.put_many("m", {"k": CacheEntry("x", 1, 1, 0.0)})
+    assert len(c) == 1
+    assert sqlite3.connect(c.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_cache_locked_past_the_timeout_is_a_clear_error(tmp_path, monkeypatch):
+    import w4s_ray.executor.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_OPEN_TIMEOUT_S", 0.2)
+    _connect_busy(monkeypatch, times=10**6)
+    with pytest.raises(ExecutorError, match="database is locked"):
+        CompletionCache(tmp_path / "c.sqlite")
+
+
 def test_corrupt_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "c.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)

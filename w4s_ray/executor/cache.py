@@ -17,7 +17,8 @@ endpoint, so none of its rows can be trusted for a given endpoint.
 Stored per sample: the text, its share of the call's tokens and dollars (so a hit can report
 the dollars it would have cost), the model and the endpoint identity (for inspection; the key
 is what is matched). Never the API key.
-Concurrency: WAL journal and a busy timeout across processes; one connection per thread.
+Concurrency: WAL journal and a busy timeout across processes; one connection per thread. First
+opens that race to switch a new file to WAL are retried (`_open`).
 `INSERT OR IGNORE` makes the first writer win, so concurrent writers agree on what is stored.
 """
 
@@ -52,6 +53,17 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
 """
 
 
+_OPEN_TIMEOUT_S = 30.0
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _is_busy(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _BUSY_CODES  # extended codes keep the primary code in the low byte
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     text: str
@@ -84,17 +96,36 @@ class CompletionCache:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                       check_same_thread=False)
-                conn.execute("PRAGMA busy_timeout=30000")
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash may lose the last writes, never corrupt
-                conn.execute(_SCHEMA)
-            except sqlite3.DatabaseError as exc:
-                raise ExecutorError(f"executor.cache.path {self.path}: not a usable sqlite file ({exc})") from None
+            conn = self._open()
             self._local.conn = conn
         return conn
+
+    def _open(self) -> sqlite3.Connection:
+        # Switching a new file to WAL takes an exclusive lock, and sqlite answers "database is
+        # locked" at once, without its busy handler, to a second process doing the same. Every
+        # evaluator actor opens the node's cache as it starts, so concurrent first opens are
+        # the normal case: retry those for as long as the busy timeout would have waited.
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        pause = 0.01
+        while True:
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, timeout=_OPEN_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout={int(_OPEN_TIMEOUT_S * 1000)}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash may lose the last writes, never corrupt
+                conn.execute(_SCHEMA)
+                return conn
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.5)
+                    continue
+                raise ExecutorError(f"executor.cache.path {self.path}: not a usable sqlite file ({exc})") from None
 
     def get_many(self, keys: list[str]) -> dict[str, CacheEntry]:
         if not keys:
