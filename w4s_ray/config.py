@@ -427,6 +427,10 @@ class TrainConfig(_Section):
     filter: Literal["all", "success", "selected", "valid"] = F(
         "all", "Rows trained on: all, success (reward > 0), selected (chosen), valid. Every "
         "filter leaves out dropped candidates (w4s protocol), which have no reward.")
+    repeats: Literal["keep", "once"] = F(
+        "keep", "Candidates of one prompt that are the same program (comments and formatting "
+        "ignored): keep = one example each, as upstream; once = one example per distinct "
+        "program, rewarded with their mean reward, so copies do not multiply its weight.")
     loss_on: Literal["all_assistant", "candidate"] = F(
         "all_assistant", "Tokens the weighted loss covers: all_assistant = every assistant turn "
         "of the sample (the trajectory's earlier chosen replies and the candidate), each weighted "

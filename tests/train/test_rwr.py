@@ -331,3 +331,37 @@ def test_prompt_longer_than_budget_even_without_history_keeps_head_and_end(tok):
     assert truncated and len(ids) == max_len
     assert msgs[0]["content"] in tok.decode(ids[:start])
     assert ids[start - context.MIN_TAIL:] == full[n_prompt - context.MIN_TAIL:]
+
+
+def _candidates(codes_rewards, prompt=MSGS):
+    return [{"prompt_messages": json.dumps(prompt), "action": f"```python\n{code}\n```",
+             "code": code, "reward": reward, "valid": True, "chosen": i == 0}
+            for i, (code, reward) in enumerate(codes_rewards)]
+
+
+def test_repeats_once_trains_each_program_of_a_prompt_once_at_its_mean_reward(tok):
+    seed = "def solver(agent, task):\n    return agent(task)"
+    seed_again = "def solver(agent, task):\n    # the seed, reformatted\n    return agent( task )"
+    novel = "def solver(agent, task):\n    return agent(task + ' Think step by step.')"
+    rows = _candidates([(seed, 0.5), (seed_again, 0.7), (novel, 0.4), (seed, 0.6)])
+    other_prompt = _candidates([(seed, 0.2)], prompt=[*MSGS, {"role": "user", "content": "t2"}])
+    kept, st = build_examples(rows + other_prompt, tok, temperature=0.4)
+    assert len(kept) == 5 and st.merged_repeats == 0  # the default keeps every copy (upstream)
+    once, st = build_examples(rows + other_prompt, tok, temperature=0.4, repeats="once")
+    assert st.merged_repeats == 2 and st.kept == len(once) == 3
+    assert [e.reward for e in once] == pytest.approx([0.6, 0.4, 0.2])
+    assert [e.weight for e in once] == pytest.approx([math.exp(r / 0.4) for r in (0.6, 0.4, 0.2)])
+    assert once[0].meta["chosen"] is True  # a group holding the chosen candidate stays chosen
+    # the novel program now weighs as much against the seed as one copy does, not a third
+    share = once[1].weight / (once[0].weight + once[1].weight)
+    share_kept = kept[2].weight / sum(e.weight for e in kept[:4])
+    assert share > 2 * share_kept
+
+
+def test_repeats_once_needs_the_code_column(tok):
+    rows = _candidates([("def solver(agent, task):\n    return task", 0.1)])
+    del rows[0]["code"]
+    with pytest.raises(DataError, match="repeats=once needs a 'code' column"):
+        build_examples(rows, tok, temperature=0.4, repeats="once")
+    with pytest.raises(DataError, match="train.repeats must be one of"):
+        build_examples(rows, tok, temperature=0.4, repeats="twice")

@@ -42,6 +42,7 @@ from typing import Any
 from w4s_ray.errors import DataError
 from w4s_ray.meta_agent import context
 from w4s_ray.models.chat import encode_chat, encode_masked, mask_contents
+from w4s_ray.workflow.normalize import workflow_key
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ REQUIRED_COLUMNS = ("prompt_messages", "action", "reward")
 OPTIONAL_COLUMNS = ("benchmark", "episode_id", "turn", "candidate", "chosen", "valid", "code",
                     "dropped", "attempt", "protocol")
 FILTERS = ("all", "success", "selected", "valid")
+REPEATS = ("keep", "once")
 LOSS_ON = ("all_assistant", "candidate")
 
 
@@ -84,6 +86,7 @@ class BuildStats:
     dropped_filter: int = 0
     dropped_no_action: int = 0
     dropped_too_long: int = 0
+    merged_repeats: int = 0  # train.repeats=once: rows folded into an earlier row of their program
     truncated: int = 0
     action_tokens: int = 0
     total_tokens: int = 0
@@ -96,8 +99,8 @@ class BuildStats:
         return (
             f"rows {self.rows}: kept {self.kept}, dropped candidates "
             f"{self.dropped_candidates}, dropped by filter {self.dropped_filter}, "
-            f"no action {self.dropped_no_action}, action too long {self.dropped_too_long}; "
-            f"history truncated {self.truncated}"
+            f"no action {self.dropped_no_action}, action too long {self.dropped_too_long}, "
+            f"repeats merged {self.merged_repeats}; history truncated {self.truncated}"
         )
 
 
@@ -324,18 +327,25 @@ def build_examples(
     filter: str = "all",
     max_seq_len: int = 2048,
     loss_on: str = "candidate",
+    repeats: str = "keep",
 ) -> tuple[list[Example], BuildStats]:
     """Trajectory rows -> weighted, masked examples, plus counts of what was dropped and why."""
     stats = BuildStats(rows=len(rows))
     kept: list[Example] = []
+    if repeats not in REPEATS:
+        raise DataError(f"train.repeats must be one of {', '.join(REPEATS)} (got {repeats!r})")
+    trainable = []
     for row in rows:
-        where = row.get("_source", "row")
         if row.get("dropped"):  # a dropped w4s candidate: no reward, never trained on
             stats.dropped_candidates += 1
-            continue
-        if not keep_row(row, filter):
+        elif not keep_row(row, filter):
             stats.dropped_filter += 1
-            continue
+        else:
+            trainable.append(row)
+    if repeats == "once":
+        trainable, stats.merged_repeats = merge_repeats(trainable)
+    for row in trainable:
+        where = row.get("_source", "row")
         action = row.get("action")
         # No valid action: an empty reply, or one from which no workflow could be extracted
         # (`code` null). Imitating those, even with a small weight, teaches unusable output.
@@ -379,6 +389,50 @@ def build_examples(
     stats.total_tokens = sum(len(e.input_ids) for e in kept)
     log.info("rwr examples: %s", stats.line())
     return kept, stats
+
+
+def merge_repeats(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """`train.repeats=once`: one row per distinct program per prompt.
+
+    Candidates sampled on one prompt whose workflows are the same program (`workflow_key`:
+    comments, formatting and docstrings ignored) become one example: the first such row's
+    action, with the mean of their rewards (the same program evaluated again; the mean is the
+    better estimate of its worth). Kept as they are, k copies weigh k times one program, and
+    RWR pulls the policy onto whatever the model already repeats (a seed, most often). Rows
+    without code (no workflow extracted) pass as they are: later steps drop them. Returns the
+    rows and how many were folded into another.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    order: list[tuple[str, str] | dict[str, Any]] = []
+    for row in rows:
+        if "code" not in row:
+            raise DataError(f"{row.get('_source', 'row')}: train.repeats=once needs a 'code' column")
+        code = row["code"]
+        if not isinstance(code, str) or not code.strip():
+            order.append(row)
+            continue
+        key = (hashlib.sha1(str(row["prompt_messages"]).encode()).hexdigest(), workflow_key(code))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(row)
+    out: list[dict[str, Any]] = []
+    for item in order:
+        if isinstance(item, dict):
+            out.append(item)
+            continue
+        group = groups[item]
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        rewards = [r.get("reward") for r in group]
+        if any(r is None or not math.isfinite(float(r)) for r in rewards):
+            raise DataError(f"{group[0].get('_source', 'row')}: reward is missing or not finite")
+        merged = {**group[0], "reward": sum(float(r) for r in rewards) / len(rewards)}
+        if "chosen" in merged:
+            merged["chosen"] = any(bool(r.get("chosen")) for r in group)
+        out.append(merged)
+    return out, len(rows) - len(out)
 
 
 # ----------------------------------------------------------------------------- packing

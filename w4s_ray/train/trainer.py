@@ -428,6 +428,7 @@ def prepare_examples(
     examples, stats = rwr.build_examples(
         rows, tok, temperature=tc.temperature, normalize=tc.normalize_weights,
         filter=tc.filter, max_seq_len=effective_max_seq_len(tc), loss_on=tc.loss_on,
+        repeats=tc.repeats,
     )
     if not examples:
         raise DataError(f"{tc.data}: no trainable rows ({stats.line()})")
@@ -507,6 +508,7 @@ def write_reports(res: TrainResult, cfg: ExperimentConfig) -> None:
         f"| rows / kept | {s.rows} / {s.kept} |",
         f"| dropped: filter / no action / too long | {s.dropped_filter} / "
         f"{s.dropped_no_action} / {s.dropped_too_long} |",
+        f"| repeated programs (train.repeats={tc.repeats}): merged | {s.merged_repeats} |",
         f"| history truncated | {s.truncated} |",
         f"| steps (resumed from) | {res.steps} ({res.resumed_from}) |",
         f"| weighted loss first -> last | {first:.4f} -> {last:.4f} |",
