@@ -260,3 +260,52 @@ async def test_real_gsm8k_accuracy_near_profile(sim_server, tmp_path, data_dir):
                                  for it in items])
     acc = statistics.fmean(answer_of(r.texts[0]) == it["answer"] for r, it in zip(res, items, strict=True))
     assert abs(acc - 0.88) < 0.07, acc
+
+
+async def test_a_fan_out_wider_than_a_window_keeps_each_samples_seed(sim_server, tmp_path):
+    """Split into window-sized parts, sample j of a call still gets seed + j, as in one
+    fan-out, so splitting changes neither the samples nor what the cache stores under them;
+    each part asks its own grant for its own requests."""
+    from w4s_ray.executor.transport import Completion
+
+    class OneSamplePerRequest:  # an endpoint without `n` (Anthropic, Ollama ...)
+        def __init__(self, inner, tag):
+            self.inner, self.tag, self.sent = inner, tag, []
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def requests_for(self, n):
+            return n
+
+        async def complete(self, messages, *, n, seed, **kw):
+            self.sent.append((n, seed))
+            return Completion([f"seed {seed + j}" for j in range(n)], 5 * n, 2 * n,
+                              self.tag, n)
+
+    class Grants:
+        def __init__(self):
+            self.asked = []
+
+        async def acquire(self, ask):
+            self.asked.append(ask.requests)
+            return len(self.asked)
+
+        def settle(self, grant, tokens, cost_usd=0.0, **kw):
+            pass
+
+        def release(self, grant):
+            pass
+
+    grants = Grants()
+    cfg = make_cfg(sim_server.url, tmp_path, requests_per_minute=240, rate_limit_window_s=2.0,
+                   cache=CacheConfig(enabled=False))  # 8 requests per window
+    with ExecutorClient(cfg, rate_limiter=grants) as client:
+        await client.chat(msgs(), n=1)  # identifies the server
+        client.transport = fake = OneSamplePerRequest(client.transport, client.server.simulator)
+        grants.asked.clear()
+        done = await client.chat(msgs("twenty samples"), n=20)
+    first = fake.sent[0][1]
+    assert fake.sent == [(8, first), (8, first + 8), (4, first + 16)]
+    assert done.texts == [f"seed {first + j}" for j in range(20)]
+    assert grants.asked == [8, 8, 4]

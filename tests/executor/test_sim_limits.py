@@ -211,3 +211,34 @@ def test_an_endpoint_without_n_gets_one_grant_per_request_and_no_429(sim_factory
     other = sim_factory(rpm_limit=240, limit_window_s=2.0, one_choice=True)
     _one_choice_burst(other.url, calls=4, n=4, monkeypatch=monkeypatch)
     assert other.stats()["limit_429"] > 0  # the check can fail
+
+
+@pytest.mark.timeout(180)
+def test_a_fan_out_wider_than_a_window_is_sent_a_window_at_a_time(sim_factory, monkeypatch):
+    """n = 20 samples from a one-choice server under 8 requests per window: 20 requests no
+    window can hold at once. They go out 8 at a time with the seeds one fan-out would give
+    them; sent together, the provider answers part of them 429, and again on every retry."""
+    from w4s_ray.errors import ExecutorError
+    from w4s_ray.executor.client import ExecutorClient
+
+    def run(url: str, chunked: bool, retries: int):
+        cfg = ExecutorConfig(api_base=url, cache=CacheConfig(enabled=False),
+                             max_retries=retries, retry_max_delay_s=2.0, max_tokens=64,
+                             temperature=1.0, requests_per_minute=240,
+                             rate_limit_window_s=2.0, rate_limit_guard_s=0.1)
+        with ExecutorClient(cfg) as client:
+            if not chunked:
+                monkeypatch.setattr(client, "_fanout_chunk", lambda n: n)
+            return asyncio.run(client.chat([{"role": "user", "content": "item 0"}], n=20))
+
+    sim = sim_factory(rpm_limit=240, limit_window_s=2.0, one_choice=True)
+    done = run(sim.url, chunked=True, retries=10)
+    assert len(done.texts) == 20
+    k = sim.get("/limits")["keys"][0]
+    assert sim.stats().get("limit_429", 0) == 0 and k["admitted"] == 20
+    assert k["offered_peak_requests"] <= 8
+
+    other = sim_factory(rpm_limit=240, limit_window_s=2.0, one_choice=True)
+    with pytest.raises(ExecutorError):
+        run(other.url, chunked=False, retries=1)
+    assert other.stats()["limit_429"] > 0  # the check can fail

@@ -62,6 +62,7 @@ from w4s_ray.executor.failures import call_error, fatal_error
 from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
 from w4s_ray.executor.ratelimit import Ask, AsyncRateLimiter, token_upper_bound
+from w4s_ray.executor.ratelimit import per_window as per_window_limit
 from w4s_ray.executor.transport import (
     FATAL,
     ITEM,
@@ -406,7 +407,8 @@ class ExecutorClient:
             # The first attempt's grant is taken before the budget check: it also refreshes
             # the run's spend. Checked once a slot is free, so at most max_concurrency calls
             # overshoot.
-            grant = await self._acquire(messages, n, max_tokens)
+            # (For a fan-out wider than a window: the first part's grant; `_call` splits it.)
+            grant = await self._acquire(messages, self._fanout_chunk(n), max_tokens)
             if cfg.budget_usd is not None and self._run_spent() >= cfg.budget_usd:
                 self._release(grant)
                 raise BudgetExceeded(f"executor budget of ${cfg.budget_usd:.4f} is spent "
@@ -514,6 +516,16 @@ class ExecutorClient:
         if self._limiter is not None:
             self._limiter.release(grant)
 
+    def _fanout_chunk(self, n: int) -> int:
+        """Samples one attempt may ask for: n, or fewer where the endpoint takes one sample
+        per request and n requests exceed what one window of `requests_per_minute` allows."""
+        if self._limiter is None or not self.cfg.requests_per_minute:
+            return n
+        if self.transport.requests_for(n) <= 1:  # the endpoint takes `n`: one request
+            return n
+        per_window = per_window_limit(self.cfg.requests_per_minute, self.cfg.rate_limit_window_s)
+        return max(1, min(n, int(per_window + 1e-9)))
+
     async def _call(self, messages, temperature, n, rf, max_tokens, seed,
                     local_refused_is_final: bool = False, grant: Any = None):
         """One request with the retry policy: the transport's Completion, or `_Failed`.
@@ -522,6 +534,20 @@ class ExecutorClient:
         `local_refused_is_final`: a refused connection to a local URL is not retried (the
         preflight: nothing listens on this machine's port, and waiting will not start it)."""
         cfg = self.cfg
+        chunk = self._fanout_chunk(n)
+        if chunk < n:
+            # More provider requests than one window of the RPM limit holds: sent a window's
+            # worth at a time, each part under its own grant, with the seeds the requests would
+            # have had in one fan-out (sample j keeps seed + j). Sent at once, the provider
+            # would answer part of them 429 and every retry would send them all again.
+            # A grant already taken (`chat`) was sized for the first part.
+            parts = []
+            for start in range(0, n, chunk):
+                parts.append(await self._call(messages, temperature, min(chunk, n - start), rf,
+                                              max_tokens, (seed + start) % (2**31),
+                                              local_refused_is_final, grant=grant))
+                grant = None
+            return merge(parts)
         failure = Failure("no attempt made")
         attempts = 0
         for attempt in range(cfg.max_retries + 1):
