@@ -309,3 +309,39 @@ async def test_a_fan_out_wider_than_a_window_keeps_each_samples_seed(sim_server,
     assert fake.sent == [(8, first), (8, first + 8), (4, first + 16)]
     assert done.texts == [f"seed {first + j}" for j in range(20)]
     assert grants.asked == [8, 8, 4]
+
+
+async def test_a_fan_out_with_one_request_failed_asks_again_for_that_sample_only(sim_server,
+                                                                                 tmp_path):
+    """n = 3 one-sample requests, the second answered 429 once: the client keeps the two
+    answers and sends one request again, with that sample's seed, not all three."""
+    from w4s_ray.executor.transport import TRANSIENT, Completion, PartFailed, TransportError
+
+    class SecondFailsOnce:
+        def __init__(self, inner, tag):
+            self.inner, self.tag, self.sent, self.failed = inner, tag, [], False
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def requests_for(self, n):
+            return n
+
+        async def complete(self, messages, *, n, seed, **kw):
+            self.sent.append((n, seed))
+            one = {j: Completion([f"seed {seed + j}"], 5, 2, self.tag) for j in range(n)}
+            if n > 1 and not self.failed:
+                self.failed = True
+                raise PartFailed({j: c for j, c in one.items() if j != 1}, [1],
+                                 TransportError("rate limited", TRANSIENT, reason="rate"))
+            return Completion([one[j].texts[0] for j in range(n)], 5 * n, 2 * n, self.tag, n)
+
+    cfg = make_cfg(sim_server.url, tmp_path, cache=CacheConfig(enabled=False))
+    with ExecutorClient(cfg) as client:
+        await client.chat(msgs(), n=1)  # identifies the server
+        client.transport = fake = SecondFailsOnce(client.transport, client.server.simulator)
+        done = await client.chat(msgs("three samples"), n=3)
+    first = fake.sent[0][1]
+    assert fake.sent == [(3, first), (1, first + 1)]
+    assert done.texts == [f"seed {first + j}" for j in range(3)]
+    assert (done.prompt_tokens, done.completion_tokens) == (15, 6)  # the answers, each once

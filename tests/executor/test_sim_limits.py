@@ -217,8 +217,7 @@ def test_an_endpoint_without_n_gets_one_grant_per_request_and_no_429(sim_factory
 def test_a_fan_out_wider_than_a_window_is_sent_a_window_at_a_time(sim_factory, monkeypatch):
     """n = 20 samples from a one-choice server under 8 requests per window: 20 requests no
     window can hold at once. They go out 8 at a time with the seeds one fan-out would give
-    them; sent together, the provider answers part of them 429, and again on every retry."""
-    from w4s_ray.errors import ExecutorError
+    them; sent together, the provider answers part of them 429."""
     from w4s_ray.executor.client import ExecutorClient
 
     def run(url: str, chunked: bool, retries: int):
@@ -239,6 +238,5 @@ def test_a_fan_out_wider_than_a_window_is_sent_a_window_at_a_time(sim_factory, m
     assert k["offered_peak_requests"] <= 8
 
     other = sim_factory(rpm_limit=240, limit_window_s=2.0, one_choice=True)
-    with pytest.raises(ExecutorError):
-        run(other.url, chunked=False, retries=1)
+    assert len(run(other.url, chunked=False, retries=10).texts) == 20  # the 429'd ones again
     assert other.stats()["limit_429"] > 0  # the check can fail

@@ -371,3 +371,37 @@ async def test_litellm_sends_n_requests_where_the_provider_takes_no_n(monkeypatc
     with_n = LitellmTransport(Endpoint("openai", "openai/m", "m", None, True, None,
                                        frozenset(SENT_PARAMS)), "sk-test")
     assert with_n.requests_for(3) == 1
+
+
+async def test_a_fan_out_with_some_requests_failed_keeps_the_answered_ones(monkeypatch):
+    """One of n one-sample requests fails: the others were answered (and paid for), so the
+    transport hands them back with the indices that failed instead of failing all n."""
+    from types import SimpleNamespace
+
+    from w4s_ray.executor.providers import SENT_PARAMS, Endpoint
+    from w4s_ray.executor.transport import LitellmTransport, PartFailed
+
+    failing = {6}
+
+    async def acompletion(**kw):
+        if kw["seed"] in failing:
+            raise RuntimeError(f"429 for seed {kw['seed']}")
+        msg = SimpleNamespace(content=f"reply {kw['seed']}")
+        return SimpleNamespace(choices=[SimpleNamespace(index=0, message=msg, finish_reason="stop")],
+                               usage=SimpleNamespace(prompt_tokens=7, completion_tokens=2))
+
+    no_n = Endpoint("anthropic", "anthropic/claude-x", "claude-x", None, False, None,
+                    frozenset(SENT_PARAMS) - {"n"})
+    t = LitellmTransport(no_n, "sk-test")
+    monkeypatch.setattr(t, "_litellm", SimpleNamespace(acompletion=acompletion))
+    with pytest.raises(PartFailed) as info:
+        await t.complete(msgs(), n=3, temperature=1.0, max_tokens=20, seed=5,
+                         response_format=None, timeout_s=5)
+    part = info.value
+    assert part.missing == [1] and sorted(part.done) == [0, 2]
+    assert [part.done[j].texts for j in (0, 2)] == [["reply 5"], ["reply 7"]]
+    assert "429 for seed 6" in str(part.cause)
+    failing.update({5, 7})  # every request failed: the first failure as it is
+    with pytest.raises(RuntimeError, match="429 for seed 5"):
+        await t.complete(msgs(), n=3, temperature=1.0, max_tokens=20, seed=5,
+                         response_format=None, timeout_s=5)

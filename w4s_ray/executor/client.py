@@ -68,6 +68,7 @@ from w4s_ray.executor.transport import (
     ITEM,
     Failure,
     OneChoice,
+    PartFailed,
     ServerInfo,
     TransportError,
     classify,
@@ -511,6 +512,21 @@ class ExecutorClient:
                              completion=(done.completion_tokens, max(1, len(done.texts))),
                              requests=done.requests)
 
+    def _settle_part(self, grant: Any, part: PartFailed, max_tokens: int) -> None:
+        """A fan-out whose requests were all sent and only some answered: every request is
+        counted, the failed ones as what a provider counting them would have charged (their
+        prompt and, under `requested`, max_tokens), the dollars of the answered ones only."""
+        if self._limiter is None:
+            return
+        answered = merge([part.done[j] for j in sorted(part.done)])
+        k, failed = len(part.done), len(part.missing)
+        per_prompt = answered.prompt_tokens / k
+        completion = ((k + failed) * int(max_tokens) if self.cfg.rate_limit_tokens == "requested"
+                      else answered.completion_tokens)
+        self._limiter.settle(grant, answered.prompt_tokens + failed * per_prompt + completion,
+                             self._prices.cost(answered.prompt_tokens, answered.completion_tokens),
+                             completion=(answered.completion_tokens, k), requests=k + failed)
+
     def _release(self, grant: Any) -> None:
         """A grant that was never used: nothing was sent."""
         if self._limiter is not None:
@@ -569,6 +585,15 @@ class ExecutorClient:
                 rest = await self._call(messages, temperature, n - 1, rf, max_tokens,
                                         (seed + 1) % (2**31), local_refused_is_final)
                 return merge([one.first, rest])
+            except PartFailed as part:
+                # One-sample requests of a fan-out: the answered ones are kept (their tokens
+                # were spent), the failed ones are asked again, each with its own seed.
+                self._settle_part(grant, part, max_tokens)
+                got = dict(part.done)
+                for j in part.missing:
+                    got[j] = await self._call(messages, temperature, 1, rf, max_tokens,
+                                              (seed + j) % (2**31), local_refused_is_final)
+                return merge([got[j] for j in range(n)])
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised as ExecutorError
                 self._settle(grant, None, n, max_tokens)
                 f = classify(exc)

@@ -37,7 +37,7 @@ import asyncio
 import atexit
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,6 +108,35 @@ class OneChoice(Exception):
     def __init__(self, first: Completion) -> None:
         super().__init__("the server answered one choice for n")
         self.first = first
+
+
+class PartFailed(Exception):
+    """Some requests of a one-sample-per-request fan-out failed and the others were answered.
+    `done` maps sample index j to its answered one-sample Completion; `missing` lists the
+    indices that failed; `cause` is the first failure. The caller keeps the answers (their
+    tokens were spent) and asks again for the missing samples only, each with its own seed."""
+
+    def __init__(self, done: dict[int, Completion], missing: list[int],
+                 cause: BaseException) -> None:
+        super().__init__(f"{len(missing)} of {len(done) + len(missing)} requests failed: {cause}")
+        self.done, self.missing, self.cause = done, missing, cause
+
+
+async def fan_out(one: Callable[[int], Awaitable[Completion]], n: int) -> Completion:
+    """n one-sample requests `one(j)` at once, merged in sample order. All failed: the first
+    failure is raised as is. Some failed: `PartFailed` with what was answered."""
+    got = await asyncio.gather(*(one(j) for j in range(n)), return_exceptions=True)
+    for r in got:  # cancellation and interrupts are never a part's failure
+        if isinstance(r, BaseException) and not isinstance(r, Exception):
+            raise r
+    done = {j: r for j, r in enumerate(got) if isinstance(r, Completion)}
+    missing = [j for j in range(n) if j not in done]
+    if not missing:
+        return merge([done[j] for j in range(n)])
+    cause = got[missing[0]]
+    if not done:
+        raise cause
+    raise PartFailed(done, missing, cause)
 
 
 class Transport(Protocol):
@@ -345,13 +374,13 @@ class LitellmTransport:
             return await self._one(kwargs, n)
         # The provider takes one sample per request (Anthropic, Ollama, ...): n requests, each
         # with its own seed where seeds are taken, so the samples differ at T > 0.
-        parts = []
-        for j in range(n):
+        def one(j: int) -> Awaitable[Completion]:
             kw = dict(kwargs)
             if "seed" in kw:
                 kw["seed"] = (seed + j) % (2**31)
-            parts.append(self._one(kw, 1))
-        return merge(await asyncio.gather(*parts))
+            return self._one(kw, 1)
+
+        return await fan_out(one, n)
 
 
 # ---------------------------------------------------------------------- plain HTTP
@@ -503,7 +532,7 @@ class OpenAIHTTPTransport:
             raw, headers = await self._post(b, timeout_s)
             return parse_openai_body(raw, 1, headers.get(SIM_HEADER))
 
-        return merge(await asyncio.gather(*(one(j) for j in range(n))))
+        return await fan_out(one, n)
 
 
 def merge(parts: list[Completion]) -> Completion:
