@@ -53,6 +53,7 @@ def test_failed_samples_score_zero_and_valid_ones_their_accuracy():
                            protocol="w4s-ray")
     assert [s.index for s in got] == [0, 1, 2, 3]
     assert [s.valid for s in got] == [True, False, False, True]
+    assert [s.code is None for s in got] == [False, True, False, False]
     assert got[1].accuracy == 0.0 and got[2].accuracy == 0.0
     assert got[0].accuracy == pytest.approx(0.6, abs=0.05)
     assert got[3].accuracy == pytest.approx(0.2, abs=0.05)
@@ -145,6 +146,8 @@ def test_diversity_counts_distinct_programs_seed_copies_and_samples_beating_the_
                            samples=5, seed=3)
     assert got[0].code_key == got[1].code_key != got[4].code_key
     assert got[3].code_key is None
+    # the code is kept, so a user can read what each sample was
+    assert got[3].code is None and "n = 2" in got[4].code and "def solver" in got[0].code
     assert [s.is_seed_copy for s in got] == [False, False, True, False, False]
     assert [s.beats_best_seed for s in got] == [True, True, False, False, False]
     d = pe.diversity(got)

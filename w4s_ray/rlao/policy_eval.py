@@ -53,6 +53,7 @@ class Sample:
     code_key: str | None = None  # workflow_key of the extracted code; None: no workflow
     is_seed_copy: bool | None = None  # the same program as one of the seed workflows
     beats_best_seed: bool | None = None  # valid, and above the best seed's val accuracy
+    code: str | None = None  # the extracted workflow, to read what the model wrote
 
 
 def sample_policy(
@@ -78,7 +79,8 @@ def sample_policy(
         out.append(Sample(model, spec.name, seed, r["candidate"], bool(r["valid"]), acc,
                           r["error"], float(r["cost_usd"]), code_key=key,
                           is_seed_copy=key is not None and key in seed_keys,
-                          beats_best_seed=bool(r["valid"]) and acc > best_seed))
+                          beats_best_seed=bool(r["valid"]) and acc > best_seed,
+                          code=r.get("code")))
     return out
 
 
@@ -131,7 +133,7 @@ def _sample_w4s(model: str, ep: Episode, seed: int, samples: int, seed_keys: set
         out.append(Sample(model, ep.spec.name, seed, i, ok, acc, None if ok else errors[i],
                           float(res.cost_usd) if res else 0.0, code_key=key,
                           is_seed_copy=key is not None and key in seed_keys,
-                          beats_best_seed=ok and acc > best_seed))
+                          beats_best_seed=ok and acc > best_seed, code=codes[i]))
     return out
 
 
