@@ -262,26 +262,36 @@ async def test_real_gsm8k_accuracy_near_profile(sim_server, tmp_path, data_dir):
     assert abs(acc - 0.88) < 0.07, acc
 
 
+class OneSamplePerRequest:
+    """The client's transport as an endpoint without `n` (Anthropic, Ollama ...) sees it: one
+    request per sample, sample j answered "seed <seed + j>"; records (n, seed) of each call.
+    `fail_second_once`: the first fan-out's second request fails (`PartFailed`)."""
+
+    def __init__(self, inner, tag, fail_second_once=False):
+        self.inner, self.tag, self.sent, self.fail = inner, tag, [], fail_second_once
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def requests_for(self, n):
+        return n
+
+    async def complete(self, messages, *, n, seed, **kw):
+        from w4s_ray.executor.transport import TRANSIENT, Completion, PartFailed, TransportError
+
+        self.sent.append((n, seed))
+        one = {j: Completion([f"seed {seed + j}"], 5, 2, self.tag) for j in range(n)}
+        if n > 1 and self.fail:
+            self.fail = False
+            raise PartFailed({j: c for j, c in one.items() if j != 1}, [1],
+                             TransportError("rate limited", TRANSIENT, reason="rate"))
+        return Completion([one[j].texts[0] for j in range(n)], 5 * n, 2 * n, self.tag, n)
+
+
 async def test_a_fan_out_wider_than_a_window_keeps_each_samples_seed(sim_server, tmp_path):
     """Split into window-sized parts, sample j of a call still gets seed + j, as in one
     fan-out, so splitting changes neither the samples nor what the cache stores under them;
     each part asks its own grant for its own requests."""
-    from w4s_ray.executor.transport import Completion
-
-    class OneSamplePerRequest:  # an endpoint without `n` (Anthropic, Ollama ...)
-        def __init__(self, inner, tag):
-            self.inner, self.tag, self.sent = inner, tag, []
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def requests_for(self, n):
-            return n
-
-        async def complete(self, messages, *, n, seed, **kw):
-            self.sent.append((n, seed))
-            return Completion([f"seed {seed + j}" for j in range(n)], 5 * n, 2 * n,
-                              self.tag, n)
 
     class Grants:
         def __init__(self):
@@ -315,31 +325,11 @@ async def test_a_fan_out_with_one_request_failed_asks_again_for_that_sample_only
                                                                                  tmp_path):
     """n = 3 one-sample requests, the second answered 429 once: the client keeps the two
     answers and sends one request again, with that sample's seed, not all three."""
-    from w4s_ray.executor.transport import TRANSIENT, Completion, PartFailed, TransportError
-
-    class SecondFailsOnce:
-        def __init__(self, inner, tag):
-            self.inner, self.tag, self.sent, self.failed = inner, tag, [], False
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def requests_for(self, n):
-            return n
-
-        async def complete(self, messages, *, n, seed, **kw):
-            self.sent.append((n, seed))
-            one = {j: Completion([f"seed {seed + j}"], 5, 2, self.tag) for j in range(n)}
-            if n > 1 and not self.failed:
-                self.failed = True
-                raise PartFailed({j: c for j, c in one.items() if j != 1}, [1],
-                                 TransportError("rate limited", TRANSIENT, reason="rate"))
-            return Completion([one[j].texts[0] for j in range(n)], 5 * n, 2 * n, self.tag, n)
-
     cfg = make_cfg(sim_server.url, tmp_path, cache=CacheConfig(enabled=False))
     with ExecutorClient(cfg) as client:
         await client.chat(msgs(), n=1)  # identifies the server
-        client.transport = fake = SecondFailsOnce(client.transport, client.server.simulator)
+        client.transport = fake = OneSamplePerRequest(client.transport, client.server.simulator,
+                                                       fail_second_once=True)
         done = await client.chat(msgs("three samples"), n=3)
     first = fake.sent[0][1]
     assert fake.sent == [(3, first), (1, first + 1)]

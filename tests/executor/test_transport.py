@@ -342,9 +342,9 @@ def test_http_without_api_base_is_a_config_error(tmp_path, monkeypatch):
         select_transport("grpc", "openai/x", "http://h/v1")
 
 
-async def test_litellm_sends_n_requests_where_the_provider_takes_no_n(monkeypatch):
-    """Anthropic, Ollama ...: a call for n samples is n requests (each its own seed), and the
-    transport says so beforehand, so the rate limiter counts n requests, not one."""
+def _litellm_without_n(monkeypatch, failing=frozenset()):
+    """A litellm transport to a provider that takes no `n` (Anthropic, Ollama ...), answering
+    "reply <seed>" per request, or raising for the seeds in `failing`; and what it was sent."""
     from types import SimpleNamespace
 
     from w4s_ray.executor.providers import SENT_PARAMS, Endpoint
@@ -354,6 +354,8 @@ async def test_litellm_sends_n_requests_where_the_provider_takes_no_n(monkeypatc
 
     async def acompletion(**kw):
         sent.append(kw)
+        if kw["seed"] in failing:
+            raise RuntimeError(f"429 for seed {kw['seed']}")
         msg = SimpleNamespace(content=f"reply {kw['seed']}")
         return SimpleNamespace(choices=[SimpleNamespace(index=0, message=msg, finish_reason="stop")],
                                usage=SimpleNamespace(prompt_tokens=7, completion_tokens=2))
@@ -362,6 +364,16 @@ async def test_litellm_sends_n_requests_where_the_provider_takes_no_n(monkeypatc
                     frozenset(SENT_PARAMS) - {"n"})
     t = LitellmTransport(no_n, "sk-test")
     monkeypatch.setattr(t, "_litellm", SimpleNamespace(acompletion=acompletion))
+    return t, sent
+
+
+async def test_litellm_sends_n_requests_where_the_provider_takes_no_n(monkeypatch):
+    """Anthropic, Ollama ...: a call for n samples is n requests (each its own seed), and the
+    transport says so beforehand, so the rate limiter counts n requests, not one."""
+    from w4s_ray.executor.providers import SENT_PARAMS, Endpoint
+    from w4s_ray.executor.transport import LitellmTransport
+
+    t, sent = _litellm_without_n(monkeypatch)
     assert (t.requests_for(1), t.requests_for(3)) == (1, 3)
     done = await t.complete(msgs(), n=3, temperature=1.0, max_tokens=20, seed=5,
                             response_format=None, timeout_s=5)
@@ -376,24 +388,10 @@ async def test_litellm_sends_n_requests_where_the_provider_takes_no_n(monkeypatc
 async def test_a_fan_out_with_some_requests_failed_keeps_the_answered_ones(monkeypatch):
     """One of n one-sample requests fails: the others were answered (and paid for), so the
     transport hands them back with the indices that failed instead of failing all n."""
-    from types import SimpleNamespace
-
-    from w4s_ray.executor.providers import SENT_PARAMS, Endpoint
-    from w4s_ray.executor.transport import LitellmTransport, PartFailed
+    from w4s_ray.executor.transport import PartFailed
 
     failing = {6}
-
-    async def acompletion(**kw):
-        if kw["seed"] in failing:
-            raise RuntimeError(f"429 for seed {kw['seed']}")
-        msg = SimpleNamespace(content=f"reply {kw['seed']}")
-        return SimpleNamespace(choices=[SimpleNamespace(index=0, message=msg, finish_reason="stop")],
-                               usage=SimpleNamespace(prompt_tokens=7, completion_tokens=2))
-
-    no_n = Endpoint("anthropic", "anthropic/claude-x", "claude-x", None, False, None,
-                    frozenset(SENT_PARAMS) - {"n"})
-    t = LitellmTransport(no_n, "sk-test")
-    monkeypatch.setattr(t, "_litellm", SimpleNamespace(acompletion=acompletion))
+    t, _ = _litellm_without_n(monkeypatch, failing)
     with pytest.raises(PartFailed) as info:
         await t.complete(msgs(), n=3, temperature=1.0, max_tokens=20, seed=5,
                          response_format=None, timeout_s=5)
