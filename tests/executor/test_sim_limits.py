@@ -182,7 +182,7 @@ def _one_choice_burst(url: str, calls: int, n: int, monkeypatch=None) -> list[li
     cfg = ExecutorConfig(api_base=url, cache=CacheConfig(enabled=False), max_retries=10,
                          retry_max_delay_s=2.0, max_tokens=64, temperature=1.0,
                          requests_per_minute=240, rate_limit_window_s=2.0,
-                         rate_limit_guard_s=0.1)
+                         rate_limit_guard_s=0.3)  # margin for a loaded box
 
     async def run() -> list[list[str]]:
         with ExecutorClient(cfg) as client:
@@ -224,7 +224,7 @@ def test_a_fan_out_wider_than_a_window_is_sent_a_window_at_a_time(sim_factory, m
         cfg = ExecutorConfig(api_base=url, cache=CacheConfig(enabled=False),
                              max_retries=retries, retry_max_delay_s=2.0, max_tokens=64,
                              temperature=1.0, requests_per_minute=240,
-                             rate_limit_window_s=2.0, rate_limit_guard_s=0.1)
+                             rate_limit_window_s=2.0, rate_limit_guard_s=0.3)
         with ExecutorClient(cfg) as client:
             if not chunked:
                 monkeypatch.setattr(client, "_fanout_chunk", lambda n: n)
