@@ -61,8 +61,7 @@ from w4s_ray.executor.cost import Pricing, cost_usd, resolve_pricing
 from w4s_ray.executor.failures import call_error, fatal_error
 from w4s_ray.executor.keys import is_local, redact, resolve_api_key
 from w4s_ray.executor.providers import import_litellm, resolve_endpoint
-from w4s_ray.executor.ratelimit import Ask, AsyncRateLimiter, token_upper_bound
-from w4s_ray.executor.ratelimit import per_window as per_window_limit
+from w4s_ray.executor.ratelimit import Ask, AsyncRateLimiter, per_window, token_upper_bound
 from w4s_ray.executor.transport import (
     FATAL,
     ITEM,
@@ -539,8 +538,8 @@ class ExecutorClient:
             return n
         if self.transport.requests_for(n) <= 1:  # the endpoint takes `n`: one request
             return n
-        per_window = per_window_limit(self.cfg.requests_per_minute, self.cfg.rate_limit_window_s)
-        return max(1, min(n, int(per_window + 1e-9)))
+        window = per_window(self.cfg.requests_per_minute, self.cfg.rate_limit_window_s)
+        return max(1, min(n, int(window + 1e-9)))
 
     async def _call(self, messages, temperature, n, rf, max_tokens, seed,
                     local_refused_is_final: bool = False, grant: Any = None):

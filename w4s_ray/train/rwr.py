@@ -363,7 +363,7 @@ def build_examples(
             stats.dropped_too_long += 1
             continue
         meta = {k: row[k] for k in OPTIONAL_COLUMNS if k in row and k != "code"}
-        meta["prompt_key"] = hashlib.sha1(str(row["prompt_messages"]).encode()).hexdigest()
+        meta["prompt_key"] = prompt_key(row)
         meta["_messages"], meta["_action"] = messages, action
         kept.append(Example(ids, labels, 0.0, float(row["reward"]), truncated, meta, start))
     # Candidates of one prompt whose prompts were fitted to different budgets (different action
@@ -402,37 +402,31 @@ def merge_repeats(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
     without code (no workflow extracted) pass as they are: later steps drop them. Returns the
     rows and how many were folded into another.
     """
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    order: list[tuple[str, str] | dict[str, Any]] = []
-    for row in rows:
+    # One group per program per prompt, in first-seen order; a row without code is its own.
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for i, row in enumerate(rows):
         if "code" not in row:
             raise DataError(f"{row.get('_source', 'row')}: train.repeats=once needs a 'code' column")
         code = row["code"]
-        if not isinstance(code, str) or not code.strip():
-            order.append(row)
-            continue
-        key = (hashlib.sha1(str(row["prompt_messages"]).encode()).hexdigest(), workflow_key(code))
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        groups[key].append(row)
-    out: list[dict[str, Any]] = []
-    for item in order:
-        if isinstance(item, dict):
-            out.append(item)
-            continue
-        group = groups[item]
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        rewards = [r.get("reward") for r in group]
-        if any(r is None or not math.isfinite(float(r)) for r in rewards):
-            raise DataError(f"{group[0].get('_source', 'row')}: reward is missing or not finite")
-        merged = {**group[0], "reward": sum(float(r) for r in rewards) / len(rewards)}
-        if "chosen" in merged:
-            merged["chosen"] = any(bool(r.get("chosen")) for r in group)
-        out.append(merged)
+        key = (prompt_key(row), workflow_key(code)) if isinstance(code, str) and code.strip() else i
+        groups.setdefault(key, []).append(row)
+    out = [group[0] if len(group) == 1 else _merged(group) for group in groups.values()]
     return out, len(rows) - len(out)
+
+
+def _merged(group: list[dict[str, Any]]) -> dict[str, Any]:
+    rewards = [r.get("reward") for r in group]
+    if any(r is None or not math.isfinite(float(r)) for r in rewards):
+        raise DataError(f"{group[0].get('_source', 'row')}: reward is missing or not finite")
+    merged = {**group[0], "reward": sum(float(r) for r in rewards) / len(rewards)}
+    if "chosen" in merged:
+        merged["chosen"] = any(bool(r.get("chosen")) for r in group)
+    return merged
+
+
+def prompt_key(row: dict[str, Any]) -> str:
+    """Identifies the prompt a row's candidate was sampled on (candidates of one turn share it)."""
+    return hashlib.sha1(str(row["prompt_messages"]).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- packing
