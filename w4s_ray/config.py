@@ -431,6 +431,11 @@ class TrainConfig(_Section):
         "keep", "Candidates of one prompt that are the same program (comments and formatting "
         "ignored): keep = one example each, as upstream; once = one example per distinct "
         "program, rewarded with their mean reward, so copies do not multiply its weight.")
+    kl_coef: float = F(0.0, "Weight of a KL(base model || policy) term at every label token, "
+                       "not reward-weighted, that holds sampling near the base model's "
+                       "diversity (0: none, as upstream; the base is kept frozen in memory, "
+                       "or with LoRA is the model with its adapters off).", ge=0,
+                       allow_inf_nan=False)
     loss_on: Literal["all_assistant", "candidate"] = F(
         "all_assistant", "Tokens the weighted loss covers: all_assistant = every assistant turn "
         "of the sample (the trajectory's earlier chosen replies and the candidate), each weighted "

@@ -158,3 +158,143 @@ def test_checkpointed_model_with_the_dense_packed_loss_has_the_plain_gradient(
     assert set(ckpt) == set(plain) and plain
     for name, g in plain.items():
         assert torch.allclose(ckpt[name], g, rtol=1e-3, atol=1e-6), name
+
+
+# ------------------------------------------------------------- train.kl_coef: KL to the base
+
+
+def _packed_batch(exs, tok):
+    from dataclasses import asdict
+
+    from w4s_ray.train.loss import collate_packed
+    from w4s_ray.train.rwr import pack_examples
+
+    return collate_packed([asdict(r) for r in pack_examples(exs[:7], 100_000)],
+                          tok.pad_token_id)
+
+
+def _frozen(model):
+    import contextlib
+
+    return lambda: contextlib.nullcontext(model)
+
+
+def test_kl_from_reference_is_the_forward_kl_per_label():
+    from w4s_ray.train.loss import kl_from_reference
+
+    torch.manual_seed(0)
+    ref, pol = torch.randn(5, 13), torch.randn(5, 13)
+    kl = kl_from_reference(pol, ref)
+    p = torch.softmax(ref, -1)
+    expect = (p * (p.log() - torch.log_softmax(pol, -1))).sum(-1)
+    assert torch.allclose(kl, expect, atol=1e-6)
+    assert (kl > 0).all()
+    assert torch.allclose(kl_from_reference(ref, ref), torch.zeros(5), atol=1e-6)
+    # Mass-covering: a policy that drops a token the reference gives 1/2 pays for it; one
+    # that puts mass where the reference has little pays far less.
+    base = torch.log(torch.tensor([[0.5, 0.5, 1e-3]]))
+    dropped = torch.log(torch.tensor([[0.999, 1e-3, 1e-3]]))
+    spread = torch.log(torch.tensor([[0.4, 0.4, 0.2]]))
+    assert kl_from_reference(dropped, base) > 10 * kl_from_reference(spread, base)
+
+
+def test_kl_term_is_added_with_its_coefficient_and_vanishes_against_itself(model_and_examples):
+    import copy
+
+    from w4s_ray.train.loss import (
+        packed_batch_loss,
+        packed_label_logits,
+        packed_label_logits_dense,
+        rwr_loss,
+    )
+
+    model, tok, exs = model_and_examples
+    b = _packed_batch(exs, tok)
+    with torch.no_grad():
+        plain, plain_ce = packed_batch_loss(model, b)
+        same, _, same_kl = rwr_loss(packed_label_logits, model, b, 2.0, _frozen(model))
+        off, _, none = rwr_loss(packed_label_logits, model, b, 0.0, _frozen(model))
+        moved = copy.deepcopy(model)
+        for p in moved.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        loss, ce, kl = rwr_loss(packed_label_logits, moved, b, 2.0, _frozen(model))
+        rwr_only = packed_batch_loss(moved, b)[0]
+        _, _, kl_dense = rwr_loss(packed_label_logits_dense, moved, b, 2.0, _frozen(model))
+    assert none is None and off.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert same.item() == pytest.approx(plain.item(), rel=1e-5)
+    assert same_kl.abs().max().item() < 1e-5
+    assert kl.shape == ce.shape == plain_ce.shape and (kl > 1e-4).all()
+    assert loss.item() == pytest.approx(rwr_only.item() + 2.0 * kl.mean().item(), rel=1e-5)
+    assert torch.allclose(kl_dense, kl, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="reference"):
+        rwr_loss(packed_label_logits, model, b, 1.0, None)
+
+
+def test_lora_reference_is_the_base_with_adapters_off(model_and_examples, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from w4s_ray.config import TrainConfig
+    from w4s_ray.train.loss import packed_label_logits, rwr_loss
+    from w4s_ray.train.trainer import _load_model, _reference
+
+    _, tok, exs = model_and_examples
+    b = _packed_batch(exs, tok)
+    tc = TrainConfig(lora=True, lora_r=4, kl_coef=1.0)
+    torch.manual_seed(0)
+    model = _load_model(tc, str(tiny_model_dir))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero: give the adapters an effect
+                p.normal_(0, 0.05)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        adapted = packed_label_logits(model, b)
+        _, _, kl_lora = rwr_loss(packed_label_logits, model, b, 1.0,
+                                 _reference(tc, str(tiny_model_dir), model, torch.device("cpu")))
+        _, _, kl_copy = rwr_loss(packed_label_logits, model, b, 1.0, _frozen(base))
+        after = packed_label_logits(model, b)
+    assert (kl_lora > 1e-4).all()
+    assert torch.allclose(kl_lora, kl_copy, rtol=1e-4, atol=1e-6)
+    assert torch.equal(after, adapted)  # the adapters are on again after the reference pass
+    full = _reference(TrainConfig(kl_coef=1.0), str(tiny_model_dir), model, torch.device("cpu"))
+    with full() as ref:
+        assert not any(p.requires_grad for p in ref.parameters())
+
+
+def test_kl_term_keeps_the_trained_policy_nearer_the_base_and_more_spread(tiny_model_dir):
+    """What the term is for: the same RWR steps from the same start, with and without it.
+    With it the policy ends nearer the base and keeps more entropy at the trained tokens,
+    while it still fits the examples better than the base did."""
+    import copy
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from w4s_ray.train.loss import kl_from_reference, packed_label_logits, rwr_loss
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    exs, _ = build_examples(make_rows(), tok, temperature=0.4, loss_on="candidate")
+    b = _packed_batch(exs[:4], tok)
+
+    def entropy(logits):
+        logp = torch.log_softmax(logits, -1)
+        return -(logp.exp() * logp).sum(-1).mean().item()
+
+    def train(kl_coef):
+        model = copy.deepcopy(base).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        for _ in range(8):
+            loss = rwr_loss(packed_label_logits, model, b, kl_coef, _frozen(base))[0]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return packed_label_logits(model.eval(), b)
+
+    with torch.no_grad():
+        start = packed_label_logits(base, b)
+    plain, held = train(0.0), train(5.0)
+    assert kl_from_reference(held, start).mean() < 0.75 * kl_from_reference(plain, start).mean()
+    assert entropy(held) > entropy(plain)
+    ce = torch.nn.functional.cross_entropy
+    assert ce(held, b["tgt_tok"]) < ce(start, b["tgt_tok"])

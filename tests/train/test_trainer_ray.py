@@ -103,10 +103,15 @@ def test_resume_continues_step_count_history_and_lr_schedule(ray_session, tmp_pa
 
 def test_ddp_fallback_with_worker_failure_recovers(ray_session, tmp_path, tiny_model_dir, traj):
     out = tmp_path / "ddp"
+    # With the KL term, whose reference (a frozen copy of the base) is rebuilt on restart.
     res = run_training(_cfg(out, tiny_model_dir, traj, "train.strategy=ddp",
-                            "train.checkpoint_every=1"), worker=crash_once_worker)
+                            "train.checkpoint_every=1", "train.kl_coef=0.5"),
+                       worker=crash_once_worker)
     assert (out / MARKER).exists()  # a worker really died at step 3
     _check_outputs(res, 6)
+    kl = [r["kl"] for r in res.history]
+    assert kl[0] < 1e-3 < kl[-1]  # step 1 starts at the reference; training moves away
+    assert "KL(base ‖ policy) per token, coef 0.5" in (out / "train_summary.md").read_text()
     examples = out / "examples" / "examples.parquet"
     assert _weighted_loss(res.model_dir, examples) < _weighted_loss(tiny_model_dir, examples)
 
@@ -116,7 +121,9 @@ def test_lora_merged_export_loads_as_plain_model(ray_session, tmp_path, tiny_mod
     from transformers import AutoModelForCausalLM
 
     res = run_training(_cfg(tmp_path / "lora", tiny_model_dir, traj, "train.lora=true",
-                            "train.lora_r=4", "train.lr=1e-2"))
+                            "train.lora_r=4", "train.lr=1e-2", "train.kl_coef=1.0"))
+    # The KL term's reference is the model with its adapters off: zero before the first step.
+    assert res.history[0]["kl"] < 1e-3 < res.history[-1]["kl"]
     model = AutoModelForCausalLM.from_pretrained(res.model_dir)
     assert not any("lora" in n for n, _ in model.named_parameters())
     base = load_file(tiny_model_dir / "model.safetensors")

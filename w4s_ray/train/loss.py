@@ -12,11 +12,16 @@ same loss, a fraction of the tokens; labels inside the shared prompt are compute
 counted in each of its candidates' means). `per_sample_rwr_loss` is the reference the paper's
 code computes (one forward per example in an HF Trainer subclass); tests check they agree and
 the bench measures the speed difference.
+
+`train.kl_coef > 0` (a deviation; upstream has no such term) adds beta x KL(reference ||
+policy) at the same label positions, the reference being the model training started from
+(`rwr_loss`): it holds the policy's token distributions near the warm start's, so
+that fitting a few high-reward programs does not leave it sampling only those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -152,28 +157,44 @@ def block_mask(seg: torch.Tensor) -> torch.Tensor:
     return mask[:, None]
 
 
-def _reduce(ce: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-action mean CE from per-label CE (the action's labels plus its row's shared prompt
-    labels), then the weighted mean over the batch's actions."""
+def _per_action(values: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-action mean of a per-label value over the action's labels plus its row's shared
+    prompt labels -> (n_actions,)."""
     n_seg = batch["weights"].shape[0]
     n_rows = int(batch["input_ids"].shape[0])
     tseg, act = batch["tgt_seg"], batch["tgt_seg"] >= 0
-    seg_sum = torch.zeros(n_seg, dtype=ce.dtype, device=ce.device).index_add(
-        0, tseg[act], ce[act])
-    seg_cnt = torch.bincount(tseg[act], minlength=n_seg).to(ce.dtype)
+    seg_sum = torch.zeros(n_seg, dtype=values.dtype, device=values.device).index_add(
+        0, tseg[act], values[act])
+    seg_cnt = torch.bincount(tseg[act], minlength=n_seg).to(values.dtype)
     rows = batch["tgt_b"][~act]
-    p_sum = torch.zeros(n_rows, dtype=ce.dtype, device=ce.device).index_add(0, rows, ce[~act])
-    p_cnt = torch.bincount(rows, minlength=n_rows).to(ce.dtype)
+    p_sum = torch.zeros(n_rows, dtype=values.dtype, device=values.device).index_add(
+        0, rows, values[~act])
+    p_cnt = torch.bincount(rows, minlength=n_rows).to(values.dtype)
     own = batch["act_row"]
-    seq_ce = (seg_sum + p_sum[own]) / (seg_cnt + p_cnt[own]).clamp(min=1.0)
+    return (seg_sum + p_sum[own]) / (seg_cnt + p_cnt[own]).clamp(min=1.0)
+
+
+def _reduce(ce: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-action mean CE from per-label CE, then the weighted mean over the batch's actions."""
+    seq_ce = _per_action(ce, batch)
     loss = (seq_ce * batch["weights"].to(seq_ce.dtype)).mean()
     return loss, seq_ce.detach()
+
+
+def _ce(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return F.cross_entropy(logits, batch["tgt_tok"], reduction="none")
 
 
 def packed_batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The weighted RWR loss of a `collate_packed` batch: per-action mean CE x weight, mean
     over the batch's actions. Same value (and gradient) as `batch_loss` on the unpacked
-    examples.
+    examples. Returns (loss, per-action CE detached)."""
+    return _reduce(_ce(packed_label_logits(model, batch), batch), batch)
+
+
+def packed_label_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The float32 logits at every label of a `collate_packed` batch, in `tgt_*` order ->
+    (n_labels, vocab).
 
     Prefix sharing: per packed row, the prompt goes through the model once (causal, with the
     KV cache on; the cached keys and values stay in the autograd graph), then the row's m
@@ -217,18 +238,58 @@ def packed_batch_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tens
                           k + src - n_prompt)
         where[mine] = base + idx
         base += k + (n_real - n_prompt)
-    logits = torch.cat(pieces)[where].float()
-    return _reduce(F.cross_entropy(logits, batch["tgt_tok"], reduction="none"), batch)
+    return torch.cat(pieces)[where].float()
 
 
 def packed_batch_loss_dense(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """`packed_batch_loss` as one forward over the packed rows with a block attention mask
     (kept as a reference and for models whose forward takes no KV cache)."""
+    return _reduce(_ce(packed_label_logits_dense(model, batch), batch), batch)
+
+
+def packed_label_logits_dense(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """`packed_label_logits` from one forward with a block attention mask."""
     keep, kidx = torch.unique(batch["tgt_src"], sorted=True, return_inverse=True)
     out = model(input_ids=batch["input_ids"], attention_mask=block_mask(batch["seg"]),
                 position_ids=batch["position_ids"], logits_to_keep=keep)
-    logits = out.logits[batch["tgt_b"], kidx].float()
-    return _reduce(F.cross_entropy(logits, batch["tgt_tok"], reduction="none"), batch)
+    return out.logits[batch["tgt_b"], kidx].float()
+
+
+def kl_from_reference(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """Per-label KL(reference || policy) over the vocabulary -> (n_labels,).
+
+    This direction (forward, mass-covering) grows wherever the policy takes probability away
+    from tokens the reference still gives some: the alternatives that a reward-weighted fit
+    to a few examples squeezes out. The reverse direction, KL(policy || reference), costs
+    nothing for dropping them, so it would not hold sampling diverse.
+    """
+    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return (ref_logp.exp() * (ref_logp - logp)).sum(dim=-1)
+
+
+def rwr_loss(label_logits: Callable, model, batch: dict[str, torch.Tensor],
+             kl_coef: float = 0.0, reference: Callable | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The training step's loss: the weighted RWR loss, plus (kl_coef > 0) kl_coef x the mean
+    over the batch's actions of their per-label mean KL(reference || policy). The KL term is
+    not reward-weighted: every example is held near the reference whatever its reward.
+    Returns (loss, per-action CE, per-action KL or None), the last two detached.
+
+    `label_logits` is `packed_label_logits` or `packed_label_logits_dense`; `reference()` is
+    a context manager that yields the frozen reference model (a separate copy, or for LoRA
+    the model itself with its adapters disabled). Its logits are computed without a graph.
+    """
+    logits = label_logits(model, batch)
+    loss, seq_ce = _reduce(_ce(logits, batch), batch)
+    if kl_coef <= 0:
+        return loss, seq_ce, None
+    if reference is None:
+        raise ValueError("kl_coef > 0 needs a reference model")
+    with torch.no_grad(), reference() as ref:
+        ref_logits = label_logits(ref, batch)
+    seq_kl = _per_action(kl_from_reference(logits, ref_logits), batch)
+    return loss + kl_coef * seq_kl.mean(), seq_ce, seq_kl.detach()
 
 
 def per_sample_rwr_loss(model, input_ids, labels, weights) -> torch.Tensor:

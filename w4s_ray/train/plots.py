@@ -8,8 +8,8 @@ from typing import Any
 
 def loss_figure(history: list[dict[str, Any]], *, title: str = "RWR",
                 loss_label: str = "weighted RWR loss"):
-    """The loss (labelled `loss_label`) and, when recorded, the unweighted action CE per
-    optimizer step (integer step ticks)."""
+    """The loss (labelled `loss_label`) and, when recorded, the unweighted action CE and the
+    KL term (`train.kl_coef`) per optimizer step (integer step ticks)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,6 +21,8 @@ def loss_figure(history: list[dict[str, Any]], *, title: str = "RWR",
     ax.plot(steps, [r["loss"] for r in history], label=loss_label, marker=".")
     if all("ce" in r for r in history):
         ax.plot(steps, [r["ce"] for r in history], label="action CE (unweighted)", alpha=0.7)
+    if all("kl" in r for r in history):
+        ax.plot(steps, [r["kl"] for r in history], label="KL(base ‖ policy) per token", alpha=0.7)
     ax.set_xlabel("optimizer step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss")

@@ -33,7 +33,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,7 +49,12 @@ from w4s_ray.errors import ConfigError, DataError, W4SError
 from w4s_ray.meta_agent.tokenizer import load_tokenizer
 from w4s_ray.models.resolve import resolve_for
 from w4s_ray.train import rwr
-from w4s_ray.train.loss import collate_packed, packed_batch_loss, packed_batch_loss_dense
+from w4s_ray.train.loss import (
+    collate_packed,
+    packed_label_logits,
+    packed_label_logits_dense,
+    rwr_loss,
+)
 from w4s_ray.train.plots import plot_loss
 from w4s_ray.utils.io import atomic_write_text
 
@@ -215,6 +220,21 @@ def _load_model(tc: TrainConfig, base_model: str, checkpointing: bool = False):
     return model
 
 
+def _reference(tc: TrainConfig, base_model: str, module, device) -> Callable:
+    """`train.kl_coef`'s reference: a context-manager factory yielding the frozen base model.
+    With LoRA that is the trained module itself with its adapters switched off (no second
+    copy of the weights); otherwise a second, frozen copy of the base on this worker."""
+    if tc.lora:
+        @contextlib.contextmanager
+        def adapters_off():
+            with module.disable_adapter():
+                yield module
+        return adapters_off
+    ref = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32).to(device)
+    ref.eval().requires_grad_(False)
+    return lambda: contextlib.nullcontext(ref)
+
+
 def checkpointing_for(tc: TrainConfig, base_model: str) -> bool:
     """`resolve_gradient_checkpointing` for `base_model` (reads its config, not its weights)."""
     try:
@@ -275,7 +295,7 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
     # The prefix-sharing loss keeps the prompt's KV cache in the graph, which checkpointed
     # blocks cannot hold (they run without a cache): with checkpointing, the packed rows go
     # through the one-forward block-mask loss instead (same loss, more attention compute).
-    loss_fn = packed_batch_loss_dense if checkpointing else packed_batch_loss
+    label_logits = packed_label_logits_dense if checkpointing else packed_label_logits
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = make_lr_scheduler(optimizer, tc, config["schedule_steps"])
@@ -294,6 +314,10 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
     else:
         net = ctx.prepare_model(model)
     device = ctx.device(tc.use_gpu)
+    reference = None
+    if tc.kl_coef > 0:
+        module = engine.module if engine is not None else getattr(net, "module", net)
+        reference = _reference(tc, config["base_model"], module, device)
 
     state: dict[str, Any] = {"step": 0, "history": []}
     with ctx.restored() as d:
@@ -344,7 +368,7 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
     while state["step"] < total:
         skip = (state["step"] % spe) * accum  # micro-batches of this epoch already trained
         done_in_epoch = 0
-        group: list[tuple[float, float, int]] = []  # (loss, mean ce, tokens) per micro-batch
+        group: list[tuple[float, float, float, int]] = []  # (loss, ce, kl, tokens) per micro-batch
         for i, batch in enumerate(ctx.batches(tc.batch_size)):
             if i < skip:
                 continue
@@ -356,8 +380,10 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
             b = {k: v.to(device) for k, v in collate_packed(rows, pad_id).items()}
             with torch.autocast(device.type, dtype=torch.bfloat16,
                                 enabled=bf16 and engine is None):
-                loss, seq_ce = loss_fn(net, b)
-            group.append((loss.item(), seq_ce.mean().item(), int(b["tgt_tok"].numel())))
+                loss, seq_ce, seq_kl = rwr_loss(label_logits, net, b, tc.kl_coef, reference)
+            group.append((loss.item(), seq_ce.mean().item(),
+                          seq_kl.mean().item() if seq_kl is not None else 0.0,
+                          int(b["tgt_tok"].numel())))
             boundary = len(group) == accum
             lr = float(optimizer.param_groups[0]["lr"])  # the rate this step is taken with
             if engine is not None:
@@ -372,9 +398,9 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
                     optimizer.zero_grad(set_to_none=True)
             if not boundary:
                 continue
-            n_tok = sum(g[2] for g in group)
-            mean_loss, mean_ce, tokens = _all_mean([sum(g[0] for g in group) / accum,
-                                                    sum(g[1] for g in group) / accum, n_tok])
+            mean_loss, mean_ce, mean_kl, tokens = _all_mean(
+                [sum(g[0] for g in group) / accum, sum(g[1] for g in group) / accum,
+                 sum(g[2] for g in group) / accum, sum(g[3] for g in group)])
             group = []
             now = time.perf_counter()
             state["step"] += 1
@@ -382,11 +408,15 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
             rec = {"step": state["step"], "epoch": (state["step"] - 1) // spe,
                    "loss": mean_loss, "ce": mean_ce, "action_tokens": int(tokens * world),
                    "lr": lr, "step_s": now - t_last}
+            if reference is not None:
+                rec["kl"] = mean_kl
             t_last = now
             state["history"].append(rec)
             if rank == 0:
+                kl = f" kl {mean_kl:.4f}" if reference is not None else ""
                 print(f"[train] step {rec['step']}/{total} epoch {rec['epoch']} "
-                      f"loss {mean_loss:.4f} ce {mean_ce:.4f} ({rec['step_s']:.2f}s)", flush=True)
+                      f"loss {mean_loss:.4f} ce {mean_ce:.4f}{kl} ({rec['step_s']:.2f}s)",
+                      flush=True)
             final = state["step"] >= total
             if final or state["step"] % tc.checkpoint_every == 0:
                 save(final)
@@ -512,6 +542,9 @@ def write_reports(res: TrainResult, cfg: ExperimentConfig) -> None:
         f"| history truncated | {s.truncated} |",
         f"| steps (resumed from) | {res.steps} ({res.resumed_from}) |",
         f"| weighted loss first -> last | {first:.4f} -> {last:.4f} |",
+        *([f"| KL(base ‖ policy) per token, coef {tc.kl_coef}: first -> last | "
+           f"{res.history[0]['kl']:.4f} -> {res.history[-1]['kl']:.4f} |"]
+          if res.history and "kl" in res.history[-1] else []),
         f"| action tokens trained | {tokens} |",
         f"| action tokens / s (step time) | {tokens / step_s if step_s else 0:.1f} |",
         f"| wall time | {res.wall_s:.1f} s |",
