@@ -56,7 +56,9 @@ def test_demo_end_to_end_and_training_helps(tmp_path):
     for m in ("warm-start", "trained"):
         div = pm[m]["diversity"]
         assert div["samples"] == 4 * 2 * 4 and 0 <= div["distinct_min"] <= div["distinct_max"] <= 4
+        assert 0 <= div["distinct_valid_min"] <= div["distinct_valid_max"] <= div["distinct_max"]
         assert f"| {m} | {div['distinct_mean']:.1f} of 4 (" in text
+        assert f") | {div['distinct_valid_mean']:.1f} (" in text
 
     # The optimization used the served model through litellm (the run records its config).
     import yaml

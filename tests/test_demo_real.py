@@ -51,14 +51,16 @@ def test_demo_real_runs_to_the_end_and_reports_warm_start_vs_trained(tmp_path, s
     # The warm-start vs trained table, one row per model, every column filled.
     assert "## Warm start vs RWR-trained meta-agent (held-out validation)" in text
     assert ("| model | samples | parseable workflow (%) | valid workflow (%) | "
-            "accuracy of a sample (%) | distinct workflows per cell | beat best seed |") in text
+            "accuracy of a sample (%) | distinct workflows per cell | distinct valid | "
+            "beat best seed |") in text
     cmp = json.loads((run_dir / "compare" / "compare.json").read_text())
     assert cmp["models"] == ["warm-start", "trained"]
     assert cmp["benchmarks"] == ["gsm_hard"]  # held out of training (gsm8k)
     assert "gsm_hard (held out)" in text
     for m in ("warm-start", "trained"):
         row = re.search(rf"^\| {m} \| 2 \| ([\d.]+) ± ([\d.]+) \| ([\d.]+) ± ([\d.]+) \| "
-                        rf"([\d.]+) ± ([\d.]+) \| ([\d.]+) of 2 \((\d)-(\d)\) \| (\d+) / 2 \|$",
+                        rf"([\d.]+) ± ([\d.]+) \| ([\d.]+) of 2 \((\d)-(\d)\) \| "
+                        rf"([\d.]+) \((\d)-(\d)\) \| (\d+) / 2 \|$",
                         text, re.M)
         assert row, (m, text)
         parse, valid, acc = float(row[1]), float(row[3]), float(row[5])
@@ -125,13 +127,15 @@ def test_the_verdict_is_computed_from_the_figures():
     summary = pe.summarize(samples)
     dicts = pe.samples_as_dicts(samples)
     table = "\n".join(warm_vs_trained_table(summary, dicts))
-    assert "| warm-start | 8 | 0.0 ± 0.0 | 0.0 ± 0.0 | 0.0 ± 0.0 | 0.0 of 4 (0-0) | 0 / 8 |" \
-        in table
-    assert "| trained | 8 | 50.0 ± 50.0 | 50.0 ± 50.0 | 25.0 ± 25.0 | 1.0 of 4 (0-2) | 0 / 8 |" \
-        in table
+    assert ("| warm-start | 8 | 0.0 ± 0.0 | 0.0 ± 0.0 | 0.0 ± 0.0 | 0.0 of 4 (0-0) | 0.0 (0-0) "
+            "| 0 / 8 |") in table
+    assert ("| trained | 8 | 50.0 ± 50.0 | 50.0 ± 50.0 | 25.0 ± 25.0 | 1.0 of 4 (0-2) | "
+            "1.0 (0-2) | 0 / 8 |") in table
     text = "\n".join(verdict(summary, dicts))
     assert "- The valid-workflow rate: 0.0% -> 50.0% (+50.0 points; standard errors 0.0 / " \
         "50.0): no measurable change" in text
+    assert ("- Diversity: 0.0 -> 1.0 distinct workflows per cell of 4, of them valid 0.0 -> 1.0 "
+            "(not a seed: 0.0 -> 1.0)") in text
     # The same rise on every seed is a measured one.
     samples2 = [x for x in samples if x.model == "warm-start"]
     samples2 += [s("trained", sd, i, "ab"[i % 2], True, 0.5) for sd in (0, 1) for i in range(4)]

@@ -45,7 +45,7 @@ from w4s_ray.executor.sim.launch import start_sim
 from w4s_ray.meta_agent import make_meta_agent
 from w4s_ray.rlao.loop import TaskSpec
 from w4s_ray.rlao.optimize import optimize
-from w4s_ray.rlao.policy_eval import diversity_row
+from w4s_ray.rlao.policy_eval import DIVERSITY_HEADER, DIVERSITY_LEGEND, diversity_row
 from w4s_ray.rlao.report import turn_table, write_report
 from w4s_ray.rlao.runs import RunDir
 from w4s_ray.runtime.collect import collect
@@ -368,11 +368,7 @@ def _compare_section(cfg, summary: dict) -> list[str]:
                                              for m in models) + " |")
     lines.append("| valid rate | " + " | ".join(_pct(pm[m]["valid_rate"]) for m in models)
                  + " |")
-    lines += ["", "Diversity of the samples (distinct workflows per benchmark-seed cell, code "
-              "normalised: comments, formatting and docstrings ignored; samples that are a seed "
-              "workflow again; valid samples above the best seed's validation accuracy):", "",
-              "| model | distinct workflows per cell (mean, min-max) | seed copies | "
-              "beat best seed |", "| --- | --- | --- | --- |"]
+    lines += ["", "Diversity of the samples. " + DIVERSITY_LEGEND, "", *DIVERSITY_HEADER]
     lines += [diversity_row(m, pm[m].get("diversity")) for m in models]
     d = summary["paired"].get("trained")
     if d:

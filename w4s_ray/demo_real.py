@@ -176,8 +176,9 @@ def warm_vs_trained_table(summary: dict, samples: list[dict]) -> list[str]:
     lines = [f"Mean ± standard error over {n_seeds} sampling seed(s) (per seed: the mean over "
              "benchmarks and samples).", "",
              "| model | samples | parseable workflow (%) | valid workflow (%) | "
-             "accuracy of a sample (%) | distinct workflows per cell | beat best seed |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "accuracy of a sample (%) | distinct workflows per cell | distinct valid | "
+             "beat best seed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for m in models:
         mine = [s for s in samples if s["model"] == m]
         parse, parse_se = _rate_stats(mine, lambda s: s.get("code_key") is not None)
@@ -186,10 +187,13 @@ def warm_vs_trained_table(summary: dict, samples: list[dict]) -> list[str]:
         d = pm[m].get("diversity") or {}
         distinct = (f"{d['distinct_mean']:.1f} of {d['samples_per_cell']} "
                     f"({d['distinct_min']}-{d['distinct_max']})") if d else "n/a"
+        distinct_valid = (f"{d['distinct_valid_mean']:.1f} ({d['distinct_valid_min']}-"
+                          f"{d['distinct_valid_max']})") if d else "n/a"
         beat = f"{d['beat_best_seed']} / {d['samples']}" if d else "n/a"
         lines.append(f"| {m} | {len(mine)} | {100 * parse:.1f} ± {100 * parse_se:.1f} | "
                      f"{100 * valid:.1f} ± {100 * valid_se:.1f} | "
-                     f"{100 * acc:.1f} ± {100 * acc_se:.1f} | {distinct} | {beat} |")
+                     f"{100 * acc:.1f} ± {100 * acc_se:.1f} | {distinct} | {distinct_valid} | "
+                     f"{beat} |")
     lines.append("")
     return lines
 
@@ -225,7 +229,10 @@ def verdict(summary: dict, samples: list[dict]) -> list[str]:
     dw, dt = stats["warm-start"]["div"], stats["trained"]["div"]
     if dw and dt:
         out.append(f"- Diversity: {dw['distinct_mean']:.1f} -> {dt['distinct_mean']:.1f} distinct "
-                   f"workflows per cell of {dt['samples_per_cell']}; seed copies "
+                   f"workflows per cell of {dt['samples_per_cell']}, of them valid "
+                   f"{dw['distinct_valid_mean']:.1f} -> {dt['distinct_valid_mean']:.1f} "
+                   f"(not a seed: {dw['distinct_valid_new_mean']:.1f} -> "
+                   f"{dt['distinct_valid_new_mean']:.1f}); seed copies "
                    f"{dw['seed_copies']} -> {dt['seed_copies']}; samples beating the best seed "
                    f"{dw['beat_best_seed']} -> {dt['beat_best_seed']} (of {dt['samples']}).")
         if dt["beat_best_seed"] == 0:

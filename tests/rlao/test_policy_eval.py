@@ -152,20 +152,29 @@ def test_diversity_counts_distinct_programs_seed_copies_and_samples_beating_the_
     assert [s.beats_best_seed for s in got] == [True, True, False, False, False]
     d = pe.diversity(got)
     assert (d["distinct_mean"], d["distinct_min"], d["distinct_max"]) == (3, 3, 3)
+    assert [s.valid for s in got] == [True, True, True, False, True]
+    assert (d["distinct_valid_mean"], d["distinct_valid_new_mean"]) == (3, 2)  # A, B not seeds
     assert (d["with_code"], d["seed_copies"], d["beat_best_seed"], d["samples"]) == (4, 1, 2, 5)
     summary = pe.summarize(got)
     assert summary["per_model"]["m"]["diversity"] == d
     md = pe.render_markdown(summary, samples_per_cell=5)
-    assert "| m | 3.0 of 5 (3-3) | 1 / 5 | 2 / 5 |" in md
+    assert "| m | 3.0 of 5 (3-3) | 3.0 (3-3) | 2.0 | 1 / 5 | 2 / 5 |" in md
 
 
 def test_diversity_is_per_cell_and_na_for_samples_without_the_fields():
-    def s(seed, key):
-        return pe.Sample("m", "x", seed, 0, True, 0.5, None, 0.0, code_key=key,
-                         is_seed_copy=False, beats_best_seed=False)
+    def s(seed, key, valid=True, seed_copy=False):
+        return pe.Sample("m", "x", seed, 0, valid, 0.5 if valid else 0.0, None, 0.0,
+                         code_key=key, is_seed_copy=seed_copy, beats_best_seed=False)
 
     d = pe.diversity([s(0, "a"), s(0, "a"), s(1, "a"), s(1, "b")])
     assert (d["distinct_min"], d["distinct_max"], d["distinct_mean"]) == (1, 2, 1.5)
+    # Broken programs are distinct but not valid; a seed copy is valid but not new.
+    d = pe.diversity([s(0, "a", valid=False), s(0, "b", valid=False), s(0, "c", seed_copy=True),
+                      s(1, "d"), s(1, "e"), s(1, None, valid=False)])
+    assert (d["distinct_min"], d["distinct_max"]) == (2, 3)
+    assert (d["distinct_valid_min"], d["distinct_valid_max"], d["distinct_valid_mean"]) == (1, 2, 1.5)
+    assert d["distinct_valid_new_mean"] == 1.0  # cell 0: none; cell 1: d and e
     old = [_s("m", 0, "x", 0.5)]  # a samples.jsonl line from before the diversity fields
     assert pe.diversity(old) is None
-    assert "| m | n/a | n/a | n/a |" in pe.render_markdown(pe.summarize(old), samples_per_cell=1)
+    assert "| m | n/a | n/a | n/a | n/a | n/a |" in pe.render_markdown(pe.summarize(old),
+                                                                      samples_per_cell=1)

@@ -87,7 +87,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"(valid rate {100 * p['valid_rate']:.0f}%, {p['samples']} samples)")
         if d := p.get("diversity"):
             line += (f"; {d['distinct_mean']:.1f} distinct workflows of {d['samples_per_cell']} "
-                     f"per cell, {d['beat_best_seed']} beat the best seed")
+                     f"per cell ({d['distinct_valid_mean']:.1f} valid), "
+                     f"{d['beat_best_seed']} beat the best seed")
         if m in summary["paired"]:
             d = summary["paired"][m]
             line += (f"; vs {d['vs']}: {100 * d['mean_diff']:+.1f} points "

@@ -85,20 +85,31 @@ def sample_policy(
 
 
 def diversity(samples: Sequence[Sample]) -> dict | None:
-    """Distinct workflows per (seed, benchmark) cell and counts over all of a model's samples;
-    None when a sample predates the diversity fields (an old samples.jsonl)."""
+    """Per (seed, benchmark) cell: distinct workflows, distinct valid ones (evaluated without
+    a failure) and of those the ones that are not a seed workflow; counts over all of a model's
+    samples. None when a sample predates the diversity fields (an old samples.jsonl)."""
     if not samples or any(s.beats_best_seed is None for s in samples):
         return None
     cells: dict[tuple[int, str], list[Sample]] = {}
     for s in samples:
         cells.setdefault((s.seed, s.benchmark), []).append(s)
     distinct = [len({s.code_key for s in c if s.code_key is not None}) for c in cells.values()]
+    # A broken sample wastes its evaluation as surely as a copy does: count the programs that
+    # ran, and those of them that are not a seed again (what a turn can improve with).
+    valid = [len({s.code_key for s in c if s.valid and s.code_key is not None})
+             for c in cells.values()]
+    new = [len({s.code_key for s in c if s.valid and s.code_key is not None
+                and not s.is_seed_copy}) for c in cells.values()]
     return {
         "cells": len(cells),
         "samples_per_cell": max(len(c) for c in cells.values()),
         "distinct_mean": _mean(distinct),
         "distinct_min": min(distinct),
         "distinct_max": max(distinct),
+        "distinct_valid_mean": _mean(valid),
+        "distinct_valid_min": min(valid),
+        "distinct_valid_max": max(valid),
+        "distinct_valid_new_mean": _mean(new),
         "with_code": sum(s.code_key is not None for s in samples),
         "seed_copies": sum(bool(s.is_seed_copy) for s in samples),
         "beat_best_seed": sum(bool(s.beats_best_seed) for s in samples),
@@ -236,12 +247,7 @@ def render_markdown(summary: dict, *, samples_per_cell: int, title: str = "Polic
                      f"{100 * p['seed_sd']:.1f} | {pct(p['valid_rate'])} | "
                      f"{pct(p['mean_accuracy_valid'])} | {p['cost_usd']:.4f} |")
     lines += ["", "## Diversity of the samples", "",
-              "Distinct workflows: different programs among the samples of one (seed, "
-              "benchmark) cell, comments, formatting and docstrings ignored. Seed copies: "
-              "samples that are a seed workflow again. Beat best seed: valid samples whose "
-              "validation accuracy is above the best seed workflow's (same items).", "",
-              "| model | distinct workflows per cell (mean, min-max) | seed copies | "
-              "beat best seed |", "| --- | --- | --- | --- |"]
+              DIVERSITY_LEGEND, "", *DIVERSITY_HEADER]
     for m in models:
         lines.append(diversity_row(m, summary["per_model"][m].get("diversity")))
     for title, label, field, keys in (
@@ -266,13 +272,30 @@ def render_markdown(summary: dict, *, samples_per_cell: int, title: str = "Polic
     return "\n".join(lines)
 
 
+DIVERSITY_LEGEND = (
+    "Per (seed, benchmark) cell: distinct workflows are different programs among its samples "
+    "(comments, formatting and docstrings ignored); distinct valid counts only programs that "
+    "ran without a failure, and \"not a seed\" those of them that are not a seed workflow "
+    "again. A copy and a broken sample both spend an evaluation and bring nothing new. Seed "
+    "copies: samples that are a seed workflow again. Beat best seed: valid samples whose "
+    "validation accuracy is above the best seed workflow's (same items).")
+DIVERSITY_HEADER = (
+    "| model | distinct workflows per cell (mean, min-max) | distinct valid (mean, min-max) "
+    "| valid, not a seed (mean) | seed copies | beat best seed |",
+    "| --- | --- | --- | --- | --- | --- |")
+
+
 def diversity_row(model: str, d: dict | None) -> str:
-    """One markdown table row of `diversity(...)` (n/a for old samples)."""
+    """One markdown table row of `diversity(...)` under DIVERSITY_HEADER (n/a for old
+    samples)."""
     if d is None:
-        return f"| {model} | n/a | n/a | n/a |"
+        return f"| {model} | n/a | n/a | n/a | n/a | n/a |"
+    valid = (f"{d['distinct_valid_mean']:.1f} ({d['distinct_valid_min']}-"
+             f"{d['distinct_valid_max']})" if "distinct_valid_mean" in d else "n/a")
+    new = f"{d['distinct_valid_new_mean']:.1f}" if "distinct_valid_new_mean" in d else "n/a"
     return (f"| {model} | {d['distinct_mean']:.1f} of {d['samples_per_cell']} "
-            f"({d['distinct_min']}-{d['distinct_max']}) | {d['seed_copies']} / {d['samples']} | "
-            f"{d['beat_best_seed']} / {d['samples']} |")
+            f"({d['distinct_min']}-{d['distinct_max']}) | {valid} | {new} | "
+            f"{d['seed_copies']} / {d['samples']} | {d['beat_best_seed']} / {d['samples']} |")
 
 
 def compare_figure(summary: dict):
