@@ -409,7 +409,7 @@ def train_steps(config: dict[str, Any], ctx: StepContext) -> None:
                    "loss": mean_loss, "ce": mean_ce, "action_tokens": int(tokens * world),
                    "lr": lr, "step_s": now - t_last}
             if reference is not None:
-                rec["kl"] = mean_kl
+                rec["kl"] = mean_kl = max(mean_kl, 0.0)  # >= 0; rounding gives -1e-9 at step 1
             t_last = now
             state["history"].append(rec)
             if rank == 0:
