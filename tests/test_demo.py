@@ -92,17 +92,21 @@ def test_the_report_shows_diversity_next_to_accuracy():
     from w4s_ray.demo import _compare_section
     from w4s_ray.rlao import policy_eval as pe
 
-    def s(model, bench, i, key, acc, beats):
-        return pe.Sample(model, bench, 0, i, True, acc, None, 0.0, code_key=key,
-                         is_seed_copy=key == "seed", beats_best_seed=beats)
+    def s(model, bench, i, key, acc, beats, valid=True):
+        return pe.Sample(model, bench, 0, i, valid, acc if valid else 0.0, None, 0.0,
+                         code_key=key, is_seed_copy=key == "seed", beats_best_seed=beats)
 
-    samples = [s("warm-start", "gsm8k", i, k, 0.5, False) for i, k in enumerate("aabc")]
+    # warm start: programs a, a, b, c of which c is broken
+    samples = [s("warm-start", "gsm8k", i, k, 0.5, False, valid=k != "c")
+               for i, k in enumerate("aabc")]
     samples += [s("trained", "gsm8k", i, "seed", 0.6, False) for i in range(4)]
     summary = pe.summarize(samples)
     summary["samples_per_cell"] = 4
     text = "\n".join(_compare_section(ExperimentConfig(benchmark="gsm_hard"), summary))
-    assert "| warm-start | 3.0 of 4 (3-3) | 0 / 4 | 0 / 4 |" in text
-    assert "| trained | 1.0 of 4 (1-1) | 4 / 4 | 0 / 4 |" in text  # collapsed onto a seed
+    assert "distinct valid counts only programs that ran without a failure" in text
+    assert "| warm-start | 3.0 of 4 (3-3) | 2.0 (2-2) | 2.0 | 0 / 4 | 0 / 4 |" in text
+    # collapsed onto a seed: one valid program, and it is not new
+    assert "| trained | 1.0 of 4 (1-1) | 1.0 (1-1) | 0.0 | 4 / 4 | 0 / 4 |" in text
 
 
 def test_missing_data_stops_the_demo_before_its_first_stage(tmp_path):

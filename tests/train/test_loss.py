@@ -281,7 +281,8 @@ def test_kl_term_keeps_the_trained_policy_nearer_the_base_and_more_spread(tiny_m
         return -(logp.exp() * logp).sum(-1).mean().item()
 
     def train(kl_coef):
-        model = copy.deepcopy(base).train()
+        # eval(): no dropout, so both runs take the same path but for the term
+        model = copy.deepcopy(base).eval()
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
         for _ in range(8):
             loss = rwr_loss(packed_label_logits, model, b, kl_coef, _frozen(base))[0]
@@ -289,12 +290,13 @@ def test_kl_term_keeps_the_trained_policy_nearer_the_base_and_more_spread(tiny_m
             loss.backward()
             opt.step()
         with torch.no_grad():
-            return packed_label_logits(model.eval(), b)
+            return packed_label_logits(model, b)
 
     with torch.no_grad():
         start = packed_label_logits(base, b)
-    plain, held = train(0.0), train(5.0)
-    assert kl_from_reference(held, start).mean() < 0.75 * kl_from_reference(plain, start).mean()
+    plain, held = train(0.0), train(20.0)
+    # measured: 0.23 against 0.62 (the fixture model is deterministic: seed 0, eval mode)
+    assert kl_from_reference(held, start).mean() < 0.5 * kl_from_reference(plain, start).mean()
     assert entropy(held) > entropy(plain)
     ce = torch.nn.functional.cross_entropy
     assert ce(held, b["tgt_tok"]) < ce(start, b["tgt_tok"])
