@@ -28,6 +28,7 @@ from w4s_ray.benchmarks import check_benchmarks, get_benchmark
 from w4s_ray.config import RLAOConfig
 from w4s_ray.errors import ConfigError
 from w4s_ray.rlao.loop import Episode, TaskSpec
+from w4s_ray.rlao.policy_eval import distinct_cells
 from w4s_ray.utils.io import atomic_write_json
 
 
@@ -185,10 +186,7 @@ def warm_vs_trained_table(summary: dict, samples: list[dict]) -> list[str]:
         valid, valid_se = _rate_stats(mine, lambda s: s["valid"])
         acc, acc_se = _acc_stats(mine)
         d = pm[m].get("diversity") or {}
-        distinct = (f"{d['distinct_mean']:.1f} of {d['samples_per_cell']} "
-                    f"({d['distinct_min']}-{d['distinct_max']})") if d else "n/a"
-        distinct_valid = (f"{d['distinct_valid_mean']:.1f} ({d['distinct_valid_min']}-"
-                          f"{d['distinct_valid_max']})") if d else "n/a"
+        distinct, distinct_valid = distinct_cells(d) if d else ("n/a", "n/a")
         beat = f"{d['beat_best_seed']} / {d['samples']}" if d else "n/a"
         lines.append(f"| {m} | {len(mine)} | {100 * parse:.1f} ± {100 * parse_se:.1f} | "
                      f"{100 * valid:.1f} ± {100 * valid_se:.1f} | "
